@@ -1,0 +1,144 @@
+//! `/api/v1/auth/*` and `/api/v1/me`.
+
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use emo_api_types::{Credentials, ErrorCode, LoginResponse, Role, User};
+
+use super::AppState;
+use crate::auth::{
+    burn_password_check, hash_password, new_token, validate_password, validate_username, verify_password,
+    AuthUser,
+};
+use crate::error::{AppError, AppResult};
+use crate::metrics::Metrics;
+use crate::store::{ms_to_datetime, now_ms, TokenRow, UserRow};
+
+/// Creates a user row (password hashed off the async runtime).
+pub async fn create_user_row(
+    state: &web::Data<AppState>,
+    username: &str,
+    password: &str,
+    role: Role,
+    display_name: Option<String>,
+) -> AppResult<UserRow> {
+    validate_username(username).map_err(AppError::invalid)?;
+    validate_password(password, state.config.auth.min_password_len).map_err(AppError::invalid)?;
+    let pw = password.to_string();
+    let hash = web::block(move || hash_password(&pw))
+        .await?
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let row = UserRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        username: username.to_string(),
+        display_name,
+        role: role.as_str().to_string(),
+        password_hash: hash,
+        disabled: false,
+        created_at: now_ms(),
+    };
+    let store = state.store.clone();
+    Ok(web::block(move || store.create_user(&row)).await??)
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = Credentials,
+    responses((status = 201, body = User), (status = 403, description = "registration_closed", body = emo_api_types::ApiError),
+        (status = 409, description = "username taken", body = emo_api_types::ApiError)))]
+pub async fn register(state: web::Data<AppState>, body: web::Json<Credentials>) -> AppResult<HttpResponse> {
+    if !state.config.auth.allow_register {
+        return Err(AppError::new(
+            ErrorCode::RegistrationClosed,
+            "self-registration is disabled; ask an admin for an account",
+        ));
+    }
+    let row = create_user_row(&state, body.username.trim(), &body.password, Role::Agent, None).await?;
+    tracing::info!(username = %row.username, "agent registered");
+    Ok(HttpResponse::Created().json(row.to_api()))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Credentials,
+    responses((status = 200, body = LoginResponse), (status = 401, description = "invalid_credentials", body = emo_api_types::ApiError),
+        (status = 429, description = "too_many_attempts", body = emo_api_types::ApiError)))]
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<Credentials>,
+) -> AppResult<HttpResponse> {
+    let cfg = &state.config.auth;
+    let username = body.username.trim().to_string();
+    let ip = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let keys = vec![format!("u:{username}"), format!("ip:{ip}")];
+    let window = Duration::from_secs(cfg.lockout_secs);
+    if let Err(retry_after) = state.throttle.check(&keys, cfg.max_failed_logins, window) {
+        Metrics::inc(&state.metrics.logins_throttled, 1);
+        return Err(AppError::Throttled { retry_after });
+    }
+    let store = state.store.clone();
+    let lookup = username.clone();
+    let password = body.password.clone();
+    let found = web::block(move || -> Result<Option<UserRow>, crate::store::StoreError> {
+        let user = store.user_by_name(&lookup)?;
+        match &user {
+            Some(u) if verify_password(&u.password_hash, &password) => Ok(user),
+            Some(_) => Ok(None),
+            None => {
+                burn_password_check(&password);
+                Ok(None)
+            }
+        }
+    })
+    .await??;
+    let Some(user) = found else {
+        state.throttle.record_failure(&keys);
+        Metrics::inc(&state.metrics.logins_failed, 1);
+        tracing::info!(%username, %ip, "failed login");
+        return Err(AppError::new(ErrorCode::InvalidCredentials, "wrong username or password"));
+    };
+    if user.disabled {
+        return Err(AppError::new(ErrorCode::AccountDisabled, "this account is disabled"));
+    }
+    state.throttle.reset(&keys[0]);
+    let (token, hash) = new_token();
+    let now = now_ms();
+    let expires_at = now + (cfg.token_ttl_hours as i64) * 3_600_000;
+    let row = TokenRow {
+        token_hash: hash,
+        user_id: user.id.clone(),
+        created_at: now,
+        expires_at,
+        revoked: false,
+    };
+    let store = state.store.clone();
+    web::block(move || store.insert_token(&row)).await??;
+    Metrics::inc(&state.metrics.logins_ok, 1);
+    Ok(HttpResponse::Ok().json(LoginResponse {
+        token,
+        expires_at: ms_to_datetime(expires_at),
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    responses((status = 204, description = "token revoked"), (status = 401, body = emo_api_types::ApiError)),
+    security(("bearer" = [])))]
+pub async fn logout(state: web::Data<AppState>, user: AuthUser) -> AppResult<HttpResponse> {
+    let store = state.store.clone();
+    let hash = user.token_hash.clone();
+    web::block(move || store.revoke_token(&hash)).await??;
+    state.tokens.forget(&user.token_hash);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth",
+    responses((status = 200, body = User), (status = 401, body = emo_api_types::ApiError)),
+    security(("bearer" = [])))]
+pub async fn me(state: web::Data<AppState>, user: AuthUser) -> AppResult<HttpResponse> {
+    let store = state.store.clone();
+    let id = user.id.to_string();
+    let row = web::block(move || store.user_by_id(&id))
+        .await??
+        .ok_or_else(|| AppError::unauthenticated("the account no longer exists"))?;
+    Ok(HttpResponse::Ok().json(row.to_api()))
+}

@@ -1,0 +1,49 @@
+//! `/healthz` (the process answers), `/readyz` (the database answers) and `/metrics`.
+
+use actix_web::{web, HttpResponse};
+use emo_api_types::{ApiError, Health};
+
+use super::AppState;
+
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        database: None,
+        pending_samples: None,
+    })
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Health), (status = 503, description = "storage_unavailable", body = ApiError)))]
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let store = state.store.clone();
+    let ok = matches!(web::block(move || store.ping()).await, Ok(Ok(())));
+    state
+        .metrics
+        .database_up
+        .store(ok as i64, std::sync::atomic::Ordering::Relaxed);
+    if ok {
+        HttpResponse::Ok().json(Health {
+            status: "ready".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            database: Some(state.store.backend_name().into()),
+            pending_samples: Some(state.writer.pending() as u64),
+        })
+    } else {
+        HttpResponse::ServiceUnavailable().json(ApiError {
+            error: "storage_unavailable".into(),
+            message: format!(
+                "the database is unreachable; {} samples are waiting in the spool",
+                state.writer.pending()
+            ),
+        })
+    }
+}
+
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}

@@ -1,0 +1,101 @@
+//! Live stream of a session's estimates as server-sent events (`GET /api/v1/sessions/{id}/live`).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use actix_web::web::Bytes;
+use actix_web::{web, HttpResponse};
+use emo_api_types::{LiveEvent, SessionStatus};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use super::{audit, AppState};
+use crate::auth::AuthUser;
+use crate::error::{AppError, AppResult};
+use crate::store::parse_uuid;
+
+/// One broadcast channel per session with listeners. Slow listeners skip events rather than
+/// slowing the pipeline.
+#[derive(Default)]
+pub struct LiveBus {
+    channels: Mutex<HashMap<Uuid, broadcast::Sender<LiveEvent>>>,
+}
+
+impl LiveBus {
+    pub fn subscribe(&self, id: Uuid) -> broadcast::Receiver<LiveEvent> {
+        let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(id)
+            .or_insert_with(|| broadcast::channel(256).0)
+            .subscribe()
+    }
+
+    pub fn publish(&self, id: Uuid, event: LiveEvent) {
+        let map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = map.get(&id) {
+            let _ = tx.send(event);
+        }
+    }
+
+    pub fn close(&self, id: Uuid) {
+        self.channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+}
+
+fn sse(event: &LiveEvent) -> Bytes {
+    Bytes::from(format!(
+        "data: {}\n\n",
+        serde_json::to_string(event).unwrap_or_default()
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/sessions/{id}/live", tag = "sessions", params(("id" = Uuid, Path)),
+    responses((status = 200, description = "text/event-stream of LiveEvent JSON objects", body = LiveEvent)),
+    security(("bearer" = [])))]
+pub async fn stream(state: web::Data<AppState>, user: AuthUser, path: web::Path<String>) -> AppResult<HttpResponse> {
+    let id = Uuid::parse_str(&path).map_err(|_| AppError::not_found("session"))?;
+    let store = state.store.clone();
+    let (row, owner) = web::block(move || store.session(&id.to_string()))
+        .await??
+        .ok_or_else(|| AppError::not_found("session"))?;
+    if parse_uuid(&row.user_id) != user.id {
+        if !user.is_admin() {
+            return Err(AppError::not_found("session"));
+        }
+        audit::record(&state, &user, "read.live", Some(owner), format!("session={id}")).await?;
+    }
+    let rx = state.live.subscribe(id);
+    let already_over = row.status() != SessionStatus::Running;
+    let initial = if already_over {
+        vec![Ok::<_, actix_web::Error>(sse(&LiveEvent::Stopped { session_id: id }))]
+    } else {
+        vec![Ok(Bytes::from_static(b": connected\n\n"))]
+    };
+    let head = futures_util::stream::iter(initial);
+    let events = futures_util::stream::unfold((rx, already_over), move |(mut rx, done)| async move {
+        if done {
+            return None;
+        }
+        loop {
+            match tokio::time::timeout(Duration::from_secs(15), rx.recv()).await {
+                Ok(Ok(ev)) => {
+                    let stop = matches!(ev, LiveEvent::Stopped { .. });
+                    return Some((Ok(sse(&ev)), (rx, stop)));
+                }
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+                Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+                // Keep-alive comment so proxies and clients see the stream is alive.
+                Err(_) => return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), (rx, false))),
+            }
+        }
+    });
+    use futures_util::StreamExt;
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(head.chain(events)))
+}

@@ -1,0 +1,126 @@
+//! `/api/v1/users` (admin only).
+
+use actix_web::{web, HttpResponse};
+use emo_api_types::{CreateUser, UpdateUser, User};
+
+use super::{audit, AppState};
+use crate::auth::{hash_password, validate_password, AuthUser};
+use crate::error::{AppError, AppResult};
+use crate::store::users::UserChanges;
+use crate::store::{parse_uuid, UserRow};
+
+#[utoipa::path(get, path = "/api/v1/users", tag = "users",
+    responses((status = 200, body = Vec<User>), (status = 403, body = emo_api_types::ApiError)),
+    security(("bearer" = [])))]
+pub async fn list(state: web::Data<AppState>, user: AuthUser) -> AppResult<HttpResponse> {
+    user.require_admin()?;
+    let store = state.store.clone();
+    let rows = web::block(move || store.list_users()).await??;
+    let users: Vec<User> = rows.iter().map(UserRow::to_api).collect();
+    Ok(HttpResponse::Ok().json(users))
+}
+
+#[utoipa::path(get, path = "/api/v1/users/{username}", tag = "users",
+    params(("username" = String, Path)),
+    responses((status = 200, body = User), (status = 404, body = emo_api_types::ApiError)),
+    security(("bearer" = [])))]
+pub async fn get(state: web::Data<AppState>, user: AuthUser, path: web::Path<String>) -> AppResult<HttpResponse> {
+    user.require_admin()?;
+    let name = path.into_inner();
+    let store = state.store.clone();
+    let row = web::block(move || store.user_by_name(&name))
+        .await??
+        .ok_or_else(|| AppError::not_found("user"))?;
+    Ok(HttpResponse::Ok().json(row.to_api()))
+}
+
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser,
+    responses((status = 201, body = User), (status = 409, body = emo_api_types::ApiError), (status = 403, body = emo_api_types::ApiError)),
+    security(("bearer" = [])))]
+pub async fn create(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<CreateUser>,
+) -> AppResult<HttpResponse> {
+    user.require_admin()?;
+    let body = body.into_inner();
+    let row = super::auth::create_user_row(
+        &state,
+        body.username.trim(),
+        &body.password,
+        body.role,
+        body.display_name,
+    )
+    .await?;
+    audit::record(
+        &state,
+        &user,
+        "user.create",
+        Some(row.username.clone()),
+        format!("role={}", row.role),
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(row.to_api()))
+}
+
+#[utoipa::path(patch, path = "/api/v1/users/{username}", tag = "users", request_body = UpdateUser,
+    params(("username" = String, Path)),
+    responses((status = 200, body = User), (status = 404, body = emo_api_types::ApiError)),
+    security(("bearer" = [])))]
+pub async fn update(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: web::Json<UpdateUser>,
+) -> AppResult<HttpResponse> {
+    user.require_admin()?;
+    let name = path.into_inner();
+    let body = body.into_inner();
+    if name == user.username && body.disabled == Some(true) {
+        return Err(AppError::invalid("admins cannot disable their own account"));
+    }
+    let password_hash = match &body.password {
+        Some(pw) => {
+            validate_password(pw, state.config.auth.min_password_len).map_err(AppError::invalid)?;
+            let pw = pw.clone();
+            Some(
+                web::block(move || hash_password(&pw))
+                    .await?
+                    .map_err(|e| AppError::Internal(e.to_string()))?,
+            )
+        }
+        None => None,
+    };
+    let changes = UserChanges {
+        display_name: body.display_name.clone().map(Some),
+        role: body.role.map(|r| r.as_str().to_string()),
+        password_hash,
+        disabled: body.disabled,
+    };
+    let store = state.store.clone();
+    let lookup = name.clone();
+    let target = web::block(move || store.user_by_name(&lookup))
+        .await??
+        .ok_or_else(|| AppError::not_found("user"))?;
+    let store = state.store.clone();
+    let id = target.id.clone();
+    let updated = web::block(move || store.update_user(&id, &changes)).await??;
+    if body.disabled == Some(true) || body.password.is_some() {
+        state.tokens.forget_user(parse_uuid(&updated.id));
+    }
+    let mut what = Vec::new();
+    if let Some(d) = body.disabled {
+        what.push(format!("disabled={d}"));
+    }
+    if let Some(r) = body.role {
+        what.push(format!("role={r}"));
+    }
+    if body.password.is_some() {
+        what.push("password".to_string());
+    }
+    if body.display_name.is_some() {
+        what.push("display_name".to_string());
+    }
+    audit::record(&state, &user, "user.update", Some(name), what.join(",")).await?;
+    Ok(HttpResponse::Ok().json(updated.to_api()))
+}

@@ -1,0 +1,67 @@
+//! Command line: one file per subcommand.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+pub mod config_cmd;
+pub mod migrate;
+pub mod serve;
+pub mod user;
+
+/// emod: the EMO daemon. Estimates facial and vocal expressions with the agent's consent,
+/// stores only per-window estimates (never images or audio), and serves them over a REST API.
+#[derive(Debug, Parser)]
+#[command(name = "emod", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file (TOML). Default: $XDG_CONFIG_HOME/emo/emod.toml if it exists.
+    /// EMO_* environment variables override it.
+    #[arg(long, global = true, value_name = "FILE", env = "EMO_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: REST API on --listen (default 127.0.0.1:7878), storage, buffered writer.
+    Serve(serve::Args),
+    /// Apply pending database migrations and exit (serve also migrates at start).
+    Migrate(migrate::Args),
+    /// Manage users: add, list, disable, enable, passwd.
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Show configuration: print-default (commented defaults) or show (effective settings).
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = || Config::load(cli.config.as_deref());
+    match cli.command {
+        Command::Serve(args) => serve::run(args, config()?),
+        Command::Migrate(args) => migrate::run(args, &config()?),
+        Command::User(cmd) => user::run(cmd, &config()?),
+        Command::Config(cmd) => config_cmd::run(cmd, cli.config.as_deref()),
+    }
+}
+
+/// Logs go to stderr, as text or JSON; `RUST_LOG` overrides the configured level.
+pub fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if config.log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

@@ -1,0 +1,24 @@
+//! `emod serve`
+
+use std::process::ExitCode;
+
+use crate::config::Config;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on (overrides server.listen / EMO_LISTEN).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
+pub fn run(args: Args, mut config: Config) -> anyhow::Result<ExitCode> {
+    if let Some(listen) = args.listen {
+        if listen.parse::<std::net::SocketAddr>().is_err() {
+            anyhow::bail!("--listen `{listen}` is not an address like 127.0.0.1:7878");
+        }
+        config.server.listen = listen;
+    }
+    super::init_logging(&config);
+    actix_web::rt::System::new().block_on(crate::api::serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}

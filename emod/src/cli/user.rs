@@ -1,0 +1,143 @@
+//! `emod user add|list|disable|enable|passwd`: user administration straight on the database
+//! (works before any admin exists, and while the daemon is stopped).
+
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use emo_api_types::Role;
+
+use crate::auth::{hash_password, validate_password, validate_username};
+use crate::config::Config;
+use crate::store::users::UserChanges;
+use crate::store::{now_ms, Store, UserRow};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum UserCommand {
+    /// Create a user. The password is asked for twice, or read from stdin with --password-stdin.
+    Add {
+        username: String,
+        /// agent or admin
+        #[arg(long, default_value = "agent")]
+        role: Role,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Read the password from the first line of standard input (for scripts).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable a user: their tokens are revoked and they can no longer log in.
+    Disable { username: String },
+    /// Re-enable a disabled user.
+    Enable { username: String },
+    /// Set a new password (revokes the user's tokens).
+    Passwd {
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+fn read_password(from_stdin: bool, min_len: usize) -> anyhow::Result<String> {
+    let pw = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
+        line.trim_end_matches(['\n', '\r']).to_string()
+    } else {
+        if !std::io::stdin().is_terminal() {
+            bail!("no terminal to ask for a password: use --password-stdin");
+        }
+        let a = rpassword::prompt_password("Password: ")?;
+        let b = rpassword::prompt_password("Repeat password: ")?;
+        if a != b {
+            bail!("the passwords differ");
+        }
+        a
+    };
+    validate_password(&pw, min_len).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(pw)
+}
+
+fn find(store: &Store, name: &str) -> anyhow::Result<UserRow> {
+    store
+        .user_by_name(name)?
+        .with_context(|| format!("no user named `{name}`"))
+}
+
+pub fn run(cmd: UserCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    let store = Store::open(config)?;
+    store.migrate()?;
+    let min = config.auth.min_password_len;
+    match cmd {
+        UserCommand::Add {
+            username,
+            role,
+            display_name,
+            password_stdin,
+        } => {
+            validate_username(&username).map_err(|e| anyhow::anyhow!(e))?;
+            if store.user_by_name(&username)?.is_some() {
+                bail!("username `{username}` is taken");
+            }
+            let pw = read_password(password_stdin, min)?;
+            let row = UserRow {
+                id: uuid::Uuid::now_v7().to_string(),
+                username: username.clone(),
+                display_name,
+                role: role.as_str().into(),
+                password_hash: hash_password(&pw)?,
+                disabled: false,
+                created_at: now_ms(),
+            };
+            store.create_user(&row)?;
+            println!("created {role} `{username}`");
+        }
+        UserCommand::List { json } => {
+            let users: Vec<_> = store.list_users()?.iter().map(UserRow::to_api).collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&users)?);
+            } else {
+                println!("{:<24} {:<6} {:<9} {:<20} CREATED", "USERNAME", "ROLE", "STATE", "DISPLAY NAME");
+                for u in users {
+                    println!(
+                        "{:<24} {:<6} {:<9} {:<20} {}",
+                        u.username,
+                        u.role,
+                        if u.disabled { "disabled" } else { "active" },
+                        u.display_name.unwrap_or_default(),
+                        u.created_at.format("%Y-%m-%d %H:%M")
+                    );
+                }
+            }
+        }
+        UserCommand::Disable { username } => {
+            let u = find(&store, &username)?;
+            store.update_user(&u.id, &UserChanges { disabled: Some(true), ..Default::default() })?;
+            println!("disabled `{username}` and revoked their tokens");
+        }
+        UserCommand::Enable { username } => {
+            let u = find(&store, &username)?;
+            store.update_user(&u.id, &UserChanges { disabled: Some(false), ..Default::default() })?;
+            println!("enabled `{username}`");
+        }
+        UserCommand::Passwd { username, password_stdin } => {
+            let u = find(&store, &username)?;
+            let pw = read_password(password_stdin, min)?;
+            store.update_user(
+                &u.id,
+                &UserChanges { password_hash: Some(hash_password(&pw)?), ..Default::default() },
+            )?;
+            println!("password of `{username}` changed; their tokens are revoked");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

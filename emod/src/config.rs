@@ -1,0 +1,444 @@
+//! Daemon configuration: documented defaults, an optional TOML file, then `EMO_*` environment
+//! overrides (highest precedence), so a systemd unit, a container and a developer shell can each
+//! configure the daemon the way that suits them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub writer: WriterConfig,
+    pub privacy: PrivacyConfig,
+    pub log: LogConfig,
+    pub models: ModelsConfig,
+    pub onnxruntime: OnnxRuntimeConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the HTTP API listens on.
+    pub listen: String,
+    /// Largest accepted JSON body, in bytes.
+    pub json_limit_bytes: usize,
+    /// Largest accepted upload (`/api/v1/analyze`), in bytes.
+    pub upload_limit_bytes: usize,
+    /// HTTP worker threads (0 = number of CPUs).
+    pub workers: usize,
+    /// Name of this daemon in the shared database (default: host name). On start it marks its
+    /// own sessions left `running` by a crash as `interrupted`.
+    pub node_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://…` to use PostgreSQL; empty = embedded SQLite.
+    pub url: String,
+    /// SQLite file; empty = `$XDG_DATA_HOME/emo/emo.sqlite3`.
+    pub sqlite_path: String,
+    /// Connections in the pool.
+    pub pool_size: u32,
+    /// Seconds to wait for a connection before reporting the database unreachable.
+    pub connect_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Let agents create their own account with `POST /api/v1/auth/register`.
+    pub allow_register: bool,
+    /// Lifetime of a login token, in hours.
+    pub token_ttl_hours: u64,
+    /// Failed logins (per username and per client address) before further attempts are refused.
+    pub max_failed_logins: u32,
+    /// How long, in seconds, failures are remembered and a locked-out login stays refused.
+    pub lockout_secs: u64,
+    /// How long a verified token is trusted without asking the database again (also how long
+    /// it keeps working while the database is down).
+    pub token_cache_secs: u64,
+    /// Minimum password length.
+    pub min_password_len: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WriterConfig {
+    /// Samples per INSERT batch.
+    pub batch_size: usize,
+    /// Longest time, in milliseconds, a sample waits before being written.
+    pub flush_interval_ms: u64,
+    /// Samples kept in memory while the database is unreachable; past this the API answers
+    /// 503 `storage_unavailable` instead of dropping data.
+    pub spool_capacity: usize,
+    /// Where samples still unwritten at shutdown are saved (replayed at the next start);
+    /// empty = `spool/` in the data directory.
+    pub spool_dir: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// Sessions and samples older than this many days are deleted (0 = keep forever).
+    pub retention_days: u32,
+    /// Record admin reads of other users' data in the audit log.
+    pub audit_admin_reads: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// tracing filter, e.g. `info` or `emod=debug,actix_web=info` (`RUST_LOG` also works).
+    pub level: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelsConfig {
+    /// Directory holding `manifest.toml` and the `.onnx` files; empty = search the usual places.
+    pub dir: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OnnxRuntimeConfig {
+    /// Path to `libonnxruntime.so`; empty = `ORT_DYLIB_PATH`, then the install location.
+    pub library: String,
+    /// `cpu` or `cuda` (falls back to CPU with a warning when CUDA is unavailable).
+    pub execution_provider: String,
+    /// Threads per inference session (0 = let ONNX Runtime decide).
+    pub intra_threads: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:7878".into(),
+            json_limit_bytes: 4 * 1024 * 1024,
+            upload_limit_bytes: 64 * 1024 * 1024,
+            workers: 0,
+            node_name: String::new(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: String::new(),
+            sqlite_path: String::new(),
+            pool_size: 8,
+            connect_timeout_secs: 5,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            allow_register: true,
+            token_ttl_hours: 12,
+            max_failed_logins: 5,
+            lockout_secs: 300,
+            token_cache_secs: 30,
+            min_password_len: 8,
+        }
+    }
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            batch_size: 2000,
+            flush_interval_ms: 250,
+            spool_capacity: 1_000_000,
+            spool_dir: String::new(),
+        }
+    }
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig {
+            retention_days: 90,
+            audit_admin_reads: true,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for OnnxRuntimeConfig {
+    fn default() -> Self {
+        OnnxRuntimeConfig {
+            library: String::new(),
+            execution_provider: "cpu".into(),
+            intra_threads: 1,
+        }
+    }
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        ModelsConfig { dir: String::new() }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            auth: AuthConfig::default(),
+            writer: WriterConfig::default(),
+            privacy: PrivacyConfig::default(),
+            log: LogConfig::default(),
+            models: ModelsConfig::default(),
+            onnxruntime: OnnxRuntimeConfig::default(),
+        }
+    }
+}
+
+/// Short aliases kept for convenience; every key also has the long form `EMO_<SECTION>_<KEY>`.
+const ENV_ALIASES: &[(&str, &str, &str)] = &[
+    ("EMO_LISTEN", "server", "listen"),
+    ("EMO_DATABASE_URL", "database", "url"),
+    ("EMO_SQLITE_PATH", "database", "sqlite_path"),
+    ("EMO_ALLOW_REGISTER", "auth", "allow_register"),
+    ("EMO_MODELS_DIR", "models", "dir"),
+    ("EMO_LOG", "log", "level"),
+];
+
+/// The commented default configuration printed by `emod config print-default`.
+pub const DEFAULT_TOML: &str = include_str!("default_config.toml");
+
+impl Config {
+    /// Defaults ← file (if any) ← environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_with_env(file, &env)
+    }
+
+    pub fn load_with_env(file: Option<&Path>, env: &[(String, String)]) -> anyhow::Result<Config> {
+        let mut value = toml::Value::try_from(Config::default())?;
+        let path = match file {
+            Some(p) => Some(p.to_path_buf()),
+            None => default_config_path().filter(|p| p.exists()),
+        };
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            let file_value: toml::Value = toml::from_str(&text)
+                .with_context(|| format!("config file {} is not valid TOML", path.display()))?;
+            // Validate the file alone first so unknown keys are reported with the file name.
+            let _: Config = file_value
+                .clone()
+                .try_into()
+                .with_context(|| format!("config file {} has an invalid setting", path.display()))?;
+            merge(&mut value, file_value);
+        }
+        apply_env(&mut value, env)?;
+        let cfg: Config = value.try_into().context("invalid configuration")?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            bail!(
+                "server.listen `{}` is not an address like 127.0.0.1:7878",
+                self.server.listen
+            );
+        }
+        if !self.database.url.is_empty()
+            && !self.database.url.starts_with("postgres://")
+            && !self.database.url.starts_with("postgresql://")
+        {
+            bail!("database.url must start with postgres:// (leave it empty for the embedded SQLite)");
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            bail!("log.format must be `text` or `json`");
+        }
+        if self.writer.batch_size == 0 || self.writer.spool_capacity == 0 {
+            bail!("writer.batch_size and writer.spool_capacity must be positive");
+        }
+        if self.database.pool_size == 0 {
+            bail!("database.pool_size must be positive");
+        }
+        Ok(())
+    }
+
+    /// Where unwritten samples are saved at shutdown.
+    pub fn spool_dir(&self) -> anyhow::Result<PathBuf> {
+        if !self.writer.spool_dir.is_empty() {
+            return Ok(PathBuf::from(&self.writer.spool_dir));
+        }
+        if !self.database.sqlite_path.is_empty() && self.database.url.is_empty() {
+            let p = PathBuf::from(&self.database.sqlite_path);
+            return Ok(p.parent().unwrap_or(Path::new(".")).join("spool"));
+        }
+        let dirs = project_dirs().context("cannot determine a data directory (set writer.spool_dir)")?;
+        Ok(dirs.data_dir().join("spool"))
+    }
+
+    /// This daemon's name in `sessions.node`: the host name unless configured.
+    pub fn node_name(&self) -> String {
+        if !self.server.node_name.is_empty() {
+            return self.server.node_name.clone();
+        }
+        std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "emod".into())
+    }
+
+    /// The SQLite file used when no PostgreSQL URL is configured.
+    pub fn sqlite_path(&self) -> anyhow::Result<PathBuf> {
+        if !self.database.sqlite_path.is_empty() {
+            return Ok(PathBuf::from(&self.database.sqlite_path));
+        }
+        let dirs = project_dirs().context(
+            "cannot determine a data directory (set HOME, XDG_DATA_HOME or database.sqlite_path)",
+        )?;
+        Ok(dirs.data_dir().join("emo.sqlite3"))
+    }
+}
+
+fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("", "", "emo")
+}
+
+/// `$XDG_CONFIG_HOME/emo/emod.toml`.
+pub fn default_config_path() -> Option<PathBuf> {
+    project_dirs().map(|d| d.config_dir().join("emod.toml"))
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+fn apply_env(value: &mut toml::Value, env: &[(String, String)]) -> anyhow::Result<()> {
+    let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let toml::Value::Table(sections) = value else {
+        return Ok(());
+    };
+    for (section, table) in sections.iter_mut() {
+        let toml::Value::Table(keys) = table else {
+            continue;
+        };
+        for (key, slot) in keys.iter_mut() {
+            let long = format!("EMO_{}_{}", section.to_uppercase(), key.to_uppercase());
+            let alias = ENV_ALIASES
+                .iter()
+                .find(|(_, s, k)| s == section && k == key)
+                .and_then(|(name, _, _)| lookup(name).map(|v| (name.to_string(), v)));
+            let found = lookup(&long).map(|v| (long.clone(), v)).or(alias);
+            if let Some((name, raw)) = found {
+                *slot = parse_like(slot, &raw)
+                    .with_context(|| format!("environment variable {name}=`{raw}`"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_like(current: &toml::Value, raw: &str) -> anyhow::Result<toml::Value> {
+    Ok(match current {
+        toml::Value::String(_) => toml::Value::String(raw.to_string()),
+        toml::Value::Integer(_) => toml::Value::Integer(raw.trim().parse().context("expected an integer")?),
+        toml::Value::Float(_) => toml::Value::Float(raw.trim().parse().context("expected a number")?),
+        toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => true,
+            "0" | "false" | "no" | "off" => false,
+            _ => bail!("expected true or false"),
+        }),
+        other => bail!("cannot set a {} from the environment", other.type_str()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn printed_default_equals_builtin_default() {
+        let parsed: Config = toml::from_str(DEFAULT_TOML).unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn file_then_env_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:9000\"\n[auth]\nallow_register = false\n").unwrap();
+        let cfg = Config::load_with_env(Some(&path), &env(&[])).unwrap();
+        assert_eq!(cfg.server.listen, "127.0.0.1:9000");
+        assert!(!cfg.auth.allow_register);
+        let cfg = Config::load_with_env(
+            Some(&path),
+            &env(&[("EMO_LISTEN", "0.0.0.0:1234"), ("EMO_WRITER_SPOOL_CAPACITY", "17")]),
+        )
+        .unwrap();
+        assert_eq!(cfg.server.listen, "0.0.0.0:1234");
+        assert_eq!(cfg.writer.spool_capacity, 17);
+        // The long form wins over the alias.
+        let cfg = Config::load_with_env(
+            Some(&path),
+            &env(&[("EMO_LISTEN", "0.0.0.0:1"), ("EMO_SERVER_LISTEN", "0.0.0.0:2")]),
+        )
+        .unwrap();
+        assert_eq!(cfg.server.listen, "0.0.0.0:2");
+    }
+
+    #[test]
+    fn bad_settings_name_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[server]\nlistne = \"x\"\n").unwrap();
+        let err = format!("{:#}", Config::load_with_env(Some(&path), &env(&[])).unwrap_err());
+        assert!(err.contains("c.toml") && err.contains("listne"), "{err}");
+        let err = format!(
+            "{:#}",
+            Config::load_with_env(None, &env(&[("EMO_WRITER_BATCH_SIZE", "many")])).unwrap_err()
+        );
+        assert!(err.contains("EMO_WRITER_BATCH_SIZE"), "{err}");
+        let err = format!(
+            "{:#}",
+            Config::load_with_env(None, &env(&[("EMO_DATABASE_URL", "mysql://x")])).unwrap_err()
+        );
+        assert!(err.contains("postgres://"), "{err}");
+    }
+}

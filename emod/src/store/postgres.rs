@@ -1,0 +1,48 @@
+//! PostgreSQL backend: pool set-up. Many daemons can share one database.
+
+use anyhow::Context;
+use diesel::r2d2::{ConnectionManager, Pool};
+use diesel::PgConnection;
+
+use super::{Db, Store, StoreOptions};
+
+pub fn open(url: &str, opts: &StoreOptions) -> anyhow::Result<Store> {
+    let manager = ConnectionManager::<PgConnection>::new(url);
+    let pool = Pool::builder()
+        .max_size(opts.pool_size)
+        .min_idle(Some(0))
+        .connection_timeout(opts.connect_timeout)
+        .test_on_check_out(true)
+        .build_unchecked(manager);
+    let describe = redact(url);
+    pool.get()
+        .with_context(|| format!("cannot connect to PostgreSQL at {describe}"))?;
+    Ok(Store {
+        db: Db::Pg(pool),
+        describe,
+    })
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &creds[..colon], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_password_only() {
+        assert_eq!(super::redact("postgres://u:pw@h:5432/d"), "postgres://u:***@h:5432/d");
+        assert_eq!(super::redact("postgres://u@h/d"), "postgres://u@h/d");
+        assert_eq!(super::redact("postgres:///d"), "postgres:///d");
+    }
+}

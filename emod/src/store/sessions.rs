@@ -1,0 +1,346 @@
+//! Sessions, sample ingest (batched, idempotent, with the hourly roll-up) and summaries.
+
+use std::collections::{BTreeMap, HashMap};
+
+use diesel::dsl::{count_star, sql};
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use diesel::upsert::excluded;
+use emo_api_types::{Emotion, Modality, SessionStatus, SessionSummary};
+
+use super::rows::{emotion_code, emotion_from_code, modality_from_code};
+use super::schema::{sample_counts_hourly, samples, sessions, users};
+use super::{SampleRow, SessionRow, Store, StoreError, StoreResult};
+use crate::with_conn;
+
+/// Rows per INSERT statement: 14 bound columns each keeps a statement under SQLite's 32,766
+/// and PostgreSQL's 65,535 parameter limits.
+pub const INSERT_CHUNK: usize = 2000;
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Session list filters, already resolved to ids and epoch milliseconds.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    pub user_id: Option<String>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    pub dominant: Option<i16>,
+    pub status: Option<SessionStatus>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl Store {
+    pub fn insert_session(&self, row: &SessionRow) -> StoreResult<()> {
+        with_conn!(self, |c| {
+            diesel::insert_into(sessions::table).values(row).execute(c)?;
+            Ok(())
+        })
+    }
+
+    /// The session and its owner's username.
+    pub fn session(&self, id: &str) -> StoreResult<Option<(SessionRow, String)>> {
+        with_conn!(self, |c| {
+            Ok(sessions::table
+                .inner_join(users::table)
+                .filter(sessions::id.eq(id))
+                .select((SessionRow::as_select(), users::username))
+                .first(c)
+                .optional()?)
+        })
+    }
+
+    pub fn list_sessions(&self, f: &SessionFilter) -> StoreResult<(Vec<(SessionRow, String)>, i64)> {
+        macro_rules! filtered {
+            () => {{
+                let mut q = sessions::table.inner_join(users::table).into_boxed();
+                if let Some(u) = &f.user_id {
+                    q = q.filter(sessions::user_id.eq(u.clone()));
+                }
+                if let Some(from) = f.from_ms {
+                    q = q.filter(sessions::started_at.ge(from));
+                }
+                if let Some(to) = f.to_ms {
+                    q = q.filter(sessions::started_at.lt(to));
+                }
+                if let Some(d) = f.dominant {
+                    q = q.filter(sessions::dominant.eq(d));
+                }
+                if let Some(s) = f.status {
+                    q = q.filter(sessions::status.eq(s.as_str()));
+                }
+                q
+            }};
+        }
+        with_conn!(self, |c| {
+            let total: i64 = filtered!().count().get_result(c)?;
+            let rows = filtered!()
+                .order((sessions::started_at.desc(), sessions::id.desc()))
+                .limit(f.limit)
+                .offset(f.offset)
+                .select((SessionRow::as_select(), users::username))
+                .load(c)?;
+            Ok((rows, total))
+        })
+    }
+
+    /// Marks a running session finished with its summary. Returns false if it was not running.
+    pub fn finish_session(
+        &self,
+        id: &str,
+        status: SessionStatus,
+        ended_at: i64,
+        summary: &SessionSummary,
+    ) -> StoreResult<bool> {
+        let json = serde_json::to_string(summary).map_err(|e| StoreError::Other(e.to_string()))?;
+        let dominant = summary.dominant.map(emotion_code);
+        with_conn!(self, |c| {
+            let n = diesel::update(
+                sessions::table
+                    .filter(sessions::id.eq(id))
+                    .filter(sessions::status.eq(SessionStatus::Running.as_str())),
+            )
+            .set((
+                sessions::status.eq(status.as_str()),
+                sessions::ended_at.eq(Some(ended_at)),
+                sessions::summary.eq(Some(json)),
+                sessions::dominant.eq(dominant),
+            ))
+            .execute(c)?;
+            Ok(n == 1)
+        })
+    }
+
+    /// Sessions of `node` still marked running (left over by a crash).
+    pub fn running_sessions_of_node(&self, node: &str) -> StoreResult<Vec<SessionRow>> {
+        with_conn!(self, |c| {
+            Ok(sessions::table
+                .filter(sessions::node.eq(node))
+                .filter(sessions::status.eq(SessionStatus::Running.as_str()))
+                .select(SessionRow::as_select())
+                .load(c)?)
+        })
+    }
+
+    /// Inserts samples in multi-row statements inside one transaction and keeps the hourly
+    /// roll-up in step. Rows already stored (same session, modality and time) are skipped, so
+    /// replaying a batch after an ambiguous failure cannot double-count. Returns rows inserted.
+    pub fn insert_samples(&self, rows: &[SampleRow]) -> StoreResult<usize> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        with_conn!(self, |c| {
+            c.transaction::<_, StoreError, _>(|c| {
+                let mut inserted = 0usize;
+                let mut rollup: HashMap<(String, i64, i16, i16), i64> = HashMap::new();
+                for chunk in rows.chunks(INSERT_CHUNK) {
+                    let new: Vec<(String, i64, i16, i16)> = diesel::insert_into(samples::table)
+                        .values(chunk)
+                        .on_conflict_do_nothing()
+                        .returning((samples::user_id, samples::t, samples::modality, samples::emotion))
+                        .get_results(c)?;
+                    inserted += new.len();
+                    for (user, t, m, e) in new {
+                        *rollup.entry((user, t - t.rem_euclid(HOUR_MS), m, e)).or_default() += 1;
+                    }
+                }
+                for ((user, hour, m, e), n) in rollup {
+                    diesel::insert_into(sample_counts_hourly::table)
+                        .values((
+                            sample_counts_hourly::user_id.eq(user),
+                            sample_counts_hourly::hour.eq(hour),
+                            sample_counts_hourly::modality.eq(m),
+                            sample_counts_hourly::emotion.eq(e),
+                            sample_counts_hourly::n.eq(n),
+                        ))
+                        .on_conflict((
+                            sample_counts_hourly::user_id,
+                            sample_counts_hourly::hour,
+                            sample_counts_hourly::modality,
+                            sample_counts_hourly::emotion,
+                        ))
+                        .do_update()
+                        .set(sample_counts_hourly::n.eq(sample_counts_hourly::n + excluded(sample_counts_hourly::n)))
+                        .execute(c)?;
+                }
+                Ok(inserted)
+            })
+        })
+    }
+
+    pub fn list_samples(
+        &self,
+        session_id: &str,
+        modality: Option<i16>,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<SampleRow>, i64)> {
+        macro_rules! filtered {
+            () => {{
+                let mut q = samples::table
+                    .filter(samples::session_id.eq(session_id))
+                    .into_boxed();
+                if let Some(m) = modality {
+                    q = q.filter(samples::modality.eq(m));
+                }
+                q
+            }};
+        }
+        with_conn!(self, |c| {
+            let total: i64 = filtered!().count().get_result(c)?;
+            let rows = filtered!()
+                .order((samples::t.asc(), samples::modality.asc()))
+                .limit(limit)
+                .offset(offset)
+                .select(SampleRow::as_select())
+                .load(c)?;
+            Ok((rows, total))
+        })
+    }
+
+    pub fn last_sample_t(&self, session_id: &str) -> StoreResult<Option<i64>> {
+        with_conn!(self, |c| {
+            Ok(samples::table
+                .filter(samples::session_id.eq(session_id))
+                .select(diesel::dsl::max(samples::t))
+                .first(c)?)
+        })
+    }
+
+    pub fn count_samples(&self, session_id: Option<&str>) -> StoreResult<i64> {
+        with_conn!(self, |c| {
+            let n = match session_id {
+                Some(id) => samples::table
+                    .filter(samples::session_id.eq(id))
+                    .count()
+                    .get_result(c)?,
+                None => samples::table.count().get_result(c)?,
+            };
+            Ok(n)
+        })
+    }
+
+    /// Aggregates a session's samples: distribution (fused estimates when there are any, else
+    /// face, else voice), dominant emotion, per-modality counts and second-level coverage.
+    pub fn compute_summary(&self, session_id: &str, started_at: i64, ended_at: i64) -> StoreResult<SessionSummary> {
+        let (groups, seconds): (Vec<(i16, i16, i64, Option<f64>)>, Vec<(i16, i64)>) =
+            with_conn!(self, |c| {
+                let groups = samples::table
+                    .filter(samples::session_id.eq(session_id))
+                    .group_by((samples::modality, samples::emotion))
+                    .select((
+                        samples::modality,
+                        samples::emotion,
+                        count_star(),
+                        sql::<diesel::sql_types::Nullable<diesel::sql_types::Double>>(
+                            "CAST(SUM(confidence) AS DOUBLE PRECISION)",
+                        ),
+                    ))
+                    .load::<(i16, i16, i64, Option<f64>)>(c)?;
+                let seconds = samples::table
+                    .filter(samples::session_id.eq(session_id))
+                    .group_by(samples::modality)
+                    .select((
+                        samples::modality,
+                        sql::<BigInt>("COUNT(DISTINCT t / 1000)"),
+                    ))
+                    .load::<(i16, i64)>(c)?;
+                Ok::<_, StoreError>((groups, seconds))
+            })?;
+        Ok(summarize(&groups, &seconds, started_at, ended_at))
+    }
+}
+
+/// Pure aggregation behind [`Store::compute_summary`], unit-tested on its own.
+pub fn summarize(
+    groups: &[(i16, i16, i64, Option<f64>)],
+    seconds: &[(i16, i64)],
+    started_at: i64,
+    ended_at: i64,
+) -> SessionSummary {
+    let duration_ms = (ended_at - started_at).max(0);
+    let session_secs = ((duration_ms + 999) / 1000).max(1) as f64;
+    let mut samples: BTreeMap<Modality, u64> = BTreeMap::new();
+    for (m, _, n, _) in groups {
+        *samples.entry(modality_from_code(*m)).or_default() += *n as u64;
+    }
+    let basis = [Modality::Fused, Modality::Face, Modality::Voice]
+        .into_iter()
+        .find(|m| samples.get(m).copied().unwrap_or(0) > 0);
+    let mut counts: BTreeMap<Emotion, u64> = BTreeMap::new();
+    let mut conf_sum = 0.0;
+    let mut total = 0u64;
+    if let Some(basis) = basis {
+        for (m, e, n, s) in groups {
+            if modality_from_code(*m) == basis {
+                *counts.entry(emotion_from_code(*e)).or_default() += *n as u64;
+                conf_sum += s.unwrap_or(0.0);
+                total += *n as u64;
+            }
+        }
+    }
+    let distribution = counts
+        .iter()
+        .map(|(e, n)| (*e, *n as f64 / total.max(1) as f64))
+        .collect();
+    // Ties resolve to the emotion listed first (stable, documented).
+    let dominant = counts
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+        .map(|(e, _)| *e);
+    let coverage = seconds
+        .iter()
+        .map(|(m, secs)| (modality_from_code(*m), (*secs as f64 / session_secs).min(1.0)))
+        .collect();
+    SessionSummary {
+        distribution,
+        dominant,
+        samples,
+        coverage,
+        mean_confidence: (total > 0).then(|| (conf_sum / total as f64 * 1e6).round() / 1e6),
+        duration_seconds: duration_ms as f64 / 1000.0,
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_prefers_fused_and_breaks_ties_by_label_order() {
+        // fused: happy 3, sad 3, neutral 1; face: angry 10
+        let groups = vec![
+            (2, 3, 3, Some(2.7)),
+            (2, 4, 3, Some(1.5)),
+            (2, 6, 1, Some(0.5)),
+            (0, 0, 10, Some(9.0)),
+        ];
+        let seconds = vec![(2, 7), (0, 5)];
+        let s = summarize(&groups, &seconds, 0, 10_000);
+        assert_eq!(s.dominant, Some(Emotion::Happy));
+        assert!((s.distribution[&Emotion::Happy] - 3.0 / 7.0).abs() < 1e-12);
+        assert!(!s.distribution.contains_key(&Emotion::Angry));
+        assert_eq!(s.samples[&Modality::Face], 10);
+        assert_eq!(s.samples[&Modality::Fused], 7);
+        assert!((s.coverage[&Modality::Fused] - 0.7).abs() < 1e-12);
+        assert!((s.mean_confidence.unwrap() - 4.7 / 7.0).abs() < 1e-12);
+        assert_eq!(s.duration_seconds, 10.0);
+    }
+
+    #[test]
+    fn empty_session_has_no_dominant() {
+        let s = summarize(&[], &[], 0, 0);
+        assert_eq!(s.dominant, None);
+        assert!(s.distribution.is_empty());
+        assert_eq!(s.mean_confidence, None);
+    }
+
+    #[test]
+    fn face_only_session_uses_face_estimates() {
+        let s = summarize(&[(0, 5, 2, Some(1.0))], &[(0, 2)], 0, 1000);
+        assert_eq!(s.dominant, Some(Emotion::Surprise));
+        assert_eq!(s.coverage[&Modality::Face], 1.0);
+    }
+}

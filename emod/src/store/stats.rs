@@ -1,0 +1,380 @@
+//! Dashboard queries: distribution, timeline, heatmaps, export.
+//!
+//! Each query runs on the hourly roll-up when the requested range and bucket allow it (range
+//! bounds on whole hours, buckets of an hour or more, a whole-hour time-zone offset) and on the raw
+//! samples otherwise, so answers are exact either way and fast on millions of rows. The SQL is
+//! built from integers and validated UUIDs only (nothing user-typed is spliced in) and uses
+//! integer arithmetic both PostgreSQL and SQLite evaluate identically.
+
+use std::collections::BTreeMap;
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Float, Nullable, SmallInt, Text};
+use emo_api_types::{
+    Bucket, Distribution, Emotion, ExportRow, Heatmap, HeatmapKind, Timeline, TimelinePoint,
+};
+use uuid::Uuid;
+
+use super::rows::{emotion_from_code, modality_from_code, parse_uuid, round6};
+use super::{ms_to_datetime, SampleRow, Store, StoreResult};
+use crate::with_conn;
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 86_400_000;
+
+/// Stats filters resolved to ids, codes and epoch milliseconds.
+#[derive(Debug, Clone, Default)]
+pub struct StatsFilter {
+    pub user_id: Option<Uuid>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    pub emotion: Option<i16>,
+    /// `None` = every modality (export); stats default to fused upstream.
+    pub modality: Option<i16>,
+    pub tz_offset_ms: i64,
+}
+
+impl StatsFilter {
+    fn rollup_ok(&self, bucket_ms: i64) -> bool {
+        let aligned = |v: Option<i64>| v.is_none_or(|v| v.rem_euclid(HOUR_MS) == 0);
+        aligned(self.from_ms)
+            && aligned(self.to_ms)
+            && bucket_ms % HOUR_MS == 0
+            && self.tz_offset_ms.rem_euclid(HOUR_MS) == 0
+    }
+
+    /// `WHERE` clause over `time_col` (prefixed columns when `alias` is set).
+    fn where_sql(&self, time_col: &str, alias: &str) -> String {
+        let mut w = vec!["1 = 1".to_string()];
+        if let Some(m) = self.modality {
+            w.push(format!("{alias}modality = {m}"));
+        }
+        if let Some(u) = self.user_id {
+            w.push(format!("{alias}user_id = '{}'", u.hyphenated()));
+        }
+        if let Some(f) = self.from_ms {
+            w.push(format!("{alias}{time_col} >= {f}"));
+        }
+        if let Some(t) = self.to_ms {
+            w.push(format!("{alias}{time_col} < {t}"));
+        }
+        if let Some(e) = self.emotion {
+            w.push(format!("{alias}emotion = {e}"));
+        }
+        w.join(" AND ")
+    }
+
+    /// (table, time column, count expression) for the chosen path.
+    fn source(&self, bucket_ms: i64) -> (&'static str, &'static str, &'static str) {
+        if self.rollup_ok(bucket_ms) {
+            ("sample_counts_hourly", "hour", "CAST(SUM(n) AS BIGINT)")
+        } else {
+            ("samples", "t", "COUNT(*)")
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct EmotionCount {
+    #[diesel(sql_type = SmallInt)]
+    emotion: i16,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct BucketCount {
+    #[diesel(sql_type = BigInt)]
+    b: i64,
+    #[diesel(sql_type = SmallInt)]
+    emotion: i16,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct AgentCount {
+    #[diesel(sql_type = Text)]
+    username: String,
+    #[diesel(sql_type = SmallInt)]
+    emotion: i16,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct WeekdayHourCount {
+    #[diesel(sql_type = BigInt)]
+    wd: i64,
+    #[diesel(sql_type = BigInt)]
+    h: i64,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct ExportSql {
+    #[diesel(sql_type = Text)]
+    session_id: String,
+    #[diesel(sql_type = Text)]
+    user_id: String,
+    #[diesel(sql_type = BigInt)]
+    t: i64,
+    #[diesel(sql_type = SmallInt)]
+    modality: i16,
+    #[diesel(sql_type = SmallInt)]
+    emotion: i16,
+    #[diesel(sql_type = Float)]
+    confidence: f32,
+    #[diesel(sql_type = Nullable<Float>)]
+    p_angry: Option<f32>,
+    #[diesel(sql_type = Nullable<Float>)]
+    p_disgust: Option<f32>,
+    #[diesel(sql_type = Nullable<Float>)]
+    p_fear: Option<f32>,
+    #[diesel(sql_type = Nullable<Float>)]
+    p_happy: Option<f32>,
+    #[diesel(sql_type = Nullable<Float>)]
+    p_sad: Option<f32>,
+    #[diesel(sql_type = Nullable<Float>)]
+    p_surprise: Option<f32>,
+    #[diesel(sql_type = Nullable<Float>)]
+    p_neutral: Option<f32>,
+    #[diesel(sql_type = Nullable<Float>)]
+    p_calm: Option<f32>,
+    #[diesel(sql_type = Text)]
+    username: String,
+}
+
+/// Where an export page ends; the next page starts strictly after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportCursor {
+    pub t: i64,
+    pub session_id: String,
+    pub modality: i16,
+}
+
+impl Store {
+    pub fn distribution(&self, f: &StatsFilter) -> StoreResult<Distribution> {
+        let (table, time_col, count) = f.source(HOUR_MS);
+        let sql = format!(
+            "SELECT emotion, {count} AS n FROM {table} WHERE {} GROUP BY emotion",
+            f.where_sql(time_col, "")
+        );
+        let rows: Vec<EmotionCount> = with_conn!(self, |c| diesel::sql_query(&sql).load(c)?);
+        let mut counts = BTreeMap::new();
+        let mut total = 0u64;
+        for r in rows {
+            *counts.entry(emotion_from_code(r.emotion)).or_insert(0u64) += r.n as u64;
+            total += r.n as u64;
+        }
+        let shares = counts
+            .iter()
+            .map(|(e, n)| (*e, *n as f64 / total.max(1) as f64))
+            .collect();
+        Ok(Distribution {
+            total,
+            counts,
+            shares,
+        })
+    }
+
+    pub fn timeline(&self, f: &StatsFilter, bucket: Bucket) -> StoreResult<Timeline> {
+        let b = bucket.millis();
+        let (table, time_col, count) = f.source(b);
+        let tz = f.tz_offset_ms;
+        let sql = format!(
+            "SELECT ((({time_col} + {tz}) / {b}) * {b} - {tz}) AS b, emotion, {count} AS n \
+             FROM {table} WHERE {} GROUP BY 1, emotion ORDER BY 1",
+            f.where_sql(time_col, "")
+        );
+        let rows: Vec<BucketCount> = with_conn!(self, |c| diesel::sql_query(&sql).load(c)?);
+        let mut points: Vec<TimelinePoint> = Vec::new();
+        for r in rows {
+            let t = ms_to_datetime(r.b);
+            if points.last().is_none_or(|p| p.t != t) {
+                points.push(TimelinePoint {
+                    t,
+                    total: 0,
+                    counts: BTreeMap::new(),
+                });
+            }
+            if let Some(p) = points.last_mut() {
+                p.total += r.n as u64;
+                *p.counts.entry(emotion_from_code(r.emotion)).or_insert(0) += r.n as u64;
+            }
+        }
+        Ok(Timeline { bucket, points })
+    }
+
+    pub fn heatmap(&self, f: &StatsFilter, kind: HeatmapKind) -> StoreResult<Heatmap> {
+        let (table, time_col, count) = f.source(HOUR_MS);
+        let heatmap = match kind {
+            HeatmapKind::AgentEmotion => {
+                let sql = format!(
+                    "SELECT u.username AS username, x.emotion AS emotion, {} AS n \
+                     FROM {table} x JOIN users u ON u.id = x.user_id WHERE {} \
+                     GROUP BY u.username, x.emotion ORDER BY u.username",
+                    count.replace("SUM(n)", "SUM(x.n)"),
+                    f.where_sql(time_col, "x.")
+                );
+                let rows: Vec<AgentCount> = with_conn!(self, |c| diesel::sql_query(&sql).load(c)?);
+                let mut agents: Vec<String> = rows.iter().map(|r| r.username.clone()).collect();
+                agents.dedup();
+                let mut cells = vec![vec![0u64; Emotion::ALL.len()]; agents.len()];
+                for r in &rows {
+                    if let Ok(i) = agents.binary_search(&r.username) {
+                        cells[i][r.emotion.clamp(0, 7) as usize] += r.n as u64;
+                    }
+                }
+                Heatmap {
+                    kind,
+                    rows: agents,
+                    columns: Emotion::ALL.iter().map(|e| e.to_string()).collect(),
+                    cells,
+                    max: 0,
+                }
+            }
+            HeatmapKind::WeekdayHour => {
+                let tz = f.tz_offset_ms;
+                // 1970-01-01 was a Thursday: (days + 3) % 7 numbers Monday as 0.
+                let sql = format!(
+                    "SELECT ((({time_col} + {tz}) / {DAY_MS}) + 3) % 7 AS wd, \
+                     (({time_col} + {tz}) / {HOUR_MS}) % 24 AS h, {count} AS n \
+                     FROM {table} WHERE {} GROUP BY 1, 2",
+                    f.where_sql(time_col, "")
+                );
+                let rows: Vec<WeekdayHourCount> =
+                    with_conn!(self, |c| diesel::sql_query(&sql).load(c)?);
+                let mut cells = vec![vec![0u64; 24]; 7];
+                for r in rows {
+                    cells[r.wd.rem_euclid(7) as usize][r.h.rem_euclid(24) as usize] += r.n as u64;
+                }
+                Heatmap {
+                    kind,
+                    rows: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect(),
+                    columns: (0..24).map(|h| format!("{h:02}")).collect(),
+                    cells,
+                    max: 0,
+                }
+            }
+        };
+        let max = heatmap.cells.iter().flatten().copied().max().unwrap_or(0);
+        Ok(Heatmap { max, ..heatmap })
+    }
+
+    /// One page of export rows in (t, session, modality) order, starting after `after`.
+    pub fn export_page(
+        &self,
+        f: &StatsFilter,
+        after: Option<&ExportCursor>,
+        limit: i64,
+    ) -> StoreResult<Vec<ExportRow>> {
+        let mut wheres = f.where_sql("t", "s.");
+        if let Some(c) = after {
+            let sid = parse_uuid(&c.session_id).hyphenated().to_string();
+            wheres.push_str(&format!(
+                " AND (s.t > {t} OR (s.t = {t} AND (s.session_id > '{sid}' OR (s.session_id = '{sid}' AND s.modality > {m}))))",
+                t = c.t,
+                m = c.modality
+            ));
+        }
+        let sql = format!(
+            "SELECT s.session_id, s.user_id, s.t, s.modality, s.emotion, s.confidence, s.p_angry, \
+             s.p_disgust, s.p_fear, s.p_happy, s.p_sad, s.p_surprise, s.p_neutral, s.p_calm, \
+             u.username FROM samples s JOIN users u ON u.id = s.user_id WHERE {wheres} \
+             ORDER BY s.t, s.session_id, s.modality LIMIT {limit}"
+        );
+        let rows: Vec<ExportSql> = with_conn!(self, |c| diesel::sql_query(&sql).load(c)?);
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let sample = SampleRow {
+                    session_id: r.session_id,
+                    user_id: r.user_id,
+                    t: r.t,
+                    modality: r.modality,
+                    emotion: r.emotion,
+                    confidence: r.confidence,
+                    p_angry: r.p_angry,
+                    p_disgust: r.p_disgust,
+                    p_fear: r.p_fear,
+                    p_happy: r.p_happy,
+                    p_sad: r.p_sad,
+                    p_surprise: r.p_surprise,
+                    p_neutral: r.p_neutral,
+                    p_calm: r.p_calm,
+                };
+                ExportRow {
+                    session_id: parse_uuid(&sample.session_id),
+                    username: r.username,
+                    t: ms_to_datetime(sample.t),
+                    modality: modality_from_code(sample.modality),
+                    emotion: emotion_from_code(sample.emotion),
+                    confidence: round6(sample.confidence),
+                    probabilities: sample.probabilities(),
+                }
+            })
+            .collect())
+    }
+
+    /// Deletes data older than `cutoff_ms` (aligned down to the hour so the roll-up stays exact).
+    /// Returns (samples, sessions) deleted.
+    pub fn purge_before(&self, cutoff_ms: i64) -> StoreResult<(usize, usize)> {
+        let cutoff = cutoff_ms - cutoff_ms.rem_euclid(HOUR_MS);
+        with_conn!(self, |c| {
+            c.transaction::<_, super::StoreError, _>(|c| {
+                let samples = diesel::sql_query(format!("DELETE FROM samples WHERE t < {cutoff}"))
+                    .execute(c)?;
+                diesel::sql_query(format!(
+                    "DELETE FROM sample_counts_hourly WHERE hour < {cutoff}"
+                ))
+                .execute(c)?;
+                let sessions = diesel::sql_query(format!(
+                    "DELETE FROM sessions WHERE status <> 'running' AND ended_at < {cutoff}"
+                ))
+                .execute(c)?;
+                Ok((samples, sessions))
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rollup_only_when_exact() {
+        let mut f = StatsFilter::default();
+        assert!(f.rollup_ok(HOUR_MS));
+        assert!(!f.rollup_ok(60_000));
+        f.from_ms = Some(HOUR_MS * 5);
+        assert!(f.rollup_ok(DAY_MS));
+        f.to_ms = Some(HOUR_MS * 5 + 1);
+        assert!(!f.rollup_ok(HOUR_MS));
+        f.to_ms = None;
+        f.tz_offset_ms = 30 * 60_000;
+        assert!(!f.rollup_ok(HOUR_MS));
+    }
+
+    #[test]
+    fn where_clause_uses_only_typed_values() {
+        let f = StatsFilter {
+            user_id: Some(Uuid::nil()),
+            from_ms: Some(1),
+            to_ms: Some(2),
+            emotion: Some(3),
+            modality: Some(2),
+            tz_offset_ms: 0,
+        };
+        assert_eq!(
+            f.where_sql("t", "s."),
+            "1 = 1 AND s.modality = 2 AND s.user_id = '00000000-0000-0000-0000-000000000000' \
+             AND s.t >= 1 AND s.t < 2 AND s.emotion = 3"
+        );
+    }
+}

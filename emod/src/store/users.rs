@@ -1,0 +1,139 @@
+//! Users and API tokens.
+
+use diesel::prelude::*;
+
+use super::schema::{api_tokens, users};
+use super::{Store, StoreError, StoreResult, TokenRow, UserRow};
+use crate::with_conn;
+
+/// Fields an admin may change; `None` leaves the column alone.
+#[derive(Debug, Default, Clone, AsChangeset)]
+#[diesel(table_name = users)]
+pub struct UserChanges {
+    pub display_name: Option<Option<String>>,
+    pub role: Option<String>,
+    pub password_hash: Option<String>,
+    pub disabled: Option<bool>,
+}
+
+impl Store {
+    pub fn create_user(&self, row: &UserRow) -> StoreResult<UserRow> {
+        with_conn!(self, |c| {
+            diesel::insert_into(users::table)
+                .values(row)
+                .execute(c)
+                .map_err(|e| match StoreError::from(e) {
+                    StoreError::Conflict(_) => {
+                        StoreError::Conflict(format!("username `{}` is taken", row.username))
+                    }
+                    other => other,
+                })?;
+            Ok(row.clone())
+        })
+    }
+
+    pub fn user_by_name(&self, name: &str) -> StoreResult<Option<UserRow>> {
+        with_conn!(self, |c| {
+            Ok(users::table
+                .filter(users::username.eq(name))
+                .select(UserRow::as_select())
+                .first(c)
+                .optional()?)
+        })
+    }
+
+    pub fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRow>> {
+        with_conn!(self, |c| {
+            Ok(users::table
+                .find(id)
+                .select(UserRow::as_select())
+                .first(c)
+                .optional()?)
+        })
+    }
+
+    pub fn list_users(&self) -> StoreResult<Vec<UserRow>> {
+        with_conn!(self, |c| {
+            Ok(users::table
+                .order(users::username.asc())
+                .select(UserRow::as_select())
+                .load(c)?)
+        })
+    }
+
+    pub fn count_users(&self) -> StoreResult<i64> {
+        with_conn!(self, |c| Ok(users::table.count().get_result(c)?))
+    }
+
+    /// Applies `changes`; disabling a user or changing the password revokes their tokens.
+    pub fn update_user(&self, id: &str, changes: &UserChanges) -> StoreResult<UserRow> {
+        let revoke = changes.disabled == Some(true) || changes.password_hash.is_some();
+        with_conn!(self, |c| {
+            c.transaction::<_, StoreError, _>(|c| {
+                if changes.display_name.is_some()
+                    || changes.role.is_some()
+                    || changes.password_hash.is_some()
+                    || changes.disabled.is_some()
+                {
+                    diesel::update(users::table.find(id))
+                        .set(changes)
+                        .execute(c)?;
+                }
+                if revoke {
+                    diesel::update(api_tokens::table.filter(api_tokens::user_id.eq(id)))
+                        .set(api_tokens::revoked.eq(true))
+                        .execute(c)?;
+                }
+                users::table
+                    .find(id)
+                    .select(UserRow::as_select())
+                    .first(c)
+                    .optional()?
+                    .ok_or_else(|| StoreError::NotFound("user".into()))
+            })
+        })
+    }
+
+    pub fn insert_token(&self, row: &TokenRow) -> StoreResult<()> {
+        with_conn!(self, |c| {
+            diesel::insert_into(api_tokens::table).values(row).execute(c)?;
+            Ok(())
+        })
+    }
+
+    /// The token and its user, if the token exists (expiry and revocation are the caller's call).
+    pub fn token_with_user(&self, hash: &str) -> StoreResult<Option<(TokenRow, UserRow)>> {
+        with_conn!(self, |c| {
+            Ok(api_tokens::table
+                .inner_join(users::table)
+                .filter(api_tokens::token_hash.eq(hash))
+                .select((TokenRow::as_select(), UserRow::as_select()))
+                .first(c)
+                .optional()?)
+        })
+    }
+
+    pub fn revoke_token(&self, hash: &str) -> StoreResult<()> {
+        with_conn!(self, |c| {
+            diesel::update(api_tokens::table.find(hash))
+                .set(api_tokens::revoked.eq(true))
+                .execute(c)?;
+            Ok(())
+        })
+    }
+
+    /// Drops tokens that expired (or were revoked) more than a day ago.
+    pub fn purge_tokens(&self, now_ms: i64) -> StoreResult<usize> {
+        let day = 86_400_000;
+        with_conn!(self, |c| {
+            Ok(diesel::delete(
+                api_tokens::table.filter(
+                    api_tokens::expires_at
+                        .lt(now_ms - day)
+                        .or(api_tokens::revoked.eq(true).and(api_tokens::created_at.lt(now_ms - day))),
+                ),
+            )
+            .execute(c)?)
+        })
+    }
+}

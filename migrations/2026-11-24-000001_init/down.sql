@@ -1,0 +1,6 @@
+DROP TABLE audit_log;
+DROP TABLE sample_counts_hourly;
+DROP TABLE samples;
+DROP TABLE sessions;
+DROP TABLE api_tokens;
+DROP TABLE users;
