@@ -1,0 +1,274 @@
+//! `emod bench`: face pipeline frames/s (one face and four faces in a 640×480 frame, detector,
+//! crop and classifier timed separately), speech real-time factor, feature extraction speed and
+//! the ratio to librosa's MFCC measured in the same run. Warm-up, then the median of repeated
+//! runs. Run it with one intra-op thread for the per-core figures.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use image::imageops::FilterType;
+use image::{Rgb, RgbImage};
+use serde::Serialize;
+
+use crate::analyze::Engine;
+use crate::face::FaceTimings;
+use crate::features::{dct2_ortho_matrix, FeatureExtractor};
+use crate::{Error, Result};
+
+/// Public-domain face fixture (NASA portrait from scikit-image), embedded for the benchmark.
+pub const FACE_JPEG: &[u8] = include_bytes!("../tests/fixtures/astronaut.jpg");
+/// Synthetic speech fixture (espeak-ng), 16 kHz mono.
+pub const SPEECH_WAV: &[u8] = include_bytes!("../tests/fixtures/speech.wav");
+/// The librosa timing script.
+pub const LIBROSA_SCRIPT: &str = include_str!("../benches/librosa_mfcc.py");
+/// Seconds of audio used for the speech and feature timings.
+pub const AUDIO_SECONDS: usize = 60;
+/// MFCC coefficients for the feature timing (as the librosa script).
+pub const N_MFCC: usize = 40;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BenchReport {
+    pub face_pipeline_fps: f64,
+    pub face_pipeline_fps_4faces: f64,
+    pub faces_found: usize,
+    pub faces_found_4faces: usize,
+    pub face_detect_ms: f64,
+    pub face_crop_ms: f64,
+    pub face_classify_ms: f64,
+    pub face_detect_ms_4faces: f64,
+    pub face_crop_ms_4faces: f64,
+    pub face_classify_ms_4faces: f64,
+    pub speech_realtime_factor: f64,
+    pub features_realtime_factor: f64,
+    pub logmel_window_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub librosa_mfcc_realtime_factor: Option<f64>,
+    /// features_realtime_factor / librosa_mfcc_realtime_factor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub features_vs_librosa: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub librosa_error: Option<String>,
+    pub iterations: usize,
+    pub intra_threads: usize,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn face_image() -> Result<RgbImage> {
+    Ok(image::load_from_memory(FACE_JPEG)
+        .map_err(|e| Error::Media(format!("bench fixture: {e}")))?
+        .to_rgb8())
+}
+
+/// A 640×480 frame with one face (the portrait scaled into the middle) or four faces (four
+/// face-centred crops in a 2×2 grid).
+pub fn bench_frame(faces: usize) -> Result<RgbImage> {
+    let src = face_image()?;
+    let mut frame = RgbImage::from_pixel(640, 480, Rgb([90, 90, 90]));
+    if faces <= 1 {
+        let s = image::imageops::resize(&src, 420, 420, FilterType::Triangle);
+        image::imageops::overlay(&mut frame, &s, 110, 30);
+    } else {
+        // The face is around (113, 64) of the 256×256 portrait.
+        let crop = image::imageops::crop_imm(&src, 58, 4, 112, 112).to_image();
+        let s = image::imageops::resize(&crop, 236, 236, FilterType::Triangle);
+        for (x, y) in [(42, 2), (362, 2), (42, 242), (362, 242)] {
+            image::imageops::overlay(&mut frame, &s, x, y);
+        }
+    }
+    Ok(frame)
+}
+
+/// 16 kHz mono test speech tiled to `seconds`.
+pub fn bench_audio(seconds: usize) -> Result<Vec<f32>> {
+    let r = hound::WavReader::new(std::io::Cursor::new(SPEECH_WAV)).map_err(|e| Error::Media(format!("bench fixture: {e}")))?;
+    let base: Vec<f32> = r.into_samples::<i16>().map(|s| s.unwrap_or(0) as f32 / 32768.0).collect();
+    let n = seconds * 16000;
+    Ok(base.iter().copied().cycle().take(n).collect())
+}
+
+fn time_faces(engine: &Engine, frame: &RgbImage, iters: usize) -> Result<(f64, FaceTimings, usize)> {
+    let fp = engine.faces()?;
+    let mut found = 0;
+    for _ in 0..3 {
+        found = fp.analyze(frame)?.len();
+    }
+    let (mut tot, mut d, mut c, mut k) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..iters {
+        let t0 = Instant::now();
+        let (_, t) = fp.analyze_timed(frame)?;
+        tot.push(t0.elapsed().as_secs_f64());
+        d.push(t.detect.as_secs_f64());
+        c.push(t.crop.as_secs_f64());
+        k.push(t.classify.as_secs_f64());
+    }
+    let timings = FaceTimings {
+        detect: Duration::from_secs_f64(median(d)),
+        crop: Duration::from_secs_f64(median(c)),
+        classify: Duration::from_secs_f64(median(k)),
+    };
+    Ok((1.0 / median(tot).max(1e-9), timings, found))
+}
+
+/// Run `librosa_mfcc.py` on `wav`; returns its real-time factor.
+pub fn librosa_rtf(wav: &Path, reps: usize) -> std::result::Result<f64, String> {
+    let mut child = Command::new("python3")
+        .arg("-")
+        .arg(wav)
+        .arg(reps.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("python3: {e}"))?;
+    {
+        use std::io::Write;
+        let mut si = child.stdin.take().ok_or("no stdin")?;
+        si.write_all(LIBROSA_SCRIPT.as_bytes()).map_err(|e| e.to_string())?;
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        let e = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("librosa script failed: {}", e.lines().last().unwrap_or("").trim()));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    let secs = v["seconds"].as_f64().ok_or("bad output")?;
+    let audio = v["audio_seconds"].as_f64().ok_or("bad output")?;
+    Ok(audio / secs.max(1e-12))
+}
+
+/// Run all timings. `librosa = false` skips the Python comparison.
+pub fn run(engine: &Engine, iters: usize, intra_threads: usize, librosa: bool, progress: &dyn Fn(&str)) -> Result<BenchReport> {
+    let iters = iters.max(3);
+    progress("face pipeline, one face");
+    let (fps1, t1, n1) = time_faces(engine, &bench_frame(1)?, iters)?;
+    progress("face pipeline, four faces");
+    let (fps4, t4, n4) = time_faces(engine, &bench_frame(4)?, iters)?;
+
+    progress("speech");
+    let sp = engine.speech()?;
+    let audio = bench_audio(AUDIO_SECONDS)?;
+    sp.analyze(&audio[..16000 * 4])?;
+    let reps = (iters / 10).clamp(3, 7);
+    let mut st = Vec::new();
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        sp.analyze(&audio)?;
+        st.push(t0.elapsed().as_secs_f64());
+    }
+    let speech_rtf = AUDIO_SECONDS as f64 / median(st).max(1e-12);
+
+    progress("features");
+    let mut fx = FeatureExtractor::new(sp.spec.clone()).map_err(Error::Manifest)?;
+    let dct = dct2_ortho_matrix(N_MFCC, sp.spec.n_mels);
+    fx.mfcc_with(&audio, &dct, N_MFCC);
+    let mut ft = Vec::new();
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        std::hint::black_box(fx.mfcc_with(&audio, &dct, N_MFCC));
+        ft.push(t0.elapsed().as_secs_f64());
+    }
+    let feat_rtf = AUDIO_SECONDS as f64 / median(ft).max(1e-12);
+    let window = &audio[..sp.spec.window_samples.min(audio.len())];
+    let mut wt = Vec::new();
+    for _ in 0..iters {
+        let t0 = Instant::now();
+        std::hint::black_box(fx.logmel(window));
+        wt.push(t0.elapsed().as_secs_f64());
+    }
+
+    let (mut lib_rtf, mut lib_err) = (None, None);
+    if librosa {
+        progress("librosa reference");
+        let dir = tempfile_dir()?;
+        let wav = dir.join("bench.wav");
+        write_wav(&wav, &audio, 16000)?;
+        match librosa_rtf(&wav, reps) {
+            Ok(r) => lib_rtf = Some(r),
+            Err(e) => lib_err = Some(e),
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    Ok(BenchReport {
+        face_pipeline_fps: fps1,
+        face_pipeline_fps_4faces: fps4,
+        faces_found: n1,
+        faces_found_4faces: n4,
+        face_detect_ms: ms(t1.detect),
+        face_crop_ms: ms(t1.crop),
+        face_classify_ms: ms(t1.classify),
+        face_detect_ms_4faces: ms(t4.detect),
+        face_crop_ms_4faces: ms(t4.crop),
+        face_classify_ms_4faces: ms(t4.classify),
+        speech_realtime_factor: speech_rtf,
+        features_realtime_factor: feat_rtf,
+        logmel_window_ms: median(wt) * 1e3,
+        features_vs_librosa: lib_rtf.map(|l| feat_rtf / l),
+        librosa_mfcc_realtime_factor: lib_rtf,
+        librosa_error: lib_err,
+        iterations: iters,
+        intra_threads,
+    })
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf> {
+    let d = std::env::temp_dir().join(format!("emo-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+/// Write 16-bit mono PCM.
+pub fn write_wav(path: &Path, x: &[f32], rate: u32) -> Result<()> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let err = |e: hound::Error| Error::Media(format!("{}: {e}", path.display()));
+    let mut w = hound::WavWriter::create(path, spec).map_err(err)?;
+    for &v in x {
+        w.write_sample((v.clamp(-1.0, 1.0) * 32767.0) as i16).map_err(err)?;
+    }
+    w.finalize().map_err(err)
+}
+
+impl BenchReport {
+    pub fn to_table(&self) -> String {
+        let mut s = String::new();
+        s += &format!("intra-op threads: {}, iterations: {} (median after warm-up)\n\n", self.intra_threads, self.iterations);
+        s += &format!(
+            "face pipeline, 1 face:   {:>8.1} frames/s  (detect {:.2} ms, crop {:.2} ms, classify {:.2} ms; {} face(s) found)\n",
+            self.face_pipeline_fps, self.face_detect_ms, self.face_crop_ms, self.face_classify_ms, self.faces_found
+        );
+        s += &format!(
+            "face pipeline, 4 faces:  {:>8.1} frames/s  (detect {:.2} ms, crop {:.2} ms, classify {:.2} ms; {} face(s) found)\n",
+            self.face_pipeline_fps_4faces,
+            self.face_detect_ms_4faces,
+            self.face_crop_ms_4faces,
+            self.face_classify_ms_4faces,
+            self.faces_found_4faces
+        );
+        s += &format!("speech:                  {:>8.0}x real time (3-s windows, 1-s hop, features + model)\n", self.speech_realtime_factor);
+        s += &format!("features (MFCC-{N_MFCC}):      {:>8.0}x real time; one log-mel window {:.3} ms\n", self.features_realtime_factor, self.logmel_window_ms);
+        match (self.librosa_mfcc_realtime_factor, self.features_vs_librosa, &self.librosa_error) {
+            (Some(l), Some(r), _) => s += &format!("librosa MFCC:            {l:>8.0}x real time → Rust is {r:.1}x faster\n"),
+            (_, _, Some(e)) => s += &format!("librosa MFCC:            not measured ({e})\n"),
+            _ => {}
+        }
+        s
+    }
+}

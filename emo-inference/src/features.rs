@@ -1,0 +1,426 @@
+//! Speech features in Rust on `rustfft`: the "logmel64_v1" log-mel spectrogram the speech model is
+//! trained on, and an MFCC that follows `librosa.feature.mfcc` conventions (used for the speed
+//! comparison with librosa and available to future models).
+//!
+//! Conventions (all constants come from the manifest's `[models.speech.features]`):
+//! * frames of `n_fft` samples every `hop_length` samples, **no centre padding**;
+//! * periodic Hann window of `win_length`, zero-padded on both sides to `n_fft` (librosa's
+//!   `pad_center`);
+//! * power spectrum `|rfft|²` (`n_fft/2 + 1` bins);
+//! * Slaney-scale mel filterbank with Slaney area normalisation (librosa `htk=False,
+//!   norm="slaney"`);
+//! * `ln(mel + log_offset)`, then a z-score over the whole window (population std, `+ norm_eps`
+//!   on the std).
+
+use std::f64::consts::PI;
+use std::sync::Arc;
+
+use rustfft::num_complex::Complex;
+use rustfft::{Fft, FftPlanner};
+use serde::{Deserialize, Serialize};
+
+/// Feature parameters, deserialised from `[models.speech.features]` of the manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureSpec {
+    pub kind: String,
+    pub sample_rate: u32,
+    pub window_samples: usize,
+    pub n_fft: usize,
+    pub win_length: usize,
+    pub hop_length: usize,
+    pub n_mels: usize,
+    pub fmin: f64,
+    pub fmax: f64,
+    pub log_offset: f64,
+    pub norm_eps: f64,
+}
+
+impl FeatureSpec {
+    /// Number of frames in one window (`1 + (window - n_fft) / hop`, no centre padding).
+    pub fn n_frames(&self) -> usize {
+        n_frames(self.window_samples, self.n_fft, self.hop_length)
+    }
+
+    /// Checks that the parameters are usable (so a bad manifest is an error, not a panic).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.kind != "logmel64_v1" {
+            return Err(format!("unsupported speech feature kind `{}`", self.kind));
+        }
+        if self.n_fft < 2 || self.win_length == 0 || self.win_length > self.n_fft {
+            return Err("features: need 0 < win_length <= n_fft".into());
+        }
+        if self.hop_length == 0 || self.window_samples < self.n_fft || self.n_mels == 0 {
+            return Err("features: need hop_length > 0, window_samples >= n_fft, n_mels > 0".into());
+        }
+        if !(self.fmin >= 0.0 && self.fmax > self.fmin && self.fmax <= self.sample_rate as f64 / 2.0 + 1e-6) {
+            return Err("features: need 0 <= fmin < fmax <= sample_rate/2".into());
+        }
+        Ok(())
+    }
+}
+
+/// Number of frames of a signal of `len` samples without centre padding.
+pub fn n_frames(len: usize, n_fft: usize, hop: usize) -> usize {
+    if len < n_fft {
+        0
+    } else {
+        1 + (len - n_fft) / hop
+    }
+}
+
+/// Slaney mel scale (librosa `hz_to_mel(htk=False)`).
+pub fn hz_to_mel(hz: f64) -> f64 {
+    let f_sp = 200.0 / 3.0;
+    let min_log_hz = 1000.0;
+    let min_log_mel = min_log_hz / f_sp;
+    let logstep = 6.4f64.ln() / 27.0;
+    if hz >= min_log_hz {
+        min_log_mel + (hz / min_log_hz).ln() / logstep
+    } else {
+        hz / f_sp
+    }
+}
+
+/// Inverse of [`hz_to_mel`] (librosa `mel_to_hz(htk=False)`).
+pub fn mel_to_hz(mel: f64) -> f64 {
+    let f_sp = 200.0 / 3.0;
+    let min_log_hz = 1000.0;
+    let min_log_mel = min_log_hz / f_sp;
+    let logstep = 6.4f64.ln() / 27.0;
+    if mel >= min_log_mel {
+        min_log_hz * (logstep * (mel - min_log_mel)).exp()
+    } else {
+        f_sp * mel
+    }
+}
+
+/// One mel filter stored sparsely: weights for bins `start .. start + weights.len()`.
+#[derive(Debug, Clone)]
+pub struct MelFilter {
+    pub start: usize,
+    pub weights: Vec<f32>,
+}
+
+/// Slaney-normalised mel filterbank, as `librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax,
+/// htk=False, norm="slaney")` (computed in f64, stored in f32 like librosa).
+pub fn mel_filterbank(sr: f64, n_fft: usize, n_mels: usize, fmin: f64, fmax: f64) -> Vec<MelFilter> {
+    let n_bins = n_fft / 2 + 1;
+    let fft_freqs: Vec<f64> = (0..n_bins).map(|k| k as f64 * sr / n_fft as f64).collect();
+    let (mmin, mmax) = (hz_to_mel(fmin), hz_to_mel(fmax));
+    let mel_f: Vec<f64> = (0..n_mels + 2)
+        .map(|i| mel_to_hz(mmin + (mmax - mmin) * i as f64 / (n_mels + 1) as f64))
+        .collect();
+    (0..n_mels)
+        .map(|i| {
+            let fdiff_lo = mel_f[i + 1] - mel_f[i];
+            let fdiff_hi = mel_f[i + 2] - mel_f[i + 1];
+            let enorm = 2.0 / (mel_f[i + 2] - mel_f[i]);
+            let dense: Vec<f64> = fft_freqs
+                .iter()
+                .map(|&f| {
+                    let lower = (f - mel_f[i]) / fdiff_lo;
+                    let upper = (mel_f[i + 2] - f) / fdiff_hi;
+                    lower.min(upper).max(0.0) * enorm
+                })
+                .collect();
+            let start = dense.iter().position(|&w| w > 0.0).unwrap_or(0);
+            let end = dense.iter().rposition(|&w| w > 0.0).map_or(start, |e| e + 1);
+            MelFilter {
+                start,
+                weights: dense[start..end].iter().map(|&w| w as f32).collect(),
+            }
+        })
+        .collect()
+}
+
+/// Periodic Hann window of `win_length`, zero-padded centrally to `n_fft` (librosa `pad_center`).
+pub fn padded_hann(win_length: usize, n_fft: usize) -> Vec<f32> {
+    let mut w = vec![0.0f32; n_fft];
+    let left = (n_fft - win_length) / 2;
+    for i in 0..win_length {
+        w[left + i] = (0.5 - 0.5 * (2.0 * PI * i as f64 / win_length as f64).cos()) as f32;
+    }
+    w
+}
+
+/// Orthonormal DCT-II matrix (`n_out × n_in`, row-major), as `scipy.fft.dct(type=2, norm="ortho")`.
+pub fn dct2_ortho_matrix(n_out: usize, n_in: usize) -> Vec<f32> {
+    let mut m = vec![0.0f32; n_out * n_in];
+    for k in 0..n_out {
+        let scale = if k == 0 {
+            (1.0 / n_in as f64).sqrt()
+        } else {
+            (2.0 / n_in as f64).sqrt()
+        };
+        for n in 0..n_in {
+            m[k * n_in + n] = (scale * (PI * k as f64 * (2 * n + 1) as f64 / (2 * n_in) as f64).cos()) as f32;
+        }
+    }
+    m
+}
+
+/// Centre-crop (longer) or zero-pad (shorter: `floor((window - len)/2)` zeros left, the rest
+/// right) a clip to exactly `window` samples, as the training code does for a whole clip.
+pub fn fit_window(samples: &[f32], window: usize) -> Vec<f32> {
+    if samples.len() >= window {
+        let start = (samples.len() - window) / 2;
+        samples[start..start + window].to_vec()
+    } else {
+        let left = (window - samples.len()) / 2;
+        let mut out = vec![0.0f32; window];
+        out[left..left + samples.len()].copy_from_slice(samples);
+        out
+    }
+}
+
+/// A reusable feature extractor (FFT plan, window, filterbank and DCT are built once).
+pub struct FeatureExtractor {
+    spec: FeatureSpec,
+    fft: Arc<dyn Fft<f32>>,
+    window: Vec<f32>,
+    filters: Vec<MelFilter>,
+    buf: Vec<Complex<f32>>,
+    scratch: Vec<Complex<f32>>,
+    power: Vec<f32>,
+}
+
+impl std::fmt::Debug for FeatureExtractor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeatureExtractor").field("spec", &self.spec).finish()
+    }
+}
+
+impl FeatureExtractor {
+    pub fn new(spec: FeatureSpec) -> Result<Self, String> {
+        spec.validate()?;
+        let fft = FftPlanner::<f32>::new().plan_fft_forward(spec.n_fft);
+        let scratch = vec![Complex::default(); fft.get_inplace_scratch_len()];
+        Ok(Self {
+            window: padded_hann(spec.win_length, spec.n_fft),
+            filters: mel_filterbank(spec.sample_rate as f64, spec.n_fft, spec.n_mels, spec.fmin, spec.fmax),
+            buf: vec![Complex::default(); spec.n_fft],
+            power: vec![0.0; spec.n_fft / 2 + 1],
+            scratch,
+            fft,
+            spec,
+        })
+    }
+
+    pub fn spec(&self) -> &FeatureSpec {
+        &self.spec
+    }
+
+    /// The mel power spectrogram of `samples`, row-major `n_mels × n_frames` (librosa's layout).
+    pub fn mel_power(&mut self, samples: &[f32]) -> (Vec<f32>, usize) {
+        let (n_fft, hop, n_mels) = (self.spec.n_fft, self.spec.hop_length, self.spec.n_mels);
+        let frames = n_frames(samples.len(), n_fft, hop);
+        let mut mel = vec![0.0f32; n_mels * frames];
+        for t in 0..frames {
+            let frame = &samples[t * hop..t * hop + n_fft];
+            for ((b, &x), &w) in self.buf.iter_mut().zip(frame).zip(&self.window) {
+                *b = Complex::new(x * w, 0.0);
+            }
+            self.fft.process_with_scratch(&mut self.buf, &mut self.scratch);
+            for (p, c) in self.power.iter_mut().zip(&self.buf) {
+                *p = c.re * c.re + c.im * c.im;
+            }
+            for (m, filt) in self.filters.iter().enumerate() {
+                let bins = &self.power[filt.start..filt.start + filt.weights.len()];
+                let s: f32 = bins.iter().zip(&filt.weights).map(|(p, w)| p * w).sum();
+                mel[m * frames + t] = s;
+            }
+        }
+        (mel, frames)
+    }
+
+    /// The "logmel64_v1" features of one window (already fitted to `window_samples`):
+    /// row-major `n_mels × n_frames`, z-scored over the whole window.
+    pub fn logmel(&mut self, window: &[f32]) -> Vec<f32> {
+        let (mut mel, _) = self.mel_power(window);
+        let off = self.spec.log_offset as f32;
+        for v in mel.iter_mut() {
+            *v = (*v + off).ln();
+        }
+        zscore(&mut mel, self.spec.norm_eps);
+        mel
+    }
+
+    /// Fit an arbitrary clip to the model window (centre crop / pad) and compute its features.
+    pub fn logmel_clip(&mut self, clip: &[f32]) -> Vec<f32> {
+        let w = fit_window(clip, self.spec.window_samples);
+        self.logmel(&w)
+    }
+
+    /// MFCC following `librosa.feature.mfcc(y, sr, n_mfcc, n_fft, hop_length, win_length,
+    /// center=False, n_mels, fmin, fmax)`: `power_to_db` (ref 1, amin 1e-10, top_db 80) of the
+    /// mel power spectrogram, then DCT-II (orthonormal) over the mel axis. Row-major
+    /// `n_mfcc × n_frames`.
+    pub fn mfcc(&mut self, samples: &[f32], n_mfcc: usize) -> Vec<f32> {
+        let dct = dct2_ortho_matrix(n_mfcc, self.spec.n_mels);
+        self.mfcc_with(samples, &dct, n_mfcc)
+    }
+
+    /// [`FeatureExtractor::mfcc`] with a precomputed DCT matrix (see [`dct2_ortho_matrix`]).
+    pub fn mfcc_with(&mut self, samples: &[f32], dct: &[f32], n_mfcc: usize) -> Vec<f32> {
+        let n_mels = self.spec.n_mels;
+        let (mut mel, frames) = self.mel_power(samples);
+        let mut max_db = f32::NEG_INFINITY;
+        for v in mel.iter_mut() {
+            *v = 10.0 * v.max(1e-10).log10();
+            max_db = max_db.max(*v);
+        }
+        let floor = max_db - 80.0;
+        for v in mel.iter_mut() {
+            *v = v.max(floor);
+        }
+        let mut out = vec![0.0f32; n_mfcc * frames];
+        for k in 0..n_mfcc {
+            let row = &dct[k * n_mels..(k + 1) * n_mels];
+            let dst = &mut out[k * frames..(k + 1) * frames];
+            for (m, &c) in row.iter().enumerate() {
+                let src = &mel[m * frames..(m + 1) * frames];
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d += c * s;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// In-place z-score with population std and `eps` added to the std.
+pub fn zscore(x: &mut [f32], eps: f64) {
+    if x.is_empty() {
+        return;
+    }
+    let n = x.len() as f64;
+    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    let denom = var.sqrt() + eps;
+    for v in x.iter_mut() {
+        *v = ((*v as f64 - mean) / denom) as f32;
+    }
+}
+
+/// Root-mean-square level of a signal (0 for an empty one).
+pub fn rms(x: &[f32]) -> f32 {
+    if x.is_empty() {
+        return 0.0;
+    }
+    (x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / x.len() as f64).sqrt() as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn spec() -> FeatureSpec {
+        FeatureSpec {
+            kind: "logmel64_v1".into(),
+            sample_rate: 16000,
+            window_samples: 48000,
+            n_fft: 512,
+            win_length: 400,
+            hop_length: 160,
+            n_mels: 64,
+            fmin: 50.0,
+            fmax: 8000.0,
+            log_offset: 1e-6,
+            norm_eps: 1e-5,
+        }
+    }
+
+    #[test]
+    fn mel_scale_known_values() {
+        // librosa.hz_to_mel(1000) == 15, hz_to_mel(440) == 6.6, hz_to_mel(8000) == 45.245640471924965
+        assert!((hz_to_mel(1000.0) - 15.0).abs() < 1e-12);
+        assert!((hz_to_mel(440.0) - 6.6).abs() < 1e-12);
+        assert!((hz_to_mel(8000.0) - 45.245_640_471_924_965).abs() < 1e-9);
+        for hz in [0.0, 50.0, 999.0, 1000.0, 4321.0, 8000.0] {
+            assert!((mel_to_hz(hz_to_mel(hz)) - hz).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn frame_count_is_297() {
+        assert_eq!(spec().n_frames(), 297);
+        assert_eq!(n_frames(100, 512, 160), 0);
+    }
+
+    #[test]
+    fn hann_is_periodic_and_centred() {
+        let w = padded_hann(400, 512);
+        assert_eq!(w.len(), 512);
+        assert!(w[..56].iter().all(|&v| v == 0.0) && w[456..].iter().all(|&v| v == 0.0));
+        assert_eq!(w[56], 0.0);
+        assert!((w[56 + 200] - 1.0).abs() < 1e-7); // periodic: peak at N/2
+        assert!((w[56 + 100] - 0.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn filterbank_matches_librosa_values() {
+        // librosa.filters.mel(sr=16000, n_fft=512, n_mels=64, fmin=50, fmax=8000):
+        // (filter, sum of weights, first non-zero bin, max weight)
+        let known = [
+            (0, 0.034_821_76, 2, 0.021_006_435),
+            (10, 0.030_687_047, 17, 0.016_871_723),
+            (40, 0.031_864_818, 79, 0.007_669_185),
+            (63, 0.031_957_336, 234, 0.002_725_728),
+        ];
+        let fb = mel_filterbank(16000.0, 512, 64, 50.0, 8000.0);
+        assert_eq!(fb.len(), 64);
+        for (i, sum, start, max) in known {
+            let f = &fb[i];
+            assert!((f.weights.iter().sum::<f32>() - sum).abs() < 1e-6, "filter {i}");
+            assert_eq!(f.start, start, "filter {i}");
+            assert!((f.weights.iter().fold(0.0f32, |a, &b| a.max(b)) - max).abs() < 1e-7);
+        }
+    }
+
+    #[test]
+    fn dct_is_orthonormal() {
+        let m = dct2_ortho_matrix(64, 64);
+        for a in 0..64 {
+            for b in 0..64 {
+                let d: f32 = (0..64).map(|n| m[a * 64 + n] * m[b * 64 + n]).sum();
+                let want = if a == b { 1.0 } else { 0.0 };
+                assert!((d - want).abs() < 1e-4);
+            }
+        }
+    }
+
+    #[test]
+    fn fit_window_crops_and_pads() {
+        let x: Vec<f32> = (0..10).map(|v| v as f32).collect();
+        assert_eq!(fit_window(&x, 4), vec![3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(fit_window(&x[..3], 6), vec![0.0, 0.0, 1.0, 2.0, 0.0, 0.0][..]);
+        let y = fit_window(&x[..2], 5);
+        assert_eq!(y, vec![0.0, 0.0, 1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn sine_energy_lands_in_the_right_band() {
+        let s = spec();
+        let mut fx = FeatureExtractor::new(s.clone()).unwrap();
+        let x: Vec<f32> = (0..48000).map(|i| (2.0 * PI * 1000.0 * i as f64 / 16000.0).sin() as f32).collect();
+        let (mel, frames) = fx.mel_power(&x);
+        assert_eq!(frames, 297);
+        let energies: Vec<f32> = (0..64).map(|m| mel[m * frames + 100]).collect();
+        let best = energies.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+        let fb = mel_filterbank(16000.0, 512, 64, 50.0, 8000.0);
+        let bin = 1000.0 / (16000.0 / 512.0);
+        let f = &fb[best];
+        assert!((f.start as f64) <= bin && bin <= (f.start + f.weights.len()) as f64);
+        let feats = fx.logmel(&x);
+        let mean: f32 = feats.iter().sum::<f32>() / feats.len() as f32;
+        assert!(mean.abs() < 1e-4);
+    }
+
+    #[test]
+    fn zscore_population() {
+        let mut x = vec![1.0, 2.0, 3.0, 4.0];
+        zscore(&mut x, 0.0);
+        let sd = (1.25f64).sqrt();
+        assert!((x[0] as f64 + 1.5 / sd).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,46 @@
+//! EMO's inference engine (ONNX Runtime through `ort`), kept out of the daemon crate so that
+//! `emod analyze|eval|bench` and the live pipelines share one code path.
+//!
+//! * [`runtime`]: find/load `libonnxruntime` (load-dynamic), sessions, execution providers.
+//! * [`manifest`]: `models/manifest.toml`.
+//! * [`face`]: BlazeFace decoding + weighted NMS, eye-aligned crops, expression classifier.
+//! * [`features`], [`audio`], [`speech`]: log-mel/MFCC on rustfft, resampling, VAD, speech model.
+//! * [`fusion`]: calibrated log-linear late fusion and the seed's `mode`.
+//! * [`analyze`]: files (image / audio / video via the `ffmpeg` CLI) → estimates + timeline.
+//! * [`eval`], [`bench`]: the code behind `emod eval` and `emod bench`.
+#![forbid(unsafe_code)]
+
+pub mod analyze;
+pub mod audio;
+pub mod bench;
+pub mod classifier;
+pub mod eval;
+pub mod face;
+pub mod features;
+pub mod fusion;
+pub mod manifest;
+pub mod media;
+pub mod runtime;
+pub mod speech;
+
+pub use analyze::{Engine, EngineOptions};
+pub use runtime::{ExecProvider, RuntimeConfig, RuntimeInfo};
+
+/// Errors of the inference engine. Every message is one line and names what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Runtime(String),
+    #[error("{0}")]
+    Manifest(String),
+    #[error("{0}")]
+    Model(String),
+    #[error("{0}")]
+    Inference(String),
+    #[error("{0}")]
+    Media(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

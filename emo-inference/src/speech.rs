@@ -1,0 +1,149 @@
+//! Speech: 3-s windows with a 1-s hop (from the manifest's feature spec), voice-activity gating,
+//! "logmel64_v1" features and the speech classifier (8 RAVDESS classes).
+
+use std::sync::Mutex;
+
+use emo_api_types::Emotion;
+
+use crate::audio::{self, Audio, VadConfig};
+use crate::classifier::{argmax, Classifier};
+use crate::features::{FeatureExtractor, FeatureSpec};
+use crate::manifest::Manifest;
+use crate::runtime::RuntimeConfig;
+use crate::{Error, Result};
+
+/// Windows per inference batch.
+const BATCH: usize = 32;
+
+#[derive(Debug)]
+pub struct SpeechModel {
+    pub clf: Classifier,
+    pub spec: FeatureSpec,
+    fx: Mutex<FeatureExtractor>,
+    pub vad: VadConfig,
+    /// Hop between windows in samples (1 s at the model rate).
+    pub hop_samples: usize,
+}
+
+/// One analysed window.
+#[derive(Debug, Clone)]
+pub struct WindowResult {
+    pub start: f64,
+    pub end: f64,
+    pub level_dbfs: f32,
+    pub voiced: bool,
+    /// 8 probabilities in the model's label order (empty when not voiced).
+    pub probabilities: Vec<f32>,
+    pub label: Option<Emotion>,
+    pub confidence: f32,
+}
+
+impl SpeechModel {
+    pub fn load(manifest: &Manifest, rt: &RuntimeConfig) -> Result<Self> {
+        const N: &str = "speech";
+        let clf = Classifier::load(manifest, N, rt)?;
+        let spec = clf
+            .entry
+            .features
+            .clone()
+            .ok_or_else(|| Error::Manifest(format!("[models.{N}.features] is missing")))?;
+        let fx = FeatureExtractor::new(spec.clone()).map_err(|e| Error::Manifest(format!("[models.{N}.features] {e}")))?;
+        let want = vec![1, spec.n_mels, spec.n_frames()];
+        if clf.item_shape != want {
+            return Err(Error::Manifest(format!(
+                "[models.{N}] input_shape {:?} does not match the features (want [-1, {}, {}, {}])",
+                clf.item_shape, want[0], want[1], want[2]
+            )));
+        }
+        let hop_s = clf.entry.extra.get("hop_seconds").and_then(|v| v.as_float()).unwrap_or(1.0);
+        Ok(Self {
+            hop_samples: (spec.sample_rate as f64 * hop_s) as usize,
+            fx: Mutex::new(fx),
+            spec,
+            clf,
+            vad: VadConfig::default(),
+        })
+    }
+
+    pub fn labels(&self) -> &[Emotion] {
+        &self.clf.labels
+    }
+
+    /// Bring audio to the model rate.
+    pub fn prepare(&self, a: &Audio) -> Result<Vec<f32>> {
+        audio::resample(&a.samples, a.sample_rate, self.spec.sample_rate)
+    }
+
+    /// Features of one clip fitted to one window (centre crop / pad), as in training.
+    pub fn clip_features(&self, samples16k: &[f32]) -> Vec<f32> {
+        self.fx.lock().unwrap_or_else(|e| e.into_inner()).logmel_clip(samples16k)
+    }
+
+    /// Calibrated probabilities for feature windows (each `n_mels × n_frames`), batched.
+    pub fn classify_features(&self, feats: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(feats.len());
+        for chunk in feats.chunks(BATCH) {
+            let data: Vec<f32> = chunk.iter().flatten().copied().collect();
+            for l in self.clf.logits(&data, chunk.len())? {
+                out.push(self.clf.probabilities(&l));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Probabilities for whole clips (one centre window each), as `emod eval speech` uses.
+    pub fn classify_clips(&self, clips16k: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+        let feats: Vec<Vec<f32>> = clips16k.iter().map(|c| self.clip_features(c)).collect();
+        self.classify_features(&feats)
+    }
+
+    /// Window start offsets (samples) for a signal of `len` samples: every hop while a full
+    /// window fits; a single (padded) window when the signal is shorter than one window.
+    pub fn window_starts(&self, len: usize) -> Vec<usize> {
+        let w = self.spec.window_samples;
+        if len <= w {
+            return vec![0];
+        }
+        let mut v: Vec<usize> = (0..).map(|k| k * self.hop_samples).take_while(|s| s + w <= len).collect();
+        // Cover the tail when it is longer than half a hop.
+        if let Some(&last) = v.last() {
+            if len - (last + w) > self.hop_samples / 2 {
+                v.push(last + self.hop_samples);
+            }
+        }
+        v
+    }
+
+    /// Analyse a whole signal already at the model rate: 3-s windows, 1-s hop, VAD-gated.
+    pub fn analyze(&self, x: &[f32]) -> Result<Vec<WindowResult>> {
+        let sr = self.spec.sample_rate as f64;
+        let w = self.spec.window_samples;
+        let mut res = Vec::new();
+        let mut feats = Vec::new();
+        let mut idx = Vec::new();
+        for s in self.window_starts(x.len()) {
+            let seg = &x[s.min(x.len())..(s + w).min(x.len())];
+            let voiced = self.vad.is_voiced(seg, self.spec.sample_rate);
+            if voiced {
+                feats.push(self.clip_features(seg));
+                idx.push(res.len());
+            }
+            res.push(WindowResult {
+                start: s as f64 / sr,
+                end: (s + w) as f64 / sr,
+                level_dbfs: audio::dbfs(crate::features::rms(seg)),
+                voiced,
+                probabilities: Vec::new(),
+                label: None,
+                confidence: 0.0,
+            });
+        }
+        for (i, p) in idx.into_iter().zip(self.classify_features(&feats)?) {
+            let (k, c) = argmax(&p);
+            res[i].label = self.clf.labels.get(k).copied();
+            res[i].confidence = c;
+            res[i].probabilities = p;
+        }
+        Ok(res)
+    }
+}
