@@ -1,0 +1,150 @@
+//! `emo-tui --server URL`: see README.md for the screens and keys.
+
+use std::io::stdout;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{Local, Utc};
+use clap::Parser;
+use emo_tui::api::Client;
+use emo_tui::app::{App, Msg};
+use emo_tui::net::Net;
+use emo_tui::{token, ui};
+use ratatui::crossterm::event::{
+    self, DisableMouseCapture, EnableMouseCapture, Event, KeyEventKind,
+};
+use ratatui::crossterm::execute;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "emo-tui",
+    version,
+    about = "Terminal client for EMO agents and admins"
+)]
+struct Cli {
+    /// Base URL of the emod server.
+    #[arg(long, env = "EMO_SERVER", default_value = "http://127.0.0.1:7878")]
+    server: String,
+    /// Use this bearer token instead of the saved login (it is not saved).
+    #[arg(long, env = "EMO_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// No colours (also when NO_COLOR is set).
+    #[arg(long)]
+    no_color: bool,
+    /// Do not capture the mouse (keeps the terminal's own text selection).
+    #[arg(long)]
+    no_mouse: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let color = !cli.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let client = Client::new(&cli.server).map_err(|e| anyhow::anyhow!(e.user_message()))?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Msg>();
+    let token_path = token::token_path();
+    let mut net = Net::new(client, tx, rt.handle().clone(), token_path.clone());
+
+    let now = Utc::now();
+    let tz = *Local::now().offset();
+    let mut app = App::new(&cli.server, color, now, tz);
+    let saved = token_path.as_deref().and_then(token::load);
+    let initial = if let Some(t) = cli.token.clone().filter(|t| !t.is_empty()) {
+        app.resume(t)
+    } else {
+        match saved {
+            Some(s) if s.valid_for(&app.server, now) => {
+                app.login.username.value = s.username.clone();
+                app.resume(s.token)
+            }
+            Some(s) if s.server.trim_end_matches('/') == app.server => {
+                app.login.username.value = s.username;
+                app.login.focus = 1;
+                app.error("Your saved login has expired. Please log in again.");
+                vec![]
+            }
+            _ => vec![],
+        }
+    };
+    for c in initial {
+        net.dispatch(c);
+    }
+
+    // SIGTERM / SIGHUP (e.g. the SSH connection dropped): leave cleanly, restoring the terminal.
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        rt.spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut hup)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) else {
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = hup.recv() => {}
+            }
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
+
+    let mut terminal = ratatui::init(); // raw mode + alternate screen + a panic hook that restores
+    if !cli.no_mouse {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let _ = execute!(stdout(), DisableMouseCapture);
+            prev(info);
+        }));
+        let _ = execute!(stdout(), EnableMouseCapture);
+    }
+    let result = run(&mut terminal, &mut app, &mut net, &mut rx, &stop);
+    if !cli.no_mouse {
+        let _ = execute!(stdout(), DisableMouseCapture);
+    }
+    ratatui::restore();
+    drop(net);
+    rt.shutdown_timeout(Duration::from_millis(200));
+    if app.agent.running.is_some() {
+        eprintln!("emo-tui: your session is still recording in emod; run emo-tui again and press x to stop it.");
+    }
+    result
+}
+
+fn run(
+    terminal: &mut ratatui::DefaultTerminal,
+    app: &mut App,
+    net: &mut Net,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Msg>,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    loop {
+        app.now = Utc::now();
+        terminal.draw(|f| ui::draw(f, app))?;
+        let mut cmds = Vec::new();
+        if event::poll(Duration::from_millis(100))? {
+            match event::read()? {
+                Event::Key(k) if k.kind != KeyEventKind::Release => cmds.extend(app.on_key(k)),
+                Event::Mouse(m) => cmds.extend(app.on_mouse(m)),
+                _ => {} // resize: the next draw adapts
+            }
+        }
+        while let Ok(msg) = rx.try_recv() {
+            cmds.extend(app.on_msg(msg));
+        }
+        for c in cmds {
+            net.dispatch(c);
+        }
+        app.tick = app.tick.wrapping_add(1);
+        if app.should_quit || stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+    }
+}

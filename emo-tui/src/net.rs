@@ -1,0 +1,249 @@
+//! The network worker: runs every [`Cmd`] as a tokio task and sends the answer back to the UI
+//! thread as a [`Msg`] over a channel, so the UI never waits on the network.
+
+use std::path::Path;
+
+use emo_api_types::LiveEvent;
+use futures_util::StreamExt;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinHandle;
+
+use crate::api::{Client, ClientError};
+use crate::app::{Cmd, DashData, Msg};
+use crate::token;
+
+pub struct Net {
+    client: Client,
+    tx: UnboundedSender<Msg>,
+    rt: Handle,
+    live: Option<JoinHandle<()>>,
+    token_path: Option<std::path::PathBuf>,
+}
+
+impl Net {
+    pub fn new(
+        client: Client,
+        tx: UnboundedSender<Msg>,
+        rt: Handle,
+        token_path: Option<std::path::PathBuf>,
+    ) -> Self {
+        Net {
+            client,
+            tx,
+            rt,
+            live: None,
+            token_path,
+        }
+    }
+
+    fn spawn<F>(&self, f: F)
+    where
+        F: std::future::Future<Output = Msg> + Send + 'static,
+    {
+        let tx = self.tx.clone();
+        self.rt.spawn(async move {
+            let _ = tx.send(f.await);
+        });
+    }
+
+    pub fn dispatch(&mut self, cmd: Cmd) {
+        let c = self.client.clone();
+        match cmd {
+            Cmd::SetToken(t) => self.client.set_token(t),
+            Cmd::SaveToken(t) => {
+                if let Some(p) = &self.token_path {
+                    if let Err(e) = token::save(p, &t) {
+                        let _ = self.tx.send(Msg::Exported(Err(ClientError::Local(format!(
+                            "Logged in, but could not save the token to {}: {e}",
+                            p.display()
+                        )))));
+                    }
+                }
+            }
+            Cmd::ClearToken => {
+                if let Some(p) = &self.token_path {
+                    token::remove(p);
+                }
+            }
+            Cmd::Login { username, password } => self.spawn(async move {
+                Msg::Login(c.login(&username, &password).await.map(|r| (username, r)))
+            }),
+            Cmd::Register { username, password } => self.spawn(async move {
+                Msg::Register(
+                    c.register(&username, &password)
+                        .await
+                        .map(|u| (u, password)),
+                )
+            }),
+            Cmd::Me => self.spawn(async move { Msg::Me(c.me().await) }),
+            Cmd::Logout => self.spawn(async move {
+                // Logging out locally works even if the server is gone.
+                let _ = c.logout().await;
+                Msg::LoggedOut
+            }),
+            Cmd::MySessions { agent } => self.spawn(async move {
+                let q = crate::api::Query {
+                    agent: Some(agent).filter(|a| !a.is_empty()),
+                    ..Default::default()
+                };
+                Msg::MySessions(c.sessions(&q, None, 100, 0).await)
+            }),
+            Cmd::StartSession => {
+                let sources = vec!["camera".to_string(), "microphone".to_string()];
+                self.spawn(async move { Msg::Started(c.start_session(sources, None).await) })
+            }
+            Cmd::StopSession(id) => {
+                self.spawn(async move { Msg::Stopped(c.stop_session(id).await) })
+            }
+            Cmd::OpenSession(id) => self.spawn(async move {
+                let r = async {
+                    let s = c.session(id).await?;
+                    let samples = c.samples(id, 20_000).await?;
+                    Ok((s, samples))
+                }
+                .await;
+                Msg::SessionDetail(r)
+            }),
+            Cmd::Dashboard { query, bucket } => self.spawn(async move {
+                let (d, t, s) = tokio::join!(
+                    c.distribution(&query),
+                    c.timeline(&query, bucket),
+                    c.sessions(&query, None, 200, 0)
+                );
+                Msg::Dashboard((|| {
+                    Ok(Box::new(DashData {
+                        distribution: d?,
+                        timeline: t?,
+                        sessions: s?,
+                    }))
+                })())
+            }),
+            Cmd::Heatmap {
+                query,
+                kind,
+                tz_offset_minutes,
+            } => {
+                self.spawn(
+                    async move { Msg::Heatmap(c.heatmap(&query, kind, tz_offset_minutes).await) },
+                )
+            }
+            Cmd::Users => self.spawn(async move { Msg::Users(c.users().await) }),
+            Cmd::Audit { offset } => {
+                self.spawn(async move { Msg::Audit(c.audit(crate::app::AUDIT_PAGE, offset).await) })
+            }
+            Cmd::Export { query, path } => self.spawn(async move {
+                let r = async {
+                    let csv = c.export_csv(&query).await?;
+                    write_export(&path, &csv).await?;
+                    let rows = csv
+                        .lines()
+                        .filter(|l| !l.trim().is_empty())
+                        .count()
+                        .saturating_sub(1);
+                    Ok((path, rows))
+                }
+                .await;
+                Msg::Exported(r)
+            }),
+            Cmd::Live(id) => {
+                if let Some(h) = self.live.take() {
+                    h.abort();
+                }
+                let tx = self.tx.clone();
+                self.live = Some(self.rt.spawn(async move {
+                    let msg = match c.live(id).await {
+                        Ok(resp) => {
+                            read_sse(resp, &tx).await;
+                            Msg::LiveEnded
+                        }
+                        Err(e) => Msg::LiveError(e),
+                    };
+                    let _ = tx.send(msg);
+                }));
+            }
+            Cmd::StopLive => {
+                if let Some(h) = self.live.take() {
+                    h.abort();
+                }
+            }
+        }
+    }
+}
+
+async fn write_export(path: &Path, csv: &str) -> Result<(), ClientError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| ClientError::Local(format!("Cannot create {}: {e}", dir.display())))?;
+    }
+    tokio::fs::write(path, csv)
+        .await
+        .map_err(|e| ClientError::Local(format!("Cannot write {}: {e}", path.display())))
+}
+
+/// Reads `data: <json>` lines of a server-sent-event stream and forwards each [`LiveEvent`].
+async fn read_sse(resp: reqwest::Response, tx: &UnboundedSender<Msg>) {
+    let mut stream = resp.bytes_stream();
+    let mut parser = SseParser::default();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else { return };
+        for ev in parser.push(&chunk) {
+            if tx.send(Msg::Live(ev)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Incremental SSE parser: collects `data:` lines until a blank line ends the event.
+#[derive(Default)]
+pub struct SseParser {
+    buf: Vec<u8>,
+    data: String,
+}
+
+impl SseParser {
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<LiveEvent> {
+        self.buf.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        while let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.buf.drain(..=pos).collect();
+            let line = String::from_utf8_lossy(&line);
+            let line = line.trim_end_matches(['\n', '\r']);
+            if line.is_empty() {
+                if !self.data.is_empty() {
+                    if let Ok(ev) = serde_json::from_str::<LiveEvent>(&self.data) {
+                        out.push(ev);
+                    }
+                    self.data.clear();
+                }
+            } else if let Some(d) = line.strip_prefix("data:") {
+                if !self.data.is_empty() {
+                    self.data.push('\n');
+                }
+                self.data.push_str(d.strip_prefix(' ').unwrap_or(d));
+            }
+            // `event:`, `id:`, `retry:` and `:` comments (keep-alives) are ignored.
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_parser_handles_split_chunks_and_keepalives() {
+        let mut p = SseParser::default();
+        let ev = r#"{"type":"sample","session_id":"00000000-0000-0000-0000-000000000000","t":"2026-01-02T03:04:05Z","modality":"fused","emotion":"happy","confidence":0.9,"probabilities":{"happy":0.9}}"#;
+        let stream = format!(": keep-alive\n\ndata: {ev}\n\ndata: {{\"type\":\"stopped\",\"session_id\":\"00000000-0000-0000-0000-000000000000\"}}\r\n\r\n");
+        let bytes = stream.as_bytes();
+        let mut out = p.push(&bytes[..40]);
+        out.extend(p.push(&bytes[40..]));
+        assert_eq!(out.len(), 2);
+        assert!(matches!(out[0], LiveEvent::Sample(ref s) if s.confidence == 0.9));
+        assert!(matches!(out[1], LiveEvent::Stopped { .. }));
+    }
+}

@@ -1,0 +1,541 @@
+//! Snapshot tests of every screen with fixed data, rendered on ratatui's TestBackend at 80×24
+//! and at 160×48; they assert on the buffer text. Set EMO_TUI_SNAPSHOT_DIR to also write each
+//! rendered screen to a text file for review.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, FixedOffset, Utc};
+use emo_api_types::{
+    AuditEntry, Bucket, Distribution, Emotion, Heatmap, HeatmapKind, LiveEvent, Modality, Page,
+    Role, Sample, Session, SessionStatus, SessionSummary, Timeline, TimelinePoint, User,
+};
+use emo_tui::app::{App, DashData, DashTab, Msg, Screen};
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use uuid::Uuid;
+
+const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn now() -> DateTime<Utc> {
+    t("2026-03-10T12:00:00Z")
+}
+
+fn user(name: &str, role: Role) -> User {
+    User {
+        id: Uuid::from_u128(name.len() as u128),
+        username: name.into(),
+        display_name: None,
+        role,
+        disabled: false,
+        created_at: t("2026-01-01T00:00:00Z"),
+    }
+}
+
+fn session(n: u128, name: &str, start: &str, mins: i64, status: SessionStatus) -> Session {
+    let started = t(start);
+    let ended = (status != SessionStatus::Running).then(|| started + Duration::minutes(mins));
+    let summary = (status == SessionStatus::Stopped).then(|| SessionSummary {
+        distribution: [
+            (Emotion::Happy, 0.5),
+            (Emotion::Neutral, 0.3),
+            (Emotion::Sad, 0.2),
+        ]
+        .into_iter()
+        .collect(),
+        dominant: Some(Emotion::Happy),
+        samples: [
+            (Modality::Fused, 60 * mins as u64),
+            (Modality::Face, 60 * mins as u64),
+        ]
+        .into_iter()
+        .collect(),
+        coverage: [(Modality::Face, 0.98), (Modality::Voice, 0.4)]
+            .into_iter()
+            .collect(),
+        mean_confidence: Some(0.71),
+        duration_seconds: 60.0 * mins as f64,
+    });
+    Session {
+        id: Uuid::from_u128(0xabcdef00_0000_0000_0000_000000000000 + n),
+        user_id: Uuid::nil(),
+        username: name.into(),
+        status,
+        started_at: started,
+        ended_at: ended,
+        consent_at: started,
+        sources: vec!["camera".into(), "microphone".into()],
+        label: (n == 1).then(|| "support shift".to_string()),
+        summary,
+    }
+}
+
+fn samples(id: Uuid, start: &str, n: i64) -> Vec<Sample> {
+    let start = t(start);
+    (0..n)
+        .map(|i| {
+            let happy = if i < n / 2 { 0.8 } else { 0.1 };
+            Sample {
+                session_id: id,
+                t: start + Duration::seconds(i),
+                modality: Modality::Fused,
+                emotion: if happy > 0.5 {
+                    Emotion::Happy
+                } else {
+                    Emotion::Sad
+                },
+                confidence: 0.8,
+                probabilities: [
+                    (Emotion::Happy, happy),
+                    (Emotion::Sad, 0.9 - happy),
+                    (Emotion::Neutral, 0.1),
+                ]
+                .into_iter()
+                .collect(),
+            }
+        })
+        .collect()
+}
+
+fn new_app() -> App {
+    App::new(
+        "http://127.0.0.1:7878",
+        true,
+        now(),
+        FixedOffset::east_opt(0).unwrap(),
+    )
+}
+
+fn render(app: &App, w: u16, h: u16) -> String {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| emo_tui::ui::draw(f, app)).unwrap();
+    let buf = term.backend().buffer().clone();
+    let mut out = String::new();
+    for y in 0..h {
+        for x in 0..w {
+            out.push_str(buf[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Renders at both sizes, checks every expected string, and optionally writes the snapshot.
+fn check(app: &App, name: &str, expect: &[&str]) {
+    for (w, h) in SIZES {
+        let text = render(app, w, h);
+        if let Some(dir) = std::env::var_os("EMO_TUI_SNAPSHOT_DIR") {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(
+                std::path::Path::new(&dir).join(format!("{name}-{w}x{h}.txt")),
+                &text,
+            )
+            .unwrap();
+        }
+        for e in expect {
+            assert!(
+                text.contains(e),
+                "{name} at {w}x{h}: missing {e:?} in\n{text}"
+            );
+        }
+    }
+}
+
+fn key(app: &mut App, c: KeyCode) {
+    app.on_key(KeyEvent::new(c, KeyModifiers::NONE));
+}
+
+fn agent_app() -> App {
+    let mut a = new_app();
+    a.on_msg(Msg::Me(Ok(user("ann", Role::Agent))));
+    a.on_msg(Msg::MySessions(Ok(Page {
+        items: vec![
+            session(1, "ann", "2026-03-09T09:00:00Z", 45, SessionStatus::Stopped),
+            session(
+                2,
+                "ann",
+                "2026-03-08T14:30:00Z",
+                20,
+                SessionStatus::Interrupted,
+            ),
+        ],
+        total: 2,
+        offset: 0,
+        limit: 100,
+        next_offset: None,
+    })));
+    a
+}
+
+fn admin_app() -> App {
+    let mut a = new_app();
+    a.on_msg(Msg::Me(Ok(user("root", Role::Admin))));
+    a.on_msg(Msg::Users(Ok(vec![
+        user("ann", Role::Agent),
+        user("bob", Role::Agent),
+        user("root", Role::Admin),
+    ])));
+    let counts = |h: u64, s: u64, n: u64| -> BTreeMap<Emotion, u64> {
+        [
+            (Emotion::Happy, h),
+            (Emotion::Sad, s),
+            (Emotion::Neutral, n),
+        ]
+        .into_iter()
+        .collect()
+    };
+    let points: Vec<TimelinePoint> = (0..10)
+        .map(|i| TimelinePoint {
+            t: t("2026-03-01T00:00:00Z") + Duration::days(i),
+            total: 10 + i as u64,
+            counts: counts(i as u64, 5, 5),
+        })
+        .collect();
+    let mut shares = BTreeMap::new();
+    shares.insert(Emotion::Happy, 0.3);
+    shares.insert(Emotion::Sad, 0.2);
+    shares.insert(Emotion::Neutral, 0.5);
+    a.on_msg(Msg::Dashboard(Ok(Box::new(DashData {
+        distribution: Distribution {
+            total: 1000,
+            counts: counts(300, 200, 500),
+            shares,
+        },
+        timeline: Timeline {
+            bucket: Bucket::Day,
+            points,
+        },
+        sessions: Page {
+            items: vec![
+                session(1, "ann", "2026-03-09T09:00:00Z", 45, SessionStatus::Stopped),
+                session(3, "bob", "2026-03-09T10:00:00Z", 30, SessionStatus::Stopped),
+                session(4, "bob", "2026-03-10T11:50:00Z", 0, SessionStatus::Running),
+            ],
+            total: 3,
+            offset: 0,
+            limit: 200,
+            next_offset: None,
+        },
+    }))));
+    a.on_msg(Msg::Heatmap(Ok(Heatmap {
+        kind: HeatmapKind::AgentEmotion,
+        rows: vec!["ann".into(), "bob".into()],
+        columns: Emotion::FACE
+            .iter()
+            .map(|e| e.as_str().to_string())
+            .collect(),
+        cells: vec![vec![0, 1, 2, 40, 10, 3, 50], vec![5, 0, 0, 20, 30, 1, 60]],
+        max: 60,
+    })));
+    a
+}
+
+#[test]
+fn login_screen() {
+    let mut a = new_app();
+    check(
+        &a,
+        "login",
+        &[
+            "Log in to EMO",
+            "Username",
+            "Password",
+            "F2",
+            "http://127.0.0.1:7878",
+        ],
+    );
+    for c in "ann".chars() {
+        key(&mut a, KeyCode::Char(c));
+    }
+    key(&mut a, KeyCode::Enter);
+    for c in "secret".chars() {
+        key(&mut a, KeyCode::Char(c));
+    }
+    a.on_msg(Msg::Login(Err(emo_tui::api::ClientError::Api {
+        status: 401,
+        code: "invalid_credentials".into(),
+        message: "no".into(),
+    })));
+    check(
+        &a,
+        "login-error",
+        &["ann", "Error: Wrong username or password."],
+    );
+    let text = render(&a, 80, 24);
+    assert!(!text.contains("secret"), "the password is never shown");
+}
+
+#[test]
+fn unreachable_server_message() {
+    let mut a = new_app();
+    a.resume("tok".into());
+    check(&a, "connecting", &["Checking the saved login"]);
+    a.on_msg(Msg::Me(Err(emo_tui::api::ClientError::Unreachable {
+        server: "http://127.0.0.1:7878".into(),
+        detail: "connection refused or host unreachable".into(),
+    })));
+    assert_eq!(a.screen, Screen::Login);
+    check(&a, "unreachable", &["Error: Cannot reach the EMO server"]);
+}
+
+#[test]
+fn register_screen() {
+    let mut a = new_app();
+    key(&mut a, KeyCode::F(2));
+    check(
+        &a,
+        "register",
+        &["Create an agent account", "Repeat", "back to login"],
+    );
+    a.on_msg(Msg::Register(Err(emo_tui::api::ClientError::Api {
+        status: 403,
+        code: "registration_closed".into(),
+        message: "".into(),
+    })));
+    check(
+        &a,
+        "register-closed",
+        &["Self-registration is switched off"],
+    );
+}
+
+#[test]
+fn agent_view_history_and_consent() {
+    let mut a = agent_app();
+    check(
+        &a,
+        "agent",
+        &[
+            "Not recording",
+            "My sessions (2)",
+            "03-09 09:00",
+            "happy",
+            "interrupted",
+            "support shift",
+            "Live probability bars appear here",
+        ],
+    );
+    key(&mut a, KeyCode::Char('s'));
+    check(
+        &a,
+        "consent",
+        &[
+            "Consent: start an EMO session?",
+            "images, video or audio",
+            "I consent",
+            "cancel",
+        ],
+    );
+    let text = render(&a, 80, 24);
+    assert!(text.contains("Never stored"), "{text}");
+}
+
+#[test]
+fn agent_view_recording_with_live_bars() {
+    let mut a = agent_app();
+    let running = session(9, "ann", "2026-03-10T11:55:00Z", 0, SessionStatus::Running);
+    let id = running.id;
+    a.on_msg(Msg::Started(Ok(running)));
+    check(
+        &a,
+        "recording-waiting",
+        &["● REC 5:00", "RECORDING", "waiting for estimates"],
+    );
+    let mut probs = BTreeMap::new();
+    probs.insert(Emotion::Happy, 0.64);
+    probs.insert(Emotion::Neutral, 0.30);
+    probs.insert(Emotion::Sad, 0.06);
+    a.on_msg(Msg::Live(LiveEvent::Sample(Sample {
+        session_id: id,
+        t: now(),
+        modality: Modality::Fused,
+        emotion: Emotion::Happy,
+        confidence: 0.64,
+        probabilities: probs,
+    })));
+    check(
+        &a,
+        "recording-live",
+        &[
+            "Live (fused) · 1 estimates",
+            "64%",
+            "fused: happy 0.64",
+            "x stop",
+        ],
+    );
+}
+
+#[test]
+fn session_timeline() {
+    let mut a = agent_app();
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.screen, Screen::Detail);
+    check(&a, "detail-loading", &["Loading the session"]);
+    let s = session(1, "ann", "2026-03-09T09:00:00Z", 45, SessionStatus::Stopped);
+    let sm = samples(s.id, "2026-03-09T09:00:00Z", 120);
+    a.on_msg(Msg::SessionDetail(Ok((s, sm))));
+    check(
+        &a,
+        "detail",
+        &[
+            "ann · stopped",
+            "dominant happy",
+            "coverage face 98%",
+            "Timeline (fused, 120 samples)",
+            "happy",
+            "09:00:00",
+            "09:45:00",
+        ],
+    );
+    key(&mut a, KeyCode::Esc);
+    assert_eq!(a.screen, Screen::Agent);
+}
+
+#[test]
+fn dashboard_overview_heatmap_sessions_audit() {
+    let mut a = admin_app();
+    assert_eq!(a.screen, Screen::Dashboard);
+    check(
+        &a,
+        "dash-overview",
+        &[
+            "Filter agent all",
+            "1 Overview",
+            "Distribution · 1000 estimates",
+            "neutral",
+            "50.0%",
+            "Over time",
+        ],
+    );
+    key(&mut a, KeyCode::Char('2'));
+    assert_eq!(a.dash.tab, DashTab::Heatmap);
+    check(
+        &a,
+        "dash-heatmap",
+        &[
+            "Heatmap: agent × emotion",
+            "ann",
+            "bob",
+            "angry",
+            "disgust",
+            "surpri",
+            "Legend",
+            "46-60",
+        ],
+    );
+    key(&mut a, KeyCode::Char('m'));
+    a.on_msg(Msg::Heatmap(Ok(Heatmap {
+        kind: HeatmapKind::WeekdayHour,
+        rows: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        columns: (0..24).map(|h| h.to_string()).collect(),
+        cells: (0..7)
+            .map(|d| (0..24).map(|h| ((d * h) % 9) as u64).collect())
+            .collect(),
+        max: 8,
+    })));
+    check(
+        &a,
+        "dash-heatmap-weekday",
+        &["Heatmap: weekday × hour", "Mon", "Sun", "Legend"],
+    );
+    key(&mut a, KeyCode::Char('3'));
+    check(
+        &a,
+        "dash-sessions",
+        &["Sessions (3 of 3)", "bob", "● running", "support"],
+    );
+    key(&mut a, KeyCode::Down);
+    let cmds = a.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    assert_eq!(a.screen, Screen::Detail);
+    assert!(matches!(cmds[0], emo_tui::app::Cmd::OpenSession(_)));
+    key(&mut a, KeyCode::Esc);
+    assert_eq!(a.screen, Screen::Dashboard);
+    key(&mut a, KeyCode::Char('4'));
+    a.on_msg(Msg::Audit(Ok(Page {
+        items: vec![AuditEntry {
+            id: Uuid::from_u128(1),
+            at: t("2026-03-10T11:00:00Z"),
+            actor: "root".into(),
+            action: "read_sessions".into(),
+            target_user: Some("ann".into()),
+            detail: "GET /api/v1/sessions?agent=ann".into(),
+        }],
+        total: 1,
+        offset: 0,
+        limit: 100,
+        next_offset: None,
+    })));
+    check(
+        &a,
+        "dash-audit",
+        &["Audit log (1-1 of 1)", "read_sessions", "root"],
+    );
+}
+
+#[test]
+fn dashboard_filter_form_and_export_prompt() {
+    let mut a = admin_app();
+    key(&mut a, KeyCode::Char('f'));
+    check(
+        &a,
+        "filters",
+        &["Filters", "Agent", "From", "Emotion", "Modality", "pick"],
+    );
+    key(&mut a, KeyCode::Right); // pick the first agent
+    key(&mut a, KeyCode::Tab);
+    for c in "2026-03-01".chars() {
+        key(&mut a, KeyCode::Char(c));
+    }
+    key(&mut a, KeyCode::Enter);
+    check(
+        &a,
+        "filters-applied",
+        &["agent ann", "2026-03-01 00:00", "Filters applied."],
+    );
+    key(&mut a, KeyCode::Char('e'));
+    check(
+        &a,
+        "export",
+        &["Export to CSV", "emo-export-20260310-120000.csv"],
+    );
+    key(&mut a, KeyCode::Esc);
+    a.on_msg(Msg::Exported(Ok(("/tmp/x.csv".into(), 42))));
+    check(&a, "exported", &["Exported 42 rows to /tmp/x.csv."]);
+}
+
+#[test]
+fn help_overlay_lists_keys_and_no_color_renders() {
+    let mut a = agent_app();
+    a.color = false;
+    key(&mut a, KeyCode::Char('?'));
+    check(
+        &a,
+        "help",
+        &["Keys", "Everywhere", "Ctrl-C", "any key closes"],
+    );
+    // Every key of the list is reachable by scrolling.
+    let all = emo_tui::ui::help::KEYS.len();
+    for _ in 0..all + 20 {
+        key(&mut a, KeyCode::Down);
+    }
+    check(&a, "help-end", &["Session", "reload"]);
+    key(&mut a, KeyCode::Char('x'));
+    assert!(!a.show_help);
+}
+
+#[test]
+fn tiny_terminal_does_not_panic() {
+    let a = admin_app();
+    for (w, h) in [(1, 1), (10, 3), (40, 10), (80, 5)] {
+        render(&a, w, h);
+    }
+    let b = agent_app();
+    render(&b, 20, 6);
+}
