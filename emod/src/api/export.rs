@@ -90,7 +90,7 @@ pub async fn export(
         other => return Err(AppError::query(format!("unknown format `{other}` (csv or json)"))),
     };
     let filter = resolve(&state, &user, &q, "read.export", None).await?;
-    let _ = modality_code; // modality filter is optional for exports (all estimates by default)
+    super::sessions::read_your_writes(&state).await?;
     let store = state.store.clone();
     let f = filter.clone();
     // The first page is read before answering, so an unreachable database is a clean 503.

@@ -340,6 +340,7 @@ pub async fn samples(
     let id = parse_id(&path)?;
     let (limit, offset) = page_bounds_max(Some(q.limit.unwrap_or(1000)), q.offset, 10_000)?;
     visible_session(&state, &user, id, "read.samples").await?;
+    read_your_writes(&state).await?;
     let store = state.store.clone();
     let modality = q.modality.map(modality_code);
     let (rows, total) = web::block(move || {
@@ -348,6 +349,14 @@ pub async fn samples(
     .await??;
     let items: Vec<Sample> = rows.iter().map(SampleRow::to_api).collect();
     Ok(HttpResponse::Ok().json(page(items, total, limit, offset)))
+}
+
+/// Gives samples accepted a moment ago a chance to reach the database before a read, so a
+/// client that posts and then lists sees its own samples (bounded wait under heavy ingest).
+pub async fn read_your_writes(state: &web::Data<AppState>) -> AppResult<()> {
+    let writer = state.writer.clone();
+    web::block(move || writer.flush(Duration::from_secs(2))).await?;
+    Ok(())
 }
 
 /// Checks a batch; the message names the offending sample.

@@ -88,8 +88,10 @@ impl SessionRow {
 }
 
 /// A sample as stored. Serializable so the writer can spool it to disk on shutdown.
+/// `None` binds SQL NULL (not DEFAULT), which lets SQLite take a whole batch as one
+/// multi-row INSERT.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
-#[diesel(table_name = samples)]
+#[diesel(table_name = samples, treat_none_as_default_value = false)]
 pub struct SampleRow {
     pub session_id: String,
     pub user_id: String,

@@ -325,7 +325,7 @@ mod tests {
         assert_eq!(s.samples[&Modality::Face], 10);
         assert_eq!(s.samples[&Modality::Fused], 7);
         assert!((s.coverage[&Modality::Fused] - 0.7).abs() < 1e-12);
-        assert!((s.mean_confidence.unwrap() - 4.7 / 7.0).abs() < 1e-12);
+        assert!((s.mean_confidence.unwrap() - 4.7 / 7.0).abs() < 1e-6);
         assert_eq!(s.duration_seconds, 10.0);
     }
 

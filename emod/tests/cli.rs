@@ -1,0 +1,111 @@
+//! The `emod` command line: help, users, migrations, configuration.
+
+mod common;
+
+use std::io::Write;
+use std::process::Stdio;
+
+use common::*;
+
+fn run(env: &Env, args: &[&str]) -> (bool, String, String) {
+    let out = env.emod().args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_explains_every_subcommand() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    let (ok, out, _) = run(&env, &["--help"]);
+    assert!(ok);
+    for sub in ["serve", "migrate", "user", "config"] {
+        assert!(out.contains(sub), "--help lacks {sub}:\n{out}");
+    }
+    let (ok, out, _) = run(&env, &["user", "--help"]);
+    assert!(ok);
+    for sub in ["add", "list", "disable", "enable", "passwd"] {
+        assert!(out.contains(sub), "user --help lacks {sub}:\n{out}");
+    }
+}
+
+#[test]
+fn users_from_the_command_line() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    let (ok, out, _) = run(&env, &["migrate"]);
+    assert!(ok && out.contains("migration"), "{out}");
+    let (ok, out, _) = run(&env, &["migrate"]);
+    assert!(ok && out.contains("up to date"), "{out}");
+    env.add_user("boss", "admin");
+    env.add_user("agent1", "agent");
+    // Duplicate, bad role, short password, no terminal and no --password-stdin.
+    let (ok, _, err) = run(&env, &["user", "add", "boss", "--password-stdin"]);
+    assert!(!ok && err.contains("taken"), "{err}");
+    let (ok, _, err) = run(&env, &["user", "add", "x", "--role", "king"]);
+    assert!(!ok && err.contains("king"), "{err}");
+    let mut child = env
+        .emod()
+        .args(["user", "add", "shorty", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "abc").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8"));
+    let (ok, _, err) = run(&env, &["user", "add", "nopw"]);
+    assert!(!ok && err.contains("--password-stdin"), "{err}");
+
+    let (ok, out, _) = run(&env, &["user", "list", "--json"]);
+    assert!(ok);
+    let users: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(users.as_array().unwrap().len(), 2);
+    let (ok, _, _) = run(&env, &["user", "disable", "agent1"]);
+    assert!(ok);
+    let (_, out, _) = run(&env, &["user", "list"]);
+    let line = out.lines().find(|l| l.starts_with("agent1")).unwrap();
+    assert!(line.contains("disabled"), "{line}");
+    let srv = env.start();
+    let r = srv.post("/api/v1/auth/login", None, &serde_json::json!({"username": "agent1", "password": PASSWORD}));
+    assert_eq!(error_of(r), (403, "account_disabled".into()));
+    drop(srv);
+    let (ok, _, _) = run(&env, &["user", "enable", "agent1"]);
+    assert!(ok);
+    let srv = env.start();
+    srv.login("agent1");
+    let (ok, _, err) = run(&env, &["user", "disable", "ghost"]);
+    assert!(!ok && err.contains("ghost"), "{err}");
+}
+
+#[test]
+fn config_print_default_and_bad_config() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    let (ok, out, _) = run(&env, &["config", "print-default"]);
+    assert!(ok && out.contains("[server]") && out.contains("listen = \"127.0.0.1:7878\""));
+    let (ok, out, _) = run(&env, &["config", "show"]);
+    assert!(ok && out.contains("spool_capacity"), "{out}");
+    let bad = env.dir.path().join("bad.toml");
+    std::fs::write(&bad, "[server]\nlisten = 42\n").unwrap();
+    let (ok, _, err) = run(&env, &["--config", bad.to_str().unwrap(), "serve"]);
+    assert!(!ok && err.contains("bad.toml"), "{err}");
+    let (ok, _, err) = run(&env, &["serve", "--listen", "nonsense"]);
+    assert!(!ok && err.contains("nonsense"), "{err}");
+}
+
+#[test]
+fn openapi_and_metrics() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    let srv = env.start();
+    let doc: serde_json::Value = srv.get("/api/v1/openapi.json", None).json().unwrap();
+    for p in ["/api/v1/auth/login", "/api/v1/sessions/{id}/samples", "/api/v1/stats/heatmap", "/api/v1/export"] {
+        assert!(doc["paths"].get(p).is_some(), "openapi lacks {p}");
+    }
+    assert!(doc["components"]["schemas"].get("SampleBatch").is_some());
+    srv.get("/nope", None);
+    let m = srv.get("/metrics", None).text().unwrap();
+    assert!(m.contains("emo_http_responses_total{class=\"4xx\"} 1"), "{m}");
+    assert!(m.contains("# TYPE emo_samples_total counter"));
+}

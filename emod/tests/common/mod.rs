@@ -1,0 +1,388 @@
+//! Test harness: the real `emod` binary on a loopback port, against a fresh SQLite file or a
+//! fresh PostgreSQL database created (and dropped) for the test.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use reqwest::blocking::{Client, Response};
+use serde_json::{json, Value};
+
+pub const PASSWORD: &str = "correct-horse-battery";
+
+pub fn admin_url() -> String {
+    std::env::var("EMO_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn require_postgres() -> bool {
+    std::env::var("EMO_REQUIRE_POSTGRES").is_ok_and(|v| v == "1")
+}
+
+/// A throw-away PostgreSQL database, dropped when this goes out of scope.
+pub struct PgDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl PgDb {
+    /// `None` (after printing a skip notice) when no server is reachable, unless
+    /// `EMO_REQUIRE_POSTGRES=1`, which makes that a failure.
+    pub fn create() -> Option<PgDb> {
+        let admin = admin_url();
+        let mut conn = match PgConnection::establish(&admin) {
+            Ok(c) => c,
+            Err(e) => {
+                if require_postgres() {
+                    panic!("EMO_REQUIRE_POSTGRES=1 but PostgreSQL at {admin} is unreachable: {e}");
+                }
+                eprintln!("SKIPPED: PostgreSQL at {admin} is unreachable ({e}); set EMO_TEST_DATABASE_URL");
+                return None;
+            }
+        };
+        let name = format!("emo_test_{}", uuid::Uuid::new_v4().simple());
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .expect("CREATE DATABASE");
+        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+        Some(PgDb {
+            url: format!("{base}/{name}"),
+            name,
+        })
+    }
+
+    pub fn admin_sql(&self, sql: &str) {
+        let mut conn = PgConnection::establish(&admin_url()).expect("admin connection");
+        diesel::sql_query(sql).execute(&mut conn).expect(sql);
+    }
+
+    /// Refuses new connections and kills the existing ones: a real outage as the daemon sees it.
+    pub fn cut(&self) {
+        self.admin_sql(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", self.name));
+        self.admin_sql(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()",
+            self.name
+        ));
+    }
+
+    pub fn restore(&self) {
+        self.admin_sql(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", self.name));
+    }
+
+    pub fn count(&self, table: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = PgConnection::establish(&self.url).expect("test db connection");
+        let rows: Vec<N> = diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
+            .load(&mut conn)
+            .expect("count");
+        rows[0].n
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = PgConnection::establish(&admin_url()) {
+            let _ = diesel::sql_query(format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", self.name)).execute(&mut conn);
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&mut conn);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the daemon keeps its data, reused across restarts.
+pub struct Env {
+    pub backend: Backend,
+    pub dir: tempfile::TempDir,
+    pub pg: Option<PgDb>,
+    pub extra: Vec<(String, String)>,
+}
+
+impl Env {
+    pub fn new(backend: Backend) -> Option<Env> {
+        let pg = match backend {
+            Backend::Postgres => Some(PgDb::create()?),
+            Backend::Sqlite => None,
+        };
+        Some(Env {
+            backend,
+            dir: tempfile::tempdir().expect("tempdir"),
+            pg,
+            extra: Vec::new(),
+        })
+    }
+
+    pub fn with(mut self, key: &str, value: &str) -> Env {
+        self.extra.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.dir.path().join("emo.sqlite3")
+    }
+
+    pub fn spool_dir(&self) -> PathBuf {
+        self.dir.path().join("spool")
+    }
+
+    /// Environment for any `emod` command against this data.
+    pub fn vars(&self) -> Vec<(String, String)> {
+        let mut v = vec![
+            ("EMO_WRITER_SPOOL_DIR".to_string(), self.spool_dir().display().to_string()),
+            ("EMO_LOG".into(), "warn".into()),
+            ("EMO_SERVER_NODE_NAME".into(), "test-node".into()),
+            ("EMO_CONFIG".into(), self.dir.path().join("none.toml").display().to_string()),
+        ];
+        match &self.pg {
+            Some(pg) => v.push(("EMO_DATABASE_URL".into(), pg.url.clone())),
+            None => v.push(("EMO_SQLITE_PATH".into(), self.sqlite_path().display().to_string())),
+        }
+        v.extend(self.extra.iter().cloned());
+        v
+    }
+
+    pub fn emod(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_emod"));
+        // The config file named by EMO_CONFIG must exist; an empty one means all defaults.
+        let _ = std::fs::write(self.dir.path().join("none.toml"), "");
+        for (k, v) in self.vars() {
+            cmd.env(k, v);
+        }
+        cmd.env_remove("RUST_LOG");
+        cmd
+    }
+
+    /// `emod user add NAME --role ROLE --password-stdin`
+    pub fn add_user(&self, name: &str, role: &str) {
+        let mut child = self
+            .emod()
+            .args(["user", "add", name, "--role", role, "--password-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn emod user add");
+        writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "user add failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn start(&self) -> Server {
+        let port = free_port();
+        let log = self.dir.path().join(format!("emod-{port}.log"));
+        let child = self
+            .emod()
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn emod serve");
+        let server = Server {
+            base: format!("http://127.0.0.1:{port}"),
+            child: Some(child),
+            client: Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+            log,
+        };
+        server.wait_healthy();
+        server
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Server {
+    pub base: String,
+    pub child: Option<Child>,
+    pub client: Client,
+    pub log: PathBuf,
+}
+
+impl Server {
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(r) = self.client.get(format!("{}/healthz", self.base)).send() {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("emod did not become healthy; log:\n{}", self.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut r = self.client.get(self.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send().expect("GET")
+    }
+
+    pub fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        let mut r = self.client.post(self.url(path)).json(body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send().expect("POST")
+    }
+
+    pub fn patch(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        let mut r = self.client.patch(self.url(path)).json(body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send().expect("PATCH")
+    }
+
+    pub fn login(&self, user: &str) -> String {
+        let r = self.post("/api/v1/auth/login", None, &json!({"username": user, "password": PASSWORD}));
+        assert_eq!(r.status(), 200, "login {user}");
+        r.json::<Value>().unwrap()["token"].as_str().unwrap().to_string()
+    }
+
+    pub fn register(&self, user: &str) -> String {
+        let r = self.post("/api/v1/auth/register", None, &json!({"username": user, "password": PASSWORD}));
+        assert_eq!(r.status(), 201, "register {user}");
+        self.login(user)
+    }
+
+    /// Starts a session (optionally back-dated) and returns its id.
+    pub fn start_session(&self, token: &str, started_at: Option<&str>) -> String {
+        let mut body = json!({"consent": true, "sources": ["remote"]});
+        if let Some(t) = started_at {
+            body["started_at"] = json!(t);
+        }
+        let r = self.post("/api/v1/sessions", Some(token), &body);
+        assert_eq!(r.status(), 201);
+        r.json::<Value>().unwrap()["id"].as_str().unwrap().to_string()
+    }
+
+    pub fn sigterm(&mut self) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        }
+        self.wait_exit();
+    }
+
+    pub fn sigkill(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+        }
+        self.wait_exit();
+    }
+
+    fn wait_exit(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("emod did not exit; log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `{"error": code}` of a failed response, with its status.
+pub fn error_of(r: Response) -> (u16, String) {
+    let status = r.status().as_u16();
+    let body: Value = r.json().unwrap_or(Value::Null);
+    (status, body["error"].as_str().unwrap_or("<no error code>").to_string())
+}
+
+/// Fused samples at `start + i*step` seconds with the given emotions.
+pub fn fused_samples(start_ms: i64, step_s: i64, emotions: &[&str]) -> Value {
+    let samples: Vec<Value> = emotions
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let t = chrono::DateTime::from_timestamp_millis(start_ms + i as i64 * step_s * 1000).unwrap();
+            json!({"t": t.to_rfc3339(), "modality": "fused", "emotion": e, "confidence": 0.8,
+                   "probabilities": {*e: 0.8, "neutral": if *e == "neutral" { 0.0 } else { 0.2 }}})
+        })
+        .collect();
+    let samples: Vec<Value> = samples
+        .into_iter()
+        .map(|mut s| {
+            if s["emotion"] == "neutral" {
+                s["probabilities"] = json!({"neutral": 1.0});
+                s["confidence"] = json!(1.0);
+            }
+            s
+        })
+        .collect();
+    json!({ "samples": samples })
+}
+
+/// Runs the test body once per backend, each in its own test function.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn sqlite() {
+                let f: fn(Backend) = $body;
+                f(Backend::Sqlite);
+            }
+            #[test]
+            fn postgres() {
+                let f: fn(Backend) = $body;
+                f(Backend::Postgres);
+            }
+        }
+    };
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+pub fn path_exists(p: &Path) -> bool {
+    p.exists()
+}
