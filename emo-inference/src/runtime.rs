@@ -140,6 +140,14 @@ fn parse_version(build_info: &str) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// `libonnxruntime.so.1.31.1` (the symlink target) → `1.31.1`.
+fn version_from_file_name(path: &Path) -> Option<String> {
+    let real = std::fs::canonicalize(path).ok()?;
+    let name = real.file_name()?.to_str()?;
+    let v = name.split_once(".so.")?.1;
+    v.chars().all(|c| c.is_ascii_digit() || c == '.').then(|| v.to_string())
+}
+
 fn providers() -> Vec<&'static str> {
     let mut v = vec!["CPUExecutionProvider"];
     if matches!(ort::ep::CUDA::is_available(), Ok(true)) {
@@ -179,10 +187,14 @@ pub fn init(cfg: &RuntimeConfig) -> Result<RuntimeInfo> {
             )))
         }
     };
+    let mut version = parse_version(&build_info);
+    if version == "unknown" {
+        version = version_from_file_name(&path).unwrap_or(version);
+    }
     let info = RuntimeInfo {
         library: path,
         source,
-        version: parse_version(&build_info),
+        version,
         build_info,
         available_providers: catch_unwind(providers).unwrap_or_default(),
     };

@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::store::writer::{replay_spool, Writer, WriterOptions};
 use crate::store::Store;
 
+pub mod analyze;
 pub mod audit;
 pub mod auth;
 pub mod export;
@@ -147,6 +148,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(resource("/stats/heatmap").route(web::get().to(stats::heatmap)))
                 .service(resource("/export").route(web::get().to(export::export)))
                 .service(resource("/audit").route(web::get().to(audit::list)))
+                .service(resource("/analyze").route(web::post().to(analyze::analyze)))
                 .default_service(web::to(not_found)),
         )
         .default_service(web::to(not_found));

@@ -43,6 +43,7 @@ impl Modify for BearerAuth {
         super::stats::heatmap,
         super::export::export,
         super::audit::list,
+        super::analyze::analyze,
     ),
     components(schemas(
         emo_api_types::ApiError,
@@ -52,6 +53,7 @@ impl Modify for BearerAuth {
         emo_api_types::SessionStatus,
         emo_api_types::SessionSummary,
         emo_api_types::SampleIn,
+        emo_api_types::analyze::AnalyzeResponse,
     )),
     modifiers(&BearerAuth)
 )]

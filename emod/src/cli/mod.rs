@@ -7,8 +7,12 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 
+pub mod analyze;
+pub mod bench;
 pub mod config_cmd;
+pub mod eval;
 pub mod migrate;
+pub mod models;
 pub mod serve;
 pub mod user;
 
@@ -38,6 +42,15 @@ pub enum Command {
     /// Show configuration: print-default (commented defaults) or show (effective settings).
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Expression estimates for image, audio and video files (faces, voice, fused timeline).
+    Analyze(analyze::Args),
+    /// Evaluate the models: faces DIR, speech DIR, fusion --faces DIR --speech DIR.
+    Eval(eval::Args),
+    /// Measure inference speed (face frames/s, speech and feature real-time factors).
+    Bench(bench::Args),
+    /// Model and ONNX Runtime status: check.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -47,6 +60,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate(args) => migrate::run(args, &config()?),
         Command::User(cmd) => user::run(cmd, &config()?),
         Command::Config(cmd) => config_cmd::run(cmd, cli.config.as_deref()),
+        Command::Analyze(args) => analyze::run(args, &config()?),
+        Command::Eval(args) => eval::run(args, &config()?),
+        Command::Bench(args) => bench::run(args, &config()?),
+        Command::Models(cmd) => models::run(cmd, &config()?),
     }
 }
 

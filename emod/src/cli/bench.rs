@@ -1,0 +1,42 @@
+//! `emod bench`: face pipeline frames/s, speech real-time factor and feature extraction speed
+//! (with the ratio to librosa's MFCC measured in the same run).
+
+use std::process::ExitCode;
+
+use emo_inference::{bench, Engine};
+
+use crate::config::Config;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Timed repetitions per measurement (after warm-up); the median is reported.
+    #[arg(long, default_value_t = 50)]
+    pub iterations: usize,
+    /// Intra-op threads per session (1 = the per-core figures).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Skip the librosa comparison (needs python3 with librosa and soundfile).
+    #[arg(long)]
+    pub no_librosa: bool,
+}
+
+pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
+    let mut opts = super::models::engine_options(config)?;
+    opts.runtime.intra_threads = args.threads.max(1);
+    let engine = Engine::load(&opts)?;
+    let quiet = args.json;
+    let r = bench::run(&engine, args.iterations, args.threads.max(1), !args.no_librosa, &|what| {
+        if !quiet {
+            eprintln!("benchmarking {what} …");
+        }
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print!("{}", r.to_table());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,145 @@
+//! `emod eval faces|speech|fusion`: accuracy, macro-F1, per-class recall and confusion matrices,
+//! computed with the same engine code as the daemon.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use emo_inference::{eval, Engine};
+
+use crate::config::Config;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: EvalCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// Face expression model on DIR/<class>/*.jpg|png (FER-2013 class names).
+    Faces {
+        dir: PathBuf,
+        /// Treat every image as an aligned face crop and classify it directly (FER-2013 images
+        /// are 48×48 face crops). `--crops false` runs the face detector first (as `analyze`
+        /// does) and counts images without a detected face as errors.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        crops: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Speech model on RAVDESS WAVs (03-01-EE-II-SS-RR-AA.wav, any sample rate, actor folders or
+    /// flat); one centre-cropped/padded 3-s window per clip, as in training. 8 classes.
+    Speech {
+        dir: PathBuf,
+        /// Only these actors (e.g. the validation actors: --actors 19,20).
+        #[arg(long, value_delimiter = ',')]
+        actors: Option<Vec<u32>>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pair face images and voice clips of the same label (7 shared classes, calm → neutral) and
+    /// report single-modality, calibrated-fusion and mode accuracies.
+    Fusion {
+        #[arg(long)]
+        faces: PathBuf,
+        #[arg(long)]
+        speech: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Classify face images as crops (see `eval faces --crops`).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        crops: bool,
+        /// Only these speech actors.
+        #[arg(long, value_delimiter = ',')]
+        actors: Option<Vec<u32>>,
+        /// Choose the fusion weights on half of the pairs and report on the other half.
+        #[arg(long)]
+        tune: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn progress_bar(enabled: bool) -> Option<indicatif::ProgressBar> {
+    (enabled && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    })
+}
+
+pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
+    let mut opts = super::models::engine_options(config)?;
+    match args.command {
+        EvalCommand::Faces { dir, crops, json } => {
+            opts.speech = false;
+            opts.faces = true;
+            let engine = Engine::load(&opts)?;
+            let bar = progress_bar(true);
+            let r = eval::eval_faces(&engine, &dir, crops, &|d, n| {
+                if let Some(b) = &bar {
+                    b.set_length(n as u64);
+                    b.set_position(d as u64);
+                }
+            })?;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            print_report(&r, json, &format!("face expression model on {} ({})", dir.display(), if crops { "crops" } else { "detector" }))
+        }
+        EvalCommand::Speech { dir, actors, json } => {
+            opts.faces = false;
+            let engine = Engine::load(&opts)?;
+            let bar = progress_bar(true);
+            let r = eval::eval_speech(&engine, &dir, actors.as_deref(), &|d, n| {
+                if let Some(b) = &bar {
+                    b.set_length(n as u64);
+                    b.set_position(d as u64);
+                }
+            })?;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            print_report(&r, json, &format!("speech model on {}", dir.display()))
+        }
+        EvalCommand::Fusion { faces, speech, seed, crops, actors, tune, json } => {
+            let engine = Engine::load(&opts)?;
+            let bar = progress_bar(true);
+            let r = eval::eval_fusion(&engine, &faces, &speech, seed, crops, actors.as_deref(), tune, &|what, d, n| {
+                if let Some(b) = &bar {
+                    b.set_message(what.to_string());
+                    b.set_length(n as u64);
+                    b.set_position(d as u64);
+                }
+            })?;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!("fusion on {} face/voice pairs (seed {}{}):", r.n, r.seed, if r.tuned == Some(true) { ", weights tuned on the other half" } else { "" });
+                println!("  face only         {:.4}", r.face_accuracy);
+                println!("  speech only       {:.4}", r.speech_accuracy);
+                println!("  fused (calibrated){:>7.4}  weights face {:.2} voice {:.2}", r.fused_accuracy, r.face_weight, r.voice_weight);
+                println!("  mode (vote)       {:.4}", r.mode_accuracy);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_report(r: &eval::EvalReport, json: bool, title: &str) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+    } else {
+        println!("{title}");
+        print!("{}", r.to_table());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,97 @@
+//! `emod models check`: ONNX Runtime version, execution providers and each model's status.
+//! Also the helpers every inference subcommand uses to turn the config into engine options.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use emo_inference::manifest::{self, Manifest};
+use emo_inference::{runtime, EngineOptions, ExecProvider, RuntimeConfig};
+
+use crate::config::Config;
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Print the ONNX Runtime version, execution providers and each model's status
+    /// (file present, sha256, loads, input/output shapes). Exit status 1 if anything is wrong.
+    Check,
+}
+
+/// The models directory: config `models.dir` (EMO_MODELS_DIR), else `./models`, else
+/// `/usr/share/emo/models`.
+pub fn models_dir(config: &Config) -> PathBuf {
+    if !config.models.dir.trim().is_empty() {
+        return PathBuf::from(config.models.dir.trim());
+    }
+    for d in ["models", "/usr/share/emo/models"] {
+        if Path::new(d).join(manifest::MANIFEST_FILE).is_file() {
+            return PathBuf::from(d);
+        }
+    }
+    PathBuf::from("models")
+}
+
+/// Runtime settings from `[onnxruntime]`.
+pub fn runtime_config(config: &Config) -> anyhow::Result<RuntimeConfig> {
+    let o = &config.onnxruntime;
+    Ok(RuntimeConfig {
+        library: (!o.library.trim().is_empty()).then(|| PathBuf::from(o.library.trim())),
+        execution_provider: o
+            .execution_provider
+            .parse::<ExecProvider>()
+            .map_err(|e| anyhow::anyhow!("onnxruntime.execution_provider: {e}"))?,
+        intra_threads: o.intra_threads,
+    })
+}
+
+pub fn engine_options(config: &Config) -> anyhow::Result<EngineOptions> {
+    Ok(EngineOptions::new(models_dir(config), runtime_config(config)?))
+}
+
+pub fn run(cmd: ModelsCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ModelsCommand::Check => check(config),
+    }
+}
+
+fn check(config: &Config) -> anyhow::Result<ExitCode> {
+    let rt = runtime_config(config)?;
+    let info = runtime::init(&rt)?;
+    println!("ONNX Runtime {} ({})", info.version, info.library.display());
+    println!("  loaded from: {}", info.source);
+    println!("  execution providers available: {}", info.available_providers.join(", "));
+    println!(
+        "  configured: {:?}, intra-op threads: {}",
+        rt.execution_provider,
+        if rt.intra_threads == 0 { "auto".to_string() } else { rt.intra_threads.to_string() }
+    );
+    if rt.execution_provider == ExecProvider::Cuda && !info.available_providers.contains(&"CUDAExecutionProvider") {
+        println!("  warning: CUDA configured but not available in this library; CPU will be used");
+    }
+    let dir = models_dir(config);
+    let m = Manifest::load(&dir)?;
+    println!("models: {}", dir.display());
+    let mut bad = 0;
+    for (name, e) in &m.models {
+        let status = manifest::verify_file(&m, name).and_then(|p| {
+            let s = runtime::session(&rt, &p)?;
+            let ins: Vec<String> = s.inputs().iter().map(|o| format!("{} {}", o.name(), o.dtype())).collect();
+            let outs: Vec<String> = s.outputs().iter().map(|o| format!("{} {}", o.name(), o.dtype())).collect();
+            Ok(format!("in [{}] out [{}]", ins.join(", "), outs.join(", ")))
+        });
+        match status {
+            Ok(s) => println!("  {name:<14} ok       {} ({s})", e.file),
+            Err(err) => {
+                bad += 1;
+                println!("  {name:<14} FAILED   {err}");
+            }
+        }
+    }
+    for needed in ["face_detector", "expression", "speech"] {
+        if !m.models.contains_key(needed) {
+            bad += 1;
+            println!("  {needed:<14} MISSING  not in {}", dir.join(manifest::MANIFEST_FILE).display());
+        }
+    }
+    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
