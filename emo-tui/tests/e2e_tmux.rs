@@ -1,0 +1,365 @@
+//! End to end: a real `emod` (SQLite) on loopback, seeded through the API, and the real
+//! `emo-tui` binary driven in tmux: log in as an admin, open the dashboard, apply a filter and
+//! assert on the captured screen.
+//!
+//! The emod binary comes from `EMOD_BIN`, else it is built with `cargo build -p emod` (the
+//! workspace's target dir). The test skips (passes with a note) when tmux is not installed.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use emo_api_types::{Emotion, LoginResponse, Modality, SampleBatch, SampleIn, Session};
+use serde_json::json;
+
+const ADMIN_PW: &str = "admin-pass-123";
+const AGENT_PW: &str = "agent-pass-123";
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Tmux {
+    socket: String,
+    session: String,
+}
+
+impl Tmux {
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket]);
+        c
+    }
+    fn send_text(&self, s: &str) {
+        let st = self
+            .cmd()
+            .args(["send-keys", "-t", &self.session, "-l", s])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    fn send_key(&self, k: &str) {
+        let st = self
+            .cmd()
+            .args(["send-keys", "-t", &self.session, k])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    fn capture(&self) -> String {
+        let out = self
+            .cmd()
+            .args(["capture-pane", "-p", "-t", &self.session])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+    /// Waits until every string is on the screen; panics with the screen after `timeout`.
+    fn wait_for(&self, all: &[&str], timeout: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.capture();
+            if all.iter().all(|s| screen.contains(s)) {
+                return screen;
+            }
+            if start.elapsed() > timeout {
+                panic!("timed out waiting for {all:?}; screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        // Our own tmux server (private socket): only it is stopped.
+        let _ = self.cmd().arg("kill-server").status();
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn emod_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("EMOD_BIN").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = Command::new(cargo)
+        .args(["build", "-p", "emod", "--bin", "emod"])
+        .current_dir(workspace_root())
+        .status()
+        .expect("running cargo build -p emod");
+    assert!(st.success(), "cargo build -p emod failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    target.join("debug").join("emod")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn emod_cmd(bin: &Path, dir: &Path) -> Command {
+    let mut c = Command::new(bin);
+    c.env("EMO_SQLITE_PATH", dir.join("emo.sqlite3"))
+        .env("XDG_CONFIG_HOME", dir.join("xdg"))
+        .env("HOME", dir)
+        .env_remove("EMO_CONFIG")
+        .env_remove("EMO_DATABASE_URL")
+        .env("EMO_ALLOW_REGISTER", "true");
+    c
+}
+
+fn login(http: &reqwest::blocking::Client, base: &str, user: &str, pw: &str) -> String {
+    let r = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"username": user, "password": pw}))
+        .send()
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "login {user}: {}",
+        r.text().unwrap()
+    );
+    r.json::<LoginResponse>().unwrap().token
+}
+
+/// One stopped session of `n` seconds starting `ago` before now, mostly `main` emotion.
+fn seed_session(
+    http: &reqwest::blocking::Client,
+    base: &str,
+    token: &str,
+    start: DateTime<Utc>,
+    n: i64,
+    main: Emotion,
+    label: &str,
+) {
+    let r = http
+        .post(format!("{base}/api/v1/sessions"))
+        .bearer_auth(token)
+        .json(&json!({"consent": true, "sources": ["remote"], "label": label, "started_at": start}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "start: {}", r.text().unwrap());
+    let s: Session = r.json().unwrap();
+    let samples: Vec<SampleIn> = (0..n)
+        .map(|i| {
+            let e = if i % 4 == 3 { Emotion::Neutral } else { main };
+            SampleIn {
+                t: start + chrono::Duration::seconds(i),
+                modality: Modality::Fused,
+                emotion: e,
+                confidence: 0.8,
+                probabilities: [(e, 0.8), (Emotion::Surprise, 0.2)].into_iter().collect(),
+            }
+        })
+        .collect();
+    let r = http
+        .post(format!("{base}/api/v1/sessions/{}/samples", s.id))
+        .bearer_auth(token)
+        .json(&SampleBatch { samples })
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "samples: {}", r.text().unwrap());
+    let r = http
+        .post(format!("{base}/api/v1/sessions/{}/stop", s.id))
+        .bearer_auth(token)
+        .json(&json!({"ended_at": start + chrono::Duration::seconds(n)}))
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "stop: {}", r.text().unwrap());
+}
+
+#[test]
+fn admin_logs_in_and_filters_the_dashboard_in_tmux() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIP: tmux is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let emod = emod_bin();
+    assert!(emod.exists(), "no emod binary at {}", emod.display());
+
+    // Admin account through the CLI, as an operator would.
+    let mut add = emod_cmd(&emod, dir.path())
+        .args(["user", "add", "root", "--role", "admin", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(add.stdin.take().unwrap(), "{ADMIN_PW}").unwrap();
+    let out = add.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "emod user add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let log = std::fs::File::create(dir.path().join("emod.log")).unwrap();
+    let _daemon = Daemon(
+        emod_cmd(&emod, dir.path())
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = http.get(format!("{base}/healthz")).send() {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let log = std::fs::read_to_string(dir.path().join("emod.log")).unwrap_or_default();
+            panic!("emod did not become healthy; log:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Two agents self-register and record one session each.
+    let t0 = Utc::now() - chrono::Duration::hours(3);
+    for (name, main) in [("ann", Emotion::Happy), ("bob", Emotion::Sad)] {
+        let r = http
+            .post(format!("{base}/api/v1/auth/register"))
+            .json(&json!({"username": name, "password": AGENT_PW}))
+            .send()
+            .unwrap();
+        assert_eq!(
+            r.status().as_u16(),
+            201,
+            "register {name}: {}",
+            r.text().unwrap()
+        );
+        let tok = login(&http, &base, name, AGENT_PW);
+        seed_session(&http, &base, &tok, t0, 120, main, &format!("{name}-shift"));
+    }
+
+    // The real binary, in a private tmux server.
+    let tmux = Tmux {
+        socket: format!("emo-e2e-{}", std::process::id()),
+        session: format!("emo-tui-{}", std::process::id()),
+    };
+    let cfg = dir.path().join("cfg");
+    let tui = env!("CARGO_BIN_EXE_emo-tui");
+    let shell_cmd = format!(
+        "EMO_CONFIG_DIR='{}' NO_COLOR=1 '{}' --server {base} --no-mouse; sleep 30",
+        cfg.display(),
+        tui
+    );
+    let st = tmux
+        .cmd()
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &tmux.session,
+            "-x",
+            "100",
+            "-y",
+            "30",
+            &shell_cmd,
+        ])
+        .env_remove("TMUX")
+        .status()
+        .unwrap();
+    assert!(st.success(), "tmux new-session failed");
+    let wait = Duration::from_secs(20);
+
+    tmux.wait_for(&["Log in to EMO", "Username"], wait);
+    // A wrong password first: the status line says so.
+    tmux.send_text("root");
+    tmux.send_key("Enter");
+    tmux.send_text("wrong-password");
+    tmux.send_key("Enter");
+    tmux.wait_for(&["Wrong username or password."], wait);
+    tmux.send_text(ADMIN_PW);
+    tmux.send_key("Enter");
+    let screen = tmux.wait_for(
+        &[
+            "dashboard",
+            "Distribution · 240 estimates",
+            "Logged in as root (admin)",
+        ],
+        wait,
+    );
+    assert!(screen.contains("happy"), "{screen}");
+    eprintln!("--- dashboard ---\n{screen}");
+
+    // The token is saved privately for the next start.
+    let tok = cfg.join("token.json");
+    assert!(tok.exists(), "token.json not written");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&tok).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    // Sessions tab lists both agents.
+    tmux.send_key("3");
+    tmux.wait_for(
+        &["Sessions (2 of 2)", "ann", "bob", "ann-shift", "bob-shift"],
+        wait,
+    );
+
+    // Filter on bob: the distribution and the table follow.
+    tmux.send_key("f");
+    tmux.wait_for(&["Filters", "Modality"], wait);
+    tmux.send_text("bob");
+    tmux.send_key("Enter");
+    let screen = tmux.wait_for(&["agent bob", "Sessions (1 of 1)", "bob-shift"], wait);
+    assert!(
+        !screen.contains("ann-shift"),
+        "filter not applied:\n{screen}"
+    );
+    eprintln!("--- sessions filtered on bob ---\n{screen}");
+    tmux.send_key("1");
+    let screen = tmux.wait_for(&["Distribution · 120 estimates"], wait);
+    assert!(screen.contains("sad"), "{screen}");
+
+    // Heatmap tab with the legend.
+    tmux.send_key("2");
+    let screen = tmux.wait_for(&["Heatmap: agent × emotion", "Legend", "bob"], wait);
+    eprintln!("--- heatmap ---\n{screen}");
+
+    // Quit cleanly: the shell's `sleep` keeps the pane to show the restored terminal.
+    tmux.send_key("q");
+    let start = Instant::now();
+    loop {
+        let screen = tmux.capture();
+        if !screen.contains("Heatmap") {
+            break;
+        }
+        assert!(start.elapsed() < wait, "emo-tui did not quit:\n{screen}");
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
