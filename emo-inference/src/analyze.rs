@@ -106,16 +106,24 @@ impl Engine {
             faces,
             speech,
             strategy: opts.strategy,
-            video_fps: if opts.video_fps > 0.0 { opts.video_fps } else { DEFAULT_VIDEO_FPS },
+            video_fps: if opts.video_fps > 0.0 {
+                opts.video_fps
+            } else {
+                DEFAULT_VIDEO_FPS
+            },
         })
     }
 
     pub fn faces(&self) -> Result<&FacePipeline> {
-        self.faces.as_ref().map_err(|e| Error::Model(format!("face analysis unavailable: {e}")))
+        self.faces
+            .as_ref()
+            .map_err(|e| Error::Model(format!("face analysis unavailable: {e}")))
     }
 
     pub fn speech(&self) -> Result<&SpeechModel> {
-        self.speech.as_ref().map_err(|e| Error::Model(format!("speech analysis unavailable: {e}")))
+        self.speech
+            .as_ref()
+            .map_err(|e| Error::Model(format!("speech analysis unavailable: {e}")))
     }
 
     /// Analyse one file. Never fails: a problem is reported in [`FileAnalysis::error`].
@@ -142,7 +150,12 @@ impl Engine {
         fa
     }
 
-    fn analyze_into(&self, path: &Path, fa: &mut FileAnalysis, progress: &dyn Fn(f64)) -> Result<()> {
+    fn analyze_into(
+        &self,
+        path: &Path,
+        fa: &mut FileAnalysis,
+        progress: &dyn Fn(f64),
+    ) -> Result<()> {
         if !path.exists() {
             return Err(Error::Media("no such file".into()));
         }
@@ -160,7 +173,10 @@ impl Engine {
                 fa.timeline = self.timeline(&fa.faces, &[], 0.0);
             }
             MediaKind::Audio => {
-                let a = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav")) {
+                let a = if path
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("wav"))
+                {
                     match audio::read_wav(path) {
                         Ok(a) => a,
                         Err(e) => audio::read_with_ffmpeg(path)
@@ -168,12 +184,16 @@ impl Engine {
                             .ok_or_else(|| Error::Media("no audio stream".into()))?,
                     }
                 } else {
-                    audio::read_with_ffmpeg(path)?.ok_or_else(|| Error::Media("no audio stream".into()))?
+                    audio::read_with_ffmpeg(path)?
+                        .ok_or_else(|| Error::Media("no audio stream".into()))?
                 };
                 let d = a.duration();
                 fa.duration_s = Some(round4(d));
                 let windows = self.voice_windows(&a)?;
-                fa.voice = windows.iter().map(|w| self.voice_dto(w)).collect::<Result<_>>()?;
+                fa.voice = windows
+                    .iter()
+                    .map(|w| self.voice_dto(w))
+                    .collect::<Result<_>>()?;
                 fa.timeline = self.timeline(&[], &fa.voice, d);
             }
             MediaKind::Video => {
@@ -203,7 +223,10 @@ impl Engine {
                 if let (Some(a), true) = (&audio, have_speech) {
                     d = d.max(a.duration());
                     let windows = self.voice_windows(a)?;
-                    fa.voice = windows.iter().map(|w| self.voice_dto(w)).collect::<Result<_>>()?;
+                    fa.voice = windows
+                        .iter()
+                        .map(|w| self.voice_dto(w))
+                        .collect::<Result<_>>()?;
                 }
                 if pipeline.is_none() && !(audio.is_some() && have_speech) {
                     // Nothing could be analysed: say why.
@@ -240,7 +263,12 @@ impl Engine {
     /// The fused per-second timeline (DESIGN §5). Face: mean over the faces of the second,
     /// weighted by detection score. Voice: the latest voiced window covering the second
     /// (3-s windows, 1-s hop). Images give one entry at t = 0.
-    pub fn timeline(&self, faces: &[FaceEstimate], voice: &[VoiceEstimate], duration: f64) -> Vec<FusedEstimate> {
+    pub fn timeline(
+        &self,
+        faces: &[FaceEstimate],
+        voice: &[VoiceEstimate],
+        duration: f64,
+    ) -> Vec<FusedEstimate> {
         timeline(faces, voice, duration, self.strategy, self.weights)
     }
 }
@@ -279,7 +307,11 @@ pub fn timeline(
     strategy: Strategy,
     weights: FusionWeights,
 ) -> Vec<FusedEstimate> {
-    let seconds = if duration <= 0.0 { 1 } else { duration.ceil() as usize };
+    let seconds = if duration <= 0.0 {
+        1
+    } else {
+        duration.ceil() as usize
+    };
     let mut out = Vec::with_capacity(seconds);
     for k in 0..seconds {
         let (t0, t1) = (k as f64, (k + 1) as f64);
@@ -300,8 +332,13 @@ pub fn timeline(
             }
             Some(a)
         };
-        let latest = voice.iter().filter(|v| v.start <= t0 + 1e-9 && v.end > t0).max_by(|a, b| a.start.total_cmp(&b.start));
-        let voice_p = latest.filter(|v| v.voiced && !v.probabilities.is_empty()).map(|v| to_array(&v.probabilities));
+        let latest = voice
+            .iter()
+            .filter(|v| v.start <= t0 + 1e-9 && v.end > t0)
+            .max_by(|a, b| a.start.total_cmp(&b.start));
+        let voice_p = latest
+            .filter(|v| v.voiced && !v.probabilities.is_empty())
+            .map(|v| to_array(&v.probabilities));
         let fused = match strategy {
             Strategy::Mode => {
                 // Votes: every face of the second and the voice window.
@@ -316,7 +353,9 @@ pub fn timeline(
                 }
                 fusion::mode_vote(&votes).zip(fusion::mode_winner(&votes))
             }
-            Strategy::Calibrated => fusion::fuse(strategy, face.as_ref(), voice_p.as_ref(), weights),
+            Strategy::Calibrated => {
+                fusion::fuse(strategy, face.as_ref(), voice_p.as_ref(), weights)
+            }
         };
         let Some((p, k_best)) = fused else { continue };
         let mut modalities = Vec::new();
@@ -328,7 +367,11 @@ pub fn timeline(
         }
         out.push(FusedEstimate {
             start: t0,
-            end: if duration <= 0.0 { 0.0 } else { t1.min(duration.max(t0)) },
+            end: if duration <= 0.0 {
+                0.0
+            } else {
+                t1.min(duration.max(t0))
+            },
             emotion: Emotion::FACE[k_best],
             confidence: p[k_best] as f64,
             probabilities: probs_map(&p, &Emotion::FACE),
@@ -353,15 +396,28 @@ pub fn summarize(timeline: &[FusedEstimate], strategy: Strategy) -> Option<Analy
     let k = match strategy {
         Strategy::Calibrated => argmax(&dist.map(|v| v as f32)).0,
         Strategy::Mode => {
-            let votes: Vec<(usize, f32)> = timeline.iter().map(|e| (e.emotion.index(), e.confidence as f32)).collect();
+            let votes: Vec<(usize, f32)> = timeline
+                .iter()
+                .map(|e| (e.emotion.index(), e.confidence as f32))
+                .collect();
             fusion::mode_winner(&votes).unwrap_or(0)
         }
     };
-    let cov = |m: &str| timeline.iter().filter(|e| e.modalities.iter().any(|x| x == m)).count() as f64 / n;
+    let cov = |m: &str| {
+        timeline
+            .iter()
+            .filter(|e| e.modalities.iter().any(|x| x == m))
+            .count() as f64
+            / n
+    };
     Some(AnalysisSummary {
         emotion: Emotion::FACE[k],
         confidence: dist[k],
-        distribution: Emotion::FACE.iter().zip(dist).map(|(e, v)| (*e, v)).collect(),
+        distribution: Emotion::FACE
+            .iter()
+            .zip(dist)
+            .map(|(e, v)| (*e, v))
+            .collect(),
         face_coverage: cov("face"),
         voice_coverage: cov("voice"),
     })
@@ -372,12 +428,20 @@ mod tests {
     use super::*;
 
     fn face(t: f64, e: Emotion, c: f64, score: f64) -> FaceEstimate {
-        let mut p: BTreeMap<Emotion, f64> = Emotion::FACE.iter().map(|&x| (x, (1.0 - c) / 6.0)).collect();
+        let mut p: BTreeMap<Emotion, f64> = Emotion::FACE
+            .iter()
+            .map(|&x| (x, (1.0 - c) / 6.0))
+            .collect();
         p.insert(e, c);
         FaceEstimate {
             t,
             frame: 0,
-            bbox: FaceBox { x: 0.0, y: 0.0, width: 1.0, height: 1.0 },
+            bbox: FaceBox {
+                x: 0.0,
+                y: 0.0,
+                width: 1.0,
+                height: 1.0,
+            },
             detection_score: score,
             emotion: e,
             confidence: c,
@@ -386,7 +450,8 @@ mod tests {
     }
 
     fn voice(start: f64, e: Emotion, c: f64, voiced: bool) -> VoiceEstimate {
-        let mut p: BTreeMap<Emotion, f64> = Emotion::ALL.iter().map(|&x| (x, (1.0 - c) / 7.0)).collect();
+        let mut p: BTreeMap<Emotion, f64> =
+            Emotion::ALL.iter().map(|&x| (x, (1.0 - c) / 7.0)).collect();
         p.insert(e, c);
         VoiceEstimate {
             start,
@@ -401,9 +466,22 @@ mod tests {
 
     #[test]
     fn timeline_fuses_per_second_and_drops_missing_modalities() {
-        let faces = vec![face(0.2, Emotion::Happy, 0.8, 0.9), face(0.6, Emotion::Happy, 0.6, 0.8), face(2.5, Emotion::Sad, 0.9, 0.9)];
-        let voices = vec![voice(0.0, Emotion::Calm, 0.9, true), voice(1.0, Emotion::Angry, 0.9, false)];
-        let tl = timeline(&faces, &voices, 4.0, Strategy::Calibrated, FusionWeights::default());
+        let faces = vec![
+            face(0.2, Emotion::Happy, 0.8, 0.9),
+            face(0.6, Emotion::Happy, 0.6, 0.8),
+            face(2.5, Emotion::Sad, 0.9, 0.9),
+        ];
+        let voices = vec![
+            voice(0.0, Emotion::Calm, 0.9, true),
+            voice(1.0, Emotion::Angry, 0.9, false),
+        ];
+        let tl = timeline(
+            &faces,
+            &voices,
+            4.0,
+            Strategy::Calibrated,
+            FusionWeights::default(),
+        );
         // Second 0: face + voice; 1: voice window at 1.0 is unvoiced → nothing; 2: face only;
         // 3: no face, latest window covering it is unvoiced → nothing.
         assert_eq!(tl.len(), 2);
@@ -415,18 +493,46 @@ mod tests {
         assert!((s.face_coverage - 1.0).abs() < 1e-9 && (s.voice_coverage - 0.5).abs() < 1e-9);
         assert!((s.distribution.values().sum::<f64>() - 1.0).abs() < 1e-5);
         // Calm voice folds into neutral.
-        let tl2 = timeline(&[], &[voice(0.0, Emotion::Calm, 0.9, true)], 2.0, Strategy::Calibrated, FusionWeights::default());
+        let tl2 = timeline(
+            &[],
+            &[voice(0.0, Emotion::Calm, 0.9, true)],
+            2.0,
+            Strategy::Calibrated,
+            FusionWeights::default(),
+        );
         assert_eq!(tl2[0].emotion, Emotion::Neutral);
-        let tl3 = timeline(&faces, &voices, 4.0, Strategy::Mode, FusionWeights::default());
+        let tl3 = timeline(
+            &faces,
+            &voices,
+            4.0,
+            Strategy::Mode,
+            FusionWeights::default(),
+        );
         assert_eq!(tl3[0].emotion, Emotion::Happy); // 2 face votes vs 1 voice vote
     }
 
     #[test]
     fn image_timeline_is_one_entry() {
         let faces = vec![face(0.0, Emotion::Fear, 0.7, 0.9)];
-        let tl = timeline(&faces, &[], 0.0, Strategy::Calibrated, FusionWeights::default());
+        let tl = timeline(
+            &faces,
+            &[],
+            0.0,
+            Strategy::Calibrated,
+            FusionWeights::default(),
+        );
         assert_eq!(tl.len(), 1);
-        assert_eq!((tl[0].start, tl[0].end, tl[0].emotion), (0.0, 0.0, Emotion::Fear));
-        assert!(timeline(&[], &[], 0.0, Strategy::Calibrated, FusionWeights::default()).is_empty());
+        assert_eq!(
+            (tl[0].start, tl[0].end, tl[0].emotion),
+            (0.0, 0.0, Emotion::Fear)
+        );
+        assert!(timeline(
+            &[],
+            &[],
+            0.0,
+            Strategy::Calibrated,
+            FusionWeights::default()
+        )
+        .is_empty());
     }
 }

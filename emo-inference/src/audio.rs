@@ -43,7 +43,9 @@ impl VadConfig {
         }
         let n = 1 + (x.len() - frame) / hop;
         let active = (0..n)
-            .filter(|&i| dbfs(crate::features::rms(&x[i * hop..i * hop + frame])) >= self.frame_dbfs)
+            .filter(|&i| {
+                dbfs(crate::features::rms(&x[i * hop..i * hop + frame])) >= self.frame_dbfs
+            })
             .count();
         active as f32 >= self.min_active_fraction * n as f32
     }
@@ -64,12 +66,16 @@ impl Audio {
 
 /// Decode a WAV file (any rate, 8/16/24/32-bit int or float, any channel count → mono mean).
 pub fn read_wav(path: &Path) -> Result<Audio> {
-    let r = hound::WavReader::open(path).map_err(|e| Error::Media(format!("not a readable WAV file ({e})")))?;
+    let r = hound::WavReader::open(path)
+        .map_err(|e| Error::Media(format!("not a readable WAV file ({e})")))?;
     let spec = r.spec();
     let ch = spec.channels.max(1) as usize;
     let bad = |e: hound::Error| Error::Media(format!("corrupt WAV data ({e})"));
     let inter: Vec<f32> = match spec.sample_format {
-        hound::SampleFormat::Float => r.into_samples::<f32>().collect::<std::result::Result<_, _>>().map_err(bad)?,
+        hound::SampleFormat::Float => r
+            .into_samples::<f32>()
+            .collect::<std::result::Result<_, _>>()
+            .map_err(bad)?,
         hound::SampleFormat::Int => {
             let scale = 1.0 / (1u64 << (spec.bits_per_sample.clamp(1, 32) - 1)) as f32;
             r.into_samples::<i32>()
@@ -78,7 +84,10 @@ pub fn read_wav(path: &Path) -> Result<Audio> {
                 .map_err(bad)?
         }
     };
-    let samples = inter.chunks(ch).map(|c| c.iter().sum::<f32>() / c.len() as f32).collect();
+    let samples = inter
+        .chunks(ch)
+        .map(|c| c.iter().sum::<f32>() / c.len() as f32)
+        .collect();
     Ok(Audio {
         samples,
         sample_rate: spec.sample_rate,
@@ -88,7 +97,13 @@ pub fn read_wav(path: &Path) -> Result<Audio> {
 /// Run `ffprobe` and return `key=value` lines for the first stream of `kind` ("a" or "v").
 pub fn probe(path: &Path, kind: &str, entries: &str) -> Result<Vec<(String, String)>> {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", &format!("{kind}:0"), "-show_entries"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            &format!("{kind}:0"),
+            "-show_entries",
+        ])
         .arg(entries)
         .args(["-of", "default=noprint_wrappers=1"])
         .arg(path)
@@ -104,7 +119,10 @@ pub fn probe(path: &Path, kind: &str, entries: &str) -> Result<Vec<(String, Stri
     }
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
         .collect())
 }
 
@@ -112,13 +130,28 @@ pub fn probe(path: &Path, kind: &str, entries: &str) -> Result<Vec<(String, Stri
 /// `Ok(None)` when the file has no audio stream.
 pub fn read_with_ffmpeg(path: &Path) -> Result<Option<Audio>> {
     let info = probe(path, "a", "stream=sample_rate")?;
-    let Some(rate) = info.iter().find(|(k, _)| k == "sample_rate").and_then(|(_, v)| v.parse::<u32>().ok()) else {
+    let Some(rate) = info
+        .iter()
+        .find(|(k, _)| k == "sample_rate")
+        .and_then(|(_, v)| v.parse::<u32>().ok())
+    else {
         return Ok(None);
     };
     let mut child = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
         .arg(path)
-        .args(["-map", "0:a:0", "-vn", "-ac", "1", "-f", "f32le", "-acodec", "pcm_f32le", "-"])
+        .args([
+            "-map",
+            "0:a:0",
+            "-vn",
+            "-ac",
+            "1",
+            "-f",
+            "f32le",
+            "-acodec",
+            "pcm_f32le",
+            "-",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -126,9 +159,12 @@ pub fn read_with_ffmpeg(path: &Path) -> Result<Option<Audio>> {
         .map_err(|e| Error::Media(format!("cannot run ffmpeg ({e}); install ffmpeg")))?;
     let mut bytes = Vec::new();
     if let Some(mut so) = child.stdout.take() {
-        so.read_to_end(&mut bytes).map_err(|e| Error::Media(format!("reading ffmpeg output: {e}")))?;
+        so.read_to_end(&mut bytes)
+            .map_err(|e| Error::Media(format!("reading ffmpeg output: {e}")))?;
     }
-    let out = child.wait_with_output().map_err(|e| Error::Media(format!("ffmpeg: {e}")))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::Media(format!("ffmpeg: {e}")))?;
     if !out.status.success() {
         let msg = String::from_utf8_lossy(&out.stderr);
         return Err(Error::Media(format!(
@@ -152,9 +188,11 @@ pub fn resample(x: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
     if from == to || x.is_empty() {
         return Ok(x.to_vec());
     }
-    let err = |e: &dyn std::fmt::Display| Error::Media(format!("resampling {from} Hz → {to} Hz: {e}"));
+    let err =
+        |e: &dyn std::fmt::Display| Error::Media(format!("resampling {from} Hz → {to} Hz: {e}"));
     let chunk = 1024;
-    let mut rs = FftFixedIn::<f32>::new(from as usize, to as usize, chunk, 2, 1).map_err(|e| err(&e))?;
+    let mut rs =
+        FftFixedIn::<f32>::new(from as usize, to as usize, chunk, 2, 1).map_err(|e| err(&e))?;
     let want = (x.len() as f64 * to as f64 / from as f64).round() as usize;
     let delay = rs.output_delay();
     let mut out: Vec<f32> = Vec::with_capacity(want + delay + chunk);
@@ -162,18 +200,24 @@ pub fn resample(x: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
     while pos < x.len() {
         let need = rs.input_frames_next();
         let r = if x.len() - pos >= need {
-            let v = rs.process(&[&x[pos..pos + need]], None).map_err(|e| err(&e))?;
+            let v = rs
+                .process(&[&x[pos..pos + need]], None)
+                .map_err(|e| err(&e))?;
             pos += need;
             v
         } else {
-            let v = rs.process_partial(Some(&[&x[pos..]]), None).map_err(|e| err(&e))?;
+            let v = rs
+                .process_partial(Some(&[&x[pos..]]), None)
+                .map_err(|e| err(&e))?;
             pos = x.len();
             v
         };
         out.extend_from_slice(&r[0]);
     }
     while out.len() < want + delay {
-        let r = rs.process_partial::<&[f32]>(None, None).map_err(|e| err(&e))?;
+        let r = rs
+            .process_partial::<&[f32]>(None, None)
+            .map_err(|e| err(&e))?;
         if r[0].is_empty() {
             break;
         }
@@ -192,7 +236,9 @@ mod tests {
     #[test]
     fn resample_keeps_a_tone() {
         let from = 44100;
-        let x: Vec<f32> = (0..from).map(|i| (2.0 * std::f32::consts::PI * 440.0 * i as f32 / from as f32).sin()).collect();
+        let x: Vec<f32> = (0..from)
+            .map(|i| (2.0 * std::f32::consts::PI * 440.0 * i as f32 / from as f32).sin())
+            .collect();
         let y = resample(&x, from, 16000).unwrap();
         assert_eq!(y.len(), 16000);
         // Compare against the ideal tone away from the edges.
@@ -208,7 +254,9 @@ mod tests {
         let vad = VadConfig::default();
         let silence = vec![0.0f32; 16000];
         assert!(!vad.is_voiced(&silence, 16000));
-        let noise: Vec<f32> = (0..16000).map(|i| ((i * 7919 % 101) as f32 / 101.0 - 0.5) * 0.002).collect();
+        let noise: Vec<f32> = (0..16000)
+            .map(|i| ((i * 7919 % 101) as f32 / 101.0 - 0.5) * 0.002)
+            .collect();
         assert!(!vad.is_voiced(&noise, 16000));
         let tone: Vec<f32> = (0..16000).map(|i| 0.1 * (i as f32 * 0.2).sin()).collect();
         assert!(vad.is_voiced(&tone, 16000));

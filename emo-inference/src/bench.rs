@@ -93,13 +93,21 @@ pub fn bench_frame(faces: usize) -> Result<RgbImage> {
 
 /// 16 kHz mono test speech tiled to `seconds`.
 pub fn bench_audio(seconds: usize) -> Result<Vec<f32>> {
-    let r = hound::WavReader::new(std::io::Cursor::new(SPEECH_WAV)).map_err(|e| Error::Media(format!("bench fixture: {e}")))?;
-    let base: Vec<f32> = r.into_samples::<i16>().map(|s| s.unwrap_or(0) as f32 / 32768.0).collect();
+    let r = hound::WavReader::new(std::io::Cursor::new(SPEECH_WAV))
+        .map_err(|e| Error::Media(format!("bench fixture: {e}")))?;
+    let base: Vec<f32> = r
+        .into_samples::<i16>()
+        .map(|s| s.unwrap_or(0) as f32 / 32768.0)
+        .collect();
     let n = seconds * 16000;
     Ok(base.iter().copied().cycle().take(n).collect())
 }
 
-fn time_faces(engine: &Engine, frame: &RgbImage, iters: usize) -> Result<(f64, FaceTimings, usize)> {
+fn time_faces(
+    engine: &Engine,
+    frame: &RgbImage,
+    iters: usize,
+) -> Result<(f64, FaceTimings, usize)> {
     let fp = engine.faces()?;
     let mut found = 0;
     for _ in 0..3 {
@@ -136,12 +144,16 @@ pub fn librosa_rtf(wav: &Path, reps: usize) -> std::result::Result<f64, String> 
     {
         use std::io::Write;
         let mut si = child.stdin.take().ok_or("no stdin")?;
-        si.write_all(LIBROSA_SCRIPT.as_bytes()).map_err(|e| e.to_string())?;
+        si.write_all(LIBROSA_SCRIPT.as_bytes())
+            .map_err(|e| e.to_string())?;
     }
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
     if !out.status.success() {
         let e = String::from_utf8_lossy(&out.stderr);
-        return Err(format!("librosa script failed: {}", e.lines().last().unwrap_or("").trim()));
+        return Err(format!(
+            "librosa script failed: {}",
+            e.lines().last().unwrap_or("").trim()
+        ));
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
     let secs = v["seconds"].as_f64().ok_or("bad output")?;
@@ -150,7 +162,13 @@ pub fn librosa_rtf(wav: &Path, reps: usize) -> std::result::Result<f64, String> 
 }
 
 /// Run all timings. `librosa = false` skips the Python comparison.
-pub fn run(engine: &Engine, iters: usize, intra_threads: usize, librosa: bool, progress: &dyn Fn(&str)) -> Result<BenchReport> {
+pub fn run(
+    engine: &Engine,
+    iters: usize,
+    intra_threads: usize,
+    librosa: bool,
+    progress: &dyn Fn(&str),
+) -> Result<BenchReport> {
     let iters = iters.max(3);
     progress("face pipeline, one face");
     let (fps1, t1, n1) = time_faces(engine, &bench_frame(1)?, iters)?;
@@ -241,7 +259,8 @@ pub fn write_wav(path: &Path, x: &[f32], rate: u32) -> Result<()> {
     let err = |e: hound::Error| Error::Media(format!("{}: {e}", path.display()));
     let mut w = hound::WavWriter::create(path, spec).map_err(err)?;
     for &v in x {
-        w.write_sample((v.clamp(-1.0, 1.0) * 32767.0) as i16).map_err(err)?;
+        w.write_sample((v.clamp(-1.0, 1.0) * 32767.0) as i16)
+            .map_err(err)?;
     }
     w.finalize().map_err(err)
 }
@@ -249,7 +268,10 @@ pub fn write_wav(path: &Path, x: &[f32], rate: u32) -> Result<()> {
 impl BenchReport {
     pub fn to_table(&self) -> String {
         let mut s = String::new();
-        s += &format!("intra-op threads: {}, iterations: {} (median after warm-up)\n\n", self.intra_threads, self.iterations);
+        s += &format!(
+            "intra-op threads: {}, iterations: {} (median after warm-up)\n\n",
+            self.intra_threads, self.iterations
+        );
         s += &format!(
             "face pipeline, 1 face:   {:>8.1} frames/s  (detect {:.2} ms, crop {:.2} ms, classify {:.2} ms; {} face(s) found)\n",
             self.face_pipeline_fps, self.face_detect_ms, self.face_crop_ms, self.face_classify_ms, self.faces_found
@@ -263,9 +285,20 @@ impl BenchReport {
             self.faces_found_4faces
         );
         s += &format!("speech:                  {:>8.0}x real time (3-s windows, 1-s hop, features + model)\n", self.speech_realtime_factor);
-        s += &format!("features (MFCC-{N_MFCC}):      {:>8.0}x real time; one log-mel window {:.3} ms\n", self.features_realtime_factor, self.logmel_window_ms);
-        match (self.librosa_mfcc_realtime_factor, self.features_vs_librosa, &self.librosa_error) {
-            (Some(l), Some(r), _) => s += &format!("librosa MFCC:            {l:>8.0}x real time → Rust is {r:.1}x faster\n"),
+        s += &format!(
+            "features (MFCC-{N_MFCC}):      {:>8.0}x real time; one log-mel window {:.3} ms\n",
+            self.features_realtime_factor, self.logmel_window_ms
+        );
+        match (
+            self.librosa_mfcc_realtime_factor,
+            self.features_vs_librosa,
+            &self.librosa_error,
+        ) {
+            (Some(l), Some(r), _) => {
+                s += &format!(
+                    "librosa MFCC:            {l:>8.0}x real time → Rust is {r:.1}x faster\n"
+                )
+            }
             (_, _, Some(e)) => s += &format!("librosa MFCC:            not measured ({e})\n"),
             _ => {}
         }

@@ -39,17 +39,20 @@ impl std::fmt::Debug for Classifier {
 pub fn softmax_t(logits: &[f32], t: f32) -> Vec<f32> {
     let t = if t > 0.0 { t } else { 1.0 };
     let m = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-    let e: Vec<f64> = logits.iter().map(|&l| (((l - m) / t) as f64).exp()).collect();
+    let e: Vec<f64> = logits
+        .iter()
+        .map(|&l| (((l - m) / t) as f64).exp())
+        .collect();
     let s: f64 = e.iter().sum();
     e.iter().map(|v| (v / s) as f32).collect()
 }
 
 /// Index and value of the largest element.
 pub fn argmax(p: &[f32]) -> (usize, f32) {
-    p.iter()
-        .copied()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |a, (i, v)| if v > a.1 { (i, v) } else { a })
+    p.iter().copied().enumerate().fold(
+        (0, f32::NEG_INFINITY),
+        |a, (i, v)| if v > a.1 { (i, v) } else { a },
+    )
 }
 
 impl Classifier {
@@ -60,13 +63,18 @@ impl Classifier {
         let output_name = e.req(name, "output_name", &e.output_name)?.clone();
         let shape = e.req(name, "input_shape", &e.input_shape)?;
         if shape.len() < 2 || shape[1..].iter().any(|&d| d <= 0) {
-            return Err(Error::Manifest(format!("[models.{name}] input_shape {shape:?}: need [-1, dims...]")));
+            return Err(Error::Manifest(format!(
+                "[models.{name}] input_shape {shape:?}: need [-1, dims...]"
+            )));
         }
         let item_shape = shape[1..].iter().map(|&d| d as usize).collect();
         let labels = e
             .req(name, "labels", &e.labels)?
             .iter()
-            .map(|l| l.parse::<Emotion>().map_err(|err| Error::Manifest(format!("[models.{name}] labels: {err}"))))
+            .map(|l| {
+                l.parse::<Emotion>()
+                    .map_err(|err| Error::Manifest(format!("[models.{name}] labels: {err}")))
+            })
             .collect::<Result<Vec<_>>>()?;
         let temperature = e.temperature.unwrap_or(1.0);
         let session = open(rt, &path)?;
@@ -92,21 +100,32 @@ impl Classifier {
             return Ok(Vec::new());
         }
         if data.len() != n * self.item_len() {
-            return Err(Error::Inference(format!("{}: input has {} values, want {}", self.name, data.len(), n * self.item_len())));
+            return Err(Error::Inference(format!(
+                "{}: input has {} values, want {}",
+                self.name,
+                data.len(),
+                n * self.item_len()
+            )));
         }
         let mut shape = vec![n];
         shape.extend_from_slice(&self.item_shape);
         let err = |e: ort::Error| Error::Inference(format!("{}: {e}", self.name));
         let input = TensorRef::from_array_view((shape, data)).map_err(err)?;
         let mut s = self.session.lock().unwrap_or_else(|e| e.into_inner());
-        let out = s.run(ort::inputs![self.input_name.as_str() => input]).map_err(err)?;
-        let v = out
-            .get(&self.output_name)
-            .ok_or_else(|| Error::Inference(format!("{}: no output `{}`", self.name, self.output_name)))?;
+        let out = s
+            .run(ort::inputs![self.input_name.as_str() => input])
+            .map_err(err)?;
+        let v = out.get(&self.output_name).ok_or_else(|| {
+            Error::Inference(format!("{}: no output `{}`", self.name, self.output_name))
+        })?;
         let (oshape, vals) = v.try_extract_tensor::<f32>().map_err(err)?;
         let k = self.labels.len();
         if oshape.len() != 2 || oshape[0] as usize != n || oshape[1] as usize != k {
-            return Err(Error::Inference(format!("{}: output shape {:?}, want [{n}, {k}]", self.name, &oshape[..])));
+            return Err(Error::Inference(format!(
+                "{}: output shape {:?}, want [{n}, {k}]",
+                self.name,
+                &oshape[..]
+            )));
         }
         Ok(vals.chunks(k).map(<[f32]>::to_vec).collect())
     }
@@ -119,7 +138,10 @@ impl Classifier {
 
 pub(crate) fn open(rt: &RuntimeConfig, path: &Path) -> Result<Session> {
     if !path.is_file() {
-        return Err(Error::Model(format!("model file {} not found", path.display())));
+        return Err(Error::Model(format!(
+            "model file {} not found",
+            path.display()
+        )));
     }
     runtime::session(rt, path)
 }

@@ -56,17 +56,45 @@ pub fn metrics(labels: &[Emotion], pairs: &[(usize, usize)], skipped: usize) -> 
     for i in 0..k {
         let support: usize = cm[i].iter().sum();
         let predicted: usize = (0..k).map(|r| cm[r][i]).sum();
-        let recall = if support > 0 { cm[i][i] as f64 / support as f64 } else { 0.0 };
-        let precision = if predicted > 0 { cm[i][i] as f64 / predicted as f64 } else { 0.0 };
-        let f1 = if recall + precision > 0.0 { 2.0 * recall * precision / (recall + precision) } else { 0.0 };
+        let recall = if support > 0 {
+            cm[i][i] as f64 / support as f64
+        } else {
+            0.0
+        };
+        let precision = if predicted > 0 {
+            cm[i][i] as f64 / predicted as f64
+        } else {
+            0.0
+        };
+        let f1 = if recall + precision > 0.0 {
+            2.0 * recall * precision / (recall + precision)
+        } else {
+            0.0
+        };
         if support > 0 {
             f1s.push(f1);
         }
-        per_class.insert(labels[i].to_string(), ClassStats { recall, precision, f1, n: support });
+        per_class.insert(
+            labels[i].to_string(),
+            ClassStats {
+                recall,
+                precision,
+                f1,
+                n: support,
+            },
+        );
     }
     EvalReport {
-        accuracy: if n > 0 { correct as f64 / n as f64 } else { 0.0 },
-        macro_f1: if f1s.is_empty() { 0.0 } else { f1s.iter().sum::<f64>() / f1s.len() as f64 },
+        accuracy: if n > 0 {
+            correct as f64 / n as f64
+        } else {
+            0.0
+        },
+        macro_f1: if f1s.is_empty() {
+            0.0
+        } else {
+            f1s.iter().sum::<f64>() / f1s.len() as f64
+        },
         per_class,
         confusion: cm,
         labels: labels.iter().map(|l| l.to_string()).collect(),
@@ -81,7 +109,11 @@ impl EvalReport {
         let mut s = format!(
             "n = {}{}\naccuracy  {:.4}\nmacro-F1  {:.4}\n\n{:<10} {:>7} {:>9} {:>7} {:>6}\n",
             self.n,
-            if self.skipped > 0 { format!(" ({} unreadable files skipped)", self.skipped) } else { String::new() },
+            if self.skipped > 0 {
+                format!(" ({} unreadable files skipped)", self.skipped)
+            } else {
+                String::new()
+            },
             self.accuracy,
             self.macro_f1,
             "class",
@@ -92,7 +124,10 @@ impl EvalReport {
         );
         for l in &self.labels {
             let c = &self.per_class[l];
-            s += &format!("{:<10} {:>7.4} {:>9.4} {:>7.4} {:>6}\n", l, c.recall, c.precision, c.f1, c.n);
+            s += &format!(
+                "{:<10} {:>7.4} {:>9.4} {:>7.4} {:>6}\n",
+                l, c.recall, c.precision, c.f1, c.n
+            );
         }
         s += "\nconfusion (rows: true, columns: predicted)\n";
         s += &format!("{:<10}", "");
@@ -125,8 +160,13 @@ pub fn face_files(dir: &Path) -> Result<Vec<(PathBuf, usize)>> {
     let mut v = Vec::new();
     for (k, e) in Emotion::FACE.iter().enumerate() {
         let sub = dir.join(e.as_str());
-        let Ok(rd) = std::fs::read_dir(&sub) else { continue };
-        let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_image(p)).collect();
+        let Ok(rd) = std::fs::read_dir(&sub) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| is_image(p))
+            .collect();
         files.sort();
         v.extend(files.into_iter().map(|p| (p, k)));
     }
@@ -162,13 +202,19 @@ fn load_crop(path: &Path, size: usize) -> Result<Vec<f32>> {
 /// Face probabilities (7) for image files: `crops = true` classifies each file as a face crop
 /// (FER-2013 layout); otherwise the detector runs and the best face is classified (`None` when
 /// no face is found or the file is unreadable).
-pub fn face_probabilities(engine: &Engine, files: &[PathBuf], crops: bool, progress: &dyn Fn(usize)) -> Result<Vec<Option<Vec<f32>>>> {
+pub fn face_probabilities(
+    engine: &Engine,
+    files: &[PathBuf],
+    crops: bool,
+    progress: &dyn Fn(usize),
+) -> Result<Vec<Option<Vec<f32>>>> {
     let fp = engine.faces()?;
     let size = fp.expression.size;
     let mut out = Vec::with_capacity(files.len());
     for (ci, chunk) in files.chunks(64).enumerate() {
         if crops {
-            let loaded: Vec<Option<Vec<f32>>> = chunk.iter().map(|p| load_crop(p, size).ok()).collect();
+            let loaded: Vec<Option<Vec<f32>>> =
+                chunk.iter().map(|p| load_crop(p, size).ok()).collect();
             let good: Vec<Vec<f32>> = loaded.iter().flatten().cloned().collect();
             let mut probs = fp.expression.classify(&good)?.into_iter();
             for l in loaded {
@@ -176,7 +222,9 @@ pub fn face_probabilities(engine: &Engine, files: &[PathBuf], crops: bool, progr
             }
         } else {
             for p in chunk {
-                let r = crate::media::read_image(p).ok().and_then(|img| fp.analyze(&img).ok());
+                let r = crate::media::read_image(p)
+                    .ok()
+                    .and_then(|img| fp.analyze(&img).ok());
                 out.push(r.and_then(|faces| faces.into_iter().next().map(|f| f.probabilities)));
             }
         }
@@ -186,7 +234,12 @@ pub fn face_probabilities(engine: &Engine, files: &[PathBuf], crops: bool, progr
 }
 
 /// `emod eval faces DIR`.
-pub fn eval_faces(engine: &Engine, dir: &Path, crops: bool, progress: &dyn Fn(usize, usize)) -> Result<EvalReport> {
+pub fn eval_faces(
+    engine: &Engine,
+    dir: &Path,
+    crops: bool,
+    progress: &dyn Fn(usize, usize),
+) -> Result<EvalReport> {
     let files = face_files(dir)?;
     let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
     let total = paths.len();
@@ -206,7 +259,9 @@ pub fn eval_faces(engine: &Engine, dir: &Path, crops: bool, progress: &dyn Fn(us
 
 /// RAVDESS emotion code (`03-01-EE-…`) → label.
 pub fn ravdess_label(file_name: &str) -> Option<Emotion> {
-    let stem = file_name.strip_suffix(".wav").or_else(|| file_name.strip_suffix(".WAV"))?;
+    let stem = file_name
+        .strip_suffix(".wav")
+        .or_else(|| file_name.strip_suffix(".WAV"))?;
     let parts: Vec<&str> = stem.split('-').collect();
     if parts.len() != 7 {
         return None;
@@ -226,7 +281,12 @@ pub fn ravdess_label(file_name: &str) -> Option<Emotion> {
 
 /// RAVDESS actor number (last field).
 pub fn ravdess_actor(file_name: &str) -> Option<u32> {
-    file_name.trim_end_matches(".wav").rsplit('-').next()?.parse().ok()
+    file_name
+        .trim_end_matches(".wav")
+        .rsplit('-')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// All RAVDESS-named WAVs below `dir` (actor folders or flat), sorted, optionally restricted to
@@ -263,14 +323,21 @@ pub fn speech_files(dir: &Path, actors: Option<&[u32]>) -> Result<Vec<(PathBuf, 
         })
         .collect();
     if v.is_empty() {
-        return Err(Error::Media(format!("{}: no RAVDESS-named WAV files (03-01-EE-II-SS-RR-AA.wav)", dir.display())));
+        return Err(Error::Media(format!(
+            "{}: no RAVDESS-named WAV files (03-01-EE-II-SS-RR-AA.wav)",
+            dir.display()
+        )));
     }
     Ok(v)
 }
 
 /// Speech probabilities (model label order) for clips: one centre window per clip, as in
 /// training. `None` for unreadable files.
-pub fn speech_probabilities(engine: &Engine, files: &[PathBuf], progress: &dyn Fn(usize)) -> Result<Vec<Option<Vec<f32>>>> {
+pub fn speech_probabilities(
+    engine: &Engine,
+    files: &[PathBuf],
+    progress: &dyn Fn(usize),
+) -> Result<Vec<Option<Vec<f32>>>> {
     let sp = engine.speech()?;
     let mut out = Vec::with_capacity(files.len());
     for (ci, chunk) in files.chunks(32).enumerate() {
@@ -289,7 +356,12 @@ pub fn speech_probabilities(engine: &Engine, files: &[PathBuf], progress: &dyn F
 }
 
 /// `emod eval speech DIR` (8 classes, the model's label order).
-pub fn eval_speech(engine: &Engine, dir: &Path, actors: Option<&[u32]>, progress: &dyn Fn(usize, usize)) -> Result<EvalReport> {
+pub fn eval_speech(
+    engine: &Engine,
+    dir: &Path,
+    actors: Option<&[u32]>,
+    progress: &dyn Fn(usize, usize),
+) -> Result<EvalReport> {
     let sp = engine.speech()?;
     let labels = sp.labels().to_vec();
     let files = speech_files(dir, actors)?;
@@ -310,6 +382,9 @@ pub fn eval_speech(engine: &Engine, dir: &Path, actors: Option<&[u32]>, progress
     }
     Ok(metrics(&labels, &pairs, skipped))
 }
+
+/// One evaluation pair: face probabilities, voice probabilities (7-class), true class.
+type Row = ([f32; K], [f32; K], usize);
 
 /// Result of `emod eval fusion` (7 shared classes).
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -352,7 +427,7 @@ pub fn eval_fusion(
         by_class[*k].push(p.clone());
     }
     let mut pairs: Vec<(PathBuf, PathBuf, usize)> = Vec::new();
-    let mut cursor = vec![0usize; K];
+    let mut cursor = [0usize; K];
     for c in by_class.iter_mut() {
         c.shuffle(&mut rng);
     }
@@ -366,7 +441,9 @@ pub fn eval_fusion(
         pairs.push((f, sp_path.clone(), k));
     }
     if pairs.is_empty() {
-        return Err(Error::Media("no face/speech pairs with shared labels".into()));
+        return Err(Error::Media(
+            "no face/speech pairs with shared labels".into(),
+        ));
     }
     let n = pairs.len();
     let fpaths: Vec<PathBuf> = pairs.iter().map(|p| p.0.clone()).collect();
@@ -392,13 +469,19 @@ pub fn eval_fusion(
         rows
     };
     let m = eval_rows.len().max(1) as f64;
-    let acc = |f: &dyn Fn(&([f32; K], [f32; K], usize)) -> Option<usize>| eval_rows.iter().filter(|r| f(r) == Some(r.2)).count() as f64 / m;
+    let acc = |f: &dyn Fn(&Row) -> Option<usize>| {
+        eval_rows.iter().filter(|r| f(r) == Some(r.2)).count() as f64 / m
+    };
     Ok(FusionReport {
         n: eval_rows.len(),
         face_accuracy: acc(&|r| Some(argmax(&r.0).0)),
         speech_accuracy: acc(&|r| Some(argmax(&r.1).0)),
-        fused_accuracy: acc(&|r| fusion::fuse(Strategy::Calibrated, Some(&r.0), Some(&r.1), weights).map(|x| x.1)),
-        mode_accuracy: acc(&|r| fusion::fuse(Strategy::Mode, Some(&r.0), Some(&r.1), weights).map(|x| x.1)),
+        fused_accuracy: acc(&|r| {
+            fusion::fuse(Strategy::Calibrated, Some(&r.0), Some(&r.1), weights).map(|x| x.1)
+        }),
+        mode_accuracy: acc(&|r| {
+            fusion::fuse(Strategy::Mode, Some(&r.0), Some(&r.1), weights).map(|x| x.1)
+        }),
         face_weight: weights.face,
         voice_weight: weights.voice,
         tuned,
@@ -418,7 +501,10 @@ mod tests {
         let r = metrics(&labels, &pairs, 0);
         assert_eq!(r.n, 5);
         assert!((r.accuracy - 0.6).abs() < 1e-12);
-        assert_eq!(r.confusion, vec![vec![2, 1, 0], vec![0, 1, 0], vec![0, 1, 0]]);
+        assert_eq!(
+            r.confusion,
+            vec![vec![2, 1, 0], vec![0, 1, 0], vec![0, 1, 0]]
+        );
         let a = &r.per_class["angry"];
         assert!((a.recall - 2.0 / 3.0).abs() < 1e-12 && (a.precision - 1.0).abs() < 1e-12);
         let h = &r.per_class["happy"];
@@ -434,8 +520,14 @@ mod tests {
 
     #[test]
     fn ravdess_names() {
-        assert_eq!(ravdess_label("03-01-05-01-02-01-12.wav"), Some(Emotion::Angry));
-        assert_eq!(ravdess_label("03-01-02-01-02-01-12.wav"), Some(Emotion::Calm));
+        assert_eq!(
+            ravdess_label("03-01-05-01-02-01-12.wav"),
+            Some(Emotion::Angry)
+        );
+        assert_eq!(
+            ravdess_label("03-01-02-01-02-01-12.wav"),
+            Some(Emotion::Calm)
+        );
         assert_eq!(ravdess_label("03-01-09-01-02-01-12.wav"), None);
         assert_eq!(ravdess_label("readme.wav"), None);
         assert_eq!(ravdess_actor("03-01-05-01-02-01-12.wav"), Some(12));

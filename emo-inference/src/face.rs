@@ -60,14 +60,22 @@ pub fn iou(a: &Detection, b: &Detection) -> f32 {
 /// Anchor centres (normalised, y down) for an SSD-style grid: for every stride, a
 /// `input/stride` square grid with `per_cell` anchors per cell at `((x+offset)/W, (y+offset)/H)`,
 /// in the order cell-major (row, column) then anchor.
-pub fn generate_anchors(input: usize, strides: &[u32], per_cell: &[u32], offset: f32) -> Vec<[f32; 2]> {
+pub fn generate_anchors(
+    input: usize,
+    strides: &[u32],
+    per_cell: &[u32],
+    offset: f32,
+) -> Vec<[f32; 2]> {
     let mut v = Vec::new();
     for (&s, &a) in strides.iter().zip(per_cell) {
         let g = (input as u32).div_ceil(s) as usize;
         for y in 0..g {
             for x in 0..g {
                 for _ in 0..a {
-                    v.push([(x as f32 + offset) / g as f32, (y as f32 + offset) / g as f32]);
+                    v.push([
+                        (x as f32 + offset) / g as f32,
+                        (y as f32 + offset) / g as f32,
+                    ]);
                 }
             }
         }
@@ -89,7 +97,11 @@ pub fn decode(
     box_scale: f32,
     threshold: f32,
 ) -> Vec<Detection> {
-    let stride = if anchors.is_empty() { 0 } else { regressors.len() / anchors.len() };
+    let stride = if anchors.is_empty() {
+        0
+    } else {
+        regressors.len() / anchors.len()
+    };
     let n_kp = stride.saturating_sub(4) / 2;
     let mut out = Vec::new();
     for (i, (anc, &l)) in anchors.iter().zip(logits).enumerate() {
@@ -103,7 +115,12 @@ pub fn decode(
         let w = r[2] / box_scale;
         let h = r[3] / box_scale;
         let keypoints = (0..n_kp)
-            .map(|k| [r[4 + 2 * k] / box_scale + anc[0], r[5 + 2 * k] / box_scale + anc[1]])
+            .map(|k| {
+                [
+                    r[4 + 2 * k] / box_scale + anc[0],
+                    r[5 + 2 * k] / box_scale + anc[1],
+                ]
+            })
             .collect();
         out.push(Detection {
             xmin: cx - w / 2.0,
@@ -125,8 +142,9 @@ pub fn weighted_nms(mut dets: Vec<Detection>, iou_threshold: f32) -> Vec<Detecti
     let mut out = Vec::new();
     while !dets.is_empty() {
         let best = dets[0].clone();
-        let (cluster, rest): (Vec<Detection>, Vec<Detection>) =
-            dets.into_iter().partition(|d| iou(&best, d) > iou_threshold || *d == best);
+        let (cluster, rest): (Vec<Detection>, Vec<Detection>) = dets
+            .into_iter()
+            .partition(|d| iou(&best, d) > iou_threshold || *d == best);
         dets = rest;
         let total: f32 = cluster.iter().map(|d| d.score).sum();
         if total <= 0.0 {
@@ -134,7 +152,9 @@ pub fn weighted_nms(mut dets: Vec<Detection>, iou_threshold: f32) -> Vec<Detecti
             continue;
         }
         let mut m = best.clone();
-        let avg = |f: &dyn Fn(&Detection) -> f32| cluster.iter().map(|d| f(d) * d.score).sum::<f32>() / total;
+        let avg = |f: &dyn Fn(&Detection) -> f32| {
+            cluster.iter().map(|d| f(d) * d.score).sum::<f32>() / total
+        };
         m.xmin = avg(&|d| d.xmin);
         m.ymin = avg(&|d| d.ymin);
         m.xmax = avg(&|d| d.xmax);
@@ -192,7 +212,12 @@ fn taps(scale: f32) -> usize {
 
 /// Letterbox `img` into a `size × size` NHWC float tensor with values mapped from [0,255] to
 /// `range`, area-sampled. Padding is black (`range[0]`).
-pub fn letterbox_input(img: &RgbImage, size: usize, range: [f32; 2], out: &mut Vec<f32>) -> Letterbox {
+pub fn letterbox_input(
+    img: &RgbImage,
+    size: usize,
+    range: [f32; 2],
+    out: &mut Vec<f32>,
+) -> Letterbox {
     let lb = Letterbox::for_size(img.width(), img.height());
     out.clear();
     out.resize(size * size * 3, range[0]);
@@ -206,12 +231,14 @@ pub fn letterbox_input(img: &RgbImage, size: usize, range: [f32; 2], out: &mut V
             let mut acc = [0f32; 3];
             let mut n = 0u32;
             for sy in 0..k {
-                let y = ((oy as f32 + (sy as f32 + 0.5) / k as f32) * step - lb.pad_y).floor() as i32;
+                let y =
+                    ((oy as f32 + (sy as f32 + 0.5) / k as f32) * step - lb.pad_y).floor() as i32;
                 if y < 0 || y >= h {
                     continue;
                 }
                 for sx in 0..k {
-                    let x = ((ox as f32 + (sx as f32 + 0.5) / k as f32) * step - lb.pad_x).floor() as i32;
+                    let x = ((ox as f32 + (sx as f32 + 0.5) / k as f32) * step - lb.pad_x).floor()
+                        as i32;
                     if x < 0 || x >= w {
                         continue;
                     }
@@ -314,7 +341,10 @@ pub struct FaceDetector {
 
 impl std::fmt::Debug for FaceDetector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FaceDetector").field("size", &self.size).field("anchors", &self.anchors.len()).finish()
+        f.debug_struct("FaceDetector")
+            .field("size", &self.size)
+            .field("anchors", &self.anchors.len())
+            .finish()
     }
 }
 
@@ -324,18 +354,34 @@ impl FaceDetector {
         let e = manifest.entry(N)?;
         if let Some(k) = &e.kind {
             if k != "blazeface" {
-                return Err(Error::Manifest(format!("[models.{N}] kind `{k}` is not supported (blazeface)")));
+                return Err(Error::Manifest(format!(
+                    "[models.{N}] kind `{k}` is not supported (blazeface)"
+                )));
             }
         }
         let shape = e.req(N, "input_shape", &e.input_shape)?;
-        if e.layout.as_deref().unwrap_or("NHWC") != "NHWC" || shape.len() != 4 || shape[3] != 3 || shape[1] != shape[2] {
-            return Err(Error::Manifest(format!("[models.{N}] need a square NHWC RGB input, got {shape:?}")));
+        if e.layout.as_deref().unwrap_or("NHWC") != "NHWC"
+            || shape.len() != 4
+            || shape[3] != 3
+            || shape[1] != shape[2]
+        {
+            return Err(Error::Manifest(format!(
+                "[models.{N}] need a square NHWC RGB input, got {shape:?}"
+            )));
         }
         let outputs = e.outputs.clone().unwrap_or_default();
-        let regressor_outputs = e.regressor_outputs.clone().unwrap_or_else(|| outputs.iter().take(1).cloned().collect());
-        let score_outputs = e.score_outputs.clone().unwrap_or_else(|| outputs.iter().skip(1).take(1).cloned().collect());
+        let regressor_outputs = e
+            .regressor_outputs
+            .clone()
+            .unwrap_or_else(|| outputs.iter().take(1).cloned().collect());
+        let score_outputs = e
+            .score_outputs
+            .clone()
+            .unwrap_or_else(|| outputs.iter().skip(1).take(1).cloned().collect());
         if regressor_outputs.is_empty() || score_outputs.is_empty() {
-            return Err(Error::Manifest(format!("[models.{N}] needs regressor_outputs and score_outputs")));
+            return Err(Error::Manifest(format!(
+                "[models.{N}] needs regressor_outputs and score_outputs"
+            )));
         }
         let size = shape[1] as usize;
         let strides = e.req(N, "anchor_strides", &e.anchor_strides)?;
@@ -363,9 +409,12 @@ impl FaceDetector {
     /// Raw outputs (regressors, score logits) for an already preprocessed NHWC input.
     pub fn raw(&self, input: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
         let err = |e: ort::Error| Error::Inference(format!("face_detector: {e}"));
-        let t = TensorRef::from_array_view(([1usize, self.size, self.size, 3], input)).map_err(err)?;
+        let t =
+            TensorRef::from_array_view(([1usize, self.size, self.size, 3], input)).map_err(err)?;
         let mut s = self.session.lock().unwrap_or_else(|e| e.into_inner());
-        let out = s.run(ort::inputs![self.input_name.as_str() => t]).map_err(err)?;
+        let out = s
+            .run(ort::inputs![self.input_name.as_str() => t])
+            .map_err(err)?;
         let cat = |names: &[String]| -> Result<Vec<f32>> {
             let mut v = Vec::new();
             for n in names {
@@ -378,7 +427,10 @@ impl FaceDetector {
         };
         let reg = cat(&self.regressor_outputs)?;
         let sc = cat(&self.score_outputs)?;
-        if sc.len() != self.anchors.len() || reg.len() % self.anchors.len().max(1) != 0 || reg.len() < sc.len() * 4 {
+        if sc.len() != self.anchors.len()
+            || reg.len() % self.anchors.len().max(1) != 0
+            || reg.len() < sc.len() * 4
+        {
             return Err(Error::Inference(format!(
                 "face_detector: {} scores / {} regressor values for {} anchors",
                 sc.len(),
@@ -394,8 +446,17 @@ impl FaceDetector {
         let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
         let lb = letterbox_input(img, self.size, self.range, &mut buf);
         let (reg, sc) = self.raw(&buf)?;
-        let dets = decode(&reg, &sc, &self.anchors, self.box_scale, self.score_threshold);
-        Ok(weighted_nms(dets, self.nms_iou).iter().map(|d| lb.map(d)).collect())
+        let dets = decode(
+            &reg,
+            &sc,
+            &self.anchors,
+            self.box_scale,
+            self.score_threshold,
+        );
+        Ok(weighted_nms(dets, self.nms_iou)
+            .iter()
+            .map(|d| lb.map(d))
+            .collect())
     }
 }
 
@@ -416,14 +477,27 @@ impl ExpressionModel {
         const N: &str = "expression";
         let clf = Classifier::load(manifest, N, rt)?;
         let e = &clf.entry;
-        if clf.item_shape.len() != 3 || clf.item_shape[0] != 1 || clf.item_shape[1] != clf.item_shape[2] {
-            return Err(Error::Manifest(format!("[models.{N}] input_shape must be [-1,1,S,S] (gray NCHW)")));
+        if clf.item_shape.len() != 3
+            || clf.item_shape[0] != 1
+            || clf.item_shape[1] != clf.item_shape[2]
+        {
+            return Err(Error::Manifest(format!(
+                "[models.{N}] input_shape must be [-1,1,S,S] (gray NCHW)"
+            )));
         }
-        if e.layout.as_deref().unwrap_or("NCHW") != "NCHW" || e.color.as_deref().unwrap_or("gray") != "gray" {
-            return Err(Error::Manifest(format!("[models.{N}] only NCHW gray input is supported")));
+        if e.layout.as_deref().unwrap_or("NCHW") != "NCHW"
+            || e.color.as_deref().unwrap_or("gray") != "gray"
+        {
+            return Err(Error::Manifest(format!(
+                "[models.{N}] only NCHW gray input is supported"
+            )));
         }
-        if clf.labels.len() != Emotion::FACE.len() || clf.labels.iter().zip(Emotion::FACE).any(|(a, b)| *a != b) {
-            return Err(Error::Manifest(format!("[models.{N}] labels must be the 7 FER-2013 classes in order")));
+        if clf.labels.len() != Emotion::FACE.len()
+            || clf.labels.iter().zip(Emotion::FACE).any(|(a, b)| *a != b)
+        {
+            return Err(Error::Manifest(format!(
+                "[models.{N}] labels must be the 7 FER-2013 classes in order"
+            )));
         }
         let crop_scale = e
             .extra
@@ -456,7 +530,8 @@ impl ExpressionModel {
     /// batch (twice the batch with `tta_hflip`: logits of image and mirror are averaged).
     pub fn classify(&self, crops: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
         let n = crops.len();
-        let mut data = Vec::with_capacity(n * self.size * self.size * if self.tta_hflip { 2 } else { 1 });
+        let mut data =
+            Vec::with_capacity(n * self.size * self.size * if self.tta_hflip { 2 } else { 1 });
         for c in crops {
             self.normalise(c, false, &mut data);
         }
@@ -465,11 +540,17 @@ impl ExpressionModel {
                 self.normalise(c, true, &mut data);
             }
         }
-        let logits = self.clf.logits(&data, if self.tta_hflip { 2 * n } else { n })?;
+        let logits = self
+            .clf
+            .logits(&data, if self.tta_hflip { 2 * n } else { n })?;
         Ok((0..n)
             .map(|i| {
                 let l: Vec<f32> = if self.tta_hflip {
-                    logits[i].iter().zip(&logits[n + i]).map(|(a, b)| (a + b) / 2.0).collect()
+                    logits[i]
+                        .iter()
+                        .zip(&logits[n + i])
+                        .map(|(a, b)| (a + b) / 2.0)
+                        .collect()
                 } else {
                     logits[i].clone()
                 };

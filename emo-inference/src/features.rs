@@ -50,9 +50,14 @@ impl FeatureSpec {
             return Err("features: need 0 < win_length <= n_fft".into());
         }
         if self.hop_length == 0 || self.window_samples < self.n_fft || self.n_mels == 0 {
-            return Err("features: need hop_length > 0, window_samples >= n_fft, n_mels > 0".into());
+            return Err(
+                "features: need hop_length > 0, window_samples >= n_fft, n_mels > 0".into(),
+            );
         }
-        if !(self.fmin >= 0.0 && self.fmax > self.fmin && self.fmax <= self.sample_rate as f64 / 2.0 + 1e-6) {
+        if !(self.fmin >= 0.0
+            && self.fmax > self.fmin
+            && self.fmax <= self.sample_rate as f64 / 2.0 + 1e-6)
+        {
             return Err("features: need 0 <= fmin < fmax <= sample_rate/2".into());
         }
         Ok(())
@@ -103,7 +108,13 @@ pub struct MelFilter {
 
 /// Slaney-normalised mel filterbank, as `librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax,
 /// htk=False, norm="slaney")` (computed in f64, stored in f32 like librosa).
-pub fn mel_filterbank(sr: f64, n_fft: usize, n_mels: usize, fmin: f64, fmax: f64) -> Vec<MelFilter> {
+pub fn mel_filterbank(
+    sr: f64,
+    n_fft: usize,
+    n_mels: usize,
+    fmin: f64,
+    fmax: f64,
+) -> Vec<MelFilter> {
     let n_bins = n_fft / 2 + 1;
     let fft_freqs: Vec<f64> = (0..n_bins).map(|k| k as f64 * sr / n_fft as f64).collect();
     let (mmin, mmax) = (hz_to_mel(fmin), hz_to_mel(fmax));
@@ -124,7 +135,10 @@ pub fn mel_filterbank(sr: f64, n_fft: usize, n_mels: usize, fmin: f64, fmax: f64
                 })
                 .collect();
             let start = dense.iter().position(|&w| w > 0.0).unwrap_or(0);
-            let end = dense.iter().rposition(|&w| w > 0.0).map_or(start, |e| e + 1);
+            let end = dense
+                .iter()
+                .rposition(|&w| w > 0.0)
+                .map_or(start, |e| e + 1);
             MelFilter {
                 start,
                 weights: dense[start..end].iter().map(|&w| w as f32).collect(),
@@ -153,7 +167,8 @@ pub fn dct2_ortho_matrix(n_out: usize, n_in: usize) -> Vec<f32> {
             (2.0 / n_in as f64).sqrt()
         };
         for n in 0..n_in {
-            m[k * n_in + n] = (scale * (PI * k as f64 * (2 * n + 1) as f64 / (2 * n_in) as f64).cos()) as f32;
+            m[k * n_in + n] =
+                (scale * (PI * k as f64 * (2 * n + 1) as f64 / (2 * n_in) as f64).cos()) as f32;
         }
     }
     m
@@ -186,7 +201,9 @@ pub struct FeatureExtractor {
 
 impl std::fmt::Debug for FeatureExtractor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FeatureExtractor").field("spec", &self.spec).finish()
+        f.debug_struct("FeatureExtractor")
+            .field("spec", &self.spec)
+            .finish()
     }
 }
 
@@ -197,7 +214,13 @@ impl FeatureExtractor {
         let scratch = vec![Complex::default(); fft.get_inplace_scratch_len()];
         Ok(Self {
             window: padded_hann(spec.win_length, spec.n_fft),
-            filters: mel_filterbank(spec.sample_rate as f64, spec.n_fft, spec.n_mels, spec.fmin, spec.fmax),
+            filters: mel_filterbank(
+                spec.sample_rate as f64,
+                spec.n_fft,
+                spec.n_mels,
+                spec.fmin,
+                spec.fmax,
+            ),
             buf: vec![Complex::default(); spec.n_fft],
             power: vec![0.0; spec.n_fft / 2 + 1],
             scratch,
@@ -220,7 +243,8 @@ impl FeatureExtractor {
             for ((b, &x), &w) in self.buf.iter_mut().zip(frame).zip(&self.window) {
                 *b = Complex::new(x * w, 0.0);
             }
-            self.fft.process_with_scratch(&mut self.buf, &mut self.scratch);
+            self.fft
+                .process_with_scratch(&mut self.buf, &mut self.scratch);
             for (p, c) in self.power.iter_mut().zip(&self.buf) {
                 *p = c.re * c.re + c.im * c.im;
             }
@@ -364,14 +388,17 @@ mod tests {
         let known = [
             (0, 0.034_821_76, 2, 0.021_006_435),
             (10, 0.030_687_047, 17, 0.016_871_723),
-            (40, 0.031_864_818, 79, 0.007_669_185),
+            (40, 0.031_864_82, 79, 0.007_669_185),
             (63, 0.031_957_336, 234, 0.002_725_728),
         ];
         let fb = mel_filterbank(16000.0, 512, 64, 50.0, 8000.0);
         assert_eq!(fb.len(), 64);
         for (i, sum, start, max) in known {
             let f = &fb[i];
-            assert!((f.weights.iter().sum::<f32>() - sum).abs() < 1e-6, "filter {i}");
+            assert!(
+                (f.weights.iter().sum::<f32>() - sum).abs() < 1e-6,
+                "filter {i}"
+            );
             assert_eq!(f.start, start, "filter {i}");
             assert!((f.weights.iter().fold(0.0f32, |a, &b| a.max(b)) - max).abs() < 1e-7);
         }
@@ -393,7 +420,10 @@ mod tests {
     fn fit_window_crops_and_pads() {
         let x: Vec<f32> = (0..10).map(|v| v as f32).collect();
         assert_eq!(fit_window(&x, 4), vec![3.0, 4.0, 5.0, 6.0]);
-        assert_eq!(fit_window(&x[..3], 6), vec![0.0, 0.0, 1.0, 2.0, 0.0, 0.0][..]);
+        assert_eq!(
+            fit_window(&x[..3], 6),
+            vec![0.0, 0.0, 1.0, 2.0, 0.0, 0.0][..]
+        );
         let y = fit_window(&x[..2], 5);
         assert_eq!(y, vec![0.0, 0.0, 1.0, 0.0, 0.0]);
     }
@@ -402,11 +432,18 @@ mod tests {
     fn sine_energy_lands_in_the_right_band() {
         let s = spec();
         let mut fx = FeatureExtractor::new(s.clone()).unwrap();
-        let x: Vec<f32> = (0..48000).map(|i| (2.0 * PI * 1000.0 * i as f64 / 16000.0).sin() as f32).collect();
+        let x: Vec<f32> = (0..48000)
+            .map(|i| (2.0 * PI * 1000.0 * i as f64 / 16000.0).sin() as f32)
+            .collect();
         let (mel, frames) = fx.mel_power(&x);
         assert_eq!(frames, 297);
         let energies: Vec<f32> = (0..64).map(|m| mel[m * frames + 100]).collect();
-        let best = energies.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+        let best = energies
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap()
+            .0;
         let fb = mel_filterbank(16000.0, 512, 64, 50.0, 8000.0);
         let bin = 1000.0 / (16000.0 / 512.0);
         let f = &fb[best];

@@ -43,7 +43,9 @@ impl std::str::FromStr for Strategy {
         match s.trim().to_ascii_lowercase().as_str() {
             "calibrated" | "late" | "loglinear" => Ok(Self::Calibrated),
             "mode" | "vote" | "majority" => Ok(Self::Mode),
-            o => Err(format!("unknown fusion strategy `{o}` (calibrated or mode)")),
+            o => Err(format!(
+                "unknown fusion strategy `{o}` (calibrated or mode)"
+            )),
         }
     }
 }
@@ -57,7 +59,10 @@ pub struct FusionWeights {
 impl Default for FusionWeights {
     /// Chosen on validation pairs (see module docs); equal weights until tuned.
     fn default() -> Self {
-        Self { face: 1.0, voice: 1.0 }
+        Self {
+            face: 1.0,
+            voice: 1.0,
+        }
     }
 }
 
@@ -84,14 +89,19 @@ pub fn to_face_space(p: &[f32], labels: &[Emotion]) -> [f32; K] {
 }
 
 /// Weighted log-linear pooling of the present modalities. `None` when neither is present.
-pub fn log_linear(face: Option<&[f32; K]>, voice: Option<&[f32; K]>, w: FusionWeights) -> Option<[f32; K]> {
+pub fn log_linear(
+    face: Option<&[f32; K]>,
+    voice: Option<&[f32; K]>,
+    w: FusionWeights,
+) -> Option<[f32; K]> {
     match (face, voice) {
         (None, None) => None,
         (Some(p), None) | (None, Some(p)) => Some(*p),
         (Some(f), Some(v)) => {
             let mut l = [0.0f64; K];
             for k in 0..K {
-                l[k] = w.face as f64 * (f[k].max(PROB_FLOOR) as f64).ln() + w.voice as f64 * (v[k].max(PROB_FLOOR) as f64).ln();
+                l[k] = w.face as f64 * (f[k].max(PROB_FLOOR) as f64).ln()
+                    + w.voice as f64 * (v[k].max(PROB_FLOOR) as f64).ln();
             }
             let m = l.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let s: f64 = l.iter().map(|x| (x - m).exp()).sum();
@@ -138,19 +148,32 @@ pub fn mode_winner(votes: &[(usize, f32)]) -> Option<usize> {
             conf[k] += c;
         }
     }
-    (0..K).max_by(|&a, &b| shares[a].total_cmp(&shares[b]).then(conf[a].total_cmp(&conf[b])))
+    (0..K).max_by(|&a, &b| {
+        shares[a]
+            .total_cmp(&shares[b])
+            .then(conf[a].total_cmp(&conf[b]))
+    })
 }
 
 /// Fuse one face and one voice estimate (7-class spaces) with the given strategy; returns
 /// `(probabilities, winning class index)`.
-pub fn fuse(strategy: Strategy, face: Option<&[f32; K]>, voice: Option<&[f32; K]>, w: FusionWeights) -> Option<([f32; K], usize)> {
+pub fn fuse(
+    strategy: Strategy,
+    face: Option<&[f32; K]>,
+    voice: Option<&[f32; K]>,
+    w: FusionWeights,
+) -> Option<([f32; K], usize)> {
     match strategy {
         Strategy::Calibrated => log_linear(face, voice, w).map(|p| {
             let k = argmax(&p).0;
             (p, k)
         }),
         Strategy::Mode => {
-            let votes: Vec<(usize, f32)> = [face, voice].into_iter().flatten().map(|p| argmax(p)).collect();
+            let votes: Vec<(usize, f32)> = [face, voice]
+                .into_iter()
+                .flatten()
+                .map(|p| argmax(p))
+                .collect();
             let shares = mode_vote(&votes)?;
             Some((shares, mode_winner(&votes)?))
         }
@@ -202,7 +225,10 @@ mod tests {
     fn log_linear_hand_table() {
         let face = p([0.5, 0.0, 0.0, 0.3, 0.0, 0.0, 0.2]);
         let voice = p([0.2, 0.0, 0.0, 0.6, 0.0, 0.0, 0.2]);
-        let w = FusionWeights { face: 1.0, voice: 1.0 };
+        let w = FusionWeights {
+            face: 1.0,
+            voice: 1.0,
+        };
         let f = log_linear(Some(&face), Some(&voice), w).unwrap();
         // Product: angry .10, happy .18, neutral .04 (others ~1e-12) → normalised.
         let z = 0.10 + 0.18 + 0.04;
@@ -211,7 +237,15 @@ mod tests {
         assert!((f[6] - 0.04 / z).abs() < 1e-4);
         assert_eq!(argmax(&f).0, 3);
         // Weighting the face more flips the decision to angry: .5^3*.2 = .025 > .3^3*.6 = .0162.
-        let f2 = log_linear(Some(&face), Some(&voice), FusionWeights { face: 3.0, voice: 1.0 }).unwrap();
+        let f2 = log_linear(
+            Some(&face),
+            Some(&voice),
+            FusionWeights {
+                face: 3.0,
+                voice: 1.0,
+            },
+        )
+        .unwrap();
         assert_eq!(argmax(&f2).0, 0);
         assert!((f2.iter().sum::<f32>() - 1.0).abs() < 1e-5);
     }
@@ -219,7 +253,10 @@ mod tests {
     #[test]
     fn missing_modality_drops_out() {
         let face = p([0.1, 0.1, 0.1, 0.4, 0.1, 0.1, 0.1]);
-        let w = FusionWeights { face: 0.3, voice: 2.0 };
+        let w = FusionWeights {
+            face: 0.3,
+            voice: 2.0,
+        };
         assert_eq!(log_linear(Some(&face), None, w), Some(face));
         assert_eq!(log_linear(None, Some(&face), w), Some(face));
         assert_eq!(log_linear(None, None, w), None);
@@ -236,7 +273,13 @@ mod tests {
         assert_eq!(mode_vote(&[]), None);
         let face = p([0.1, 0.1, 0.1, 0.4, 0.1, 0.1, 0.1]);
         let voice = p([0.7, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05]);
-        let (_, k) = fuse(Strategy::Mode, Some(&face), Some(&voice), FusionWeights::default()).unwrap();
+        let (_, k) = fuse(
+            Strategy::Mode,
+            Some(&face),
+            Some(&voice),
+            FusionWeights::default(),
+        )
+        .unwrap();
         assert_eq!(k, 0); // one vote each; voice is more confident
     }
 

@@ -1,13 +1,13 @@
 //! EMO's inference engine (ONNX Runtime through `ort`), kept out of the daemon crate so that
 //! `emod analyze|eval|bench` and the live pipelines share one code path.
 //!
-//! * [`runtime`]: find/load `libonnxruntime` (load-dynamic), sessions, execution providers.
-//! * [`manifest`]: `models/manifest.toml`.
-//! * [`face`]: BlazeFace decoding + weighted NMS, eye-aligned crops, expression classifier.
-//! * [`features`], [`audio`], [`speech`]: log-mel/MFCC on rustfft, resampling, VAD, speech model.
-//! * [`fusion`]: calibrated log-linear late fusion and the seed's `mode`.
-//! * [`analyze`]: files (image / audio / video via the `ffmpeg` CLI) → estimates + timeline.
-//! * [`eval`], [`bench`]: the code behind `emod eval` and `emod bench`.
+//! * [`runtime`] — find/load `libonnxruntime` (load-dynamic), sessions, execution providers.
+//! * [`manifest`] — `models/manifest.toml`.
+//! * [`face`] — BlazeFace decoding + weighted NMS, eye-aligned crops, expression classifier.
+//! * [`features`], [`audio`], [`speech`] — log-mel/MFCC on rustfft, resampling, VAD, speech model.
+//! * [`fusion`] — calibrated log-linear late fusion and the seed's `mode`.
+//! * [`analyze`] — files (image / audio / video via the `ffmpeg` CLI) → estimates + timeline.
+//! * [`eval`], [`bench`] — the code behind `emod eval` and `emod bench`.
 #![forbid(unsafe_code)]
 
 pub mod analyze;

@@ -90,8 +90,8 @@ impl Manifest {
                 path.display()
             ))
         })?;
-        let mut m: Manifest =
-            toml::from_str(&text).map_err(|e| Error::Manifest(format!("{}: {e}", path.display())))?;
+        let mut m: Manifest = toml::from_str(&text)
+            .map_err(|e| Error::Manifest(format!("{}: {e}", path.display())))?;
         if m.schema != 1 {
             return Err(Error::Manifest(format!(
                 "{}: unsupported schema {} (this build reads schema 1)",
@@ -104,9 +104,12 @@ impl Manifest {
     }
 
     pub fn entry(&self, name: &str) -> Result<&ModelEntry> {
-        self.models
-            .get(name)
-            .ok_or_else(|| Error::Manifest(format!("{} has no [models.{name}]", self.dir.join(MANIFEST_FILE).display())))
+        self.models.get(name).ok_or_else(|| {
+            Error::Manifest(format!(
+                "{} has no [models.{name}]",
+                self.dir.join(MANIFEST_FILE).display()
+            ))
+        })
     }
 
     pub fn path_of(&self, entry: &ModelEntry) -> PathBuf {
@@ -134,9 +137,13 @@ pub fn verify_file(manifest: &Manifest, name: &str) -> Result<PathBuf> {
     let e = manifest.entry(name)?;
     let path = manifest.path_of(e);
     if !path.is_file() {
-        return Err(Error::Model(format!("model `{name}`: file {} not found", path.display())));
+        return Err(Error::Model(format!(
+            "model `{name}`: file {} not found",
+            path.display()
+        )));
     }
-    let got = sha256_file(&path).map_err(|err| Error::Model(format!("{}: {err}", path.display())))?;
+    let got =
+        sha256_file(&path).map_err(|err| Error::Model(format!("{}: {err}", path.display())))?;
     if !got.eq_ignore_ascii_case(e.sha256.trim()) {
         return Err(Error::Model(format!(
             "model `{name}`: {} has sha256 {got}, manifest says {}",
@@ -183,7 +190,10 @@ accuracy = 0.7
         let e = &m.models["expression"];
         assert_eq!(e.temperature, Some(1.5));
         assert!(e.extra.contains_key("something_new"));
-        assert_eq!(m.models["speech"].features.as_ref().unwrap().n_frames(), 297);
+        assert_eq!(
+            m.models["speech"].features.as_ref().unwrap().n_frames(),
+            297
+        );
         assert!(e.req("expression", "input_name", &e.input_name).is_err());
     }
 }

@@ -12,7 +12,9 @@ use crate::audio;
 use crate::{Error, Result};
 
 const IMAGE_EXT: &[&str] = &["jpg", "jpeg", "png"];
-const AUDIO_EXT: &[&str] = &["wav", "mp3", "flac", "ogg", "oga", "opus", "m4a", "aac", "wma"];
+const AUDIO_EXT: &[&str] = &[
+    "wav", "mp3", "flac", "ogg", "oga", "opus", "m4a", "aac", "wma",
+];
 const VIDEO_EXT: &[&str] = &["mp4", "mkv", "webm", "mov", "avi", "m4v"];
 
 /// Guess the media kind from the extension, then from the first bytes.
@@ -53,7 +55,9 @@ pub fn read_image(path: &Path) -> Result<RgbImage> {
     let r = image::ImageReader::open(path)?
         .with_guessed_format()
         .map_err(|e| Error::Media(format!("cannot read image: {e}")))?;
-    let img = r.decode().map_err(|e| Error::Media(format!("corrupt or unsupported image: {e}")))?;
+    let img = r
+        .decode()
+        .map_err(|e| Error::Media(format!("corrupt or unsupported image: {e}")))?;
     Ok(img.to_rgb8())
 }
 
@@ -67,7 +71,12 @@ pub struct VideoInfo {
 
 pub fn video_info(path: &Path) -> Result<VideoInfo> {
     let kv = audio::probe(path, "v", "stream=width,height,duration:format=duration")?;
-    let get = |k: &str| kv.iter().filter(|(a, _)| a == k).map(|(_, v)| v.clone()).collect::<Vec<_>>();
+    let get = |k: &str| {
+        kv.iter()
+            .filter(|(a, _)| a == k)
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+    };
     let num = |k: &str| get(k).into_iter().find_map(|v| v.parse::<f64>().ok());
     let (Some(w), Some(h)) = (num("width"), num("height")) else {
         return Err(Error::Media("no video stream".into()));
@@ -121,7 +130,11 @@ impl VideoFrames {
         }
         let n = self.info.width as usize * self.info.height as usize * 3;
         let mut buf = vec![0u8; n];
-        let stdout = self.child.stdout.as_mut().ok_or_else(|| Error::Media("ffmpeg has no stdout".into()))?;
+        let stdout = self
+            .child
+            .stdout
+            .as_mut()
+            .ok_or_else(|| Error::Media("ffmpeg has no stdout".into()))?;
         let mut filled = 0;
         while filled < n {
             match stdout.read(&mut buf[filled..]) {

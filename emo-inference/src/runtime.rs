@@ -96,7 +96,10 @@ pub fn locate(cfg: &RuntimeConfig) -> Result<(PathBuf, &'static str)> {
             return Ok((p, "default location"));
         }
     }
-    let tried: Vec<String> = default_locations().iter().map(|p| p.display().to_string()).collect();
+    let tried: Vec<String> = default_locations()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     Err(Error::Runtime(format!(
         "ONNX Runtime library not found (looked in {}); {FIX_HINT}",
         tried.join(", ")
@@ -105,7 +108,10 @@ pub fn locate(cfg: &RuntimeConfig) -> Result<(PathBuf, &'static str)> {
 
 fn check_file(path: &Path, source: &str) -> Result<()> {
     let meta = std::fs::metadata(path).map_err(|e| {
-        Error::Runtime(format!("ONNX Runtime library {} (from {source}): {e}; {FIX_HINT}", path.display()))
+        Error::Runtime(format!(
+            "ONNX Runtime library {} (from {source}): {e}; {FIX_HINT}",
+            path.display()
+        ))
     })?;
     if !meta.is_file() {
         return Err(Error::Runtime(format!(
@@ -115,7 +121,9 @@ fn check_file(path: &Path, source: &str) -> Result<()> {
     }
     let mut magic = [0u8; 4];
     use std::io::Read;
-    let ok = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok();
+    let ok = std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok();
     if !ok || (cfg!(target_os = "linux") && &magic != b"\x7fELF") {
         return Err(Error::Runtime(format!(
             "{} (from {source}) is not a shared library; {FIX_HINT}",
@@ -145,7 +153,9 @@ fn version_from_file_name(path: &Path) -> Option<String> {
     let real = std::fs::canonicalize(path).ok()?;
     let name = real.file_name()?.to_str()?;
     let v = name.split_once(".so.")?.1;
-    v.chars().all(|c| c.is_ascii_digit() || c == '.').then(|| v.to_string())
+    v.chars()
+        .all(|c| c.is_ascii_digit() || c == '.')
+        .then(|| v.to_string())
 }
 
 fn providers() -> Vec<&'static str> {
@@ -166,11 +176,16 @@ pub fn init(cfg: &RuntimeConfig) -> Result<RuntimeInfo> {
     let (path, source) = locate(cfg)?;
     check_file(&path, source)?;
     let p2 = path.clone();
-    let built = catch_unwind(AssertUnwindSafe(move || -> std::result::Result<(Environment, String), String> {
-        let builder = ort::init_from(&p2).map_err(|e| e.to_string())?;
-        let env = builder.with_name("emo").build().map_err(|e| e.to_string())?;
-        Ok((env, ort::info().to_string()))
-    }));
+    let built = catch_unwind(AssertUnwindSafe(
+        move || -> std::result::Result<(Environment, String), String> {
+            let builder = ort::init_from(&p2).map_err(|e| e.to_string())?;
+            let env = builder
+                .with_name("emo")
+                .build()
+                .map_err(|e| e.to_string())?;
+            Ok((env, ort::info().to_string()))
+        },
+    ));
     let (env, build_info) = match built {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
@@ -198,7 +213,10 @@ pub fn init(cfg: &RuntimeConfig) -> Result<RuntimeInfo> {
         build_info,
         available_providers: catch_unwind(providers).unwrap_or_default(),
     };
-    *guard = Some(Loaded { env, info: info.clone() });
+    *guard = Some(Loaded {
+        env,
+        info: info.clone(),
+    });
     Ok(info)
 }
 
@@ -222,7 +240,9 @@ pub fn session(cfg: &RuntimeConfig, model: &Path) -> Result<Session> {
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .unwrap_or_else(|e| e.recover());
         if cfg.intra_threads > 0 {
-            b = b.with_intra_threads(cfg.intra_threads).map_err(|e| ctx(&e))?;
+            b = b
+                .with_intra_threads(cfg.intra_threads)
+                .map_err(|e| ctx(&e))?;
             b = b.with_inter_threads(1).unwrap_or_else(|e| e.recover());
         }
         Ok(b)
@@ -237,7 +257,9 @@ pub fn session(cfg: &RuntimeConfig, model: &Path) -> Result<Session> {
             });
             match attempt {
                 Ok(s) => return Ok(s),
-                Err(e) => tracing::warn!("CUDA execution provider failed ({e}); falling back to CPU"),
+                Err(e) => {
+                    tracing::warn!("CUDA execution provider failed ({e}); falling back to CPU")
+                }
             }
         } else {
             tracing::warn!(
@@ -256,7 +278,9 @@ mod tests {
     #[test]
     fn version_is_parsed() {
         assert_eq!(
-            parse_version("ORT Build Info: git-branch=rel-1.31.1, git-commit-id=abc, build type=Release"),
+            parse_version(
+                "ORT Build Info: git-branch=rel-1.31.1, git-commit-id=abc, build type=Release"
+            ),
             "1.31.1"
         );
         assert_eq!(parse_version("garbage"), "unknown");
@@ -277,7 +301,10 @@ mod tests {
         };
         let (p, src) = locate(&cfg).unwrap();
         let e = check_file(&p, src).unwrap_err().to_string();
-        assert!(e.contains("install-onnxruntime.sh") && !e.contains('\n'), "{e}");
+        assert!(
+            e.contains("install-onnxruntime.sh") && !e.contains('\n'),
+            "{e}"
+        );
     }
 
     #[test]

@@ -47,7 +47,8 @@ impl SpeechModel {
             .features
             .clone()
             .ok_or_else(|| Error::Manifest(format!("[models.{N}.features] is missing")))?;
-        let fx = FeatureExtractor::new(spec.clone()).map_err(|e| Error::Manifest(format!("[models.{N}.features] {e}")))?;
+        let fx = FeatureExtractor::new(spec.clone())
+            .map_err(|e| Error::Manifest(format!("[models.{N}.features] {e}")))?;
         let want = vec![1, spec.n_mels, spec.n_frames()];
         if clf.item_shape != want {
             return Err(Error::Manifest(format!(
@@ -55,7 +56,12 @@ impl SpeechModel {
                 clf.item_shape, want[0], want[1], want[2]
             )));
         }
-        let hop_s = clf.entry.extra.get("hop_seconds").and_then(|v| v.as_float()).unwrap_or(1.0);
+        let hop_s = clf
+            .entry
+            .extra
+            .get("hop_seconds")
+            .and_then(|v| v.as_float())
+            .unwrap_or(1.0);
         Ok(Self {
             hop_samples: (spec.sample_rate as f64 * hop_s) as usize,
             fx: Mutex::new(fx),
@@ -76,7 +82,10 @@ impl SpeechModel {
 
     /// Features of one clip fitted to one window (centre crop / pad), as in training.
     pub fn clip_features(&self, samples16k: &[f32]) -> Vec<f32> {
-        self.fx.lock().unwrap_or_else(|e| e.into_inner()).logmel_clip(samples16k)
+        self.fx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .logmel_clip(samples16k)
     }
 
     /// Calibrated probabilities for feature windows (each `n_mels × n_frames`), batched.
@@ -104,7 +113,10 @@ impl SpeechModel {
         if len <= w {
             return vec![0];
         }
-        let mut v: Vec<usize> = (0..).map(|k| k * self.hop_samples).take_while(|s| s + w <= len).collect();
+        let mut v: Vec<usize> = (0..)
+            .map(|k| k * self.hop_samples)
+            .take_while(|s| s + w <= len)
+            .collect();
         // Cover the tail when it is longer than half a hop.
         if let Some(&last) = v.last() {
             if len - (last + w) > self.hop_samples / 2 {

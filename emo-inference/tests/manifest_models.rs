@@ -24,11 +24,16 @@ fn every_manifest_entry_is_valid() {
         let mut s = emo_inference::runtime::session(&rt(), &m.path_of(e)).unwrap();
         let x = synth(shape.iter().product(), 1.0);
         let input = TensorRef::from_array_view((shape.clone(), x.as_slice())).unwrap();
-        let out = s.run(ort::inputs![e.input_name.as_deref().unwrap() => input]).unwrap();
+        let out = s
+            .run(ort::inputs![e.input_name.as_deref().unwrap() => input])
+            .unwrap();
         if let (Some(names), Some(shapes)) = (&e.outputs, &e.output_shapes) {
             for (n, want) in names.iter().zip(shapes) {
                 let (got, _) = out[n.as_str()].try_extract_tensor::<f32>().unwrap();
-                let want: Vec<i64> = want.iter().map(|&d| if d < 0 { shape[0] as i64 } else { d }).collect();
+                let want: Vec<i64> = want
+                    .iter()
+                    .map(|&d| if d < 0 { shape[0] as i64 } else { d })
+                    .collect();
                 assert_eq!(&got[..], &want[..], "{name}/{n}");
             }
         }

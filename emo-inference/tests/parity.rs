@@ -33,15 +33,22 @@ fn spec() -> FeatureSpec {
 }
 
 fn floats(v: &Value) -> Vec<f64> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
 }
 
 fn reference() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixtures().join("features.json")).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join("features.json")).unwrap())
+        .unwrap()
 }
 
 fn speech() -> Vec<f32> {
-    emo_inference::audio::read_wav(&fixtures().join("speech.wav")).unwrap().samples
+    emo_inference::audio::read_wav(&fixtures().join("speech.wav"))
+        .unwrap()
+        .samples
 }
 
 #[test]
@@ -71,8 +78,10 @@ fn mfcc_matches_librosa() {
 
 #[test]
 fn onnx_outputs_match_python_onnxruntime() {
-    let refs: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join("model_outputs.json")).unwrap()).unwrap();
+    let refs: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("model_outputs.json")).unwrap(),
+    )
+    .unwrap();
     let m = manifest();
     let mut checked = 0;
     for (name, e) in &m.models {
@@ -85,17 +94,25 @@ fn onnx_outputs_match_python_onnxruntime() {
             e.sha256,
             "model `{name}` changed since the reference was made: run tests/fixtures/make_reference.py"
         );
-        let shape: Vec<usize> = floats(&r["input_shape"]).iter().map(|&v| v as usize).collect();
+        let shape: Vec<usize> = floats(&r["input_shape"])
+            .iter()
+            .map(|&v| v as usize)
+            .collect();
         let x = synth(shape.iter().product(), r["scale"].as_f64().unwrap());
         let mut s = emo_inference::runtime::session(&rt(), &m.path_of(e)).unwrap();
         let input = TensorRef::from_array_view((shape.clone(), x.as_slice())).unwrap();
-        let out = s.run(ort::inputs![e.input_name.as_deref().unwrap() => input]).unwrap();
+        let out = s
+            .run(ort::inputs![e.input_name.as_deref().unwrap() => input])
+            .unwrap();
         for (oname, ov) in r["outputs"].as_object().unwrap() {
             let (oshape, vals) = out[oname.as_str()].try_extract_tensor::<f32>().unwrap();
             let want_shape: Vec<i64> = floats(&ov["shape"]).iter().map(|&v| v as i64).collect();
             assert_eq!(&oshape[..], &want_shape[..], "{name}/{oname} shape");
             let d = max_abs_diff(vals, &floats(&ov["values"]));
-            let scale = floats(&ov["values"]).iter().fold(0.0f64, |a, b| a.max(b.abs())).max(1.0);
+            let scale = floats(&ov["values"])
+                .iter()
+                .fold(0.0f64, |a, b| a.max(b.abs()))
+                .max(1.0);
             eprintln!("{name}/{oname}: max abs diff {d:.3e}");
             assert!(d <= 1e-4 * scale, "{name}/{oname}: max abs diff {d}");
         }

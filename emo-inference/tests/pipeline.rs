@@ -23,7 +23,9 @@ fn detector_finds_the_astronaut() {
     assert!(f.score > 0.8 && (40.0..60.0).contains(&f.width()));
     assert_eq!(f.keypoints.len(), 6);
     // Four faces in the bench frame.
-    let four = det.detect(&emo_inference::bench::bench_frame(4).unwrap()).unwrap();
+    let four = det
+        .detect(&emo_inference::bench::bench_frame(4).unwrap())
+        .unwrap();
     assert_eq!(four.len(), 4, "{four:?}");
     let blank = image::RgbImage::from_pixel(320, 240, image::Rgb([128, 128, 128]));
     assert!(det.detect(&blank).unwrap().is_empty());
@@ -50,7 +52,10 @@ fn analyze_image_audio_video_and_bad_files() {
     let wav = e.analyze_file(&fixtures().join("speech.wav"), "speech.wav", &|_| {});
     assert_eq!(wav.error, None);
     assert!(wav.voice.len() >= 3, "{:?}", wav.voice);
-    assert!(wav.voice.iter().any(|v| v.voiced && v.probabilities.len() == 8));
+    assert!(wav
+        .voice
+        .iter()
+        .any(|v| v.voiced && v.probabilities.len() == 8));
     assert!(!wav.timeline.is_empty() && wav.timeline.iter().all(|t| t.modalities == ["voice"]));
 
     // A 6-s video: the portrait as a still + the speech track.
@@ -61,7 +66,17 @@ fn analyze_image_audio_video_and_bad_files() {
         .arg(fixtures().join("astronaut.jpg"))
         .arg("-i")
         .arg(fixtures().join("speech.wav"))
-        .args(["-vf", "scale=320:320,format=yuv420p", "-r", "10", "-c:v", "libx264", "-c:a", "aac", "-shortest"])
+        .args([
+            "-vf",
+            "scale=320:320,format=yuv420p",
+            "-r",
+            "10",
+            "-c:v",
+            "libx264",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ])
         .arg(&mp4)
         .status()
         .unwrap();
@@ -70,7 +85,11 @@ fn analyze_image_audio_video_and_bad_files() {
     assert_eq!(vid.error, None);
     assert_eq!(vid.kind, Some(MediaKind::Video));
     assert!(vid.faces.len() >= 20, "{}", vid.faces.len());
-    assert!(vid.timeline.iter().any(|t| t.modalities.len() == 2), "{:?}", vid.timeline);
+    assert!(
+        vid.timeline.iter().any(|t| t.modalities.len() == 2),
+        "{:?}",
+        vid.timeline
+    );
     let s = vid.summary.unwrap();
     assert!(s.face_coverage > 0.8);
 
@@ -81,8 +100,15 @@ fn analyze_image_audio_video_and_bad_files() {
     assert!(r.error.as_deref().unwrap().contains("image"), "{r:?}");
     let txt = dir.path().join("notes.txt");
     std::fs::write(&txt, b"hello").unwrap();
-    assert!(e.analyze_file(&txt, "notes.txt", &|_| {}).error.unwrap().contains("unsupported"));
-    assert!(e.analyze_file(&dir.path().join("nope.wav"), "nope.wav", &|_| {}).error.is_some());
+    assert!(e
+        .analyze_file(&txt, "notes.txt", &|_| {})
+        .error
+        .unwrap()
+        .contains("unsupported"));
+    assert!(e
+        .analyze_file(&dir.path().join("nope.wav"), "nope.wav", &|_| {})
+        .error
+        .is_some());
 }
 
 #[test]
@@ -91,9 +117,18 @@ fn resampled_input_gives_the_same_label() {
     let sp = e.speech().unwrap();
     let a = emo_inference::audio::read_wav(&fixtures().join("speech.wav")).unwrap();
     let up = emo_inference::audio::resample(&a.samples, 16000, 44100).unwrap();
-    let back = sp.prepare(&emo_inference::audio::Audio { samples: up, sample_rate: 44100 }).unwrap();
-    let p1 = sp.classify_clips(&[a.samples.clone()]).unwrap();
+    let back = sp
+        .prepare(&emo_inference::audio::Audio {
+            samples: up,
+            sample_rate: 44100,
+        })
+        .unwrap();
+    let p1 = sp.classify_clips(std::slice::from_ref(&a.samples)).unwrap();
     let p2 = sp.classify_clips(&[back]).unwrap();
-    let d = p1[0].iter().zip(&p2[0]).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    let d = p1[0]
+        .iter()
+        .zip(&p2[0])
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
     assert!(d < 0.05, "{p1:?} vs {p2:?}");
 }

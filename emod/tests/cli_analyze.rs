@@ -9,6 +9,11 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// `models/` of the checkout, or `EMO_TEST_MODELS_DIR` (to try candidate models).
+fn models() -> PathBuf {
+    std::env::var_os("EMO_TEST_MODELS_DIR").map_or_else(|| root().join("models"), PathBuf::from)
+}
+
 fn fixture(name: &str) -> PathBuf {
     root().join("emo-inference/tests/fixtures").join(name)
 }
@@ -16,7 +21,7 @@ fn fixture(name: &str) -> PathBuf {
 fn emod(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_emod"))
         .args(args)
-        .env("EMO_MODELS_DIR", root().join("models"))
+        .env("EMO_MODELS_DIR", models())
         .env_remove("EMO_CONFIG")
         .env("XDG_CONFIG_HOME", "/nonexistent-emo-test")
         .env("EMO_ONNXRUNTIME_INTRA_THREADS", "1")
@@ -29,7 +34,7 @@ fn text(b: &[u8]) -> String {
 }
 
 fn have_models() -> bool {
-    let m = std::fs::read_to_string(root().join("models/manifest.toml")).unwrap_or_default();
+    let m = std::fs::read_to_string(models().join("manifest.toml")).unwrap_or_default();
     let ok = m.contains("[models.expression]") && m.contains("[models.speech]");
     if !ok {
         eprintln!("skipping: expression/speech models not in the manifest yet");
@@ -41,9 +46,16 @@ fn have_models() -> bool {
 fn models_check_reports_runtime_and_models() {
     let o = emod(&["models", "check"]);
     let out = text(&o.stdout);
-    assert!(out.contains("ONNX Runtime 1."), "{out}\n{}", text(&o.stderr));
+    assert!(
+        out.contains("ONNX Runtime 1."),
+        "{out}\n{}",
+        text(&o.stderr)
+    );
     assert!(out.contains("CPUExecutionProvider"));
-    assert!(out.contains("face_detector") && out.contains(" ok "), "{out}");
+    assert!(
+        out.contains("face_detector") && out.contains(" ok "),
+        "{out}"
+    );
 }
 
 #[test]
@@ -51,7 +63,7 @@ fn missing_runtime_is_a_one_line_error() {
     let o = Command::new(env!("CARGO_BIN_EXE_emod"))
         .args(["analyze"])
         .arg(fixture("astronaut.jpg"))
-        .env("EMO_MODELS_DIR", root().join("models"))
+        .env("EMO_MODELS_DIR", models())
         .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")
         .env("XDG_CONFIG_HOME", "/nonexistent-emo-test")
         .output()
@@ -59,7 +71,10 @@ fn missing_runtime_is_a_one_line_error() {
     assert!(!o.status.success());
     let err = text(&o.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("install-onnxruntime.sh") && err.contains("ORT_DYLIB_PATH"), "{err}");
+    assert!(
+        err.contains("install-onnxruntime.sh") && err.contains("ORT_DYLIB_PATH"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"));
 }
 
@@ -73,26 +88,48 @@ fn analyze_files_json_and_table() {
     std::fs::write(&bad, b"\xff\xd8\xff not a jpeg").unwrap();
     let img = fixture("astronaut.jpg");
     let wav = fixture("speech.wav");
-    let o = emod(&["analyze", "--json", img.to_str().unwrap(), bad.to_str().unwrap(), wav.to_str().unwrap()]);
-    assert!(!o.status.success(), "a failed file makes the exit status non-zero");
+    let o = emod(&[
+        "analyze",
+        "--json",
+        img.to_str().unwrap(),
+        bad.to_str().unwrap(),
+        wav.to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success(),
+        "a failed file makes the exit status non-zero"
+    );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let files = v["files"].as_array().unwrap();
     assert_eq!(files.len(), 3);
     assert!(files[0]["error"].is_null());
     assert_eq!(files[0]["faces"].as_array().unwrap().len(), 1);
     let f = &files[0]["faces"][0];
-    for k in ["box", "detection_score", "emotion", "confidence", "probabilities"] {
+    for k in [
+        "box",
+        "detection_score",
+        "emotion",
+        "confidence",
+        "probabilities",
+    ] {
         assert!(!f[k].is_null(), "{k}");
     }
     assert!(files[1]["error"].as_str().unwrap().contains("image"));
     assert!(text(&o.stderr).contains("broken.jpg"));
-    assert!(files[2]["voice"].as_array().unwrap().iter().any(|w| w["voiced"] == true));
+    assert!(files[2]["voice"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w["voiced"] == true));
     assert!(!files[2]["timeline"].as_array().unwrap().is_empty());
 
     let o = emod(&["analyze", img.to_str().unwrap(), "--strategy", "mode"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let out = text(&o.stdout);
-    assert!(out.contains("Expression estimates") && out.contains("faces: 1"), "{out}");
+    assert!(
+        out.contains("Expression estimates") && out.contains("faces: 1"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -112,7 +149,11 @@ fn eval_and_bench_emit_the_documented_json() {
     let speech = dir.path().join("speech/Actor_01");
     std::fs::create_dir_all(&speech).unwrap();
     for code in ["03", "04", "02"] {
-        std::fs::copy(fixture("speech.wav"), speech.join(format!("03-01-{code}-01-01-01-01.wav"))).unwrap();
+        std::fs::copy(
+            fixture("speech.wav"),
+            speech.join(format!("03-01-{code}-01-01-01-01.wav")),
+        )
+        .unwrap();
     }
     let o = emod(&["eval", "faces", faces.to_str().unwrap(), "--json"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
@@ -129,10 +170,26 @@ fn eval_and_bench_emit_the_documented_json() {
     assert_eq!(v["n"], 3);
     assert_eq!(v["confusion"].as_array().unwrap().len(), 8);
 
-    let o = emod(&["eval", "fusion", "--faces", faces.to_str().unwrap(), "--speech", sdir.to_str().unwrap(), "--seed", "1", "--json"]);
+    let o = emod(&[
+        "eval",
+        "fusion",
+        "--faces",
+        faces.to_str().unwrap(),
+        "--speech",
+        sdir.to_str().unwrap(),
+        "--seed",
+        "1",
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    for k in ["n", "face_accuracy", "speech_accuracy", "fused_accuracy", "mode_accuracy"] {
+    for k in [
+        "n",
+        "face_accuracy",
+        "speech_accuracy",
+        "fused_accuracy",
+        "mode_accuracy",
+    ] {
         assert!(!v[k].is_null(), "{k}");
     }
     assert_eq!(v["n"], 2); // happy and sad clips; calm → neutral has no face images here
@@ -140,7 +197,12 @@ fn eval_and_bench_emit_the_documented_json() {
     let o = emod(&["bench", "--json", "--iterations", "5", "--no-librosa"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    for k in ["face_pipeline_fps", "face_pipeline_fps_4faces", "speech_realtime_factor", "features_realtime_factor"] {
+    for k in [
+        "face_pipeline_fps",
+        "face_pipeline_fps_4faces",
+        "speech_realtime_factor",
+        "features_realtime_factor",
+    ] {
         assert!(v[k].as_f64().unwrap() > 0.0, "{k}");
     }
     assert_eq!(v["faces_found_4faces"], 4);

@@ -30,8 +30,12 @@ fn engine(config: &Config) -> AppResult<Arc<Engine>> {
     if let Some(e) = g.as_ref() {
         return Ok(e.clone());
     }
-    let opts = crate::cli::models::engine_options(config).map_err(|e| AppError::new(ErrorCode::ModelsUnavailable, e.to_string()))?;
-    let e = Arc::new(Engine::load(&opts).map_err(|e| AppError::new(ErrorCode::ModelsUnavailable, e.to_string()))?);
+    let opts = crate::cli::models::engine_options(config)
+        .map_err(|e| AppError::new(ErrorCode::ModelsUnavailable, e.to_string()))?;
+    let e = Arc::new(
+        Engine::load(&opts)
+            .map_err(|e| AppError::new(ErrorCode::ModelsUnavailable, e.to_string()))?,
+    );
     *g = Some(e.clone());
     Ok(e)
 }
@@ -74,10 +78,15 @@ impl Drop for TempDir {
     ),
     security(("bearer" = []))
 )]
-pub async fn analyze(state: web::Data<AppState>, _user: AuthUser, mut payload: Multipart) -> AppResult<HttpResponse> {
+pub async fn analyze(
+    state: web::Data<AppState>,
+    _user: AuthUser,
+    mut payload: Multipart,
+) -> AppResult<HttpResponse> {
     let limit = state.config.server.upload_limit_bytes;
     let dir = TempDir(std::env::temp_dir().join(format!("emod-analyze-{}", uuid::Uuid::new_v4())));
-    std::fs::create_dir_all(&dir.0).map_err(|e| AppError::Internal(format!("temporary directory: {e}")))?;
+    std::fs::create_dir_all(&dir.0)
+        .map_err(|e| AppError::Internal(format!("temporary directory: {e}")))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -99,10 +108,14 @@ pub async fn analyze(state: web::Data<AppState>, _user: AuthUser, mut payload: M
             continue;
         }
         if files.len() >= MAX_FILES {
-            return Err(AppError::new(ErrorCode::PayloadTooLarge, format!("at most {MAX_FILES} files per request")));
+            return Err(AppError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("at most {MAX_FILES} files per request"),
+            ));
         }
         let path = dir.0.join(local_name(files.len(), &original));
-        let mut out = std::fs::File::create(&path).map_err(|e| AppError::Internal(format!("temporary file: {e}")))?;
+        let mut out = std::fs::File::create(&path)
+            .map_err(|e| AppError::Internal(format!("temporary file: {e}")))?;
         while let Some(chunk) = field.next().await {
             let chunk = chunk.map_err(|e| AppError::invalid(format!("bad multipart body: {e}")))?;
             total += chunk.len();
@@ -112,7 +125,8 @@ pub async fn analyze(state: web::Data<AppState>, _user: AuthUser, mut payload: M
                     format!("upload is over the limit of {limit} bytes"),
                 ));
             }
-            out.write_all(&chunk).map_err(|e| AppError::Internal(format!("temporary file: {e}")))?;
+            out.write_all(&chunk)
+                .map_err(|e| AppError::Internal(format!("temporary file: {e}")))?;
         }
         files.push((path, original));
     }

@@ -28,7 +28,10 @@ pub struct Args {
 
 pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
     let mut opts = super::models::engine_options(config)?;
-    opts.strategy = args.strategy.parse::<Strategy>().map_err(anyhow::Error::msg)?;
+    opts.strategy = args
+        .strategy
+        .parse::<Strategy>()
+        .map_err(anyhow::Error::msg)?;
     opts.video_fps = args.fps;
     let engine = Engine::load(&opts)?;
     let tty = std::io::stderr().is_terminal();
@@ -59,13 +62,20 @@ pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
     }
     let failed = results.iter().any(|r| r.error.is_some());
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&AnalyzeResponse { files: results })?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&AnalyzeResponse { files: results })?
+        );
     } else {
         for r in &results {
             print!("{}", table(r));
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn pct(v: f64) -> String {
@@ -88,7 +98,15 @@ pub fn table(r: &FileAnalysis) -> String {
     }
     s += "\nExpression estimates (with model confidence; estimates, not facts about feelings)\n";
     if !r.faces.is_empty() {
-        s += &format!("faces: {}\n  {:>7} {:>22} {:>6}  {:<9} {:>6}\n", r.faces.len(), "t (s)", "box x,y,w,h", "det", "estimate", "conf");
+        s += &format!(
+            "faces: {}\n  {:>7} {:>22} {:>6}  {:<9} {:>6}\n",
+            r.faces.len(),
+            "t (s)",
+            "box x,y,w,h",
+            "det",
+            "estimate",
+            "conf"
+        );
         for f in r.faces.iter().take(200) {
             let b = &f.bbox;
             s += &format!(
@@ -107,13 +125,26 @@ pub fn table(r: &FileAnalysis) -> String {
         s += "faces: none detected\n";
     }
     if !r.voice.is_empty() {
-        s += &format!("voice windows: {}\n  {:>13} {:>8}  {:<9} {:>6}\n", r.voice.len(), "window (s)", "dBFS", "estimate", "conf");
+        s += &format!(
+            "voice windows: {}\n  {:>13} {:>8}  {:<9} {:>6}\n",
+            r.voice.len(),
+            "window (s)",
+            "dBFS",
+            "estimate",
+            "conf"
+        );
         for v in &r.voice {
             let (e, c) = match (v.emotion, v.confidence) {
                 (Some(e), Some(c)) => (e.as_str().to_string(), pct(c)),
                 _ => ("(no voice)".to_string(), String::new()),
             };
-            s += &format!("  {:>13} {:>8.1}  {:<9} {:>6}\n", format!("{:.0}–{:.0}", v.start, v.end), v.level_dbfs, e, c);
+            s += &format!(
+                "  {:>13} {:>8.1}  {:<9} {:>6}\n",
+                format!("{:.0}–{:.0}", v.start, v.end),
+                v.level_dbfs,
+                e,
+                c
+            );
         }
     }
     if !r.timeline.is_empty() {
@@ -121,7 +152,11 @@ pub fn table(r: &FileAnalysis) -> String {
         for t in &r.timeline {
             s += &format!(
                 "  {:>9} {:<9} {:>6}  [{}]\n",
-                if t.end > t.start { format!("{:.0}–{:.0} s", t.start, t.end) } else { "image".into() },
+                if t.end > t.start {
+                    format!("{:.0}–{:.0} s", t.start, t.end)
+                } else {
+                    "image".into()
+                },
                 t.emotion.as_str(),
                 pct(t.confidence),
                 t.modalities.join("+")

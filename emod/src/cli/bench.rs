@@ -8,7 +8,11 @@ use emo_inference::{bench, Engine};
 use crate::config::Config;
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    /// `store`: storage ingest rate and dashboard query latency instead of inference speed.
+    #[command(subcommand)]
+    pub target: Option<BenchTarget>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -23,16 +27,31 @@ pub struct Args {
     pub no_librosa: bool,
 }
 
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchTarget {
+    /// Seed N samples (default 10 M on PostgreSQL) and time ingest and every dashboard query.
+    Store(super::bench_store::StoreArgs),
+}
+
 pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
+    if let Some(BenchTarget::Store(store_args)) = args.target {
+        return super::bench_store::run(store_args, config);
+    }
     let mut opts = super::models::engine_options(config)?;
     opts.runtime.intra_threads = args.threads.max(1);
     let engine = Engine::load(&opts)?;
     let quiet = args.json;
-    let r = bench::run(&engine, args.iterations, args.threads.max(1), !args.no_librosa, &|what| {
-        if !quiet {
-            eprintln!("benchmarking {what} …");
-        }
-    })?;
+    let r = bench::run(
+        &engine,
+        args.iterations,
+        args.threads.max(1),
+        !args.no_librosa,
+        &|what| {
+            if !quiet {
+                eprintln!("benchmarking {what} …");
+            }
+        },
+    )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {

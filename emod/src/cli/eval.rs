@@ -90,7 +90,15 @@ pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
-            print_report(&r, json, &format!("face expression model on {} ({})", dir.display(), if crops { "crops" } else { "detector" }))
+            print_report(
+                &r,
+                json,
+                &format!(
+                    "face expression model on {} ({})",
+                    dir.display(),
+                    if crops { "crops" } else { "detector" }
+                ),
+            )
         }
         EvalCommand::Speech { dir, actors, json } => {
             opts.faces = false;
@@ -107,26 +115,55 @@ pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
             }
             print_report(&r, json, &format!("speech model on {}", dir.display()))
         }
-        EvalCommand::Fusion { faces, speech, seed, crops, actors, tune, json } => {
+        EvalCommand::Fusion {
+            faces,
+            speech,
+            seed,
+            crops,
+            actors,
+            tune,
+            json,
+        } => {
             let engine = Engine::load(&opts)?;
             let bar = progress_bar(true);
-            let r = eval::eval_fusion(&engine, &faces, &speech, seed, crops, actors.as_deref(), tune, &|what, d, n| {
-                if let Some(b) = &bar {
-                    b.set_message(what.to_string());
-                    b.set_length(n as u64);
-                    b.set_position(d as u64);
-                }
-            })?;
+            let r = eval::eval_fusion(
+                &engine,
+                &faces,
+                &speech,
+                seed,
+                crops,
+                actors.as_deref(),
+                tune,
+                &|what, d, n| {
+                    if let Some(b) = &bar {
+                        b.set_message(what.to_string());
+                        b.set_length(n as u64);
+                        b.set_position(d as u64);
+                    }
+                },
+            )?;
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
-                println!("fusion on {} face/voice pairs (seed {}{}):", r.n, r.seed, if r.tuned == Some(true) { ", weights tuned on the other half" } else { "" });
+                println!(
+                    "fusion on {} face/voice pairs (seed {}{}):",
+                    r.n,
+                    r.seed,
+                    if r.tuned == Some(true) {
+                        ", weights tuned on the other half"
+                    } else {
+                        ""
+                    }
+                );
                 println!("  face only         {:.4}", r.face_accuracy);
                 println!("  speech only       {:.4}", r.speech_accuracy);
-                println!("  fused (calibrated){:>7.4}  weights face {:.2} voice {:.2}", r.fused_accuracy, r.face_weight, r.voice_weight);
+                println!(
+                    "  fused (calibrated){:>7.4}  weights face {:.2} voice {:.2}",
+                    r.fused_accuracy, r.face_weight, r.voice_weight
+                );
                 println!("  mode (vote)       {:.4}", r.mode_accuracy);
             }
             Ok(ExitCode::SUCCESS)

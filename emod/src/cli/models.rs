@@ -45,7 +45,10 @@ pub fn runtime_config(config: &Config) -> anyhow::Result<RuntimeConfig> {
 }
 
 pub fn engine_options(config: &Config) -> anyhow::Result<EngineOptions> {
-    Ok(EngineOptions::new(models_dir(config), runtime_config(config)?))
+    Ok(EngineOptions::new(
+        models_dir(config),
+        runtime_config(config)?,
+    ))
 }
 
 pub fn run(cmd: ModelsCommand, config: &Config) -> anyhow::Result<ExitCode> {
@@ -59,13 +62,22 @@ fn check(config: &Config) -> anyhow::Result<ExitCode> {
     let info = runtime::init(&rt)?;
     println!("ONNX Runtime {} ({})", info.version, info.library.display());
     println!("  loaded from: {}", info.source);
-    println!("  execution providers available: {}", info.available_providers.join(", "));
+    println!(
+        "  execution providers available: {}",
+        info.available_providers.join(", ")
+    );
     println!(
         "  configured: {:?}, intra-op threads: {}",
         rt.execution_provider,
-        if rt.intra_threads == 0 { "auto".to_string() } else { rt.intra_threads.to_string() }
+        if rt.intra_threads == 0 {
+            "auto".to_string()
+        } else {
+            rt.intra_threads.to_string()
+        }
     );
-    if rt.execution_provider == ExecProvider::Cuda && !info.available_providers.contains(&"CUDAExecutionProvider") {
+    if rt.execution_provider == ExecProvider::Cuda
+        && !info.available_providers.contains(&"CUDAExecutionProvider")
+    {
         println!("  warning: CUDA configured but not available in this library; CPU will be used");
     }
     let dir = models_dir(config);
@@ -75,8 +87,16 @@ fn check(config: &Config) -> anyhow::Result<ExitCode> {
     for (name, e) in &m.models {
         let status = manifest::verify_file(&m, name).and_then(|p| {
             let s = runtime::session(&rt, &p)?;
-            let ins: Vec<String> = s.inputs().iter().map(|o| format!("{} {}", o.name(), o.dtype())).collect();
-            let outs: Vec<String> = s.outputs().iter().map(|o| format!("{} {}", o.name(), o.dtype())).collect();
+            let ins: Vec<String> = s
+                .inputs()
+                .iter()
+                .map(|o| format!("{} {}", o.name(), o.dtype()))
+                .collect();
+            let outs: Vec<String> = s
+                .outputs()
+                .iter()
+                .map(|o| format!("{} {}", o.name(), o.dtype()))
+                .collect();
             Ok(format!("in [{}] out [{}]", ins.join(", "), outs.join(", ")))
         });
         match status {
@@ -90,8 +110,15 @@ fn check(config: &Config) -> anyhow::Result<ExitCode> {
     for needed in ["face_detector", "expression", "speech"] {
         if !m.models.contains_key(needed) {
             bad += 1;
-            println!("  {needed:<14} MISSING  not in {}", dir.join(manifest::MANIFEST_FILE).display());
+            println!(
+                "  {needed:<14} MISSING  not in {}",
+                dir.join(manifest::MANIFEST_FILE).display()
+            );
         }
     }
-    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
