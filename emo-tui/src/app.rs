@@ -42,6 +42,10 @@ pub enum Cmd {
         query: Query,
         bucket: Bucket,
     },
+    Timeline {
+        query: Query,
+        bucket: Bucket,
+    },
     Heatmap {
         query: Query,
         kind: HeatmapKind,
@@ -89,6 +93,7 @@ pub enum Msg {
     Stopped(Result<Session, ClientError>),
     SessionDetail(Result<(Session, Vec<Sample>), ClientError>),
     Dashboard(Result<Box<DashData>, ClientError>),
+    Timeline(Result<Timeline, ClientError>),
     Heatmap(Result<Heatmap, ClientError>),
     Users(Result<Vec<User>, ClientError>),
     Audit(Result<Page<AuditEntry>, ClientError>),
@@ -888,6 +893,31 @@ impl App {
         }
     }
 
+    /// Without a lower bound the bucket was a guess (day); if the data spans less, ask again
+    /// with the bucket that suits the data's own extent.
+    fn refine_timeline(&mut self) -> Vec<Cmd> {
+        let Some(tl) = &self.dash.timeline else {
+            return vec![];
+        };
+        if self.dash.query.from.is_some() || tl.points.is_empty() {
+            return vec![];
+        }
+        let first = tl.points.iter().map(|p| p.t).min();
+        let last = tl.points.iter().map(|p| p.t).max();
+        let (Some(first), Some(last)) = (first, last) else {
+            return vec![];
+        };
+        let end = last + chrono::Duration::milliseconds(tl.bucket.millis());
+        let better = shaping::choose_bucket(Some(first), Some(end), self.now);
+        if better.millis() < tl.bucket.millis() {
+            return vec![Cmd::Timeline {
+                query: self.dash.query.clone(),
+                bucket: better,
+            }];
+        }
+        vec![]
+    }
+
     fn switch_tab(&mut self, tab: DashTab) -> Vec<Cmd> {
         self.dash.tab = tab;
         if tab == DashTab::Audit && self.dash.audit.is_empty() {
@@ -1142,6 +1172,7 @@ impl App {
                 let id = s.id;
                 self.agent.running = Some(s.clone());
                 self.agent.history.insert(0, s);
+                self.agent.total += 1;
                 self.agent.selected = 0;
                 vec![Cmd::Live(id)]
             }
@@ -1184,9 +1215,15 @@ impl App {
                     .dash
                     .selected
                     .min(self.dash.sessions.len().saturating_sub(1));
-                vec![]
+                self.refine_timeline()
             }
             Msg::Dashboard(Err(e)) => self.fail(e),
+            Msg::Timeline(Ok(t)) => {
+                self.dash.bucket = t.bucket;
+                self.dash.timeline = Some(t);
+                self.refine_timeline()
+            }
+            Msg::Timeline(Err(e)) => self.fail(e),
             Msg::Heatmap(Ok(h)) => {
                 if h.kind == self.dash.heat_kind {
                     self.dash.heatmap = Some(h);
@@ -1395,6 +1432,49 @@ mod tests {
         assert_eq!(a.dash.bucket, Bucket::Hour);
         assert!(matches!(cmds[0], Cmd::Dashboard { .. }));
         assert!(matches!(cmds[1], Cmd::Heatmap { .. }));
+    }
+
+    #[test]
+    fn unbounded_range_refines_the_timeline_bucket() {
+        let mut a = app();
+        a.on_msg(Msg::Me(Ok(user("root", Role::Admin))));
+        let t0: DateTime<Utc> = "2026-03-10T09:00:00Z".parse().unwrap();
+        let page = Page {
+            items: vec![],
+            total: 0,
+            offset: 0,
+            limit: 200,
+            next_offset: None,
+        };
+        let cmds = a.on_msg(Msg::Dashboard(Ok(Box::new(DashData {
+            distribution: Distribution::default(),
+            timeline: Timeline {
+                bucket: Bucket::Day,
+                points: vec![emo_api_types::TimelinePoint {
+                    t: t0,
+                    total: 1,
+                    counts: BTreeMap::new(),
+                }],
+            },
+            sessions: page,
+        }))));
+        let refined = |cmds: &[Cmd]| match cmds {
+            [Cmd::Timeline { bucket, .. }] => Some(*bucket),
+            _ => None,
+        };
+        assert_eq!(refined(&cmds), Some(Bucket::Hour));
+        // Points within a few hours: refined again to minutes, then it stops.
+        let pts = |b| Timeline {
+            bucket: b,
+            points: vec![emo_api_types::TimelinePoint {
+                t: t0,
+                total: 1,
+                counts: BTreeMap::new(),
+            }],
+        };
+        let cmds = a.on_msg(Msg::Timeline(Ok(pts(Bucket::Hour))));
+        assert_eq!(refined(&cmds), Some(Bucket::Minute));
+        assert!(a.on_msg(Msg::Timeline(Ok(pts(Bucket::Minute)))).is_empty());
     }
 
     #[test]

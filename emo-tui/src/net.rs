@@ -119,6 +119,9 @@ impl Net {
                     }))
                 })())
             }),
+            Cmd::Timeline { query, bucket } => {
+                self.spawn(async move { Msg::Timeline(c.timeline(&query, bucket).await) })
+            }
             Cmd::Heatmap {
                 query,
                 kind,

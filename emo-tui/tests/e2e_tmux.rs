@@ -94,7 +94,8 @@ fn workspace_root() -> PathBuf {
 
 fn emod_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("EMOD_BIN").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
+        // A relative path is taken from the workspace root (tests run in the package dir).
+        return workspace_root().join(p);
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let st = Command::new(cargo)
@@ -345,6 +346,25 @@ fn admin_logs_in_and_filters_the_dashboard_in_tmux() {
     tmux.send_key("1");
     let screen = tmux.wait_for(&["Distribution · 120 estimates"], wait);
     assert!(screen.contains("sad"), "{screen}");
+
+    // Export the filtered data to CSV.
+    let csv = dir.path().join("bob.csv");
+    tmux.send_key("e");
+    tmux.wait_for(&["Export to CSV", "emo-export-"], wait);
+    tmux.send_key("C-u");
+    tmux.send_text(&csv.display().to_string());
+    tmux.send_key("Enter");
+    tmux.wait_for(&["Exported ", "bob.csv"], wait);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.lines().count() > 1, "empty export:\n{text}");
+    assert!(
+        text.contains("bob") && !text.contains("ann"),
+        "export not filtered:\n{text}"
+    );
+
+    // The audit log tab.
+    tmux.send_key("4");
+    tmux.wait_for(&["Audit log ("], wait);
 
     // Heatmap tab with the legend.
     tmux.send_key("2");

@@ -123,7 +123,7 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
             last = screen;
         }
         out.push(Line::from(vec![
-            Span::styled(format!("  {keys:<18}"), theme::key(app)),
+            Span::styled(format!("  {keys:<19} "), theme::key(app)),
             Span::raw(action.to_string()),
         ]));
     }
