@@ -1,5 +1,6 @@
 //! Parity with the Python reference (tests/fixtures/make_reference.py):
-//! * Rust log-mel ("logmel64_v1") equals librosa's after normalisation: max abs diff ≤ 1e-4.
+//! * Rust log-mel ("logmel64_v1") equals librosa's and models/train/features.py's after
+//!   normalisation: max abs diff ≤ 1e-4.
 //! * Rust MFCC equals librosa.feature.mfcc: max abs diff ≤ 2e-3 dB-scaled units (relative to a
 //!   range of several hundred; the dB values go through float32 log10 on both sides).
 //! * ONNX Runtime outputs through Rust equal Python onnxruntime's on the same input: max abs
@@ -60,6 +61,23 @@ fn logmel_matches_librosa() {
     assert_eq!(floats(&r["logmel_shape"]), vec![64.0, 297.0]);
     let d = max_abs_diff(&got, &want);
     eprintln!("logmel max abs diff vs librosa: {d:.3e}");
+    assert!(d <= 1e-4, "max abs diff {d}");
+}
+
+#[test]
+fn logmel_matches_the_training_code() {
+    // models/train/features.py logmel64_v1 (float64 numpy reference used for training).
+    let r = reference();
+    let Some(want) = r.get("logmel_train") else {
+        eprintln!(
+            "features.json has no logmel_train: run make_reference.py with models/train present"
+        );
+        return;
+    };
+    let mut fx = FeatureExtractor::new(spec()).unwrap();
+    let got = fx.logmel_clip(&speech());
+    let d = max_abs_diff(&got, &floats(want));
+    eprintln!("logmel max abs diff vs models/train/features.py: {d:.3e}");
     assert!(d <= 1e-4, "max abs diff {d}");
 }
 
