@@ -19,6 +19,7 @@ use crate::token::SavedToken;
 /// A request for the network worker ([`crate::net`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cmd {
+    Health,
     Login {
         username: String,
         password: String,
@@ -84,6 +85,7 @@ pub struct DashData {
 /// An answer from the network worker.
 #[derive(Debug, Clone)]
 pub enum Msg {
+    Health(Result<emo_api_types::Health, ClientError>),
     Login(Result<(String, LoginResponse), ClientError>),
     Register(Result<(User, String), ClientError>),
     Me(Result<User, ClientError>),
@@ -326,6 +328,8 @@ pub struct App {
     /// Sources requested when starting a session.
     pub sources: Vec<String>,
     pub tick: u64,
+    /// What `GET /healthz` said: `Ok(version)` or `Err(reason)`; shown on the login screen.
+    pub server_info: Option<Result<String, String>>,
 }
 
 impl App {
@@ -380,6 +384,7 @@ impl App {
             },
             sources: vec!["camera".into(), "microphone".into()],
             tick: 0,
+            server_info: None,
         }
     }
 
@@ -1081,8 +1086,33 @@ impl App {
         self.dash.loaded = false;
     }
 
+    /// The first commands when there is no usable saved token: check the server.
+    pub fn start_at_login(&mut self) -> Vec<Cmd> {
+        self.screen = Screen::Login;
+        self.out(vec![Cmd::Health])
+    }
+
     fn apply(&mut self, msg: Msg) -> Vec<Cmd> {
         match msg {
+            Msg::Health(r) => {
+                self.server_info = Some(match r {
+                    Ok(h) => {
+                        let db = h
+                            .database
+                            .map(|d| format!(", database {d}"))
+                            .unwrap_or_default();
+                        Ok(format!("emod {} ({}{db})", h.version, h.status))
+                    }
+                    Err(e) => {
+                        let m = e.user_message();
+                        if matches!(e, ClientError::Unreachable { .. }) {
+                            self.error(m.clone());
+                        }
+                        Err(m)
+                    }
+                });
+                vec![]
+            }
             Msg::Login(Ok((username, resp))) => {
                 self.login.password = Input::default();
                 vec![

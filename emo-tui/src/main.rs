@@ -66,10 +66,11 @@ fn main() -> anyhow::Result<()> {
             Some(s) if s.server.trim_end_matches('/') == app.server => {
                 app.login.username.value = s.username;
                 app.login.focus = 1;
+                let c = app.start_at_login();
                 app.error("Your saved login has expired. Please log in again.");
-                vec![]
+                c
             }
-            _ => vec![],
+            _ => app.start_at_login(),
         }
     };
     for c in initial {

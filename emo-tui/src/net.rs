@@ -76,6 +76,7 @@ impl Net {
                         .map(|u| (u, password)),
                 )
             }),
+            Cmd::Health => self.spawn(async move { Msg::Health(c.health().await) }),
             Cmd::Me => self.spawn(async move { Msg::Me(c.me().await) }),
             Cmd::Logout => self.spawn(async move {
                 // Logging out locally works even if the server is gone.
@@ -154,16 +155,7 @@ impl Net {
                     h.abort();
                 }
                 let tx = self.tx.clone();
-                self.live = Some(self.rt.spawn(async move {
-                    let msg = match c.live(id).await {
-                        Ok(resp) => {
-                            read_sse(resp, &tx).await;
-                            Msg::LiveEnded
-                        }
-                        Err(e) => Msg::LiveError(e),
-                    };
-                    let _ = tx.send(msg);
-                }));
+                self.live = Some(self.rt.spawn(live_loop(c, id, tx)));
             }
             Cmd::StopLive => {
                 if let Some(h) = self.live.take() {
@@ -186,17 +178,62 @@ async fn write_export(path: &Path, csv: &str) -> Result<(), ClientError> {
 }
 
 /// Reads `data: <json>` lines of a server-sent-event stream and forwards each [`LiveEvent`].
-async fn read_sse(resp: reqwest::Response, tx: &UnboundedSender<Msg>) {
+/// Follows a session's live stream until the session stops, reconnecting with a back-off when
+/// the connection drops (the UI shows the error once and keeps going).
+async fn live_loop(c: Client, id: uuid::Uuid, tx: UnboundedSender<Msg>) {
+    let mut delay = std::time::Duration::from_millis(500);
+    loop {
+        match c.live(id).await {
+            Ok(resp) => {
+                delay = std::time::Duration::from_millis(500);
+                match read_sse(resp, &tx).await {
+                    SseEnd::Stopped | SseEnd::UiGone => return,
+                    SseEnd::Dropped => {
+                        if tx.send(Msg::LiveEnded).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                let fatal = matches!(
+                    e.code(),
+                    Some("not_found" | "unauthenticated" | "forbidden" | "session_not_running")
+                );
+                if tx.send(Msg::LiveError(e)).is_err() || fatal {
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(std::time::Duration::from_secs(10));
+    }
+}
+
+enum SseEnd {
+    Stopped,
+    Dropped,
+    UiGone,
+}
+
+async fn read_sse(resp: reqwest::Response, tx: &UnboundedSender<Msg>) -> SseEnd {
     let mut stream = resp.bytes_stream();
     let mut parser = SseParser::default();
     while let Some(chunk) = stream.next().await {
-        let Ok(chunk) = chunk else { return };
+        let Ok(chunk) = chunk else {
+            return SseEnd::Dropped;
+        };
         for ev in parser.push(&chunk) {
+            let stopped = matches!(ev, LiveEvent::Stopped { .. });
             if tx.send(Msg::Live(ev)).is_err() {
-                return;
+                return SseEnd::UiGone;
+            }
+            if stopped {
+                return SseEnd::Stopped;
             }
         }
     }
+    SseEnd::Dropped
 }
 
 /// Incremental SSE parser: collects `data:` lines until a blank line ends the event.

@@ -189,12 +189,20 @@ fn seed_session(
     assert!(r.status().is_success(), "stop: {}", r.text().unwrap());
 }
 
-#[test]
-fn admin_logs_in_and_filters_the_dashboard_in_tmux() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("SKIP: tmux is not installed");
-        return;
-    }
+/// A running daemon with its data dir, base URL and an HTTP client.
+struct Env {
+    dir: tempfile::TempDir,
+    base: String,
+    http: reqwest::blocking::Client,
+    _daemon: Daemon,
+}
+
+fn tmux_available() -> bool {
+    Command::new("tmux").arg("-V").output().is_ok()
+}
+
+/// Creates the admin with the CLI, starts `emod serve` (SQLite) and waits for /healthz.
+fn start_emod() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let emod = emod_bin();
     assert!(emod.exists(), "no emod binary at {}", emod.display());
@@ -218,7 +226,7 @@ fn admin_logs_in_and_filters_the_dashboard_in_tmux() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let log = std::fs::File::create(dir.path().join("emod.log")).unwrap();
-    let _daemon = Daemon(
+    let daemon = Daemon(
         emod_cmd(&emod, dir.path())
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::null())
@@ -243,36 +251,42 @@ fn admin_logs_in_and_filters_the_dashboard_in_tmux() {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-
-    // Two agents self-register and record one session each.
-    let t0 = Utc::now() - chrono::Duration::hours(3);
-    for (name, main) in [("ann", Emotion::Happy), ("bob", Emotion::Sad)] {
-        let r = http
-            .post(format!("{base}/api/v1/auth/register"))
-            .json(&json!({"username": name, "password": AGENT_PW}))
-            .send()
-            .unwrap();
-        assert_eq!(
-            r.status().as_u16(),
-            201,
-            "register {name}: {}",
-            r.text().unwrap()
-        );
-        let tok = login(&http, &base, name, AGENT_PW);
-        seed_session(&http, &base, &tok, t0, 120, main, &format!("{name}-shift"));
+    Env {
+        dir,
+        base,
+        http,
+        _daemon: daemon,
     }
+}
 
-    // The real binary, in a private tmux server.
+fn register(env: &Env, name: &str) {
+    let r = env
+        .http
+        .post(format!("{}/api/v1/auth/register", env.base))
+        .json(&json!({"username": name, "password": AGENT_PW}))
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        201,
+        "register {name}: {}",
+        r.text().unwrap()
+    );
+}
+
+/// Runs the real emo-tui in a private tmux server (socket named after `tag` and the pid).
+fn launch_tui(env: &Env, tag: &str) -> Tmux {
     let tmux = Tmux {
-        socket: format!("emo-e2e-{}", std::process::id()),
-        session: format!("emo-tui-{}", std::process::id()),
+        socket: format!("emo-e2e-{tag}-{}", std::process::id()),
+        session: format!("emo-tui-{tag}"),
     };
-    let cfg = dir.path().join("cfg");
+    let cfg = env.dir.path().join("cfg");
     let tui = env!("CARGO_BIN_EXE_emo-tui");
     let shell_cmd = format!(
-        "EMO_CONFIG_DIR='{}' NO_COLOR=1 '{}' --server {base} --no-mouse; sleep 30",
+        "EMO_CONFIG_DIR='{}' NO_COLOR=1 '{}' --server {} --no-mouse; sleep 30",
         cfg.display(),
-        tui
+        tui,
+        env.base
     );
     let st = tmux
         .cmd()
@@ -291,6 +305,28 @@ fn admin_logs_in_and_filters_the_dashboard_in_tmux() {
         .status()
         .unwrap();
     assert!(st.success(), "tmux new-session failed");
+    tmux
+}
+
+#[test]
+fn admin_logs_in_and_filters_the_dashboard_in_tmux() {
+    if !tmux_available() {
+        eprintln!("SKIP: tmux is not installed");
+        return;
+    }
+    let env = start_emod();
+    let (dir, base, http) = (&env.dir, &env.base, &env.http);
+
+    // Two agents self-register and record one session each.
+    let t0 = Utc::now() - chrono::Duration::hours(3);
+    for (name, main) in [("ann", Emotion::Happy), ("bob", Emotion::Sad)] {
+        register(&env, name);
+        let tok = login(http, base, name, AGENT_PW);
+        seed_session(http, base, &tok, t0, 120, main, &format!("{name}-shift"));
+    }
+
+    let tmux = launch_tui(&env, "admin");
+    let cfg = dir.path().join("cfg");
     let wait = Duration::from_secs(20);
 
     tmux.wait_for(&["Log in to EMO", "Username"], wait);
@@ -377,6 +413,101 @@ fn admin_logs_in_and_filters_the_dashboard_in_tmux() {
     loop {
         let screen = tmux.capture();
         if !screen.contains("Heatmap") {
+            break;
+        }
+        assert!(start.elapsed() < wait, "emo-tui did not quit:\n{screen}");
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
+#[test]
+fn agent_consents_records_with_live_bars_and_stops_in_tmux() {
+    if !tmux_available() {
+        eprintln!("SKIP: tmux is not installed");
+        return;
+    }
+    let env = start_emod();
+    register(&env, "cat");
+    let tmux = launch_tui(&env, "agent");
+    let wait = Duration::from_secs(20);
+    tmux.wait_for(&["Log in to EMO", "emod "], wait);
+    tmux.send_text("cat");
+    tmux.send_key("Enter");
+    tmux.send_text(AGENT_PW);
+    tmux.send_key("Enter");
+    tmux.wait_for(&["my sessions", "No sessions yet", "Not recording"], wait);
+
+    // Consent first: the prompt says what is stored; n cancels, y starts.
+    tmux.send_key("s");
+    tmux.wait_for(
+        &["Consent: start an EMO session?", "images, video or audio"],
+        wait,
+    );
+    tmux.send_key("n");
+    tmux.wait_for(&["Not started: no consent given."], wait);
+    tmux.send_key("s");
+    tmux.wait_for(&["I consent"], wait);
+    tmux.send_key("y");
+    tmux.wait_for(&["● REC", "RECORDING", "● running"], wait);
+
+    // Estimates arrive (posted through the API as a capture client would) and show live.
+    let tok = login(&env.http, &env.base, "cat", AGENT_PW);
+    let page: emo_api_types::Page<Session> = env
+        .http
+        .get(format!("{}/api/v1/sessions?status=running", env.base))
+        .bearer_auth(&tok)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let sid = page.items[0].id;
+    let start = Instant::now();
+    loop {
+        let now = Utc::now();
+        let batch = SampleBatch {
+            samples: vec![SampleIn {
+                t: now,
+                modality: Modality::Fused,
+                emotion: Emotion::Happy,
+                confidence: 0.75,
+                probabilities: [(Emotion::Happy, 0.75), (Emotion::Neutral, 0.25)]
+                    .into_iter()
+                    .collect(),
+            }],
+        };
+        let r = env
+            .http
+            .post(format!("{}/api/v1/sessions/{sid}/samples", env.base))
+            .bearer_auth(&tok)
+            .json(&batch)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        let screen = tmux.capture();
+        if screen.contains("Live (fused)") && screen.contains("fused: happy 0.75") {
+            assert!(screen.contains("75%"), "{screen}");
+            eprintln!("--- live ---\n{screen}");
+            break;
+        }
+        assert!(start.elapsed() < wait, "no live estimates shown:\n{screen}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    tmux.send_key("x");
+    tmux.wait_for(
+        &["Not recording", "Session stopped after", "stopped", "happy"],
+        wait,
+    );
+    tmux.send_key("Enter");
+    let screen = tmux.wait_for(&["Timeline (fused", "dominant happy"], wait);
+    eprintln!("--- timeline ---\n{screen}");
+
+    // Ctrl-C quits and restores the terminal (the alternate screen is gone).
+    tmux.send_key("C-c");
+    let start = Instant::now();
+    loop {
+        let screen = tmux.capture();
+        if !screen.contains("Timeline") {
             break;
         }
         assert!(start.elapsed() < wait, "emo-tui did not quit:\n{screen}");

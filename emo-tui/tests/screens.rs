@@ -237,6 +237,12 @@ fn admin_app() -> App {
 #[test]
 fn login_screen() {
     let mut a = new_app();
+    a.on_msg(Msg::Health(Ok(emo_api_types::Health {
+        status: "ok".into(),
+        version: "0.1.0".into(),
+        database: None,
+        pending_samples: None,
+    })));
     check(
         &a,
         "login",
@@ -246,6 +252,7 @@ fn login_screen() {
             "Password",
             "F2",
             "http://127.0.0.1:7878",
+            "emod 0.1.0 (ok)",
         ],
     );
     for c in "ann".chars() {
@@ -280,6 +287,11 @@ fn unreachable_server_message() {
     })));
     assert_eq!(a.screen, Screen::Login);
     check(&a, "unreachable", &["Error: Cannot reach the EMO server"]);
+    a.on_msg(Msg::Health(Err(emo_tui::api::ClientError::Unreachable {
+        server: "http://127.0.0.1:7878".into(),
+        detail: "timed out".into(),
+    })));
+    check(&a, "unreachable-health", &["not reachable", "timed out"]);
 }
 
 #[test]

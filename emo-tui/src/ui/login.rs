@@ -35,18 +35,26 @@ pub fn field_line(
     ])
 }
 
+/// `Server URL · emod 0.1.0 (ok)` or `· not reachable`, from the health check.
+pub fn server_line(app: &App) -> Line<'static> {
+    let mut spans = vec![Span::styled(
+        format!("Server {}", app.server),
+        theme::dim(app),
+    )];
+    match &app.server_info {
+        Some(Ok(v)) => spans.push(Span::styled(format!(" · {v}"), theme::ok(app))),
+        Some(Err(_)) => spans.push(Span::styled(" · not reachable", theme::error(app))),
+        None => {}
+    }
+    Line::from(spans)
+}
+
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let r = centered(area, 60, 12);
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
         .title(Span::styled(" Log in to EMO ", theme::title(app)));
-    let mut lines = vec![
-        Line::from(Span::styled(
-            format!("Server {}", app.server),
-            theme::dim(app),
-        )),
-        Line::raw(""),
-    ];
+    let mut lines = vec![server_line(app), Line::raw("")];
     if app.screen == Screen::Connecting {
         lines.push(Line::raw("Checking the saved login…"));
         lines.push(Line::raw(""));

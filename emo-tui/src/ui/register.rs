@@ -16,10 +16,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         .title(Span::styled(" Create an agent account ", theme::title(app)));
     let f = &app.register;
     let lines = vec![
-        Line::from(Span::styled(
-            format!("Server {}", app.server),
-            theme::dim(app),
-        )),
+        crate::ui::login::server_line(app),
         Line::raw(""),
         field_line(app, "Username", &f.username, false, f.focus == 0),
         field_line(app, "Password", &f.password, true, f.focus == 1),
