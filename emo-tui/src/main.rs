@@ -13,7 +13,7 @@ use emo_tui::app::{App, Msg};
 use emo_tui::net::Net;
 use emo_tui::{token, ui};
 use ratatui::crossterm::event::{
-    self, DisableMouseCapture, EnableMouseCapture, Event, KeyEventKind,
+    self, DisableMouseCapture, EnableMouseCapture, Event, KeyCode, KeyEventKind,
 };
 use ratatui::crossterm::execute;
 
@@ -132,7 +132,14 @@ fn run(
         let mut cmds = Vec::new();
         if event::poll(Duration::from_millis(100))? {
             match event::read()? {
-                Event::Key(k) if k.kind != KeyEventKind::Release => cmds.extend(app.on_key(k)),
+                Event::Key(k) if k.kind != KeyEventKind::Release => {
+                    // Lets the end-to-end test prove the terminal is restored after a panic.
+                    if k.code == KeyCode::F(12) && std::env::var_os("EMO_TUI_TEST_PANIC").is_some()
+                    {
+                        panic!("test panic requested with F12 (EMO_TUI_TEST_PANIC is set)");
+                    }
+                    cmds.extend(app.on_key(k))
+                }
                 Event::Mouse(m) => cmds.extend(app.on_mouse(m)),
                 _ => {} // resize: the next draw adapts
             }

@@ -276,17 +276,21 @@ fn register(env: &Env, name: &str) {
 
 /// Runs the real emo-tui in a private tmux server (socket named after `tag` and the pid).
 fn launch_tui(env: &Env, tag: &str) -> Tmux {
+    launch_tui_with(env.dir.path(), &env.base, tag, "", "sleep 30")
+}
+
+/// `extra_env` is put before the command (`A=1 B=2`), `after` runs in the pane once it exits.
+fn launch_tui_with(dir: &Path, base: &str, tag: &str, extra_env: &str, after: &str) -> Tmux {
     let tmux = Tmux {
         socket: format!("emo-e2e-{tag}-{}", std::process::id()),
         session: format!("emo-tui-{tag}"),
     };
-    let cfg = env.dir.path().join("cfg");
+    let cfg = dir.join("cfg");
     let tui = env!("CARGO_BIN_EXE_emo-tui");
     let shell_cmd = format!(
-        "EMO_CONFIG_DIR='{}' NO_COLOR=1 '{}' --server {} --no-mouse; sleep 30",
+        "EMO_CONFIG_DIR='{}' NO_COLOR=1 {extra_env} '{}' --server {base} --no-mouse; {after}",
         cfg.display(),
         tui,
-        env.base
     );
     let st = tmux
         .cmd()
@@ -306,6 +310,46 @@ fn launch_tui(env: &Env, tag: &str) -> Tmux {
         .unwrap();
     assert!(st.success(), "tmux new-session failed");
     tmux
+}
+
+#[test]
+fn terminal_is_restored_after_a_panic() {
+    if !tmux_available() {
+        eprintln!("SKIP: tmux is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // No daemon: the login screen still comes up and says the server is not reachable.
+    let tmux = launch_tui_with(
+        dir.path(),
+        "http://127.0.0.1:9",
+        "panic",
+        "EMO_TUI_TEST_PANIC=1",
+        "stty -a | tr ' ;' '\\n\\n' | grep -x -e '-\\?icanon' -e '-\\?echo'; echo PANE-DONE; sleep 30",
+    );
+    let wait = Duration::from_secs(20);
+    tmux.wait_for(
+        &[
+            "Log in to EMO",
+            "not reachable",
+            "Cannot reach the EMO server",
+        ],
+        wait,
+    );
+    tmux.send_key("F12");
+    let screen = tmux.wait_for(&["PANE-DONE"], wait);
+    eprintln!("--- after the panic ---\n{screen}");
+    assert!(screen.contains("test panic requested"), "{screen}");
+    let lines: Vec<&str> = screen.lines().map(str::trim).collect();
+    assert!(
+        lines.contains(&"icanon") && lines.contains(&"echo"),
+        "raw mode not left after the panic:\n{screen}"
+    );
+    assert!(!lines.contains(&"-icanon"), "{screen}");
+    assert!(
+        !screen.contains("Log in to EMO"),
+        "alternate screen not left:\n{screen}"
+    );
 }
 
 #[test]
