@@ -36,7 +36,10 @@ pub enum Cmd {
     MySessions {
         agent: String,
     },
-    StartSession,
+    StartSession {
+        sources: Vec<String>,
+        label: Option<String>,
+    },
     StopSession(Uuid),
     OpenSession(Uuid),
     Dashboard {
@@ -325,8 +328,10 @@ pub struct App {
     pub agent: AgentState,
     pub detail: DetailState,
     pub dash: DashState,
-    /// Sources requested when starting a session.
+    /// Sources requested when starting a session (`--sources`).
     pub sources: Vec<String>,
+    /// Label given to sessions started here (`--label`).
+    pub label: Option<String>,
     pub tick: u64,
     /// What `GET /healthz` said: `Ok(version)` or `Err(reason)`; shown on the login screen.
     pub server_info: Option<Result<String, String>>,
@@ -383,6 +388,7 @@ impl App {
                 loaded: false,
             },
             sources: vec!["camera".into(), "microphone".into()],
+            label: None,
             tick: 0,
             server_info: None,
         }
@@ -619,7 +625,10 @@ impl App {
                 KeyCode::Char('y') | KeyCode::Char('Y') => {
                     self.agent.consent_open = false;
                     self.info("Starting a session…");
-                    vec![Cmd::StartSession]
+                    vec![Cmd::StartSession {
+                        sources: self.sources.clone(),
+                        label: self.label.clone(),
+                    }]
                 }
                 KeyCode::Char('n') | KeyCode::Esc | KeyCode::Char('q') => {
                     self.agent.consent_open = false;
@@ -1434,7 +1443,13 @@ mod tests {
         assert!(a.on_key(key(KeyCode::Char('n'))).is_empty());
         assert!(!a.agent.consent_open);
         a.on_key(key(KeyCode::Char('s')));
-        assert_eq!(a.on_key(key(KeyCode::Char('y'))), vec![Cmd::StartSession]);
+        assert_eq!(
+            a.on_key(key(KeyCode::Char('y'))),
+            vec![Cmd::StartSession {
+                sources: vec!["camera".into(), "microphone".into()],
+                label: None
+            }]
+        );
     }
 
     #[test]

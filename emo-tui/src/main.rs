@@ -33,6 +33,12 @@ struct Cli {
     /// No colours (also when NO_COLOR is set).
     #[arg(long)]
     no_color: bool,
+    /// Sources asked for when you start a session (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "camera,microphone")]
+    sources: Vec<String>,
+    /// Label for the sessions you start (shown in dashboards).
+    #[arg(long)]
+    label: Option<String>,
     /// Do not capture the mouse (keeps the terminal's own text selection).
     #[arg(long)]
     no_mouse: bool,
@@ -54,6 +60,8 @@ fn main() -> anyhow::Result<()> {
     let now = Utc::now();
     let tz = *Local::now().offset();
     let mut app = App::new(&cli.server, color, now, tz);
+    app.sources = cli.sources.clone();
+    app.label = cli.label.clone();
     let saved = token_path.as_deref().and_then(token::load);
     let initial = if let Some(t) = cli.token.clone().filter(|t| !t.is_empty()) {
         app.resume(t)

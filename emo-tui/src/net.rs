@@ -90,9 +90,8 @@ impl Net {
                 };
                 Msg::MySessions(c.sessions(&q, None, 100, 0).await)
             }),
-            Cmd::StartSession => {
-                let sources = vec!["camera".to_string(), "microphone".to_string()];
-                self.spawn(async move { Msg::Started(c.start_session(sources, None).await) })
+            Cmd::StartSession { sources, label } => {
+                self.spawn(async move { Msg::Started(c.start_session(sources, label).await) })
             }
             Cmd::StopSession(id) => {
                 self.spawn(async move { Msg::Stopped(c.stop_session(id).await) })

@@ -338,6 +338,7 @@ fn agent_view_history_and_consent() {
         &[
             "Consent: start an EMO session?",
             "images, video or audio",
+            "Sources: camera, microphone",
             "I consent",
             "cancel",
         ],

@@ -9,7 +9,7 @@ use crate::app::App;
 use crate::ui::{centered, theme};
 
 pub const TEXT: &[&str] = &[
-    "While a session runs, EMO estimates your facial and vocal expression (angry, disgust, fear, happy, sad, surprise, neutral) about once a second from this workstation's camera and microphone.",
+    "While a session runs, EMO estimates your facial and vocal expression (angry, disgust, fear, happy, sad, surprise, neutral) about once a second.",
     "Stored: only the estimates (time, emotion, confidence, probabilities), linked to your account. Admins can review them.",
     "Never stored or sent: images, video or audio. Frames and sound stay in the daemon's memory and are discarded.",
     "You can stop at any time with x.",
@@ -25,6 +25,11 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         }
         lines.push(Line::raw(*t));
     }
+    lines.push(Line::raw(""));
+    lines.push(Line::from(vec![
+        Span::styled("Sources: ", theme::dim(app)),
+        Span::raw(app.sources.join(", ")),
+    ]));
     lines.push(Line::raw(""));
     lines.push(Line::from(vec![
         Span::styled("y", theme::key(app)),
