@@ -9,7 +9,9 @@ use emo_api_types::{
     AuditEntry, Bucket, Distribution, Emotion, Heatmap, HeatmapKind, LiveEvent, LoginResponse,
     Modality, Page, Role, Sample, Session, SessionStatus, Timeline, User,
 };
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
+use ratatui::crossterm::event::{
+    KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
 use uuid::Uuid;
 
 use crate::api::{ClientError, Query};
@@ -251,6 +253,20 @@ impl DashTab {
     }
 }
 
+/// The tab under column `x` of the tab bar, as `ui::dashboard` draws it (ratatui `Tabs`: one
+/// space of padding each side of `"N Title"`, a one-column divider between tabs).
+pub fn tab_at(x: u16) -> Option<DashTab> {
+    let mut start = 0u16;
+    for (i, t) in DashTab::ALL.iter().enumerate() {
+        let w = format!("{} {}", i + 1, t.title()).chars().count() as u16 + 2;
+        if x >= start && x < start + w {
+            return Some(*t);
+        }
+        start += w + 1;
+    }
+    None
+}
+
 /// The filter form's fields, in order.
 pub const FILTER_FIELDS: [&str; 5] = ["Agent", "From", "To", "Emotion", "Modality"];
 
@@ -489,6 +505,21 @@ impl App {
         let code = match m.kind {
             MouseEventKind::ScrollDown => KeyCode::Down,
             MouseEventKind::ScrollUp => KeyCode::Up,
+            // A click on a dashboard tab (row 2: under the header and the filter bar).
+            MouseEventKind::Down(MouseButton::Left)
+                if self.screen == Screen::Dashboard
+                    && m.row == 2
+                    && !self.typing()
+                    && !self.show_help =>
+            {
+                return match tab_at(m.column) {
+                    Some(t) => {
+                        let c = self.switch_tab(t);
+                        self.out(c)
+                    }
+                    None => vec![],
+                };
+            }
             _ => return vec![],
         };
         if self.typing() {
@@ -1520,6 +1551,29 @@ mod tests {
         let cmds = a.on_msg(Msg::Timeline(Ok(pts(Bucket::Hour))));
         assert_eq!(refined(&cmds), Some(Bucket::Minute));
         assert!(a.on_msg(Msg::Timeline(Ok(pts(Bucket::Minute)))).is_empty());
+    }
+
+    #[test]
+    fn clicking_a_tab_switches_to_it() {
+        assert_eq!(tab_at(0), Some(DashTab::Overview));
+        // " 1 Overview " is 12 wide, then the divider, then " 2 Heatmap ".
+        assert_eq!(tab_at(11), Some(DashTab::Overview));
+        assert_eq!(tab_at(12), None);
+        assert_eq!(tab_at(13), Some(DashTab::Heatmap));
+        assert_eq!(tab_at(200), None);
+        let mut a = app();
+        a.on_msg(Msg::Me(Ok(user("root", Role::Admin))));
+        let click = |col| MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: col,
+            row: 2,
+            modifiers: KeyModifiers::NONE,
+        };
+        a.on_mouse(click(15));
+        assert_eq!(a.dash.tab, DashTab::Heatmap);
+        let cmds = a.on_mouse(click(40));
+        assert_eq!(a.dash.tab, DashTab::Audit);
+        assert_eq!(cmds, vec![Cmd::Audit { offset: 0 }]);
     }
 
     #[test]
