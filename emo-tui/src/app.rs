@@ -1246,7 +1246,15 @@ impl App {
                 self.agent.selected = 0;
                 vec![Cmd::Live(id)]
             }
-            Msg::Started(Err(e)) => self.fail(e),
+            Msg::Started(Err(e)) => {
+                // Already running (e.g. started from another terminal): show that session.
+                let refresh = e.code() == Some("session_already_running");
+                let mut c = self.fail(e);
+                if refresh {
+                    c.push(self.my_sessions_cmd());
+                }
+                c
+            }
             Msg::Stopped(Ok(s)) => {
                 let dur = s
                     .summary
@@ -1263,7 +1271,18 @@ impl App {
                 }
                 vec![Cmd::StopLive, self.my_sessions_cmd()]
             }
-            Msg::Stopped(Err(e)) => self.fail(e),
+            Msg::Stopped(Err(e)) => {
+                // Stopped elsewhere in the meantime: catch up instead of insisting.
+                let refresh = matches!(e.code(), Some("session_not_running" | "not_found"));
+                let mut c = self.fail(e);
+                if refresh {
+                    self.agent.running = None;
+                    self.agent.live = LiveState::default();
+                    c.push(Cmd::StopLive);
+                    c.push(self.my_sessions_cmd());
+                }
+                c
+            }
             Msg::SessionDetail(Ok((s, samples))) => {
                 self.detail.modality = shaping::preferred_modality(&samples);
                 self.detail.session = Some(s);
