@@ -12,6 +12,7 @@ use emo_api_types::{
 use emo_tui::app::{App, DashData, DashTab, Msg, Screen};
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::style::Color;
 use ratatui::Terminal;
 use uuid::Uuid;
 
@@ -124,6 +125,31 @@ fn render(app: &App, w: u16, h: u16) -> String {
     out
 }
 
+/// 16-colour safe: only the 16 ANSI colours; with colour off (NO_COLOR) no colour at all.
+fn check_colours(app: &App, w: u16, h: u16, name: &str) {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| emo_tui::ui::draw(f, app)).unwrap();
+    let buf = term.backend().buffer().clone();
+    for y in 0..h {
+        for x in 0..w {
+            let c = &buf[(x, y)];
+            for col in [c.fg, c.bg] {
+                assert!(
+                    !matches!(col, Color::Rgb(..) | Color::Indexed(_)),
+                    "{name}: {col:?} at {x},{y} is outside the 16 ANSI colours"
+                );
+                if !app.color {
+                    assert_eq!(
+                        col,
+                        Color::Reset,
+                        "{name}: colour at {x},{y} with colour off"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Renders at both sizes, checks every expected string, and optionally writes the snapshot.
 fn check(app: &App, name: &str, expect: &[&str]) {
     for (w, h) in SIZES {
@@ -142,6 +168,7 @@ fn check(app: &App, name: &str, expect: &[&str]) {
                 "{name} at {w}x{h}: missing {e:?} in\n{text}"
             );
         }
+        check_colours(app, w, h, name);
     }
 }
 
@@ -541,6 +568,21 @@ fn help_overlay_lists_keys_and_no_color_renders() {
     check(&a, "help-end", &["Session", "reload"]);
     key(&mut a, KeyCode::Char('x'));
     assert!(!a.show_help);
+}
+
+#[test]
+fn no_color_renders_every_screen_without_colour() {
+    let mut a = admin_app();
+    a.color = false;
+    for k in ['1', '2', '3', '4'] {
+        key(&mut a, KeyCode::Char(k));
+        check(&a, &format!("nocolor-dash-{k}"), &["Filter"]);
+    }
+    let mut b = agent_app();
+    b.color = false;
+    let running = session(9, "ann", "2026-03-10T11:55:00Z", 0, SessionStatus::Running);
+    b.on_msg(Msg::Started(Ok(running)));
+    check(&b, "nocolor-recording", &["● REC", "RECORDING"]);
 }
 
 #[test]
