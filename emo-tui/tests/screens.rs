@@ -537,7 +537,11 @@ fn dashboard_filter_form_and_export_prompt() {
     check(
         &a,
         "filters-applied",
-        &["agent ann", "2026-03-01 00:00", "Filters applied."],
+        &[
+            "agent ann",
+            "agent ann · 2026-03-01 → …",
+            "Filters applied.",
+        ],
     );
     key(&mut a, KeyCode::Char('e'));
     check(

@@ -14,9 +14,12 @@ pub fn summary(app: &App) -> String {
     let q = &app.dash.query;
     let fmt = |t: Option<chrono::DateTime<chrono::Utc>>| {
         t.map(|t| {
-            t.with_timezone(&app.tz)
-                .format("%Y-%m-%d %H:%M")
-                .to_string()
+            let l = t.with_timezone(&app.tz);
+            if l.time() == chrono::NaiveTime::MIN {
+                l.format("%Y-%m-%d").to_string()
+            } else {
+                l.format("%Y-%m-%d %H:%M").to_string()
+            }
         })
         .unwrap_or_else(|| "…".into())
     };
