@@ -351,6 +351,8 @@ pub struct App {
     pub tick: u64,
     /// What `GET /healthz` said: `Ok(version)` or `Err(reason)`; shown on the login screen.
     pub server_info: Option<Result<String, String>>,
+    /// A login request is on its way (Enter again does not send a second one).
+    pub login_in_flight: bool,
 }
 
 impl App {
@@ -407,6 +409,7 @@ impl App {
             label: None,
             tick: 0,
             server_info: None,
+            login_in_flight: false,
         }
     }
 
@@ -579,6 +582,10 @@ impl App {
                     self.error("Enter a username and a password.");
                     return vec![];
                 }
+                if self.login_in_flight {
+                    return vec![];
+                }
+                self.login_in_flight = true;
                 let password = f.password.value.clone();
                 self.info(format!("Logging in as {username}…"));
                 vec![Cmd::Login { username, password }]
@@ -1154,6 +1161,7 @@ impl App {
                 vec![]
             }
             Msg::Login(Ok((username, resp))) => {
+                self.login_in_flight = false;
                 self.login.password = Input::default();
                 vec![
                     Cmd::SetToken(Some(resp.token.clone())),
@@ -1167,6 +1175,7 @@ impl App {
                 ]
             }
             Msg::Login(Err(e)) => {
+                self.login_in_flight = false;
                 self.login.password = Input::default();
                 self.login.focus = 1;
                 self.fail(e)
@@ -1176,6 +1185,7 @@ impl App {
                 self.login.username = Input::new(&user.username);
                 self.register = RegisterForm::default();
                 self.screen = Screen::Login;
+                self.login_in_flight = true;
                 vec![Cmd::Login {
                     username: user.username,
                     password,
@@ -1438,6 +1448,12 @@ mod tests {
             }]
         );
         assert_eq!(a.pending, 1);
+        a.on_key(key(KeyCode::Char('x')));
+        a.on_key(key(KeyCode::Backspace));
+        assert!(
+            a.on_key(key(KeyCode::Enter)).is_empty(),
+            "no second login while one is in flight"
+        );
         let cmds = a.on_msg(Msg::Login(Ok((
             "ann".into(),
             LoginResponse {
