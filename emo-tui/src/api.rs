@@ -146,7 +146,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(server: &str) -> Result<Self> {
-        let base = server.trim_end_matches('/').to_string();
+        let base = normalize_server(server);
         let build = |timeout: Option<Duration>| {
             let mut b = reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(5))
@@ -403,6 +403,16 @@ impl Client {
     }
 }
 
+/// `host:port` → `http://host:port`; trailing slashes dropped.
+pub fn normalize_server(server: &str) -> String {
+    let s = server.trim().trim_end_matches('/');
+    if s.contains("://") {
+        s.to_string()
+    } else {
+        format!("http://{s}")
+    }
+}
+
 /// Turns a non-2xx answer into a [`ClientError::Api`], tolerating bodies that are not `ApiError`.
 pub fn error_from_body(status: StatusCode, body: &str) -> ClientError {
     match serde_json::from_str::<ApiError>(body) {
@@ -450,6 +460,15 @@ mod tests {
         assert!(e
             .user_message()
             .contains("Cannot reach the EMO server at http://127.0.0.1:1"));
+    }
+
+    #[test]
+    fn server_urls_are_normalised() {
+        assert_eq!(normalize_server("127.0.0.1:7878"), "http://127.0.0.1:7878");
+        assert_eq!(
+            normalize_server("https://emo.example/"),
+            "https://emo.example"
+        );
     }
 
     #[test]

@@ -52,14 +52,15 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let client = Client::new(&cli.server).map_err(|e| anyhow::anyhow!(e.user_message()))?;
+    let server = emo_tui::api::normalize_server(&cli.server);
+    let client = Client::new(&server).map_err(|e| anyhow::anyhow!(e.user_message()))?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Msg>();
     let token_path = token::token_path();
     let mut net = Net::new(client, tx, rt.handle().clone(), token_path.clone());
 
     let now = Utc::now();
     let tz = *Local::now().offset();
-    let mut app = App::new(&cli.server, color, now, tz);
+    let mut app = App::new(&server, color, now, tz);
     app.sources = cli.sources.clone();
     app.label = cli.label.clone();
     let saved = token_path.as_deref().and_then(token::load);
