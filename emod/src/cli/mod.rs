@@ -9,6 +9,7 @@ use crate::config::Config;
 
 pub mod analyze;
 pub mod bench;
+pub mod bench_store;
 pub mod config_cmd;
 pub mod eval;
 pub mod migrate;

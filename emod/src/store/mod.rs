@@ -182,6 +182,14 @@ impl Store {
         Ok(applied)
     }
 
+    /// Refreshes planner statistics (after bulk loads).
+    pub fn analyze(&self) -> StoreResult<()> {
+        with_conn!(self, |c| {
+            c.batch_execute("ANALYZE")?;
+            Ok(())
+        })
+    }
+
     /// A cheap round trip used by `/readyz` and by the writer to tell an outage from bad data.
     pub fn ping(&self) -> StoreResult<()> {
         with_conn!(self, |c| {

@@ -62,7 +62,10 @@ impl PgDb {
 
     /// Refuses new connections and kills the existing ones: a real outage as the daemon sees it.
     pub fn cut(&self) {
-        self.admin_sql(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", self.name));
+        self.admin_sql(&format!(
+            "ALTER DATABASE {} ALLOW_CONNECTIONS false",
+            self.name
+        ));
         self.admin_sql(&format!(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()",
             self.name
@@ -70,7 +73,10 @@ impl PgDb {
     }
 
     pub fn restore(&self) {
-        self.admin_sql(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", self.name));
+        self.admin_sql(&format!(
+            "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+            self.name
+        ));
     }
 
     pub fn count(&self, table: &str) -> i64 {
@@ -90,8 +96,16 @@ impl PgDb {
 impl Drop for PgDb {
     fn drop(&mut self) {
         if let Ok(mut conn) = PgConnection::establish(&admin_url()) {
-            let _ = diesel::sql_query(format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", self.name)).execute(&mut conn);
-            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&mut conn);
+            let _ = diesel::sql_query(format!(
+                "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+                self.name
+            ))
+            .execute(&mut conn);
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn);
         }
     }
 }
@@ -140,14 +154,23 @@ impl Env {
     /// Environment for any `emod` command against this data.
     pub fn vars(&self) -> Vec<(String, String)> {
         let mut v = vec![
-            ("EMO_WRITER_SPOOL_DIR".to_string(), self.spool_dir().display().to_string()),
+            (
+                "EMO_WRITER_SPOOL_DIR".to_string(),
+                self.spool_dir().display().to_string(),
+            ),
             ("EMO_LOG".into(), "warn".into()),
             ("EMO_SERVER_NODE_NAME".into(), "test-node".into()),
-            ("EMO_CONFIG".into(), self.dir.path().join("none.toml").display().to_string()),
+            (
+                "EMO_CONFIG".into(),
+                self.dir.path().join("none.toml").display().to_string(),
+            ),
         ];
         match &self.pg {
             Some(pg) => v.push(("EMO_DATABASE_URL".into(), pg.url.clone())),
-            None => v.push(("EMO_SQLITE_PATH".into(), self.sqlite_path().display().to_string())),
+            None => v.push((
+                "EMO_SQLITE_PATH".into(),
+                self.sqlite_path().display().to_string(),
+            )),
         }
         v.extend(self.extra.iter().cloned());
         v
@@ -176,7 +199,11 @@ impl Env {
             .expect("spawn emod user add");
         writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "user add failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "user add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn start(&self) -> Server {
@@ -192,7 +219,10 @@ impl Env {
         let server = Server {
             base: format!("http://127.0.0.1:{port}"),
             child: Some(child),
-            client: Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+            client: Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
             log,
         };
         server.wait_healthy();
@@ -201,7 +231,11 @@ impl Env {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct Server {
@@ -258,13 +292,24 @@ impl Server {
     }
 
     pub fn login(&self, user: &str) -> String {
-        let r = self.post("/api/v1/auth/login", None, &json!({"username": user, "password": PASSWORD}));
+        let r = self.post(
+            "/api/v1/auth/login",
+            None,
+            &json!({"username": user, "password": PASSWORD}),
+        );
         assert_eq!(r.status(), 200, "login {user}");
-        r.json::<Value>().unwrap()["token"].as_str().unwrap().to_string()
+        r.json::<Value>().unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     pub fn register(&self, user: &str) -> String {
-        let r = self.post("/api/v1/auth/register", None, &json!({"username": user, "password": PASSWORD}));
+        let r = self.post(
+            "/api/v1/auth/register",
+            None,
+            &json!({"username": user, "password": PASSWORD}),
+        );
         assert_eq!(r.status(), 201, "register {user}");
         self.login(user)
     }
@@ -277,12 +322,17 @@ impl Server {
         }
         let r = self.post("/api/v1/sessions", Some(token), &body);
         assert_eq!(r.status(), 201);
-        r.json::<Value>().unwrap()["id"].as_str().unwrap().to_string()
+        r.json::<Value>().unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     pub fn sigterm(&mut self) {
         if let Some(child) = &self.child {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
         }
         self.wait_exit();
     }
@@ -304,7 +354,10 @@ impl Server {
                 if Instant::now() > deadline {
                     let _ = child.kill();
                     let _ = child.wait();
-                    panic!("emod did not exit; log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+                    panic!(
+                        "emod did not exit; log:\n{}",
+                        std::fs::read_to_string(&self.log).unwrap_or_default()
+                    );
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -325,7 +378,13 @@ impl Drop for Server {
 pub fn error_of(r: Response) -> (u16, String) {
     let status = r.status().as_u16();
     let body: Value = r.json().unwrap_or(Value::Null);
-    (status, body["error"].as_str().unwrap_or("<no error code>").to_string())
+    (
+        status,
+        body["error"]
+            .as_str()
+            .unwrap_or("<no error code>")
+            .to_string(),
+    )
 }
 
 /// Fused samples at `start + i*step` seconds with the given emotions.
@@ -334,7 +393,8 @@ pub fn fused_samples(start_ms: i64, step_s: i64, emotions: &[&str]) -> Value {
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            let t = chrono::DateTime::from_timestamp_millis(start_ms + i as i64 * step_s * 1000).unwrap();
+            let t = chrono::DateTime::from_timestamp_millis(start_ms + i as i64 * step_s * 1000)
+                .unwrap();
             json!({"t": t.to_rfc3339(), "modality": "fused", "emotion": e, "confidence": 0.8,
                    "probabilities": {*e: 0.8, "neutral": if *e == "neutral" { 0.0 } else { 0.2 }}})
         })
