@@ -225,36 +225,36 @@ pub fn letterbox_input(
     let k = taps(step);
     let (w, h) = (img.width() as i32, img.height() as i32);
     let raw = img.as_raw();
-    let mul = (range[1] - range[0]) / 255.0;
+    let mul = (range[1] - range[0]) / 255.0 / (k * k) as f32;
+    // Source sample positions are separable: precompute the columns (byte offsets) and rows.
+    let pos = |o: usize, s: usize, pad: f32, lim: i32| -> Option<usize> {
+        let v = ((o as f32 + (s as f32 + 0.5) / k as f32) * step - pad).floor() as i32;
+        (0..lim).contains(&v).then_some(v as usize)
+    };
+    let cols: Vec<Option<usize>> = (0..size * k)
+        .map(|i| pos(i / k, i % k, lb.pad_x, w).map(|x| x * 3))
+        .collect();
+    let rows: Vec<Option<usize>> = (0..size * k)
+        .map(|i| pos(i / k, i % k, lb.pad_y, h).map(|y| y * w as usize * 3))
+        .collect();
     for oy in 0..size {
         for ox in 0..size {
-            let mut acc = [0f32; 3];
-            let mut n = 0u32;
-            for sy in 0..k {
-                let y =
-                    ((oy as f32 + (sy as f32 + 0.5) / k as f32) * step - lb.pad_y).floor() as i32;
-                if y < 0 || y >= h {
-                    continue;
-                }
-                for sx in 0..k {
-                    let x = ((ox as f32 + (sx as f32 + 0.5) / k as f32) * step - lb.pad_x).floor()
-                        as i32;
-                    if x < 0 || x >= w {
-                        continue;
-                    }
-                    let i = ((y * w + x) * 3) as usize;
-                    acc[0] += raw[i] as f32;
-                    acc[1] += raw[i + 1] as f32;
-                    acc[2] += raw[i + 2] as f32;
-                    n += 1;
+            let mut acc = [0u32; 3];
+            let mut any = false;
+            for row in rows[oy * k..(oy + 1) * k].iter().flatten() {
+                for col in cols[ox * k..(ox + 1) * k].iter().flatten() {
+                    let i = row + col;
+                    acc[0] += raw[i] as u32;
+                    acc[1] += raw[i + 1] as u32;
+                    acc[2] += raw[i + 2] as u32;
+                    any = true;
                 }
             }
-            if n > 0 {
+            if any {
                 let o = (oy * size + ox) * 3;
-                let total = (k * k) as f32;
                 // Partly padded pixels blend with black, like a resize of the padded image.
                 for c in 0..3 {
-                    out[o + c] = range[0] + acc[c] / total * mul;
+                    out[o + c] = range[0] + acc[c] as f32 * mul;
                 }
             }
         }
@@ -262,26 +262,54 @@ pub fn letterbox_input(
     lb
 }
 
+/// ITU-R 601 luma of an RGB pixel, as PIL's `convert("L")` used for the training images.
 #[inline]
-fn gray_at(raw: &[u8], w: i32, h: i32, x: i32, y: i32) -> f32 {
-    let x = x.clamp(0, w - 1);
-    let y = y.clamp(0, h - 1);
-    let i = ((y * w + x) * 3) as usize;
-    // ITU-R 601 luma, as PIL's convert("L") used for the training images.
-    (raw[i] as f32 * 299.0 + raw[i + 1] as f32 * 587.0 + raw[i + 2] as f32 * 114.0) / 1000.0
+fn luma(p: &[u8]) -> f32 {
+    (p[0] as f32 * 299.0 + p[1] as f32 * 587.0 + p[2] as f32 * 114.0) / 1000.0
 }
 
-#[inline]
-fn gray_bilinear(raw: &[u8], w: i32, h: i32, x: f32, y: f32) -> f32 {
-    let x0 = x.floor();
-    let y0 = y.floor();
-    let (fx, fy) = (x - x0, y - y0);
-    let (x0, y0) = (x0 as i32, y0 as i32);
-    let a = gray_at(raw, w, h, x0, y0);
-    let b = gray_at(raw, w, h, x0 + 1, y0);
-    let c = gray_at(raw, w, h, x0, y0 + 1);
-    let d = gray_at(raw, w, h, x0 + 1, y0 + 1);
-    a * (1.0 - fx) * (1.0 - fy) + b * fx * (1.0 - fy) + c * (1.0 - fx) * fy + d * fx * fy
+/// A grayscale copy of the image region `[x0, x0+w) × [y0, y0+h)`.
+struct GrayPatch {
+    x0: i32,
+    y0: i32,
+    w: i32,
+    h: i32,
+    px: Vec<f32>,
+}
+
+impl GrayPatch {
+    fn new(img: &RgbImage, x0: i32, y0: i32, x1: i32, y1: i32) -> Self {
+        let (iw, ih) = (img.width() as i32, img.height() as i32);
+        let x0 = x0.clamp(0, iw - 1);
+        let y0 = y0.clamp(0, ih - 1);
+        let x1 = x1.clamp(x0, iw - 1);
+        let y1 = y1.clamp(y0, ih - 1);
+        let (w, h) = (x1 - x0 + 1, y1 - y0 + 1);
+        let raw = img.as_raw();
+        let mut px = Vec::with_capacity((w * h) as usize);
+        for y in y0..=y1 {
+            let row = &raw[((y * iw + x0) * 3) as usize..((y * iw + x1 + 1) * 3) as usize];
+            px.extend(row.chunks_exact(3).map(luma));
+        }
+        Self { x0, y0, w, h, px }
+    }
+
+    /// Bilinear sample at image coordinates; outside the patch clamps to its border (the patch
+    /// covers every sample point inside the image, so this is the image border).
+    #[inline]
+    fn bilinear(&self, x: f32, y: f32) -> f32 {
+        let x = (x - self.x0 as f32).clamp(0.0, (self.w - 1) as f32);
+        let y = (y - self.y0 as f32).clamp(0.0, (self.h - 1) as f32);
+        let (xf, yf) = (x.floor(), y.floor());
+        let (fx, fy) = (x - xf, y - yf);
+        let (xi, yi) = (xf as i32, yf as i32);
+        let x1 = (xi + 1).min(self.w - 1);
+        let y1 = (yi + 1).min(self.h - 1);
+        let at = |x: i32, y: i32| self.px[(y * self.w + x) as usize];
+        let top = at(xi, yi) * (1.0 - fx) + at(x1, yi) * fx;
+        let bot = at(xi, y1) * (1.0 - fx) + at(x1, y1) * fx;
+        top * (1.0 - fy) + bot * fy
+    }
 }
 
 /// Roll angle (radians) that levels the eyes, from the two eye keypoints (image coordinates).
@@ -296,27 +324,34 @@ pub fn eye_angle(d: &Detection) -> f32 {
 /// `crop_scale × max(w, h)`, rotated by the eye angle so the eyes are level; area-sampled
 /// bilinearly; outside the image clamps to the border.
 pub fn aligned_crop(img: &RgbImage, d: &Detection, size: usize, crop_scale: f32, out: &mut [f32]) {
-    let (w, h) = (img.width() as i32, img.height() as i32);
-    let raw = img.as_raw();
     let cx = (d.xmin + d.xmax) / 2.0;
     let cy = (d.ymin + d.ymax) / 2.0;
     let side = d.width().max(d.height()) * crop_scale;
-    let angle = eye_angle(d);
-    let (sin, cos) = angle.sin_cos();
+    let (sin, cos) = eye_angle(d).sin_cos();
+    // Bounding box of the rotated square (+ 2 px for the bilinear neighbours).
+    let half = side / 2.0 * (cos.abs() + sin.abs()) + 2.0;
+    let patch = GrayPatch::new(
+        img,
+        (cx - half).floor() as i32,
+        (cy - half).floor() as i32,
+        (cx + half).ceil() as i32,
+        (cy + half).ceil() as i32,
+    );
     let step = side / size as f32;
     let k = taps(step);
     let inv = 1.0 / (k * k) as f32;
+    let offs: Vec<f32> = (0..size * k)
+        .map(|i| ((i / k) as f32 + ((i % k) as f32 + 0.5) / k as f32) * step - side / 2.0)
+        .collect();
     for oy in 0..size {
         for ox in 0..size {
             let mut acc = 0.0;
-            for sy in 0..k {
-                let v = (oy as f32 + (sy as f32 + 0.5) / k as f32) * step - side / 2.0;
-                for sx in 0..k {
-                    let u = (ox as f32 + (sx as f32 + 0.5) / k as f32) * step - side / 2.0;
+            for &v in &offs[oy * k..(oy + 1) * k] {
+                for &u in &offs[ox * k..(ox + 1) * k] {
                     // Rotate the crop grid by the eye angle (crop axes follow the eye line).
                     let x = cx + u * cos - v * sin - 0.5;
                     let y = cy + u * sin + v * cos - 0.5;
-                    acc += gray_bilinear(raw, w, h, x, y);
+                    acc += patch.bilinear(x, y);
                 }
             }
             out[oy * size + ox] = acc * inv;
