@@ -62,13 +62,11 @@ pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
     }
     let failed = results.iter().any(|r| r.error.is_some());
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&AnalyzeResponse { files: results })?
-        );
+        let json = serde_json::to_string_pretty(&AnalyzeResponse { files: results })?;
+        emit(&format!("{json}\n"))?;
     } else {
         for r in &results {
-            print!("{}", table(r));
+            emit(&table(r))?;
         }
     }
     Ok(if failed {
@@ -76,6 +74,15 @@ pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Write to stdout; a closed pipe (`emod analyze … | head`) ends the output quietly.
+fn emit(s: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(s.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
 }
 
 fn pct(v: f64) -> String {
