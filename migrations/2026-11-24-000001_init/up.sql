@@ -76,6 +76,17 @@ CREATE TABLE sample_counts_hourly (
 );
 CREATE INDEX sample_counts_hourly_hour ON sample_counts_hourly (hour);
 
+-- The same per minute, for minute-bucket timelines and the partial hours at range ends.
+CREATE TABLE sample_counts_minute (
+    user_id  TEXT NOT NULL,
+    minute   BIGINT NOT NULL,
+    modality SMALLINT NOT NULL,
+    emotion  SMALLINT NOT NULL,
+    n        BIGINT NOT NULL,
+    PRIMARY KEY (user_id, minute, modality, emotion)
+);
+CREATE INDEX sample_counts_minute_minute ON sample_counts_minute (minute);
+
 CREATE TABLE audit_log (
     id          TEXT PRIMARY KEY,
     at          BIGINT NOT NULL,

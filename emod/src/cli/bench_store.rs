@@ -244,6 +244,8 @@ fn bench(args: &StoreArgs, target: &Target) -> anyhow::Result<StoreBench> {
         ..Default::default()
     });
     let one_day = fused(StatsFilter { from_ms: Some(day0 + 8 * hour), to_ms: Some(day0 + 16 * hour), ..Default::default() });
+    let one_hour = fused(StatsFilter { from_ms: Some(day0 + 9 * hour), to_ms: Some(day0 + 10 * hour), ..Default::default() });
+    let agent_day = StatsFilter { user_id: Some(agent), ..one_day.clone() };
     type Query<'a> = Box<dyn Fn() -> anyhow::Result<()> + 'a>;
     let queries: Vec<(&str, Query)> = vec![
         ("distribution, all agents", Box::new(|| { store.distribution(&all)?; Ok(()) })),
@@ -252,7 +254,9 @@ fn bench(args: &StoreArgs, target: &Target) -> anyhow::Result<StoreBench> {
         ("distribution, week, unaligned (raw rows)", Box::new(|| { store.distribution(&odd_range)?; Ok(()) })),
         ("timeline by hour, all", Box::new(|| { store.timeline(&all, Bucket::Hour)?; Ok(()) })),
         ("timeline by day, one agent", Box::new(|| { store.timeline(&one, Bucket::Day)?; Ok(()) })),
-        ("timeline by minute, one working day", Box::new(|| { store.timeline(&one_day, Bucket::Minute)?; Ok(()) })),
+        ("timeline by minute, one hour, all agents", Box::new(|| { store.timeline(&one_hour, Bucket::Minute)?; Ok(()) })),
+        ("timeline by minute, one day, one agent", Box::new(|| { store.timeline(&agent_day, Bucket::Minute)?; Ok(()) })),
+        ("timeline by minute, one day, all agents", Box::new(|| { store.timeline(&one_day, Bucket::Minute)?; Ok(()) })),
         ("heatmap agent x emotion, all", Box::new(|| { store.heatmap(&all, HeatmapKind::AgentEmotion)?; Ok(()) })),
         ("heatmap weekday x hour, all", Box::new(|| { store.heatmap(&all, HeatmapKind::WeekdayHour)?; Ok(()) })),
         ("sessions list, first page", Box::new(|| {

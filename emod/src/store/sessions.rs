@@ -4,13 +4,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use diesel::dsl::{count_star, sql};
 use diesel::prelude::*;
+use diesel::connection::SimpleConnection;
 use diesel::sql_types::BigInt;
 use diesel::upsert::excluded;
 use emo_api_types::{Emotion, Modality, SessionStatus, SessionSummary};
 
 use super::rows::{emotion_code, emotion_from_code, modality_from_code};
-use super::schema::{sample_counts_hourly, samples, sessions, users};
-use super::{SampleRow, SessionRow, Store, StoreError, StoreResult};
+use super::schema::{sample_counts_hourly, sample_counts_minute, samples, samples_in, sessions, users};
+use super::{Db, SampleRow, SessionRow, Store, StoreError, StoreResult};
 use crate::with_conn;
 
 /// Rows per INSERT statement: 14 bound columns each keeps a statement under SQLite's 32,766
@@ -18,6 +19,97 @@ use crate::with_conn;
 pub const INSERT_CHUNK: usize = 2000;
 
 const HOUR_MS: i64 = 3_600_000;
+
+#[derive(QueryableByName)]
+struct Inserted {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = samples_in, treat_none_as_default_value = false)]
+struct StagedSample<'a> {
+    session_id: &'a str,
+    user_id: &'a str,
+    t: i64,
+    modality: i16,
+    emotion: i16,
+    confidence: f32,
+    p_angry: Option<f32>,
+    p_disgust: Option<f32>,
+    p_fear: Option<f32>,
+    p_happy: Option<f32>,
+    p_sad: Option<f32>,
+    p_surprise: Option<f32>,
+    p_neutral: Option<f32>,
+    p_calm: Option<f32>,
+}
+
+impl<'a> From<&'a SampleRow> for StagedSample<'a> {
+    fn from(r: &'a SampleRow) -> Self {
+        StagedSample {
+            session_id: &r.session_id,
+            user_id: &r.user_id,
+            t: r.t,
+            modality: r.modality,
+            emotion: r.emotion,
+            confidence: r.confidence,
+            p_angry: r.p_angry,
+            p_disgust: r.p_disgust,
+            p_fear: r.p_fear,
+            p_happy: r.p_happy,
+            p_sad: r.p_sad,
+            p_surprise: r.p_surprise,
+            p_neutral: r.p_neutral,
+            p_calm: r.p_calm,
+        }
+    }
+}
+
+/// Adds newly stored samples to the hourly and minute roll-ups (SQLite path; PostgreSQL does
+/// the same server-side in the insert statement).
+macro_rules! upsert_rollups {
+    ($c:expr, $new:expr) => {
+        for ((user, hour, m, e), n) in rollup_of($new, HOUR_MS) {
+            diesel::insert_into(sample_counts_hourly::table)
+                .values((
+                    sample_counts_hourly::user_id.eq(user),
+                    sample_counts_hourly::hour.eq(hour),
+                    sample_counts_hourly::modality.eq(m),
+                    sample_counts_hourly::emotion.eq(e),
+                    sample_counts_hourly::n.eq(n),
+                ))
+                .on_conflict((
+                    sample_counts_hourly::user_id,
+                    sample_counts_hourly::hour,
+                    sample_counts_hourly::modality,
+                    sample_counts_hourly::emotion,
+                ))
+                .do_update()
+                .set(sample_counts_hourly::n.eq(sample_counts_hourly::n + excluded(sample_counts_hourly::n)))
+                .execute($c)?;
+        }
+        for ((user, minute, m, e), n) in rollup_of($new, 60_000) {
+            diesel::insert_into(sample_counts_minute::table)
+                .values((
+                    sample_counts_minute::user_id.eq(user),
+                    sample_counts_minute::minute.eq(minute),
+                    sample_counts_minute::modality.eq(m),
+                    sample_counts_minute::emotion.eq(e),
+                    sample_counts_minute::n.eq(n),
+                ))
+                .on_conflict((
+                    sample_counts_minute::user_id,
+                    sample_counts_minute::minute,
+                    sample_counts_minute::modality,
+                    sample_counts_minute::emotion,
+                ))
+                .do_update()
+                .set(sample_counts_minute::n.eq(sample_counts_minute::n + excluded(sample_counts_minute::n)))
+                .execute($c)?;
+        }
+    };
+}
 
 /// Session list filters, already resolved to ids and epoch milliseconds.
 #[derive(Debug, Clone, Default)]
@@ -123,50 +215,62 @@ impl Store {
         })
     }
 
-    /// Inserts samples in multi-row statements inside one transaction and keeps the hourly
-    /// roll-up in step. Rows already stored (same session, modality and time) are skipped, so
-    /// replaying a batch after an ambiguous failure cannot double-count. Returns rows inserted.
+    /// Inserts samples inside one transaction and keeps the hourly roll-up in step. PostgreSQL
+    /// takes the batch by binary `COPY` into a staging table then one `INSERT … SELECT`; SQLite
+    /// by multi-row `INSERT`s. Rows already stored (same session, modality and time) are skipped,
+    /// so replaying a batch after an ambiguous failure cannot double-count. Returns rows inserted.
     pub fn insert_samples(&self, rows: &[SampleRow]) -> StoreResult<usize> {
         if rows.is_empty() {
             return Ok(0);
         }
-        with_conn!(self, |c| {
-            c.transaction::<_, StoreError, _>(|c| {
-                let mut inserted = 0usize;
-                let mut rollup: HashMap<(String, i64, i16, i16), i64> = HashMap::new();
-                for chunk in rows.chunks(INSERT_CHUNK) {
-                    let new: Vec<(String, i64, i16, i16)> = diesel::insert_into(samples::table)
-                        .values(chunk)
-                        .on_conflict_do_nothing()
-                        .returning((samples::user_id, samples::t, samples::modality, samples::emotion))
-                        .get_results(c)?;
-                    inserted += new.len();
-                    for (user, t, m, e) in new {
-                        *rollup.entry((user, t - t.rem_euclid(HOUR_MS), m, e)).or_default() += 1;
-                    }
-                }
-                for ((user, hour, m, e), n) in rollup {
-                    diesel::insert_into(sample_counts_hourly::table)
-                        .values((
-                            sample_counts_hourly::user_id.eq(user),
-                            sample_counts_hourly::hour.eq(hour),
-                            sample_counts_hourly::modality.eq(m),
-                            sample_counts_hourly::emotion.eq(e),
-                            sample_counts_hourly::n.eq(n),
-                        ))
-                        .on_conflict((
-                            sample_counts_hourly::user_id,
-                            sample_counts_hourly::hour,
-                            sample_counts_hourly::modality,
-                            sample_counts_hourly::emotion,
-                        ))
-                        .do_update()
-                        .set(sample_counts_hourly::n.eq(sample_counts_hourly::n + excluded(sample_counts_hourly::n)))
+        match &self.db {
+            Db::Pg(pool) => {
+                let mut guard = pool.get()?;
+                let c: &mut diesel::PgConnection = &mut guard;
+                c.transaction::<_, StoreError, _>(|c| {
+                    c.batch_execute(
+                        "CREATE TEMP TABLE IF NOT EXISTS samples_in (LIKE samples) ON COMMIT DELETE ROWS",
+                    )?;
+                    let staged: Vec<StagedSample> = rows.iter().map(StagedSample::from).collect();
+                    diesel::copy_from(samples_in::table)
+                        .from_insertable(&staged)
                         .execute(c)?;
-                }
-                Ok(inserted)
-            })
-        })
+                    // One statement: insert what is new, and roll exactly that up per hour and minute.
+                    let counts: Vec<Inserted> = diesel::sql_query(
+                        "WITH ins AS (INSERT INTO samples SELECT * FROM samples_in ON CONFLICT DO NOTHING \
+                           RETURNING user_id, t, modality, emotion), \
+                         h AS (INSERT INTO sample_counts_hourly \
+                           SELECT user_id, t - t % 3600000, modality, emotion, COUNT(*) FROM ins GROUP BY 1, 2, 3, 4 \
+                           ON CONFLICT (user_id, hour, modality, emotion) DO UPDATE SET n = sample_counts_hourly.n + excluded.n), \
+                         m AS (INSERT INTO sample_counts_minute \
+                           SELECT user_id, t - t % 60000, modality, emotion, COUNT(*) FROM ins GROUP BY 1, 2, 3, 4 \
+                           ON CONFLICT (user_id, minute, modality, emotion) DO UPDATE SET n = sample_counts_minute.n + excluded.n) \
+                         SELECT COUNT(*) AS n FROM ins",
+                    )
+                    .load(c)?;
+                    let n = counts.first().map(|r| r.n as usize).unwrap_or(0);
+                    Ok(n)
+                })
+            }
+            Db::Sqlite(pool) => {
+                let mut guard = pool.get()?;
+                let c: &mut diesel::SqliteConnection = &mut guard;
+                c.transaction::<_, StoreError, _>(|c| {
+                    let mut new = Vec::new();
+                    for chunk in rows.chunks(INSERT_CHUNK) {
+                        let part: Vec<(String, i64, i16, i16)> = diesel::insert_into(samples::table)
+                            .values(chunk)
+                            .on_conflict_do_nothing()
+                            .returning((samples::user_id, samples::t, samples::modality, samples::emotion))
+                            .get_results(c)?;
+                        new.extend(part);
+                    }
+                    let n = new.len();
+                    upsert_rollups!(c, &new);
+                    Ok(n)
+                })
+            }
+        }
     }
 
     pub fn list_samples(
@@ -250,6 +354,15 @@ impl Store {
             })?;
         Ok(summarize(&groups, &seconds, started_at, ended_at))
     }
+}
+
+/// Counts of newly stored samples per (user, time bucket of `grain` ms, modality, emotion).
+fn rollup_of(rows: &[(String, i64, i16, i16)], grain: i64) -> HashMap<(String, i64, i16, i16), i64> {
+    let mut rollup = HashMap::new();
+    for (user, t, m, e) in rows {
+        *rollup.entry((user.clone(), t - t.rem_euclid(grain), *m, *e)).or_default() += 1;
+    }
+    rollup
 }
 
 /// Pure aggregation behind [`Store::compute_summary`], unit-tested on its own.

@@ -23,7 +23,7 @@ const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
 
 /// Stats filters resolved to ids, codes and epoch milliseconds.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct StatsFilter {
     pub user_id: Option<Uuid>,
     pub from_ms: Option<i64>,
@@ -34,13 +34,42 @@ pub struct StatsFilter {
     pub tz_offset_ms: i64,
 }
 
+const MINUTE_MS: i64 = 60_000;
+
+/// Where one part of a query reads from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Source {
+    Hourly,
+    Minutely,
+    Raw,
+}
+
+impl Source {
+    /// (table, time column, count expression)
+    fn sql(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Source::Hourly => ("sample_counts_hourly", "hour", "CAST(SUM(n) AS BIGINT)"),
+            Source::Minutely => ("sample_counts_minute", "minute", "CAST(SUM(n) AS BIGINT)"),
+            Source::Raw => ("samples", "t", "COUNT(*)"),
+        }
+    }
+}
+
 impl StatsFilter {
-    fn rollup_ok(&self, bucket_ms: i64) -> bool {
-        let aligned = |v: Option<i64>| v.is_none_or(|v| v.rem_euclid(HOUR_MS) == 0);
-        aligned(self.from_ms)
-            && aligned(self.to_ms)
-            && bucket_ms % HOUR_MS == 0
-            && self.tz_offset_ms.rem_euclid(HOUR_MS) == 0
+    /// Splits the query into parts whose counts add up to the exact answer: whole hours from
+    /// the hourly roll-up, whole minutes at the range ends from the minute roll-up, and only
+    /// sub-minute slivers from the raw samples. A roll-up is used only where its grain divides
+    /// the bucket and, when the time zone matters, the time-zone shift.
+    fn plan(&self, bucket_ms: i64, tz_matters: bool) -> Vec<(Source, StatsFilter)> {
+        let grains: Vec<(Source, i64)> = [(Source::Hourly, HOUR_MS), (Source::Minutely, MINUTE_MS)]
+            .into_iter()
+            .filter(|(_, g)| {
+                bucket_ms % g == 0 && (!tz_matters || self.tz_offset_ms.rem_euclid(*g) == 0)
+            })
+            .collect();
+        let mut parts = Vec::new();
+        split(self, &grains, &mut parts);
+        parts
     }
 
     /// `WHERE` clause over `time_col` (prefixed columns when `alias` is set).
@@ -63,13 +92,40 @@ impl StatsFilter {
         }
         w.join(" AND ")
     }
+}
 
-    /// (table, time column, count expression) for the chosen path.
-    fn source(&self, bucket_ms: i64) -> (&'static str, &'static str, &'static str) {
-        if self.rollup_ok(bucket_ms) {
-            ("sample_counts_hourly", "hour", "CAST(SUM(n) AS BIGINT)")
-        } else {
-            ("samples", "t", "COUNT(*)")
+fn split(f: &StatsFilter, grains: &[(Source, i64)], out: &mut Vec<(Source, StatsFilter)>) {
+    let Some(((source, g), finer)) = grains.split_first() else {
+        out.push((Source::Raw, f.clone()));
+        return;
+    };
+    let floor = |ms: i64| ms - ms.rem_euclid(*g);
+    let inner_from = f.from_ms.map(|ms| floor(ms + g - 1));
+    let inner_to = f.to_ms.map(floor);
+    if let (Some(a), Some(b)) = (inner_from, inner_to) {
+        if a >= b {
+            split(f, finer, out);
+            return;
+        }
+    }
+    out.push((
+        *source,
+        StatsFilter {
+            from_ms: inner_from,
+            to_ms: inner_to,
+            ..f.clone()
+        },
+    ));
+    if let (Some(from), Some(a)) = (f.from_ms, inner_from) {
+        if from != a {
+            let edge = StatsFilter { from_ms: Some(from), to_ms: Some(a), ..f.clone() };
+            split(&edge, finer, out);
+        }
+    }
+    if let (Some(to), Some(b)) = (f.to_ms, inner_to) {
+        if to != b {
+            let edge = StatsFilter { from_ms: Some(b), to_ms: Some(to), ..f.clone() };
+            split(&edge, finer, out);
         }
     }
 }
@@ -156,12 +212,16 @@ pub struct ExportCursor {
 
 impl Store {
     pub fn distribution(&self, f: &StatsFilter) -> StoreResult<Distribution> {
-        let (table, time_col, count) = f.source(HOUR_MS);
-        let sql = format!(
-            "SELECT emotion, {count} AS n FROM {table} WHERE {} GROUP BY emotion",
-            f.where_sql(time_col, "")
-        );
-        let rows: Vec<EmotionCount> = with_conn!(self, |c| diesel::sql_query(&sql).load(c)?);
+        let mut rows: Vec<EmotionCount> = Vec::new();
+        for (source, part) in f.plan(HOUR_MS, false) {
+            let (table, time_col, count) = source.sql();
+            let sql = format!(
+                "SELECT emotion, {count} AS n FROM {table} WHERE {} GROUP BY emotion",
+                part.where_sql(time_col, "")
+            );
+            let part_rows: Vec<EmotionCount> = with_conn!(self, |c| diesel::sql_query(&sql).load(c)?);
+            rows.extend(part_rows);
+        }
         let mut counts = BTreeMap::new();
         let mut total = 0u64;
         for r in rows {
@@ -181,14 +241,19 @@ impl Store {
 
     pub fn timeline(&self, f: &StatsFilter, bucket: Bucket) -> StoreResult<Timeline> {
         let b = bucket.millis();
-        let (table, time_col, count) = f.source(b);
         let tz = f.tz_offset_ms;
-        let sql = format!(
-            "SELECT ((({time_col} + {tz}) / {b}) * {b} - {tz}) AS b, emotion, {count} AS n \
-             FROM {table} WHERE {} GROUP BY 1, emotion ORDER BY 1",
-            f.where_sql(time_col, "")
-        );
-        let rows: Vec<BucketCount> = with_conn!(self, |c| diesel::sql_query(&sql).load(c)?);
+        let mut rows: Vec<BucketCount> = Vec::new();
+        for (source, part) in f.plan(b, true) {
+            let (table, time_col, count) = source.sql();
+            let sql = format!(
+                "SELECT ((({time_col} + {tz}) / {b}) * {b} - {tz}) AS b, emotion, {count} AS n \
+                 FROM {table} WHERE {} GROUP BY 1, emotion",
+                part.where_sql(time_col, "")
+            );
+            let part_rows: Vec<BucketCount> = with_conn!(self, |c| diesel::sql_query(&sql).load(c)?);
+            rows.extend(part_rows);
+        }
+        rows.sort_by_key(|r| r.b);
         let mut points: Vec<TimelinePoint> = Vec::new();
         for r in rows {
             let t = ms_to_datetime(r.b);
@@ -208,18 +273,24 @@ impl Store {
     }
 
     pub fn heatmap(&self, f: &StatsFilter, kind: HeatmapKind) -> StoreResult<Heatmap> {
-        let (table, time_col, count) = f.source(HOUR_MS);
         let heatmap = match kind {
             HeatmapKind::AgentEmotion => {
-                let sql = format!(
-                    "SELECT u.username AS username, x.emotion AS emotion, {} AS n \
-                     FROM {table} x JOIN users u ON u.id = x.user_id WHERE {} \
-                     GROUP BY u.username, x.emotion ORDER BY u.username",
-                    count.replace("SUM(n)", "SUM(x.n)"),
-                    f.where_sql(time_col, "x.")
-                );
-                let rows: Vec<AgentCount> = with_conn!(self, |c| diesel::sql_query(&sql).load(c)?);
+                let mut rows: Vec<AgentCount> = Vec::new();
+                for (source, part) in f.plan(HOUR_MS, false) {
+                    let (table, time_col, count) = source.sql();
+                    let sql = format!(
+                        "SELECT u.username AS username, x.emotion AS emotion, {} AS n \
+                         FROM {table} x JOIN users u ON u.id = x.user_id WHERE {} \
+                         GROUP BY u.username, x.emotion",
+                        count.replace("SUM(n)", "SUM(x.n)"),
+                        part.where_sql(time_col, "x.")
+                    );
+                    let part_rows: Vec<AgentCount> =
+                        with_conn!(self, |c| diesel::sql_query(&sql).load(c)?);
+                    rows.extend(part_rows);
+                }
                 let mut agents: Vec<String> = rows.iter().map(|r| r.username.clone()).collect();
+                agents.sort();
                 agents.dedup();
                 let mut cells = vec![vec![0u64; Emotion::ALL.len()]; agents.len()];
                 for r in &rows {
@@ -237,15 +308,20 @@ impl Store {
             }
             HeatmapKind::WeekdayHour => {
                 let tz = f.tz_offset_ms;
-                // 1970-01-01 was a Thursday: (days + 3) % 7 numbers Monday as 0.
-                let sql = format!(
-                    "SELECT ((({time_col} + {tz}) / {DAY_MS}) + 3) % 7 AS wd, \
-                     (({time_col} + {tz}) / {HOUR_MS}) % 24 AS h, {count} AS n \
-                     FROM {table} WHERE {} GROUP BY 1, 2",
-                    f.where_sql(time_col, "")
-                );
-                let rows: Vec<WeekdayHourCount> =
-                    with_conn!(self, |c| diesel::sql_query(&sql).load(c)?);
+                let mut rows: Vec<WeekdayHourCount> = Vec::new();
+                for (source, part) in f.plan(HOUR_MS, true) {
+                    let (table, time_col, count) = source.sql();
+                    // 1970-01-01 was a Thursday: (days + 3) % 7 numbers Monday as 0.
+                    let sql = format!(
+                        "SELECT ((({time_col} + {tz}) / {DAY_MS}) + 3) % 7 AS wd, \
+                         (({time_col} + {tz}) / {HOUR_MS}) % 24 AS h, {count} AS n \
+                         FROM {table} WHERE {} GROUP BY 1, 2",
+                        part.where_sql(time_col, "")
+                    );
+                    let part_rows: Vec<WeekdayHourCount> =
+                        with_conn!(self, |c| diesel::sql_query(&sql).load(c)?);
+                    rows.extend(part_rows);
+                }
                 let mut cells = vec![vec![0u64; 24]; 7];
                 for r in rows {
                     cells[r.wd.rem_euclid(7) as usize][r.h.rem_euclid(24) as usize] += r.n as u64;
@@ -333,6 +409,10 @@ impl Store {
                     "DELETE FROM sample_counts_hourly WHERE hour < {cutoff}"
                 ))
                 .execute(c)?;
+                diesel::sql_query(format!(
+                    "DELETE FROM sample_counts_minute WHERE minute < {cutoff}"
+                ))
+                .execute(c)?;
                 let sessions = diesel::sql_query(format!(
                     "DELETE FROM sessions WHERE status <> 'running' AND ended_at < {cutoff}"
                 ))
@@ -347,18 +427,38 @@ impl Store {
 mod tests {
     use super::*;
 
+    fn ranges(parts: &[(Source, StatsFilter)]) -> Vec<(Source, Option<i64>, Option<i64>)> {
+        parts.iter().map(|(s, p)| (*s, p.from_ms, p.to_ms)).collect()
+    }
+
     #[test]
-    fn rollup_only_when_exact() {
-        let mut f = StatsFilter::default();
-        assert!(f.rollup_ok(HOUR_MS));
-        assert!(!f.rollup_ok(60_000));
-        f.from_ms = Some(HOUR_MS * 5);
-        assert!(f.rollup_ok(DAY_MS));
-        f.to_ms = Some(HOUR_MS * 5 + 1);
-        assert!(!f.rollup_ok(HOUR_MS));
-        f.to_ms = None;
-        f.tz_offset_ms = 30 * 60_000;
-        assert!(!f.rollup_ok(HOUR_MS));
+    fn plans_cover_the_range_exactly() {
+        let (h, m) = (HOUR_MS, MINUTE_MS);
+        let f = StatsFilter::default();
+        assert_eq!(ranges(&f.plan(h, true)), vec![(Source::Hourly, None, None)]);
+        assert_eq!(ranges(&f.plan(m, true)), vec![(Source::Minutely, None, None)]);
+        assert_eq!(ranges(&f.plan(1000, true)), vec![(Source::Raw, None, None)]);
+        // Unaligned ends: hours, then minutes, then raw slivers.
+        let f = StatsFilter { from_ms: Some(5 * h + 10), to_ms: Some(9 * h + 2 * m + 20), ..Default::default() };
+        assert_eq!(
+            ranges(&f.plan(DAY_MS, true)),
+            vec![
+                (Source::Hourly, Some(6 * h), Some(9 * h)),
+                (Source::Minutely, Some(5 * h + m), Some(6 * h)),
+                (Source::Raw, Some(5 * h + 10), Some(5 * h + m)),
+                (Source::Minutely, Some(9 * h), Some(9 * h + 2 * m)),
+                (Source::Raw, Some(9 * h + 2 * m), Some(9 * h + 2 * m + 20)),
+            ]
+        );
+        // Inside one minute: raw only.
+        let f = StatsFilter { from_ms: Some(5 * h + 10), to_ms: Some(5 * h + 20), ..Default::default() };
+        assert_eq!(ranges(&f.plan(h, false)), vec![(Source::Raw, Some(5 * h + 10), Some(5 * h + 20))]);
+        // Half-hour zones skip the hourly roll-up where the zone matters, not for plain counts.
+        let f = StatsFilter { tz_offset_ms: 30 * m, ..Default::default() };
+        assert_eq!(f.plan(h, true)[0].0, Source::Minutely);
+        assert_eq!(f.plan(h, false)[0].0, Source::Hourly);
+        let f = StatsFilter { tz_offset_ms: 30 * 1000, ..Default::default() };
+        assert_eq!(f.plan(h, true)[0].0, Source::Raw);
     }
 
     #[test]
