@@ -13,7 +13,7 @@ temperatures (same as the daemon), then p ∝ p_face^1 · p_voice^w with a 1e-6 
 emo_inference::fusion::log_linear. Prints the accuracy for each w and the best one; the result is
 stored as FusionWeights::default() in emo-inference/src/fusion.rs.
 
-    python3 emo-inference/tools/tune_fusion.py [--seeds 10]
+    python3 emo-inference/tools/tune_fusion.py [--seeds 10] [--manifest models/manifest.toml]
 """
 import argparse
 import glob
@@ -38,8 +38,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--runs", default=os.path.join(ROOT, "models", "train", "runs"))
+    ap.add_argument("--manifest", default=os.path.join(ROOT, "models", "manifest.toml"))
     a = ap.parse_args()
-    with open(os.path.join(ROOT, "models", "manifest.toml"), "rb") as f:
+    with open(a.manifest, "rb") as f:
         man = tomllib.load(f)["models"]
     ex, sp = man["expression"], man["speech"]
     z = np.load(os.path.join(a.runs, "fer", "val_logits_best.npz"))
