@@ -87,9 +87,7 @@ impl ErrorCode {
     /// The HTTP status that goes with the code.
     pub fn http_status(self) -> u16 {
         match self {
-            ErrorCode::MalformedJson
-            | ErrorCode::InvalidQuery
-            | ErrorCode::ConsentRequired => 400,
+            ErrorCode::MalformedJson | ErrorCode::InvalidQuery | ErrorCode::ConsentRequired => 400,
             ErrorCode::InvalidInput => 422,
             ErrorCode::Unauthenticated | ErrorCode::InvalidCredentials => 401,
             ErrorCode::Forbidden | ErrorCode::AccountDisabled | ErrorCode::RegistrationClosed => {

@@ -16,9 +16,9 @@ use uuid::Uuid;
 #[cfg(feature = "openapi")]
 use utoipa::{IntoParams, ToSchema};
 
+pub mod analyze;
 pub mod error;
 pub mod stats;
-pub mod analyze;
 
 pub use error::{ApiError, ErrorCode};
 pub use stats::*;

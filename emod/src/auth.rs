@@ -8,7 +8,9 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix_web::{web, FromRequest, HttpRequest};
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use base64::Engine;
 use emo_api_types::{ErrorCode, Role};
@@ -51,7 +53,10 @@ pub fn validate_username(name: &str) -> Result<(), String> {
     let ok_chars = name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    let ok_first = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let ok_first = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
     if ok_len && ok_chars && ok_first {
         Ok(())
     } else {
@@ -210,7 +215,9 @@ fn bearer(req: &HttpRequest) -> Result<String, AppError> {
         .or_else(|| value.strip_prefix("bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| AppError::unauthenticated("Authorization header must be `Bearer <token>`"))?;
+        .ok_or_else(|| {
+            AppError::unauthenticated("Authorization header must be `Bearer <token>`")
+        })?;
     Ok(token.to_string())
 }
 
@@ -253,7 +260,10 @@ async fn authenticate(state: web::Data<AppState>, token: String) -> Result<AuthU
     }
     if user.disabled {
         state.tokens.forget(&hash);
-        return Err(AppError::new(ErrorCode::AccountDisabled, "this account is disabled"));
+        return Err(AppError::new(
+            ErrorCode::AccountDisabled,
+            "this account is disabled",
+        ));
     }
     let auth = AuthUser {
         id: crate::store::parse_uuid(&user.id),
@@ -281,7 +291,8 @@ impl FromRequest for AuthUser {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
             let token = token?;
-            let state = state.ok_or_else(|| AppError::Internal("application state missing".into()))?;
+            let state =
+                state.ok_or_else(|| AppError::Internal("application state missing".into()))?;
             authenticate(state, token).await
         })
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
@@ -100,7 +100,7 @@ pub struct LogConfig {
     pub level: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelsConfig {
     /// Directory holding `manifest.toml` and the `.onnx` files; empty = search the usual places.
@@ -193,27 +193,6 @@ impl Default for OnnxRuntimeConfig {
     }
 }
 
-impl Default for ModelsConfig {
-    fn default() -> Self {
-        ModelsConfig { dir: String::new() }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            database: DatabaseConfig::default(),
-            auth: AuthConfig::default(),
-            writer: WriterConfig::default(),
-            privacy: PrivacyConfig::default(),
-            log: LogConfig::default(),
-            models: ModelsConfig::default(),
-            onnxruntime: OnnxRuntimeConfig::default(),
-        }
-    }
-}
-
 /// Short aliases kept for convenience; every key also has the long form `EMO_<SECTION>_<KEY>`.
 const ENV_ALIASES: &[(&str, &str, &str)] = &[
     ("EMO_LISTEN", "server", "listen"),
@@ -246,10 +225,9 @@ impl Config {
             let file_value: toml::Value = toml::from_str(&text)
                 .with_context(|| format!("config file {} is not valid TOML", path.display()))?;
             // Validate the file alone first so unknown keys are reported with the file name.
-            let _: Config = file_value
-                .clone()
-                .try_into()
-                .with_context(|| format!("config file {} has an invalid setting", path.display()))?;
+            let _: Config = file_value.clone().try_into().with_context(|| {
+                format!("config file {} has an invalid setting", path.display())
+            })?;
             merge(&mut value, file_value);
         }
         apply_env(&mut value, env)?;
@@ -269,7 +247,9 @@ impl Config {
             && !self.database.url.starts_with("postgres://")
             && !self.database.url.starts_with("postgresql://")
         {
-            bail!("database.url must start with postgres:// (leave it empty for the embedded SQLite)");
+            bail!(
+                "database.url must start with postgres:// (leave it empty for the embedded SQLite)"
+            );
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             bail!("log.format must be `text` or `json`");
@@ -292,7 +272,8 @@ impl Config {
             let p = PathBuf::from(&self.database.sqlite_path);
             return Ok(p.parent().unwrap_or(Path::new(".")).join("spool"));
         }
-        let dirs = project_dirs().context("cannot determine a data directory (set writer.spool_dir)")?;
+        let dirs =
+            project_dirs().context("cannot determine a data directory (set writer.spool_dir)")?;
         Ok(dirs.data_dir().join("spool"))
     }
 
@@ -374,13 +355,19 @@ fn apply_env(value: &mut toml::Value, env: &[(String, String)]) -> anyhow::Resul
 fn parse_like(current: &toml::Value, raw: &str) -> anyhow::Result<toml::Value> {
     Ok(match current {
         toml::Value::String(_) => toml::Value::String(raw.to_string()),
-        toml::Value::Integer(_) => toml::Value::Integer(raw.trim().parse().context("expected an integer")?),
-        toml::Value::Float(_) => toml::Value::Float(raw.trim().parse().context("expected a number")?),
-        toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim().to_ascii_lowercase().as_str() {
-            "1" | "true" | "yes" | "on" => true,
-            "0" | "false" | "no" | "off" => false,
-            _ => bail!("expected true or false"),
-        }),
+        toml::Value::Integer(_) => {
+            toml::Value::Integer(raw.trim().parse().context("expected an integer")?)
+        }
+        toml::Value::Float(_) => {
+            toml::Value::Float(raw.trim().parse().context("expected a number")?)
+        }
+        toml::Value::Boolean(_) => {
+            toml::Value::Boolean(match raw.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => bail!("expected true or false"),
+            })
+        }
         other => bail!("cannot set a {} from the environment", other.type_str()),
     })
 }
@@ -390,7 +377,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -403,13 +393,20 @@ mod tests {
     fn file_then_env_override() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:9000\"\n[auth]\nallow_register = false\n").unwrap();
+        std::fs::write(
+            &path,
+            "[server]\nlisten = \"127.0.0.1:9000\"\n[auth]\nallow_register = false\n",
+        )
+        .unwrap();
         let cfg = Config::load_with_env(Some(&path), &env(&[])).unwrap();
         assert_eq!(cfg.server.listen, "127.0.0.1:9000");
         assert!(!cfg.auth.allow_register);
         let cfg = Config::load_with_env(
             Some(&path),
-            &env(&[("EMO_LISTEN", "0.0.0.0:1234"), ("EMO_WRITER_SPOOL_CAPACITY", "17")]),
+            &env(&[
+                ("EMO_LISTEN", "0.0.0.0:1234"),
+                ("EMO_WRITER_SPOOL_CAPACITY", "17"),
+            ]),
         )
         .unwrap();
         assert_eq!(cfg.server.listen, "0.0.0.0:1234");
@@ -417,7 +414,10 @@ mod tests {
         // The long form wins over the alias.
         let cfg = Config::load_with_env(
             Some(&path),
-            &env(&[("EMO_LISTEN", "0.0.0.0:1"), ("EMO_SERVER_LISTEN", "0.0.0.0:2")]),
+            &env(&[
+                ("EMO_LISTEN", "0.0.0.0:1"),
+                ("EMO_SERVER_LISTEN", "0.0.0.0:2"),
+            ]),
         )
         .unwrap();
         assert_eq!(cfg.server.listen, "0.0.0.0:2");
@@ -428,7 +428,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "[server]\nlistne = \"x\"\n").unwrap();
-        let err = format!("{:#}", Config::load_with_env(Some(&path), &env(&[])).unwrap_err());
+        let err = format!(
+            "{:#}",
+            Config::load_with_env(Some(&path), &env(&[])).unwrap_err()
+        );
         assert!(err.contains("c.toml") && err.contains("listne"), "{err}");
         let err = format!(
             "{:#}",

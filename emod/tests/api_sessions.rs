@@ -22,29 +22,102 @@ both_backends!(error_codes, |b| {
             .unwrap()
     };
     // 400 malformed JSON, 422 wrong types, 415 wrong content type, 413 too large.
-    assert_eq!(error_of(post_raw("/api/v1/sessions", "application/json", "{\"consent\": tru".into())), (400, "malformed_json".into()));
-    assert_eq!(error_of(post_raw("/api/v1/sessions", "application/json", "{\"consent\": \"yes\"}".into())), (422, "invalid_input".into()));
-    assert_eq!(error_of(post_raw("/api/v1/sessions", "text/plain", "{}".into())), (415, "unsupported_media_type".into()));
-    let big = format!("{{\"consent\": true, \"label\": \"{}\"}}", "x".repeat(10_000));
-    assert_eq!(error_of(post_raw("/api/v1/sessions", "application/json", big)), (413, "payload_too_large".into()));
-    // 400 consent_required.
-    assert_eq!(error_of(srv.post("/api/v1/sessions", Some(&token), &json!({}))), (400, "consent_required".into()));
-    assert_eq!(error_of(srv.post("/api/v1/sessions", Some(&token), &json!({"consent": false}))), (400, "consent_required".into()));
-    // 401 / 404 / 405.
-    assert_eq!(error_of(srv.get("/api/v1/sessions", None)), (401, "unauthenticated".into()));
-    assert_eq!(error_of(srv.get("/api/v1/sessions/not-a-uuid", Some(&token))), (404, "not_found".into()));
-    assert_eq!(error_of(srv.get(&format!("/api/v1/sessions/{}", uuid::Uuid::now_v7()), Some(&token))), (404, "not_found".into()));
-    assert_eq!(error_of(srv.get("/api/v1/no-such-thing", Some(&token))), (404, "not_found".into()));
-    assert_eq!(error_of(srv.get("/nothing-here", None)), (404, "not_found".into()));
-    assert_eq!(error_of(c.delete(srv.url("/api/v1/sessions")).bearer_auth(&token).send().unwrap()), (405, "method_not_allowed".into()));
-    // 400 invalid query.
-    assert_eq!(error_of(srv.get("/api/v1/stats/distribution?emotion=bored", Some(&token))), (400, "invalid_query".into()));
-    assert_eq!(error_of(srv.get("/api/v1/stats/distribution?agnet=alice", Some(&token))), (400, "invalid_query".into()));
-    assert_eq!(error_of(srv.get("/api/v1/sessions?limit=0", Some(&token))), (400, "invalid_query".into()));
-    assert_eq!(error_of(srv.get("/api/v1/stats/timeline?bucket=minute", Some(&token))), (400, "invalid_query".into()));
-    assert_eq!(error_of(srv.get("/api/v1/export?format=xml", Some(&token))), (400, "invalid_query".into()));
     assert_eq!(
-        error_of(srv.get("/api/v1/stats/distribution?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", Some(&token))),
+        error_of(post_raw(
+            "/api/v1/sessions",
+            "application/json",
+            "{\"consent\": tru".into()
+        )),
+        (400, "malformed_json".into())
+    );
+    assert_eq!(
+        error_of(post_raw(
+            "/api/v1/sessions",
+            "application/json",
+            "{\"consent\": \"yes\"}".into()
+        )),
+        (422, "invalid_input".into())
+    );
+    assert_eq!(
+        error_of(post_raw("/api/v1/sessions", "text/plain", "{}".into())),
+        (415, "unsupported_media_type".into())
+    );
+    let big = format!(
+        "{{\"consent\": true, \"label\": \"{}\"}}",
+        "x".repeat(10_000)
+    );
+    assert_eq!(
+        error_of(post_raw("/api/v1/sessions", "application/json", big)),
+        (413, "payload_too_large".into())
+    );
+    // 400 consent_required.
+    assert_eq!(
+        error_of(srv.post("/api/v1/sessions", Some(&token), &json!({}))),
+        (400, "consent_required".into())
+    );
+    assert_eq!(
+        error_of(srv.post("/api/v1/sessions", Some(&token), &json!({"consent": false}))),
+        (400, "consent_required".into())
+    );
+    // 401 / 404 / 405.
+    assert_eq!(
+        error_of(srv.get("/api/v1/sessions", None)),
+        (401, "unauthenticated".into())
+    );
+    assert_eq!(
+        error_of(srv.get("/api/v1/sessions/not-a-uuid", Some(&token))),
+        (404, "not_found".into())
+    );
+    assert_eq!(
+        error_of(srv.get(
+            &format!("/api/v1/sessions/{}", uuid::Uuid::now_v7()),
+            Some(&token)
+        )),
+        (404, "not_found".into())
+    );
+    assert_eq!(
+        error_of(srv.get("/api/v1/no-such-thing", Some(&token))),
+        (404, "not_found".into())
+    );
+    assert_eq!(
+        error_of(srv.get("/nothing-here", None)),
+        (404, "not_found".into())
+    );
+    assert_eq!(
+        error_of(
+            c.delete(srv.url("/api/v1/sessions"))
+                .bearer_auth(&token)
+                .send()
+                .unwrap()
+        ),
+        (405, "method_not_allowed".into())
+    );
+    // 400 invalid query.
+    assert_eq!(
+        error_of(srv.get("/api/v1/stats/distribution?emotion=bored", Some(&token))),
+        (400, "invalid_query".into())
+    );
+    assert_eq!(
+        error_of(srv.get("/api/v1/stats/distribution?agnet=alice", Some(&token))),
+        (400, "invalid_query".into())
+    );
+    assert_eq!(
+        error_of(srv.get("/api/v1/sessions?limit=0", Some(&token))),
+        (400, "invalid_query".into())
+    );
+    assert_eq!(
+        error_of(srv.get("/api/v1/stats/timeline?bucket=minute", Some(&token))),
+        (400, "invalid_query".into())
+    );
+    assert_eq!(
+        error_of(srv.get("/api/v1/export?format=xml", Some(&token))),
+        (400, "invalid_query".into())
+    );
+    assert_eq!(
+        error_of(srv.get(
+            "/api/v1/stats/distribution?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+            Some(&token)
+        )),
         (400, "invalid_query".into())
     );
 
@@ -55,28 +128,84 @@ both_backends!(error_codes, |b| {
     let now = Utc::now().timestamp_millis() - 10_000;
     let mut bad = fused_samples(now, 1, &["happy", "sad"]);
     bad["samples"][1]["confidence"] = json!(7.0);
-    let r = srv.post(&format!("/api/v1/sessions/{sid}/samples"), Some(&token), &bad);
+    let r = srv.post(
+        &format!("/api/v1/sessions/{sid}/samples"),
+        Some(&token),
+        &bad,
+    );
     let body: Value = r.json().unwrap();
     assert_eq!(body["error"], "invalid_input");
-    assert!(body["message"].as_str().unwrap().contains("samples[1].confidence"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("samples[1].confidence"),
+        "{body}"
+    );
     let mut bad = fused_samples(now, 1, &["happy"]);
     bad["samples"][0]["emotion"] = json!("bored");
-    assert_eq!(error_of(srv.post(&format!("/api/v1/sessions/{sid}/samples"), Some(&token), &bad)), (422, "invalid_input".into()));
+    assert_eq!(
+        error_of(srv.post(
+            &format!("/api/v1/sessions/{sid}/samples"),
+            Some(&token),
+            &bad
+        )),
+        (422, "invalid_input".into())
+    );
     let mut bad = fused_samples(now, 1, &["happy"]);
     bad["samples"][0]["modality"] = json!("smell");
-    assert_eq!(error_of(srv.post(&format!("/api/v1/sessions/{sid}/samples"), Some(&token), &bad)), (422, "invalid_input".into()));
-    assert_eq!(error_of(srv.post(&format!("/api/v1/sessions/{sid}/samples"), Some(&token), &json!({"samples": []}))), (422, "invalid_input".into()));
-    let ok = srv.post(&format!("/api/v1/sessions/{sid}/samples"), Some(&token), &fused_samples(now, 1, &["happy", "sad"]));
+    assert_eq!(
+        error_of(srv.post(
+            &format!("/api/v1/sessions/{sid}/samples"),
+            Some(&token),
+            &bad
+        )),
+        (422, "invalid_input".into())
+    );
+    assert_eq!(
+        error_of(srv.post(
+            &format!("/api/v1/sessions/{sid}/samples"),
+            Some(&token),
+            &json!({"samples": []})
+        )),
+        (422, "invalid_input".into())
+    );
+    let ok = srv.post(
+        &format!("/api/v1/sessions/{sid}/samples"),
+        Some(&token),
+        &fused_samples(now, 1, &["happy", "sad"]),
+    );
     assert_eq!(ok.status(), 201);
     assert_eq!(ok.json::<Value>().unwrap(), json!({"accepted": 2}));
     // Stop, then the session refuses samples and a second stop.
-    let stopped: Value = srv.post(&format!("/api/v1/sessions/{sid}/stop"), Some(&token), &json!({})).json().unwrap();
+    let stopped: Value = srv
+        .post(
+            &format!("/api/v1/sessions/{sid}/stop"),
+            Some(&token),
+            &json!({}),
+        )
+        .json()
+        .unwrap();
     assert_eq!(stopped["status"], "stopped");
     assert_eq!(stopped["summary"]["samples"]["fused"], 2);
-    let r = srv.post(&format!("/api/v1/sessions/{sid}/samples"), Some(&token), &fused_samples(now + 5000, 1, &["sad"]));
+    let r = srv.post(
+        &format!("/api/v1/sessions/{sid}/samples"),
+        Some(&token),
+        &fused_samples(now + 5000, 1, &["sad"]),
+    );
     assert_eq!(error_of(r), (409, "session_not_running".into()));
-    assert_eq!(error_of(srv.post(&format!("/api/v1/sessions/{sid}/stop"), Some(&token), &json!({}))), (409, "session_not_running".into()));
-    let s: Value = srv.get(&format!("/api/v1/sessions/{sid}/samples"), Some(&token)).json().unwrap();
+    assert_eq!(
+        error_of(srv.post(
+            &format!("/api/v1/sessions/{sid}/stop"),
+            Some(&token),
+            &json!({})
+        )),
+        (409, "session_not_running".into())
+    );
+    let s: Value = srv
+        .get(&format!("/api/v1/sessions/{sid}/samples"), Some(&token))
+        .json()
+        .unwrap();
     assert_eq!(s["total"], 2);
 
     // The daemon is still healthy after all that.
@@ -105,14 +234,40 @@ both_backends!(samples_pagination_and_summary, |b| {
             "t": chrono::DateTime::from_timestamp_millis(t0 + i * 3000).unwrap().to_rfc3339(),
             "modality": "voice", "emotion": "calm", "confidence": 0.6}));
     }
-    assert_eq!(srv.post(&format!("/api/v1/sessions/{sid}/samples"), Some(&token), &batch).status(), 201);
+    assert_eq!(
+        srv.post(
+            &format!("/api/v1/sessions/{sid}/samples"),
+            Some(&token),
+            &batch
+        )
+        .status(),
+        201
+    );
     // Posting the same batch again is accepted but stores nothing twice.
-    assert_eq!(srv.post(&format!("/api/v1/sessions/{sid}/samples"), Some(&token), &batch).status(), 201);
+    assert_eq!(
+        srv.post(
+            &format!("/api/v1/sessions/{sid}/samples"),
+            Some(&token),
+            &batch
+        )
+        .status(),
+        201
+    );
     let end = (start + Duration::seconds(100)).to_rfc3339();
-    let s: Value = srv.post(&format!("/api/v1/sessions/{sid}/stop"), Some(&token), &json!({"ended_at": end})).json().unwrap();
+    let s: Value = srv
+        .post(
+            &format!("/api/v1/sessions/{sid}/stop"),
+            Some(&token),
+            &json!({"ended_at": end}),
+        )
+        .json()
+        .unwrap();
     let sum = &s["summary"];
     assert_eq!(sum["dominant"], "happy");
-    assert_eq!(sum["samples"], json!({"face": 30, "voice": 10, "fused": 60}));
+    assert_eq!(
+        sum["samples"],
+        json!({"face": 30, "voice": 10, "fused": 60})
+    );
     assert!((sum["distribution"]["happy"].as_f64().unwrap() - 0.5).abs() < 1e-9);
     assert!((sum["distribution"]["neutral"].as_f64().unwrap() - 10.0 / 60.0).abs() < 1e-9);
     assert!((sum["coverage"]["fused"].as_f64().unwrap() - 0.6).abs() < 1e-9);
@@ -124,7 +279,13 @@ both_backends!(samples_pagination_and_summary, |b| {
     let mut offset = 0;
     let mut last_t = String::new();
     loop {
-        let p: Value = srv.get(&format!("/api/v1/sessions/{sid}/samples?limit=25&offset={offset}"), Some(&token)).json().unwrap();
+        let p: Value = srv
+            .get(
+                &format!("/api/v1/sessions/{sid}/samples?limit=25&offset={offset}"),
+                Some(&token),
+            )
+            .json()
+            .unwrap();
         assert_eq!(p["total"], 100);
         for item in p["items"].as_array().unwrap() {
             let t = item["t"].as_str().unwrap().to_string();
@@ -138,12 +299,21 @@ both_backends!(samples_pagination_and_summary, |b| {
         }
     }
     assert_eq!(seen, 100);
-    let voice: Value = srv.get(&format!("/api/v1/sessions/{sid}/samples?modality=voice"), Some(&token)).json().unwrap();
+    let voice: Value = srv
+        .get(
+            &format!("/api/v1/sessions/{sid}/samples?modality=voice"),
+            Some(&token),
+        )
+        .json()
+        .unwrap();
     assert_eq!(voice["total"], 10);
     assert_eq!(voice["items"][0]["emotion"], "calm");
 
     // Live stream of a stopped session ends with a `stopped` event.
-    let live = srv.get(&format!("/api/v1/sessions/{sid}/live"), Some(&token)).text().unwrap();
+    let live = srv
+        .get(&format!("/api/v1/sessions/{sid}/live"), Some(&token))
+        .text()
+        .unwrap();
     assert!(live.contains("\"type\":\"stopped\""), "{live}");
 });
 
@@ -166,18 +336,46 @@ both_backends!(stats_and_export_on_known_data, |b| {
     let m0 = mon.timestamp_millis();
 
     let s_ann = srv.start_session(&ann, Some(&mon.to_rfc3339()));
-    let r = srv.post(&format!("/api/v1/sessions/{s_ann}/samples"), Some(&ann),
-        &fused_samples(m0, 60, &["happy", "happy", "sad", "happy", "neutral", "angry"]));
+    let r = srv.post(
+        &format!("/api/v1/sessions/{s_ann}/samples"),
+        Some(&ann),
+        &fused_samples(
+            m0,
+            60,
+            &["happy", "happy", "sad", "happy", "neutral", "angry"],
+        ),
+    );
     assert_eq!(r.status(), 201);
-    let r = srv.post(&format!("/api/v1/sessions/{s_ann}/samples"), Some(&ann),
-        &fused_samples(m0 + 90 * 60_000, 60, &["surprise", "surprise"]));
+    let r = srv.post(
+        &format!("/api/v1/sessions/{s_ann}/samples"),
+        Some(&ann),
+        &fused_samples(m0 + 90 * 60_000, 60, &["surprise", "surprise"]),
+    );
     assert_eq!(r.status(), 201);
     let s_bob = srv.start_session(&bob, Some(&wed.to_rfc3339()));
     let mut batch = fused_samples(wed.timestamp_millis(), 60, &["sad", "sad", "sad"]);
-    batch["samples"].as_array_mut().unwrap().push(json!({"t": wed.to_rfc3339(), "modality": "voice", "emotion": "calm", "confidence": 0.7}));
-    assert_eq!(srv.post(&format!("/api/v1/sessions/{s_bob}/samples"), Some(&bob), &batch).status(), 201);
+    batch["samples"].as_array_mut().unwrap().push(
+        json!({"t": wed.to_rfc3339(), "modality": "voice", "emotion": "calm", "confidence": 0.7}),
+    );
+    assert_eq!(
+        srv.post(
+            &format!("/api/v1/sessions/{s_bob}/samples"),
+            Some(&bob),
+            &batch
+        )
+        .status(),
+        201
+    );
     for (sid, tok) in [(&s_ann, &ann), (&s_bob, &bob)] {
-        assert_eq!(srv.post(&format!("/api/v1/sessions/{sid}/stop"), Some(tok), &json!({})).status(), 200);
+        assert_eq!(
+            srv.post(
+                &format!("/api/v1/sessions/{sid}/stop"),
+                Some(tok),
+                &json!({})
+            )
+            .status(),
+            200
+        );
     }
 
     let get = |path: &str, tok: &str| -> Value {
@@ -190,40 +388,82 @@ both_backends!(stats_and_export_on_known_data, |b| {
     // Distribution: all agents (fused only), one agent, one emotion, aligned and unaligned ranges.
     let d = get("/api/v1/stats/distribution", &admin);
     assert_eq!(d["total"], 11);
-    assert_eq!(d["counts"], json!({"angry": 1, "happy": 3, "sad": 4, "surprise": 2, "neutral": 1}));
+    assert_eq!(
+        d["counts"],
+        json!({"angry": 1, "happy": 3, "sad": 4, "surprise": 2, "neutral": 1})
+    );
     let d = get("/api/v1/stats/distribution?agent=ann", &admin);
     assert_eq!(d["total"], 8);
     assert!((d["shares"]["happy"].as_f64().unwrap() - 3.0 / 8.0).abs() < 1e-12);
     let d = get("/api/v1/stats/distribution", &ann);
     assert_eq!(d["total"], 8, "an agent's stats are their own");
-    assert_eq!(get("/api/v1/stats/distribution?emotion=sad", &admin)["total"], 4);
-    assert_eq!(get("/api/v1/stats/distribution?modality=voice", &admin)["counts"], json!({"calm": 1}));
-    let aligned = format!("/api/v1/stats/distribution?from={}&to={}", enc(mon), enc(mon + Duration::hours(1)));
+    assert_eq!(
+        get("/api/v1/stats/distribution?emotion=sad", &admin)["total"],
+        4
+    );
+    assert_eq!(
+        get("/api/v1/stats/distribution?modality=voice", &admin)["counts"],
+        json!({"calm": 1})
+    );
+    let aligned = format!(
+        "/api/v1/stats/distribution?from={}&to={}",
+        enc(mon),
+        enc(mon + Duration::hours(1))
+    );
     assert_eq!(get(&aligned, &admin)["total"], 6);
-    let unaligned = format!("/api/v1/stats/distribution?from={}&to={}",
-        enc(mon + Duration::seconds(150)), enc(mon + Duration::minutes(91) + Duration::seconds(30)));
+    let unaligned = format!(
+        "/api/v1/stats/distribution?from={}&to={}",
+        enc(mon + Duration::seconds(150)),
+        enc(mon + Duration::minutes(91) + Duration::seconds(30))
+    );
     let d = get(&unaligned, &admin);
-    assert_eq!(d["counts"], json!({"angry": 1, "happy": 1, "surprise": 2, "neutral": 1}), "raw-sample path");
+    assert_eq!(
+        d["counts"],
+        json!({"angry": 1, "happy": 1, "surprise": 2, "neutral": 1}),
+        "raw-sample path"
+    );
 
     // Timeline in hour, day, minute buckets, with a time-zone shift.
     let t = get("/api/v1/stats/timeline?agent=ann&bucket=hour", &admin);
     let pts = t["points"].as_array().unwrap();
     assert_eq!(pts.len(), 2);
-    assert_eq!(pts[0]["t"].as_str().unwrap(), mon.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    assert_eq!(
+        pts[0]["t"].as_str().unwrap(),
+        mon.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
     assert_eq!(pts[0]["total"], 6);
     assert_eq!(pts[0]["counts"]["happy"], 3);
     assert_eq!(pts[1]["total"], 2);
     let t = get("/api/v1/stats/timeline?bucket=day", &admin);
-    let totals: Vec<u64> = t["points"].as_array().unwrap().iter().map(|p| p["total"].as_u64().unwrap()).collect();
+    let totals: Vec<u64> = t["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["total"].as_u64().unwrap())
+        .collect();
     assert_eq!(totals, vec![8, 3]);
-    let t = get("/api/v1/stats/timeline?bucket=day&tz_offset_minutes=-600", &admin);
+    let t = get(
+        "/api/v1/stats/timeline?bucket=day&tz_offset_minutes=-600",
+        &admin,
+    );
     // 10 hours west, Monday 09:00 UTC is still Sunday 23:00 local.
     let first = t["points"][0]["t"].as_str().unwrap().to_string();
-    assert_eq!(first, enc(mon - Duration::hours(9) - Duration::hours(24) + Duration::hours(10)));
-    let minute = format!("/api/v1/stats/timeline?bucket=minute&from={}&to={}", enc(mon), enc(mon + Duration::minutes(10)));
+    assert_eq!(
+        first,
+        enc(mon - Duration::hours(9) - Duration::hours(24) + Duration::hours(10))
+    );
+    let minute = format!(
+        "/api/v1/stats/timeline?bucket=minute&from={}&to={}",
+        enc(mon),
+        enc(mon + Duration::minutes(10))
+    );
     let t = get(&minute, &admin);
     assert_eq!(t["points"].as_array().unwrap().len(), 6);
-    assert!(t["points"].as_array().unwrap().iter().all(|p| p["total"] == 1));
+    assert!(t["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["total"] == 1));
 
     // Heatmaps.
     let h = get("/api/v1/stats/heatmap?kind=agent_emotion", &admin);
@@ -236,12 +476,24 @@ both_backends!(stats_and_export_on_known_data, |b| {
     assert_eq!(h["cells"][0][9], 6);
     assert_eq!(h["cells"][0][10], 2);
     assert_eq!(h["cells"][2][14], 3);
-    let total: u64 = h["cells"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap()).map(|v| v.as_u64().unwrap()).sum();
+    let total: u64 = h["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
     assert_eq!(total, 11);
-    let h = get("/api/v1/stats/heatmap?kind=weekday_hour&tz_offset_minutes=60", &admin);
+    let h = get(
+        "/api/v1/stats/heatmap?kind=weekday_hour&tz_offset_minutes=60",
+        &admin,
+    );
     assert_eq!(h["cells"][0][10], 6);
     assert_eq!(h["cells"][2][15], 3);
-    let h = get("/api/v1/stats/heatmap?kind=weekday_hour&tz_offset_minutes=30", &admin);
+    let h = get(
+        "/api/v1/stats/heatmap?kind=weekday_hour&tz_offset_minutes=30",
+        &admin,
+    );
     assert_eq!(h["cells"][0][9], 6, "half-hour zones use the raw path");
     assert_eq!(h["cells"][0][11], 2);
     assert_eq!(h["cells"][0][10], 0);
@@ -254,23 +506,42 @@ both_backends!(stats_and_export_on_known_data, |b| {
     assert_eq!(l["total"], 1);
     assert_eq!(l["items"][0]["summary"]["dominant"], "happy");
     assert_eq!(get("/api/v1/sessions?status=running", &admin)["total"], 0);
-    let l = get(&format!("/api/v1/sessions?from={}", enc(mon + Duration::days(1))), &admin);
+    let l = get(
+        &format!("/api/v1/sessions?from={}", enc(mon + Duration::days(1))),
+        &admin,
+    );
     assert_eq!(l["total"], 1);
 
     // Export: JSON rows carry the contract fields; CSV has one line per sample.
-    let rows: Vec<Value> = srv.get("/api/v1/export?format=json&agent=bob", Some(&admin)).json().unwrap();
+    let rows: Vec<Value> = srv
+        .get("/api/v1/export?format=json&agent=bob", Some(&admin))
+        .json()
+        .unwrap();
     assert_eq!(rows.len(), 4);
     for r in &rows {
-        for k in ["session_id", "username", "t", "modality", "emotion", "confidence"] {
+        for k in [
+            "session_id",
+            "username",
+            "t",
+            "modality",
+            "emotion",
+            "confidence",
+        ] {
             assert!(r.get(k).is_some(), "{k} missing in {r}");
         }
         assert_eq!(r["username"], "bob");
         assert_eq!(r["session_id"], s_bob.as_str());
     }
-    let csv = srv.get("/api/v1/export?format=csv", Some(&admin)).text().unwrap();
+    let csv = srv
+        .get("/api/v1/export?format=csv", Some(&admin))
+        .text()
+        .unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert!(lines[0].starts_with("session_id,username,t,modality,emotion,confidence"));
     assert_eq!(lines.len(), 1 + 12);
-    let fused_sad = get("/api/v1/export?format=json&emotion=sad&modality=fused", &admin);
+    let fused_sad = get(
+        "/api/v1/export?format=json&emotion=sad&modality=fused",
+        &admin,
+    );
     assert_eq!(fused_sad.as_array().unwrap().len(), 4);
 });

@@ -69,7 +69,11 @@ fn users_from_the_command_line() {
     let line = out.lines().find(|l| l.starts_with("agent1")).unwrap();
     assert!(line.contains("disabled"), "{line}");
     let srv = env.start();
-    let r = srv.post("/api/v1/auth/login", None, &serde_json::json!({"username": "agent1", "password": PASSWORD}));
+    let r = srv.post(
+        "/api/v1/auth/login",
+        None,
+        &serde_json::json!({"username": "agent1", "password": PASSWORD}),
+    );
     assert_eq!(error_of(r), (403, "account_disabled".into()));
     drop(srv);
     let (ok, _, _) = run(&env, &["user", "enable", "agent1"]);
@@ -100,12 +104,20 @@ fn openapi_and_metrics() {
     let env = Env::new(Backend::Sqlite).unwrap();
     let srv = env.start();
     let doc: serde_json::Value = srv.get("/api/v1/openapi.json", None).json().unwrap();
-    for p in ["/api/v1/auth/login", "/api/v1/sessions/{id}/samples", "/api/v1/stats/heatmap", "/api/v1/export"] {
+    for p in [
+        "/api/v1/auth/login",
+        "/api/v1/sessions/{id}/samples",
+        "/api/v1/stats/heatmap",
+        "/api/v1/export",
+    ] {
         assert!(doc["paths"].get(p).is_some(), "openapi lacks {p}");
     }
     assert!(doc["components"]["schemas"].get("SampleBatch").is_some());
     srv.get("/nope", None);
     let m = srv.get("/metrics", None).text().unwrap();
-    assert!(m.contains("emo_http_responses_total{class=\"4xx\"} 1"), "{m}");
+    assert!(
+        m.contains("emo_http_responses_total{class=\"4xx\"} 1"),
+        "{m}"
+    );
     assert!(m.contains("# TYPE emo_samples_total counter"));
 }

@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 
 #[test]
 fn samples_survive_a_postgres_outage() {
-    let Some(env) = Env::new(Backend::Postgres) else { return };
+    let Some(env) = Env::new(Backend::Postgres) else {
+        return;
+    };
     let env = env
         .with("EMO_WRITER_SPOOL_CAPACITY", "500")
         .with("EMO_DATABASE_CONNECT_TIMEOUT_SECS", "1");
@@ -21,8 +23,18 @@ fn samples_survive_a_postgres_outage() {
     let pg = env.pg.as_ref().unwrap();
     let t0 = Utc::now().timestamp_millis() - 50_000;
     let emotions = vec!["happy"; 100];
-    assert_eq!(srv.post(&format!("/api/v1/sessions/{sid}/samples"), Some(&token), &fused_samples(t0, 0, &emotions[..1])).status(), 201);
-    wait_until("first sample written", Duration::from_secs(10), || pg.count("samples") == 1);
+    assert_eq!(
+        srv.post(
+            &format!("/api/v1/sessions/{sid}/samples"),
+            Some(&token),
+            &fused_samples(t0, 0, &emotions[..1])
+        )
+        .status(),
+        201
+    );
+    wait_until("first sample written", Duration::from_secs(10), || {
+        pg.count("samples") == 1
+    });
 
     pg.cut();
     // While the database refuses connections, batches are accepted into the spool...
@@ -34,7 +46,11 @@ fn samples_survive_a_postgres_outage() {
             s["t"] = json!(chrono::DateTime::from_timestamp_millis(t0 + 1000 + k * 100 + i as i64).unwrap().to_rfc3339());
             s
         }).collect::<Vec<_>>()});
-        let r = srv.post(&format!("/api/v1/sessions/{sid}/samples"), Some(&token), &batch);
+        let r = srv.post(
+            &format!("/api/v1/sessions/{sid}/samples"),
+            Some(&token),
+            &batch,
+        );
         assert_eq!(r.status(), 201, "batch {k} during the outage");
         accepted += 100;
     }
@@ -48,23 +64,41 @@ fn samples_survive_a_postgres_outage() {
         s["t"] = json!(chrono::DateTime::from_timestamp_millis(t0 + 40_000 + i).unwrap().to_rfc3339());
         s
     }).collect::<Vec<_>>()});
-    let r = srv.post(&format!("/api/v1/sessions/{sid}/samples"), Some(&token), &more);
+    let r = srv.post(
+        &format!("/api/v1/sessions/{sid}/samples"),
+        Some(&token),
+        &more,
+    );
     assert_eq!(error_of(r), (503, "storage_unavailable".into()));
     // Stopping needs the samples written first: it reports the outage instead of a wrong summary.
     let metrics = srv.get("/metrics", None).text().unwrap();
-    assert!(metrics.contains("emo_writer_pending_samples 400"), "{metrics}");
+    assert!(
+        metrics.contains("emo_writer_pending_samples 400"),
+        "{metrics}"
+    );
 
     pg.restore();
-    wait_until("spooled samples written", Duration::from_secs(60), || pg.count("samples") == accepted);
+    wait_until("spooled samples written", Duration::from_secs(60), || {
+        pg.count("samples") == accepted
+    });
     assert_eq!(srv.get("/readyz", None).status(), 200);
-    let s: Value = srv.post(&format!("/api/v1/sessions/{sid}/stop"), Some(&token), &json!({})).json().unwrap();
+    let s: Value = srv
+        .post(
+            &format!("/api/v1/sessions/{sid}/stop"),
+            Some(&token),
+            &json!({}),
+        )
+        .json()
+        .unwrap();
     assert_eq!(s["summary"]["samples"]["fused"], accepted);
     assert_eq!(pg.count("samples"), 401);
 }
 
 #[test]
 fn graceful_stop_during_an_outage_spools_to_disk() {
-    let Some(env) = Env::new(Backend::Postgres) else { return };
+    let Some(env) = Env::new(Backend::Postgres) else {
+        return;
+    };
     let env = env.with("EMO_DATABASE_CONNECT_TIMEOUT_SECS", "1");
     let mut srv = env.start();
     let token = srv.register("alice");
@@ -72,7 +106,11 @@ fn graceful_stop_during_an_outage_spools_to_disk() {
     let pg = env.pg.as_ref().unwrap();
     pg.cut();
     let t0 = Utc::now().timestamp_millis() - 30_000;
-    let r = srv.post(&format!("/api/v1/sessions/{sid}/samples"), Some(&token), &fused_samples(t0, 1, &["sad"; 20]));
+    let r = srv.post(
+        &format!("/api/v1/sessions/{sid}/samples"),
+        Some(&token),
+        &fused_samples(t0, 1, &["sad"; 20]),
+    );
     assert_eq!(r.status(), 201);
     srv.sigterm();
     let files: Vec<_> = std::fs::read_dir(env.spool_dir()).unwrap().collect();
@@ -84,7 +122,13 @@ fn graceful_stop_during_an_outage_spools_to_disk() {
     assert_eq!(pg.count("samples"), 20);
     assert_eq!(std::fs::read_dir(env.spool_dir()).unwrap().count(), 0);
     let token = srv.login("alice");
-    let s: Value = srv.get(&format!("/api/v1/sessions/{sid}/samples?limit=100"), Some(&token)).json().unwrap();
+    let s: Value = srv
+        .get(
+            &format!("/api/v1/sessions/{sid}/samples?limit=100"),
+            Some(&token),
+        )
+        .json()
+        .unwrap();
     assert_eq!(s["total"], 20);
 }
 
@@ -94,7 +138,11 @@ both_backends!(crash_marks_session_interrupted_and_keeps_samples, |b| {
     let token = srv.register("alice");
     let sid = srv.start_session(&token, None);
     let t0 = Utc::now().timestamp_millis() - 30_000;
-    let r = srv.post(&format!("/api/v1/sessions/{sid}/samples"), Some(&token), &fused_samples(t0, 1, &["happy", "happy", "fear"]));
+    let r = srv.post(
+        &format!("/api/v1/sessions/{sid}/samples"),
+        Some(&token),
+        &fused_samples(t0, 1, &["happy", "happy", "fear"]),
+    );
     assert_eq!(r.status(), 201);
     wait_until("samples flushed", Duration::from_secs(10), || {
         let m = srv.get("/metrics", None).text().unwrap();
@@ -103,7 +151,10 @@ both_backends!(crash_marks_session_interrupted_and_keeps_samples, |b| {
     srv.sigkill();
     let srv = env.start();
     let token = srv.login("alice");
-    let s: Value = srv.get(&format!("/api/v1/sessions/{sid}"), Some(&token)).json().unwrap();
+    let s: Value = srv
+        .get(&format!("/api/v1/sessions/{sid}"), Some(&token))
+        .json()
+        .unwrap();
     assert_eq!(s["status"], "interrupted");
     assert_eq!(s["summary"]["samples"]["fused"], 3);
     assert_eq!(s["summary"]["dominant"], "happy");

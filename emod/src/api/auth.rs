@@ -7,8 +7,8 @@ use emo_api_types::{Credentials, ErrorCode, LoginResponse, Role, User};
 
 use super::AppState;
 use crate::auth::{
-    burn_password_check, hash_password, new_token, validate_password, validate_username, verify_password,
-    AuthUser,
+    burn_password_check, hash_password, new_token, validate_password, validate_username,
+    verify_password, AuthUser,
 };
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
@@ -44,14 +44,24 @@ pub async fn create_user_row(
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = Credentials,
     responses((status = 201, body = User), (status = 403, description = "registration_closed", body = emo_api_types::ApiError),
         (status = 409, description = "username taken", body = emo_api_types::ApiError)))]
-pub async fn register(state: web::Data<AppState>, body: web::Json<Credentials>) -> AppResult<HttpResponse> {
+pub async fn register(
+    state: web::Data<AppState>,
+    body: web::Json<Credentials>,
+) -> AppResult<HttpResponse> {
     if !state.config.auth.allow_register {
         return Err(AppError::new(
             ErrorCode::RegistrationClosed,
             "self-registration is disabled; ask an admin for an account",
         ));
     }
-    let row = create_user_row(&state, body.username.trim(), &body.password, Role::Agent, None).await?;
+    let row = create_user_row(
+        &state,
+        body.username.trim(),
+        &body.password,
+        Role::Agent,
+        None,
+    )
+    .await?;
     tracing::info!(username = %row.username, "agent registered");
     Ok(HttpResponse::Created().json(row.to_api()))
 }
@@ -79,26 +89,34 @@ pub async fn login(
     let store = state.store.clone();
     let lookup = username.clone();
     let password = body.password.clone();
-    let found = web::block(move || -> Result<Option<UserRow>, crate::store::StoreError> {
-        let user = store.user_by_name(&lookup)?;
-        match &user {
-            Some(u) if verify_password(&u.password_hash, &password) => Ok(user),
-            Some(_) => Ok(None),
-            None => {
-                burn_password_check(&password);
-                Ok(None)
+    let found = web::block(
+        move || -> Result<Option<UserRow>, crate::store::StoreError> {
+            let user = store.user_by_name(&lookup)?;
+            match &user {
+                Some(u) if verify_password(&u.password_hash, &password) => Ok(user),
+                Some(_) => Ok(None),
+                None => {
+                    burn_password_check(&password);
+                    Ok(None)
+                }
             }
-        }
-    })
+        },
+    )
     .await??;
     let Some(user) = found else {
         state.throttle.record_failure(&keys);
         Metrics::inc(&state.metrics.logins_failed, 1);
         tracing::info!(%username, %ip, "failed login");
-        return Err(AppError::new(ErrorCode::InvalidCredentials, "wrong username or password"));
+        return Err(AppError::new(
+            ErrorCode::InvalidCredentials,
+            "wrong username or password",
+        ));
     };
     if user.disabled {
-        return Err(AppError::new(ErrorCode::AccountDisabled, "this account is disabled"));
+        return Err(AppError::new(
+            ErrorCode::AccountDisabled,
+            "this account is disabled",
+        ));
     }
     state.throttle.reset(&keys[0]);
     let (token, hash) = new_token();

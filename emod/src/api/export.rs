@@ -10,8 +10,8 @@ use super::stats::{resolve, StatsQuery};
 use super::AppState;
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult};
-use crate::store::stats::ExportCursor;
 use crate::store::modality_code;
+use crate::store::stats::ExportCursor;
 
 const PAGE: i64 = 5000;
 
@@ -87,7 +87,11 @@ pub async fn export(
     let format = match q.format.as_deref().unwrap_or("csv") {
         "csv" => Format::Csv,
         "json" => Format::Json,
-        other => return Err(AppError::query(format!("unknown format `{other}` (csv or json)"))),
+        other => {
+            return Err(AppError::query(format!(
+                "unknown format `{other}` (csv or json)"
+            )))
+        }
     };
     let filter = resolve(&state, &user, &q, "read.export", None).await?;
     super::sessions::read_your_writes(&state).await?;
@@ -117,7 +121,11 @@ pub async fn export(
                 modality: modality_code(r.modality),
             });
             let full = page.len() as i64 == PAGE;
-            if tx.send(Ok(render(&page, format, &mut first))).await.is_err() {
+            if tx
+                .send(Ok(render(&page, format, &mut first)))
+                .await
+                .is_err()
+            {
                 return;
             }
             if !full {
@@ -140,7 +148,9 @@ pub async fn export(
             let _ = tx.send(Ok(Bytes::from_static(b"]"))).await;
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
     let (ctype, ext) = match format {
         Format::Csv => ("text/csv; charset=utf-8", "csv"),
         Format::Json => ("application/json", "json"),

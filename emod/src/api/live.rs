@@ -55,7 +55,11 @@ fn sse(event: &LiveEvent) -> Bytes {
 #[utoipa::path(get, path = "/api/v1/sessions/{id}/live", tag = "sessions", params(("id" = Uuid, Path)),
     responses((status = 200, description = "text/event-stream of LiveEvent JSON objects", body = LiveEvent)),
     security(("bearer" = [])))]
-pub async fn stream(state: web::Data<AppState>, user: AuthUser, path: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn stream(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let id = Uuid::parse_str(&path).map_err(|_| AppError::not_found("session"))?;
     let store = state.store.clone();
     let (row, owner) = web::block(move || store.session(&id.to_string()))
@@ -65,33 +69,45 @@ pub async fn stream(state: web::Data<AppState>, user: AuthUser, path: web::Path<
         if !user.is_admin() {
             return Err(AppError::not_found("session"));
         }
-        audit::record(&state, &user, "read.live", Some(owner), format!("session={id}")).await?;
+        audit::record(
+            &state,
+            &user,
+            "read.live",
+            Some(owner),
+            format!("session={id}"),
+        )
+        .await?;
     }
     let rx = state.live.subscribe(id);
     let already_over = row.status() != SessionStatus::Running;
     let initial = if already_over {
-        vec![Ok::<_, actix_web::Error>(sse(&LiveEvent::Stopped { session_id: id }))]
+        vec![Ok::<_, actix_web::Error>(sse(&LiveEvent::Stopped {
+            session_id: id,
+        }))]
     } else {
         vec![Ok(Bytes::from_static(b": connected\n\n"))]
     };
     let head = futures_util::stream::iter(initial);
-    let events = futures_util::stream::unfold((rx, already_over), move |(mut rx, done)| async move {
-        if done {
-            return None;
-        }
-        loop {
-            match tokio::time::timeout(Duration::from_secs(15), rx.recv()).await {
-                Ok(Ok(ev)) => {
-                    let stop = matches!(ev, LiveEvent::Stopped { .. });
-                    return Some((Ok(sse(&ev)), (rx, stop)));
-                }
-                Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
-                Ok(Err(broadcast::error::RecvError::Closed)) => return None,
-                // Keep-alive comment so proxies and clients see the stream is alive.
-                Err(_) => return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), (rx, false))),
+    let events =
+        futures_util::stream::unfold((rx, already_over), move |(mut rx, done)| async move {
+            if done {
+                return None;
             }
-        }
-    });
+            loop {
+                match tokio::time::timeout(Duration::from_secs(15), rx.recv()).await {
+                    Ok(Ok(ev)) => {
+                        let stop = matches!(ev, LiveEvent::Stopped { .. });
+                        return Some((Ok(sse(&ev)), (rx, stop)));
+                    }
+                    Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+                    Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+                    // Keep-alive comment so proxies and clients see the stream is alive.
+                    Err(_) => {
+                        return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), (rx, false)))
+                    }
+                }
+            }
+        });
     use futures_util::StreamExt;
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")

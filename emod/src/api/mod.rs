@@ -61,10 +61,14 @@ fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
         JsonPayloadError::Deserialize(de) if de.is_data() => {
             AppError::invalid(format!("invalid request body: {de}"))
         }
-        JsonPayloadError::Deserialize(de) => {
-            AppError::new(ErrorCode::MalformedJson, format!("body is not valid JSON: {de}"))
-        }
-        other => AppError::new(ErrorCode::MalformedJson, format!("unreadable body: {other}")),
+        JsonPayloadError::Deserialize(de) => AppError::new(
+            ErrorCode::MalformedJson,
+            format!("body is not valid JSON: {de}"),
+        ),
+        other => AppError::new(
+            ErrorCode::MalformedJson,
+            format!("unreadable body: {other}"),
+        ),
     };
     e.into()
 }
@@ -84,7 +88,11 @@ async fn not_found() -> actix_web::HttpResponse {
 
 async fn method_not_allowed() -> actix_web::HttpResponse {
     use actix_web::ResponseError;
-    AppError::new(ErrorCode::MethodNotAllowed, "method not allowed on this route").error_response()
+    AppError::new(
+        ErrorCode::MethodNotAllowed,
+        "method not allowed on this route",
+    )
+    .error_response()
 }
 
 async fn count_responses(
@@ -141,9 +149,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::post().to(sessions::post_samples)),
                 )
                 .service(resource("/sessions/{id}/live").route(web::get().to(live::stream)))
-                .service(
-                    resource("/stats/distribution").route(web::get().to(stats::distribution)),
-                )
+                .service(resource("/stats/distribution").route(web::get().to(stats::distribution)))
                 .service(resource("/stats/timeline").route(web::get().to(stats::timeline)))
                 .service(resource("/stats/heatmap").route(web::get().to(stats::heatmap)))
                 .service(resource("/export").route(web::get().to(export::export)))
@@ -178,7 +184,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .app_data(web::QueryConfig::default().error_handler(query_error))
             .app_data(web::PathConfig::default().error_handler(path_error))
             .wrap(actix_web::middleware::from_fn(count_responses))
-            .wrap(actix_web::middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("emod::http"))
+            .wrap(
+                actix_web::middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("emod::http"),
+            )
             .configure(configure)
     })
     .listen(listener)?
@@ -216,7 +224,9 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
     })
     .await??;
     let metrics = Arc::new(Metrics::default());
-    metrics.database_up.store(1, std::sync::atomic::Ordering::Relaxed);
+    metrics
+        .database_up
+        .store(1, std::sync::atomic::Ordering::Relaxed);
     let spool_dir = config.spool_dir().ok();
     if let Some(dir) = &spool_dir {
         let (s, d) = (store.clone(), dir.clone());
@@ -249,7 +259,10 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
     };
     let recovered = sessions::recover_interrupted(&state).await?;
     if recovered > 0 {
-        tracing::warn!(recovered, "sessions left running by an earlier crash marked interrupted");
+        tracing::warn!(
+            recovered,
+            "sessions left running by an earlier crash marked interrupted"
+        );
     }
     Ok(state)
 }

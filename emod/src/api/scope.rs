@@ -21,9 +21,9 @@ pub async fn data_scope(
     let agent = agent.map(str::trim).filter(|a| !a.is_empty());
     if !user.is_admin() {
         return match agent {
-            Some(name) if name != user.username => Err(AppError::forbidden(
-                "agents can only see their own data",
-            )),
+            Some(name) if name != user.username => {
+                Err(AppError::forbidden("agents can only see their own data"))
+            }
             _ => Ok(Some(user.id)),
         };
     }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use emo_api_types::{
-    Accepted, Emotion, ErrorCode, LiveEvent, Modality, Page, Sample, SampleBatch, Session, SessionStatus,
-    StartSession, StopSession,
+    Accepted, Emotion, ErrorCode, LiveEvent, Modality, Page, Sample, SampleBatch, Session,
+    SessionStatus, StartSession, StopSession,
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -18,7 +18,9 @@ use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
 use crate::store::sessions::SessionFilter;
-use crate::store::{emotion_code, modality_code, now_ms, parse_uuid, SampleRow, SessionRow, StoreError};
+use crate::store::{
+    emotion_code, modality_code, now_ms, parse_uuid, SampleRow, SessionRow, StoreError,
+};
 
 /// Most samples one request may carry.
 pub const MAX_BATCH: usize = 10_000;
@@ -41,13 +43,23 @@ pub struct RunningSessions {
 
 impl RunningSessions {
     fn get(&self, id: Uuid) -> Option<RunningInfo> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).get(&id).copied()
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .copied()
     }
     fn put(&self, id: Uuid, info: RunningInfo) {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).insert(id, info);
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, info);
     }
     fn remove(&self, id: Uuid) {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
     }
 }
 
@@ -58,7 +70,9 @@ pub fn page_bounds(limit: Option<u64>, offset: Option<u64>) -> AppResult<(u64, u
 fn page_bounds_max(limit: Option<u64>, offset: Option<u64>, max: u64) -> AppResult<(u64, u64)> {
     let limit = limit.unwrap_or(50.min(max));
     if limit == 0 || limit > max {
-        return Err(AppError::query(format!("limit must be between 1 and {max}")));
+        return Err(AppError::query(format!(
+            "limit must be between 1 and {max}"
+        )));
     }
     Ok((limit, offset.unwrap_or(0)))
 }
@@ -95,7 +109,14 @@ async fn visible_session(
         if !user.is_admin() {
             return Err(AppError::not_found("session"));
         }
-        audit::record(state, user, action, Some(owner.clone()), format!("session={id}")).await?;
+        audit::record(
+            state,
+            user,
+            action,
+            Some(owner.clone()),
+            format!("session={id}"),
+        )
+        .await?;
     }
     Ok((row, owner))
 }
@@ -125,7 +146,9 @@ pub async fn start(
         None => now,
     };
     if body.sources.len() > 16 || body.sources.iter().any(|s| s.len() > 200) {
-        return Err(AppError::invalid("at most 16 sources of at most 200 characters"));
+        return Err(AppError::invalid(
+            "at most 16 sources of at most 200 characters",
+        ));
     }
     if body.label.as_ref().is_some_and(|l| l.len() > 200) {
         return Err(AppError::invalid("label is longer than 200 characters"));
@@ -203,7 +226,8 @@ pub async fn list(
     let q = q.into_inner();
     let (limit, offset) = page_bounds(q.limit, q.offset)?;
     let detail = format!("agent={:?} from={:?} to={:?}", q.agent, q.from, q.to);
-    let scope = scope::data_scope(&state, &user, q.agent.as_deref(), "read.sessions", detail).await?;
+    let scope =
+        scope::data_scope(&state, &user, q.agent.as_deref(), "read.sessions", detail).await?;
     let filter = SessionFilter {
         user_id: scope.map(|u| u.to_string()),
         from_ms: q.from.map(|t| t.timestamp_millis()),
@@ -222,7 +246,11 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "sessions", params(("id" = Uuid, Path)),
     responses((status = 200, body = Session), (status = 404, body = emo_api_types::ApiError)),
     security(("bearer" = [])))]
-pub async fn get(state: web::Data<AppState>, user: AuthUser, path: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn get(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let id = parse_id(&path)?;
     let (row, owner) = visible_session(&state, &user, id, "read.session").await?;
     Ok(HttpResponse::Ok().json(row.to_api(&owner)))
@@ -241,14 +269,19 @@ pub async fn stop(
     let id = parse_id(&path)?;
     let (row, owner) = visible_session(&state, &user, id, "session.stop").await?;
     if row.status() != SessionStatus::Running {
-        return Err(AppError::new(ErrorCode::SessionNotRunning, "the session is not running"));
+        return Err(AppError::new(
+            ErrorCode::SessionNotRunning,
+            "the session is not running",
+        ));
     }
     let now = now_ms();
     let ended_at = match body.and_then(|b| b.into_inner().ended_at) {
         Some(t) => {
             let t = t.timestamp_millis();
             if t < row.started_at || t > now + SKEW_MS {
-                return Err(AppError::invalid("ended_at must lie between the session start and now"));
+                return Err(AppError::invalid(
+                    "ended_at must lie between the session start and now",
+                ));
             }
             t
         }
@@ -287,11 +320,16 @@ async fn finish(
     })
     .await??;
     if !summary.1 {
-        return Err(AppError::new(ErrorCode::SessionNotRunning, "the session is not running"));
+        return Err(AppError::new(
+            ErrorCode::SessionNotRunning,
+            "the session is not running",
+        ));
     }
     let sid = parse_uuid(&row.id);
     state.running.remove(sid);
-    state.live.publish(sid, LiveEvent::Stopped { session_id: sid });
+    state
+        .live
+        .publish(sid, LiveEvent::Stopped { session_id: sid });
     state.live.close(sid);
     Metrics::inc(&state.metrics.sessions_stopped, 1);
     Ok(summary.0)
@@ -385,7 +423,9 @@ pub fn validate_batch(batch: &SampleBatch, started_at: i64, now: i64) -> Result<
             ));
         }
         if s.probabilities.values().any(|p| !(0.0..=1.0).contains(p)) {
-            return Err(format!("samples[{i}].probabilities must each be between 0 and 1"));
+            return Err(format!(
+                "samples[{i}].probabilities must each be between 0 and 1"
+            ));
         }
         if !s.probabilities.is_empty() {
             let sum: f64 = s.probabilities.values().sum();
@@ -460,7 +500,10 @@ async fn running_info(state: &web::Data<AppState>, id: Uuid) -> AppResult<Runnin
         Ok(Some((row, _))) => {
             if row.status() != SessionStatus::Running {
                 state.running.remove(id);
-                return Err(AppError::new(ErrorCode::SessionNotRunning, "the session is not running"));
+                return Err(AppError::new(
+                    ErrorCode::SessionNotRunning,
+                    "the session is not running",
+                ));
             }
             let info = RunningInfo {
                 user_id: parse_uuid(&row.user_id),
@@ -502,10 +545,32 @@ mod tests {
         };
         assert!(validate_batch(&ok, 1_000_000, 1_000_000).is_ok());
         let cases = [
-            (sample(1_000_000, Modality::Fused, Emotion::Happy, 1.5), "confidence"),
-            (sample(1_000_000, Modality::Face, Emotion::Calm, 0.5), "calm"),
-            (sample(1_000_000 + 3 * SKEW_MS, Modality::Fused, Emotion::Happy, 0.5), "future"),
-            (sample(1_000_000 - 3 * SKEW_MS, Modality::Fused, Emotion::Happy, 0.5), "before"),
+            (
+                sample(1_000_000, Modality::Fused, Emotion::Happy, 1.5),
+                "confidence",
+            ),
+            (
+                sample(1_000_000, Modality::Face, Emotion::Calm, 0.5),
+                "calm",
+            ),
+            (
+                sample(
+                    1_000_000 + 3 * SKEW_MS,
+                    Modality::Fused,
+                    Emotion::Happy,
+                    0.5,
+                ),
+                "future",
+            ),
+            (
+                sample(
+                    1_000_000 - 3 * SKEW_MS,
+                    Modality::Fused,
+                    Emotion::Happy,
+                    0.5,
+                ),
+                "before",
+            ),
         ];
         for (s, word) in cases {
             let b = SampleBatch {

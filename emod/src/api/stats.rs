@@ -73,7 +73,9 @@ pub async fn resolve(
     }
     let tz = q.tz_offset_minutes.unwrap_or(0);
     if !(-840..=840).contains(&tz) {
-        return Err(AppError::query("tz_offset_minutes must be between -840 and 840"));
+        return Err(AppError::query(
+            "tz_offset_minutes must be between -840 and 840",
+        ));
     }
     let user_id = scope::data_scope(state, user, q.agent.as_deref(), action, q.describe()).await?;
     Ok(StatsFilter {
@@ -93,7 +95,14 @@ pub async fn distribution(
     user: AuthUser,
     q: web::Query<StatsQuery>,
 ) -> AppResult<HttpResponse> {
-    let f = resolve(&state, &user, &q, "read.stats.distribution", Some(Modality::Fused)).await?;
+    let f = resolve(
+        &state,
+        &user,
+        &q,
+        "read.stats.distribution",
+        Some(Modality::Fused),
+    )
+    .await?;
     let store = state.store.clone();
     let d = web::block(move || store.distribution(&f)).await??;
     Ok(HttpResponse::Ok().json(d))
@@ -117,7 +126,14 @@ pub async fn timeline(
             }
         }
     }
-    let f = resolve(&state, &user, &q, "read.stats.timeline", Some(Modality::Fused)).await?;
+    let f = resolve(
+        &state,
+        &user,
+        &q,
+        "read.stats.timeline",
+        Some(Modality::Fused),
+    )
+    .await?;
     let store = state.store.clone();
     let t = web::block(move || store.timeline(&f, bucket)).await??;
     Ok(HttpResponse::Ok().json(t))
@@ -131,7 +147,14 @@ pub async fn heatmap(
     q: web::Query<StatsQuery>,
 ) -> AppResult<HttpResponse> {
     let kind = q.kind.unwrap_or(HeatmapKind::AgentEmotion);
-    let f = resolve(&state, &user, &q, "read.stats.heatmap", Some(Modality::Fused)).await?;
+    let f = resolve(
+        &state,
+        &user,
+        &q,
+        "read.stats.heatmap",
+        Some(Modality::Fused),
+    )
+    .await?;
     let store = state.store.clone();
     let h = web::block(move || store.heatmap(&f, kind)).await??;
     Ok(HttpResponse::Ok().json(h))

@@ -24,7 +24,11 @@ pub async fn list(state: web::Data<AppState>, user: AuthUser) -> AppResult<HttpR
     params(("username" = String, Path)),
     responses((status = 200, body = User), (status = 404, body = emo_api_types::ApiError)),
     security(("bearer" = [])))]
-pub async fn get(state: web::Data<AppState>, user: AuthUser, path: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn get(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
     user.require_admin()?;
     let name = path.into_inner();
     let store = state.store.clone();

@@ -67,7 +67,8 @@ fn open_target(args: &StoreArgs) -> anyhow::Result<Target> {
     match &args.postgres {
         Some(url) => {
             let name = format!("emo_bench_{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
-            let mut admin = PgConnection::establish(url).with_context(|| format!("connecting to {url}"))?;
+            let mut admin =
+                PgConnection::establish(url).with_context(|| format!("connecting to {url}"))?;
             diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin)?;
             let base = url.rsplit_once('/').map(|(b, _)| b).unwrap_or(url);
             let db_url = format!("{base}/{name}");
@@ -83,7 +84,10 @@ fn open_target(args: &StoreArgs) -> anyhow::Result<Target> {
                         return;
                     }
                     if let Ok(mut c) = PgConnection::establish(&admin_url) {
-                        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c);
+                        let _ = diesel::sql_query(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        ))
+                        .execute(&mut c);
                     }
                 })),
                 _dir: None,
@@ -113,8 +117,14 @@ pub fn run(args: StoreArgs, _config: &Config) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
-        println!("store benchmark on {}: {} samples, {} agents, {} sessions", r.backend, r.samples, r.agents, r.sessions);
-        println!("ingest: {:.1} s, {:.0} samples/s", r.ingest_seconds, r.ingest_samples_per_second);
+        println!(
+            "store benchmark on {}: {} samples, {} agents, {} sessions",
+            r.backend, r.samples, r.agents, r.sessions
+        );
+        println!(
+            "ingest: {:.1} s, {:.0} samples/s",
+            r.ingest_seconds, r.ingest_samples_per_second
+        );
         println!("{:<44} {:>10}", "dashboard query", "median ms");
         for (q, ms) in &r.queries_ms {
             println!("{q:<44} {ms:>10.1}");
@@ -127,7 +137,9 @@ fn bench(args: &StoreArgs, target: &Target) -> anyhow::Result<StoreBench> {
     let store = &target.store;
     store.migrate()?;
     let is_pg = args.postgres.is_some();
-    let n = args.samples.unwrap_or(if is_pg { 10_000_000 } else { 1_000_000 });
+    let n = args
+        .samples
+        .unwrap_or(if is_pg { 10_000_000 } else { 1_000_000 });
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let hash = crate::auth::hash_password("bench-password")?;
     let users: Vec<UserRow> = (0..args.agents)
@@ -217,7 +229,10 @@ fn bench(args: &StoreArgs, target: &Target) -> anyhow::Result<StoreBench> {
         }
         seeded += count;
         if !args.json && s % 200 == 0 && s > 0 {
-            eprintln!("  {seeded} samples, {:.0}/s", seeded as f64 / ingest.as_secs_f64().max(1e-9));
+            eprintln!(
+                "  {seeded} samples, {:.0}/s",
+                seeded as f64 / ingest.as_secs_f64().max(1e-9)
+            );
         }
     }
     if !buf.is_empty() {
@@ -234,36 +249,135 @@ fn bench(args: &StoreArgs, target: &Target) -> anyhow::Result<StoreBench> {
     let agent = crate::store::parse_uuid(&users[0].id);
     let hour = 3_600_000;
     let week_from = day0 - 7 * 86_400_000;
-    let fused = |f: StatsFilter| StatsFilter { modality: Some(2), ..f };
+    let fused = |f: StatsFilter| StatsFilter {
+        modality: Some(2),
+        ..f
+    };
     let all = fused(StatsFilter::default());
-    let one = fused(StatsFilter { user_id: Some(agent), ..Default::default() });
-    let week = fused(StatsFilter { from_ms: Some(week_from), to_ms: Some(day0 + 86_400_000), ..Default::default() });
+    let one = fused(StatsFilter {
+        user_id: Some(agent),
+        ..Default::default()
+    });
+    let week = fused(StatsFilter {
+        from_ms: Some(week_from),
+        to_ms: Some(day0 + 86_400_000),
+        ..Default::default()
+    });
     let odd_range = fused(StatsFilter {
         from_ms: Some(week_from + 1_234_567),
         to_ms: Some(day0 + 86_400_000 - 7_654_321),
         ..Default::default()
     });
-    let one_day = fused(StatsFilter { from_ms: Some(day0 + 8 * hour), to_ms: Some(day0 + 16 * hour), ..Default::default() });
-    let one_hour = fused(StatsFilter { from_ms: Some(day0 + 9 * hour), to_ms: Some(day0 + 10 * hour), ..Default::default() });
-    let agent_day = StatsFilter { user_id: Some(agent), ..one_day.clone() };
+    let one_day = fused(StatsFilter {
+        from_ms: Some(day0 + 8 * hour),
+        to_ms: Some(day0 + 16 * hour),
+        ..Default::default()
+    });
+    let one_hour = fused(StatsFilter {
+        from_ms: Some(day0 + 9 * hour),
+        to_ms: Some(day0 + 10 * hour),
+        ..Default::default()
+    });
+    let agent_day = StatsFilter {
+        user_id: Some(agent),
+        ..one_day.clone()
+    };
     type Query<'a> = Box<dyn Fn() -> anyhow::Result<()> + 'a>;
     let queries: Vec<(&str, Query)> = vec![
-        ("distribution, all agents", Box::new(|| { store.distribution(&all)?; Ok(()) })),
-        ("distribution, one agent", Box::new(|| { store.distribution(&one)?; Ok(()) })),
-        ("distribution, last week", Box::new(|| { store.distribution(&week)?; Ok(()) })),
-        ("distribution, week, unaligned (raw rows)", Box::new(|| { store.distribution(&odd_range)?; Ok(()) })),
-        ("timeline by hour, all", Box::new(|| { store.timeline(&all, Bucket::Hour)?; Ok(()) })),
-        ("timeline by day, one agent", Box::new(|| { store.timeline(&one, Bucket::Day)?; Ok(()) })),
-        ("timeline by minute, one hour, all agents", Box::new(|| { store.timeline(&one_hour, Bucket::Minute)?; Ok(()) })),
-        ("timeline by minute, one day, one agent", Box::new(|| { store.timeline(&agent_day, Bucket::Minute)?; Ok(()) })),
-        ("timeline by minute, one day, all agents", Box::new(|| { store.timeline(&one_day, Bucket::Minute)?; Ok(()) })),
-        ("heatmap agent x emotion, all", Box::new(|| { store.heatmap(&all, HeatmapKind::AgentEmotion)?; Ok(()) })),
-        ("heatmap weekday x hour, all", Box::new(|| { store.heatmap(&all, HeatmapKind::WeekdayHour)?; Ok(()) })),
-        ("sessions list, first page", Box::new(|| {
-            store.list_sessions(&SessionFilter { limit: 50, ..Default::default() })?;
-            Ok(())
-        })),
-        ("export, first page (5,000 rows)", Box::new(|| { store.export_page(&one, None, 5000)?; Ok(()) })),
+        (
+            "distribution, all agents",
+            Box::new(|| {
+                store.distribution(&all)?;
+                Ok(())
+            }),
+        ),
+        (
+            "distribution, one agent",
+            Box::new(|| {
+                store.distribution(&one)?;
+                Ok(())
+            }),
+        ),
+        (
+            "distribution, last week",
+            Box::new(|| {
+                store.distribution(&week)?;
+                Ok(())
+            }),
+        ),
+        (
+            "distribution, week, unaligned (raw rows)",
+            Box::new(|| {
+                store.distribution(&odd_range)?;
+                Ok(())
+            }),
+        ),
+        (
+            "timeline by hour, all",
+            Box::new(|| {
+                store.timeline(&all, Bucket::Hour)?;
+                Ok(())
+            }),
+        ),
+        (
+            "timeline by day, one agent",
+            Box::new(|| {
+                store.timeline(&one, Bucket::Day)?;
+                Ok(())
+            }),
+        ),
+        (
+            "timeline by minute, one hour, all agents",
+            Box::new(|| {
+                store.timeline(&one_hour, Bucket::Minute)?;
+                Ok(())
+            }),
+        ),
+        (
+            "timeline by minute, one day, one agent",
+            Box::new(|| {
+                store.timeline(&agent_day, Bucket::Minute)?;
+                Ok(())
+            }),
+        ),
+        (
+            "timeline by minute, one day, all agents",
+            Box::new(|| {
+                store.timeline(&one_day, Bucket::Minute)?;
+                Ok(())
+            }),
+        ),
+        (
+            "heatmap agent x emotion, all",
+            Box::new(|| {
+                store.heatmap(&all, HeatmapKind::AgentEmotion)?;
+                Ok(())
+            }),
+        ),
+        (
+            "heatmap weekday x hour, all",
+            Box::new(|| {
+                store.heatmap(&all, HeatmapKind::WeekdayHour)?;
+                Ok(())
+            }),
+        ),
+        (
+            "sessions list, first page",
+            Box::new(|| {
+                store.list_sessions(&SessionFilter {
+                    limit: 50,
+                    ..Default::default()
+                })?;
+                Ok(())
+            }),
+        ),
+        (
+            "export, first page (5,000 rows)",
+            Box::new(|| {
+                store.export_page(&one, None, 5000)?;
+                Ok(())
+            }),
+        ),
     ];
     let mut queries_ms = Vec::new();
     for (name, q) in &queries {

@@ -106,7 +106,10 @@ pub fn run(cmd: UserCommand, config: &Config) -> anyhow::Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&users)?);
             } else {
-                println!("{:<24} {:<6} {:<9} {:<20} CREATED", "USERNAME", "ROLE", "STATE", "DISPLAY NAME");
+                println!(
+                    "{:<24} {:<6} {:<9} {:<20} CREATED",
+                    "USERNAME", "ROLE", "STATE", "DISPLAY NAME"
+                );
                 for u in users {
                     println!(
                         "{:<24} {:<6} {:<9} {:<20} {}",
@@ -121,20 +124,38 @@ pub fn run(cmd: UserCommand, config: &Config) -> anyhow::Result<ExitCode> {
         }
         UserCommand::Disable { username } => {
             let u = find(&store, &username)?;
-            store.update_user(&u.id, &UserChanges { disabled: Some(true), ..Default::default() })?;
+            store.update_user(
+                &u.id,
+                &UserChanges {
+                    disabled: Some(true),
+                    ..Default::default()
+                },
+            )?;
             println!("disabled `{username}` and revoked their tokens");
         }
         UserCommand::Enable { username } => {
             let u = find(&store, &username)?;
-            store.update_user(&u.id, &UserChanges { disabled: Some(false), ..Default::default() })?;
+            store.update_user(
+                &u.id,
+                &UserChanges {
+                    disabled: Some(false),
+                    ..Default::default()
+                },
+            )?;
             println!("enabled `{username}`");
         }
-        UserCommand::Passwd { username, password_stdin } => {
+        UserCommand::Passwd {
+            username,
+            password_stdin,
+        } => {
             let u = find(&store, &username)?;
             let pw = read_password(password_stdin, min)?;
             store.update_user(
                 &u.id,
-                &UserChanges { password_hash: Some(hash_password(&pw)?), ..Default::default() },
+                &UserChanges {
+                    password_hash: Some(hash_password(&pw)?),
+                    ..Default::default()
+                },
             )?;
             println!("password of `{username}` changed; their tokens are revoked");
         }

@@ -36,7 +36,9 @@ impl AuditRow {
 impl Store {
     pub fn insert_audit(&self, row: &AuditRow) -> StoreResult<()> {
         with_conn!(self, |c| {
-            diesel::insert_into(audit_log::table).values(row).execute(c)?;
+            diesel::insert_into(audit_log::table)
+                .values(row)
+                .execute(c)?;
             Ok(())
         })
     }

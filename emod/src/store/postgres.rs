@@ -29,7 +29,12 @@ pub fn redact(url: &str) -> String {
         (Some(scheme), Some(at)) if at > scheme => {
             let creds = &url[scheme + 3..at];
             match creds.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &creds[..colon], &url[at..]),
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
                 None => url.to_string(),
             }
         }
@@ -41,7 +46,10 @@ pub fn redact(url: &str) -> String {
 mod tests {
     #[test]
     fn redacts_password_only() {
-        assert_eq!(super::redact("postgres://u:pw@h:5432/d"), "postgres://u:***@h:5432/d");
+        assert_eq!(
+            super::redact("postgres://u:pw@h:5432/d"),
+            "postgres://u:***@h:5432/d"
+        );
         assert_eq!(super::redact("postgres://u@h/d"), "postgres://u@h/d");
         assert_eq!(super::redact("postgres:///d"), "postgres:///d");
     }

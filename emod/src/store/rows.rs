@@ -7,8 +7,8 @@ use emo_api_types::{Emotion, Modality, Role, Sample, SampleIn, Session, SessionS
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::schema::*;
 use super::ms_to_datetime;
+use super::schema::*;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]

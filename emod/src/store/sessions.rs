@@ -2,15 +2,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use diesel::connection::SimpleConnection;
 use diesel::dsl::{count_star, sql};
 use diesel::prelude::*;
-use diesel::connection::SimpleConnection;
 use diesel::sql_types::BigInt;
 use diesel::upsert::excluded;
 use emo_api_types::{Emotion, Modality, SessionStatus, SessionSummary};
 
 use super::rows::{emotion_code, emotion_from_code, modality_from_code};
-use super::schema::{sample_counts_hourly, sample_counts_minute, samples, samples_in, sessions, users};
+use super::schema::{
+    sample_counts_hourly, sample_counts_minute, samples, samples_in, sessions, users,
+};
 use super::{Db, SampleRow, SessionRow, Store, StoreError, StoreResult};
 use crate::with_conn;
 
@@ -86,7 +88,10 @@ macro_rules! upsert_rollups {
                     sample_counts_hourly::emotion,
                 ))
                 .do_update()
-                .set(sample_counts_hourly::n.eq(sample_counts_hourly::n + excluded(sample_counts_hourly::n)))
+                .set(
+                    sample_counts_hourly::n
+                        .eq(sample_counts_hourly::n + excluded(sample_counts_hourly::n)),
+                )
                 .execute($c)?;
         }
         for ((user, minute, m, e), n) in rollup_of($new, 60_000) {
@@ -105,7 +110,10 @@ macro_rules! upsert_rollups {
                     sample_counts_minute::emotion,
                 ))
                 .do_update()
-                .set(sample_counts_minute::n.eq(sample_counts_minute::n + excluded(sample_counts_minute::n)))
+                .set(
+                    sample_counts_minute::n
+                        .eq(sample_counts_minute::n + excluded(sample_counts_minute::n)),
+                )
                 .execute($c)?;
         }
     };
@@ -126,7 +134,9 @@ pub struct SessionFilter {
 impl Store {
     pub fn insert_session(&self, row: &SessionRow) -> StoreResult<()> {
         with_conn!(self, |c| {
-            diesel::insert_into(sessions::table).values(row).execute(c)?;
+            diesel::insert_into(sessions::table)
+                .values(row)
+                .execute(c)?;
             Ok(())
         })
     }
@@ -143,7 +153,10 @@ impl Store {
         })
     }
 
-    pub fn list_sessions(&self, f: &SessionFilter) -> StoreResult<(Vec<(SessionRow, String)>, i64)> {
+    pub fn list_sessions(
+        &self,
+        f: &SessionFilter,
+    ) -> StoreResult<(Vec<(SessionRow, String)>, i64)> {
         macro_rules! filtered {
             () => {{
                 let mut q = sessions::table.inner_join(users::table).into_boxed();
@@ -258,11 +271,17 @@ impl Store {
                 c.transaction::<_, StoreError, _>(|c| {
                     let mut new = Vec::new();
                     for chunk in rows.chunks(INSERT_CHUNK) {
-                        let part: Vec<(String, i64, i16, i16)> = diesel::insert_into(samples::table)
-                            .values(chunk)
-                            .on_conflict_do_nothing()
-                            .returning((samples::user_id, samples::t, samples::modality, samples::emotion))
-                            .get_results(c)?;
+                        let part: Vec<(String, i64, i16, i16)> =
+                            diesel::insert_into(samples::table)
+                                .values(chunk)
+                                .on_conflict_do_nothing()
+                                .returning((
+                                    samples::user_id,
+                                    samples::t,
+                                    samples::modality,
+                                    samples::emotion,
+                                ))
+                                .get_results(c)?;
                         new.extend(part);
                     }
                     let n = new.len();
@@ -327,43 +346,52 @@ impl Store {
 
     /// Aggregates a session's samples: distribution (fused estimates when there are any, else
     /// face, else voice), dominant emotion, per-modality counts and second-level coverage.
-    pub fn compute_summary(&self, session_id: &str, started_at: i64, ended_at: i64) -> StoreResult<SessionSummary> {
-        let (groups, seconds): (Vec<(i16, i16, i64, Option<f64>)>, Vec<(i16, i64)>) =
-            with_conn!(self, |c| {
-                let groups = samples::table
-                    .filter(samples::session_id.eq(session_id))
-                    .group_by((samples::modality, samples::emotion))
-                    .select((
-                        samples::modality,
-                        samples::emotion,
-                        count_star(),
-                        sql::<diesel::sql_types::Nullable<diesel::sql_types::Double>>(
-                            "CAST(SUM(confidence) AS DOUBLE PRECISION)",
-                        ),
-                    ))
-                    .load::<(i16, i16, i64, Option<f64>)>(c)?;
-                let seconds = samples::table
-                    .filter(samples::session_id.eq(session_id))
-                    .group_by(samples::modality)
-                    .select((
-                        samples::modality,
-                        sql::<BigInt>("COUNT(DISTINCT t / 1000)"),
-                    ))
-                    .load::<(i16, i64)>(c)?;
-                Ok::<_, StoreError>((groups, seconds))
-            })?;
+    pub fn compute_summary(
+        &self,
+        session_id: &str,
+        started_at: i64,
+        ended_at: i64,
+    ) -> StoreResult<SessionSummary> {
+        let (groups, seconds): (Vec<SummaryGroup>, Vec<(i16, i64)>) = with_conn!(self, |c| {
+            let groups = samples::table
+                .filter(samples::session_id.eq(session_id))
+                .group_by((samples::modality, samples::emotion))
+                .select((
+                    samples::modality,
+                    samples::emotion,
+                    count_star(),
+                    sql::<diesel::sql_types::Nullable<diesel::sql_types::Double>>(
+                        "CAST(SUM(confidence) AS DOUBLE PRECISION)",
+                    ),
+                ))
+                .load::<(i16, i16, i64, Option<f64>)>(c)?;
+            let seconds = samples::table
+                .filter(samples::session_id.eq(session_id))
+                .group_by(samples::modality)
+                .select((samples::modality, sql::<BigInt>("COUNT(DISTINCT t / 1000)")))
+                .load::<(i16, i64)>(c)?;
+            Ok::<_, StoreError>((groups, seconds))
+        })?;
         Ok(summarize(&groups, &seconds, started_at, ended_at))
     }
 }
 
 /// Counts of newly stored samples per (user, time bucket of `grain` ms, modality, emotion).
-fn rollup_of(rows: &[(String, i64, i16, i16)], grain: i64) -> HashMap<(String, i64, i16, i16), i64> {
+fn rollup_of(
+    rows: &[(String, i64, i16, i16)],
+    grain: i64,
+) -> HashMap<(String, i64, i16, i16), i64> {
     let mut rollup = HashMap::new();
     for (user, t, m, e) in rows {
-        *rollup.entry((user.clone(), t - t.rem_euclid(grain), *m, *e)).or_default() += 1;
+        *rollup
+            .entry((user.clone(), t - t.rem_euclid(grain), *m, *e))
+            .or_default() += 1;
     }
     rollup
 }
+
+/// (modality, emotion, count, sum of confidence) of one session.
+type SummaryGroup = (i16, i16, i64, Option<f64>);
 
 /// Pure aggregation behind [`Store::compute_summary`], unit-tested on its own.
 pub fn summarize(
@@ -404,7 +432,12 @@ pub fn summarize(
         .map(|(e, _)| *e);
     let coverage = seconds
         .iter()
-        .map(|(m, secs)| (modality_from_code(*m), (*secs as f64 / session_secs).min(1.0)))
+        .map(|(m, secs)| {
+            (
+                modality_from_code(*m),
+                (*secs as f64 / session_secs).min(1.0),
+            )
+        })
         .collect();
     SessionSummary {
         distribution,
@@ -415,7 +448,6 @@ pub fn summarize(
         duration_seconds: duration_ms as f64 / 1000.0,
     }
 }
-
 
 #[cfg(test)]
 mod tests {

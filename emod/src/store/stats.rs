@@ -118,13 +118,21 @@ fn split(f: &StatsFilter, grains: &[(Source, i64)], out: &mut Vec<(Source, Stats
     ));
     if let (Some(from), Some(a)) = (f.from_ms, inner_from) {
         if from != a {
-            let edge = StatsFilter { from_ms: Some(from), to_ms: Some(a), ..f.clone() };
+            let edge = StatsFilter {
+                from_ms: Some(from),
+                to_ms: Some(a),
+                ..f.clone()
+            };
             split(&edge, finer, out);
         }
     }
     if let (Some(to), Some(b)) = (f.to_ms, inner_to) {
         if to != b {
-            let edge = StatsFilter { from_ms: Some(b), to_ms: Some(to), ..f.clone() };
+            let edge = StatsFilter {
+                from_ms: Some(b),
+                to_ms: Some(to),
+                ..f.clone()
+            };
             split(&edge, finer, out);
         }
     }
@@ -219,7 +227,8 @@ impl Store {
                 "SELECT emotion, {count} AS n FROM {table} WHERE {} GROUP BY emotion",
                 part.where_sql(time_col, "")
             );
-            let part_rows: Vec<EmotionCount> = with_conn!(self, |c| diesel::sql_query(&sql).load(c)?);
+            let part_rows: Vec<EmotionCount> =
+                with_conn!(self, |c| diesel::sql_query(&sql).load(c)?);
             rows.extend(part_rows);
         }
         let mut counts = BTreeMap::new();
@@ -250,7 +259,8 @@ impl Store {
                  FROM {table} WHERE {} GROUP BY 1, emotion",
                 part.where_sql(time_col, "")
             );
-            let part_rows: Vec<BucketCount> = with_conn!(self, |c| diesel::sql_query(&sql).load(c)?);
+            let part_rows: Vec<BucketCount> =
+                with_conn!(self, |c| diesel::sql_query(&sql).load(c)?);
             rows.extend(part_rows);
         }
         rows.sort_by_key(|r| r.b);
@@ -428,7 +438,10 @@ mod tests {
     use super::*;
 
     fn ranges(parts: &[(Source, StatsFilter)]) -> Vec<(Source, Option<i64>, Option<i64>)> {
-        parts.iter().map(|(s, p)| (*s, p.from_ms, p.to_ms)).collect()
+        parts
+            .iter()
+            .map(|(s, p)| (*s, p.from_ms, p.to_ms))
+            .collect()
     }
 
     #[test]
@@ -436,10 +449,17 @@ mod tests {
         let (h, m) = (HOUR_MS, MINUTE_MS);
         let f = StatsFilter::default();
         assert_eq!(ranges(&f.plan(h, true)), vec![(Source::Hourly, None, None)]);
-        assert_eq!(ranges(&f.plan(m, true)), vec![(Source::Minutely, None, None)]);
+        assert_eq!(
+            ranges(&f.plan(m, true)),
+            vec![(Source::Minutely, None, None)]
+        );
         assert_eq!(ranges(&f.plan(1000, true)), vec![(Source::Raw, None, None)]);
         // Unaligned ends: hours, then minutes, then raw slivers.
-        let f = StatsFilter { from_ms: Some(5 * h + 10), to_ms: Some(9 * h + 2 * m + 20), ..Default::default() };
+        let f = StatsFilter {
+            from_ms: Some(5 * h + 10),
+            to_ms: Some(9 * h + 2 * m + 20),
+            ..Default::default()
+        };
         assert_eq!(
             ranges(&f.plan(DAY_MS, true)),
             vec![
@@ -451,13 +471,26 @@ mod tests {
             ]
         );
         // Inside one minute: raw only.
-        let f = StatsFilter { from_ms: Some(5 * h + 10), to_ms: Some(5 * h + 20), ..Default::default() };
-        assert_eq!(ranges(&f.plan(h, false)), vec![(Source::Raw, Some(5 * h + 10), Some(5 * h + 20))]);
+        let f = StatsFilter {
+            from_ms: Some(5 * h + 10),
+            to_ms: Some(5 * h + 20),
+            ..Default::default()
+        };
+        assert_eq!(
+            ranges(&f.plan(h, false)),
+            vec![(Source::Raw, Some(5 * h + 10), Some(5 * h + 20))]
+        );
         // Half-hour zones skip the hourly roll-up where the zone matters, not for plain counts.
-        let f = StatsFilter { tz_offset_ms: 30 * m, ..Default::default() };
+        let f = StatsFilter {
+            tz_offset_ms: 30 * m,
+            ..Default::default()
+        };
         assert_eq!(f.plan(h, true)[0].0, Source::Minutely);
         assert_eq!(f.plan(h, false)[0].0, Source::Hourly);
-        let f = StatsFilter { tz_offset_ms: 30 * 1000, ..Default::default() };
+        let f = StatsFilter {
+            tz_offset_ms: 30 * 1000,
+            ..Default::default()
+        };
         assert_eq!(f.plan(h, true)[0].0, Source::Raw);
     }
 

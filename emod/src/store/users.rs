@@ -96,7 +96,9 @@ impl Store {
 
     pub fn insert_token(&self, row: &TokenRow) -> StoreResult<()> {
         with_conn!(self, |c| {
-            diesel::insert_into(api_tokens::table).values(row).execute(c)?;
+            diesel::insert_into(api_tokens::table)
+                .values(row)
+                .execute(c)?;
             Ok(())
         })
     }
@@ -130,7 +132,9 @@ impl Store {
                 api_tokens::table.filter(
                     api_tokens::expires_at
                         .lt(now_ms - day)
-                        .or(api_tokens::revoked.eq(true).and(api_tokens::created_at.lt(now_ms - day))),
+                        .or(api_tokens::revoked
+                            .eq(true)
+                            .and(api_tokens::created_at.lt(now_ms - day))),
                 ),
             )
             .execute(c)?)

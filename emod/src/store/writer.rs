@@ -304,7 +304,9 @@ pub fn replay_spool(store: &Store, dir: &Path) -> anyhow::Result<usize> {
             }
             match serde_json::from_str::<SampleRow>(&line) {
                 Ok(r) => rows.push(r),
-                Err(e) => tracing::error!(file = %path.display(), line = i + 1, "skipping an unreadable spooled sample: {e}"),
+                Err(e) => {
+                    tracing::error!(file = %path.display(), line = i + 1, "skipping an unreadable spooled sample: {e}")
+                }
             }
         }
         store
