@@ -161,3 +161,58 @@ both_backends!(crash_marks_session_interrupted_and_keeps_samples, |b| {
     // A new session can start.
     srv.start_session(&token, None);
 });
+
+both_backends!(retention_deletes_old_sessions_and_their_counts, |b| {
+    let Some(env) = Env::new(b) else { return };
+    let env = env.with("EMO_PRIVACY_RETENTION_DAYS", "7");
+    let mut srv = env.start();
+    let token = srv.register("alice");
+    let old = Utc::now() - chrono::Duration::days(14);
+    let sid = srv.start_session(&token, Some(&old.to_rfc3339()));
+    let r = srv.post(
+        &format!("/api/v1/sessions/{sid}/samples"),
+        Some(&token),
+        &fused_samples(old.timestamp_millis(), 1, &["sad", "sad"]),
+    );
+    assert_eq!(r.status(), 201);
+    let end = (old + chrono::Duration::minutes(5)).to_rfc3339();
+    let r = srv.post(
+        &format!("/api/v1/sessions/{sid}/stop"),
+        Some(&token),
+        &json!({"ended_at": end}),
+    );
+    assert_eq!(r.status(), 200);
+    let recent = srv.start_session(&token, None);
+    let t = Utc::now().timestamp_millis() - 5_000;
+    let r = srv.post(
+        &format!("/api/v1/sessions/{recent}/samples"),
+        Some(&token),
+        &fused_samples(t, 1, &["happy"]),
+    );
+    assert_eq!(r.status(), 201);
+    wait_until("samples written", Duration::from_secs(10), || {
+        srv.get("/api/v1/stats/distribution", Some(&token))
+            .json::<Value>()
+            .unwrap()["total"]
+            == 3
+    });
+    // Retention runs at start and then hourly.
+    srv.sigterm();
+    let srv = env.start();
+    let token = srv.login("alice");
+    assert_eq!(
+        error_of(srv.get(&format!("/api/v1/sessions/{sid}"), Some(&token))),
+        (404, "not_found".into())
+    );
+    let d: Value = srv
+        .get("/api/v1/stats/distribution", Some(&token))
+        .json()
+        .unwrap();
+    assert_eq!(
+        d["counts"],
+        json!({"happy": 1}),
+        "old samples and their roll-up counts are gone"
+    );
+    let l: Value = srv.get("/api/v1/sessions", Some(&token)).json().unwrap();
+    assert_eq!(l["total"], 1);
+});
