@@ -5,7 +5,7 @@
 #   tests:  ffmpeg (video decode), espeak-ng + sox (generated speech fixtures), tmux (TUI end-to-end)
 #   tools:  python3-pip (fetches the ONNX Runtime wheel), curl, ca-certificates
 set -euo pipefail
-pkgs=(build-essential pkg-config libpq-dev libasound2-dev libclang-dev ffmpeg espeak-ng sox tmux
+pkgs=(build-essential pkg-config libpq-dev libasound2-dev libclang-dev ffmpeg espeak-ng sox tmux procps
       python3 python3-pip curl ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do

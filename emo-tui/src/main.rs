@@ -98,11 +98,16 @@ fn main() -> anyhow::Result<()> {
             ) else {
                 return;
             };
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = hup.recv() => {}
-            }
+            let code = tokio::select! {
+                _ = term.recv() => 143,
+                _ = hup.recv() => 129,
+            };
             stop.store(true, Ordering::SeqCst);
+            // After a hang-up the terminal reads end-of-file forever and crossterm's poll never
+            // returns to the loop that checks `stop`: exit from here if the loop has not within
+            // a moment, instead of spinning on a dead terminal.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            std::process::exit(code);
         });
     }
 

@@ -312,6 +312,36 @@ fn launch_tui_with(dir: &Path, base: &str, tag: &str, extra_env: &str, after: &s
     tmux
 }
 
+/// An SSH drop closes the terminal under the client: it must exit, not spin on a dead tty.
+#[test]
+fn exits_when_the_terminal_hangs_up() {
+    if !tmux_available() {
+        eprintln!("SKIP: tmux is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = "http://127.0.0.1:19";
+    let tmux = launch_tui_with(dir.path(), server, "hangup", "", "sleep 30");
+    tmux.wait_for(&["Log in to EMO"], Duration::from_secs(20));
+    let alive = || {
+        let out = Command::new("pgrep")
+            .args(["-f", &format!("emo-tui --server {server} --no-mouse")])
+            .output()
+            .unwrap();
+        !out.stdout.is_empty()
+    };
+    assert!(alive(), "emo-tui is not running");
+    drop(tmux); // kill-server: the pane's terminal hangs up
+    let start = Instant::now();
+    while alive() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "emo-tui still running 10 s after its terminal hung up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn terminal_is_restored_after_a_panic() {
     if !tmux_available() {
