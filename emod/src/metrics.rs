@@ -14,6 +14,7 @@ pub struct Metrics {
     pub samples_written: AtomicU64,
     pub samples_duplicate: AtomicU64,
     pub samples_dropped: AtomicU64,
+    pub samples_set_aside: AtomicU64,
     pub writer_batches: AtomicU64,
     pub writer_errors: AtomicU64,
     pub writer_pending: AtomicI64,
@@ -66,12 +67,13 @@ impl Metrics {
         family(
             "emo_samples_total",
             "counter",
-            "Samples by fate: accepted by the API, rejected (spool full), written, duplicate (already stored), dropped (unwritable).",
+            "Samples by fate: accepted by the API, rejected (spool full), written, duplicate (already stored), set_aside (refused by the database, saved to a spool file for the next start), dropped (unwritable).",
             &[
                 ("{fate=\"accepted\"}", g(&self.samples_accepted) as i128),
                 ("{fate=\"rejected\"}", g(&self.samples_rejected) as i128),
                 ("{fate=\"written\"}", g(&self.samples_written) as i128),
                 ("{fate=\"duplicate\"}", g(&self.samples_duplicate) as i128),
+                ("{fate=\"set_aside\"}", g(&self.samples_set_aside) as i128),
                 ("{fate=\"dropped\"}", g(&self.samples_dropped) as i128),
             ],
         );

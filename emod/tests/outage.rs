@@ -132,6 +132,102 @@ fn graceful_stop_during_an_outage_spools_to_disk() {
     assert_eq!(s["total"], 20);
 }
 
+#[test]
+fn a_batch_the_database_refuses_is_set_aside_not_dropped() {
+    let Some(env) = Env::new(Backend::Postgres) else {
+        return;
+    };
+    let mut srv = env.start();
+    let token = srv.register("alice");
+    let sid = srv.start_session(&token, None);
+    let pg = env.pg.as_ref().unwrap();
+    // The database stays reachable (pings work) but refuses every write, as a standby promoted
+    // read-only or a full disk would.
+    pg.admin_sql(&format!(
+        "ALTER DATABASE {} SET default_transaction_read_only = on",
+        pg.name
+    ));
+    pg.admin_sql(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()",
+        pg.name
+    ));
+    let t0 = Utc::now().timestamp_millis() - 30_000;
+    let r = srv.post(
+        &format!("/api/v1/sessions/{sid}/samples"),
+        Some(&token),
+        &fused_samples(t0, 1, &["angry"; 25]),
+    );
+    assert_eq!(r.status(), 201);
+    wait_until("refused batch set aside", Duration::from_secs(30), || {
+        let m = srv.get("/metrics", None).text().unwrap();
+        m.contains("emo_samples_total{fate=\"set_aside\"} 25")
+    });
+    let m = srv.get("/metrics", None).text().unwrap();
+    assert!(m.contains("emo_samples_total{fate=\"dropped\"} 0"), "{m}");
+    assert!(m.contains("emo_writer_pending_samples 0"), "{m}");
+    let files: Vec<String> = std::fs::read_dir(env.spool_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].starts_with("refused-"), "{files:?}");
+    assert_eq!(pg.count("samples"), 0);
+    // Later samples are not blocked behind the refused batch.
+    srv.sigterm();
+
+    // Once the database takes writes again, the next start writes them and removes the file.
+    pg.admin_sql(&format!(
+        "ALTER DATABASE {} RESET default_transaction_read_only",
+        pg.name
+    ));
+    let srv = env.start();
+    assert_eq!(pg.count("samples"), 25);
+    assert_eq!(std::fs::read_dir(env.spool_dir()).unwrap().count(), 0);
+    let token = srv.login("alice");
+    let s: Value = srv
+        .get(&format!("/api/v1/sessions/{sid}"), Some(&token))
+        .json()
+        .unwrap();
+    assert_eq!(s["summary"]["samples"]["fused"], 25, "{s}");
+}
+
+both_backends!(sigterm_flushes_every_accepted_sample, |b| {
+    let Some(env) = Env::new(b) else { return };
+    // A long flush interval: without the shutdown flush these samples would still be queued.
+    let env = env.with("EMO_WRITER_FLUSH_INTERVAL_MS", "60000");
+    let mut srv = env.start();
+    let token = srv.register("alice");
+    let started = Utc::now() - chrono::Duration::minutes(10);
+    let sid = srv.start_session(&token, Some(&started.to_rfc3339()));
+    let t0 = started.timestamp_millis() + 1_000;
+    let mut accepted = 0;
+    for k in 0..5 {
+        let r = srv.post(
+            &format!("/api/v1/sessions/{sid}/samples"),
+            Some(&token),
+            &fused_samples(t0 + k * 60_000, 1, &["surprise"; 40]),
+        );
+        assert_eq!(r.status(), 201);
+        accepted += r.json::<Value>().unwrap()["accepted"].as_i64().unwrap();
+    }
+    srv.sigterm();
+    assert!(
+        !path_exists(&env.spool_dir()) || std::fs::read_dir(env.spool_dir()).unwrap().count() == 0,
+        "nothing spooled with a healthy database"
+    );
+    let srv = env.start();
+    let token = srv.login("alice");
+    let s: Value = srv
+        .get(
+            &format!("/api/v1/sessions/{sid}/samples?limit=1"),
+            Some(&token),
+        )
+        .json()
+        .unwrap();
+    assert_eq!(s["total"], accepted);
+    assert_eq!(accepted, 200);
+});
+
 both_backends!(crash_marks_session_interrupted_and_keeps_samples, |b| {
     let Some(env) = Env::new(b) else { return };
     let mut srv = env.start();

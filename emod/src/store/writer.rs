@@ -226,13 +226,21 @@ fn run(inner: &Inner) {
                 if db_up && !matches!(e, StoreError::Unavailable(_)) {
                     failures_with_db_up += 1;
                 }
-                if failures_with_db_up >= 3 {
-                    // The database answers but refuses this batch (e.g. its session was deleted
-                    // meanwhile): retrying forever would block every later sample.
-                    tracing::error!(samples = batch.len(), error = %e, "dropping a batch the database keeps refusing");
-                    Metrics::inc(&inner.metrics.samples_dropped, batch.len() as u64);
+                let set_aside = if failures_with_db_up >= 3 {
+                    // The database answers but keeps refusing this batch (read-only after a
+                    // failover, disk full, its session deleted meanwhile): retrying it forever
+                    // would block every later sample, and dropping it would lose samples the API
+                    // already acknowledged. It goes to a spool file instead, which the next start
+                    // replays (and keeps while the database still refuses it).
                     failures_with_db_up = 0;
+                    drop(st);
+                    let saved = set_aside_refused(inner, &batch, &e);
+                    st = inner.lock();
+                    saved
                 } else {
+                    false
+                };
+                if !set_aside {
                     tracing::warn!(samples = batch.len(), error = %e, retry_in_ms = backoff.as_millis() as u64, "sample batch not written; will retry");
                     for row in batch.into_iter().rev() {
                         st.queue.push_front(row);
@@ -264,12 +272,40 @@ fn run(inner: &Inner) {
     }
 }
 
+/// Saves a batch the database keeps refusing to the spool directory. False (keep it queued and
+/// retry) when there is no spool directory or the file cannot be written.
+fn set_aside_refused(inner: &Inner, batch: &[SampleRow], error: &StoreError) -> bool {
+    let Some(dir) = &inner.opts.spool_dir else {
+        tracing::error!(samples = batch.len(), error = %error, "the database keeps refusing a batch and there is no spool directory: keeping it queued");
+        return false;
+    };
+    match save_spool_as(dir, "refused", batch) {
+        Ok(path) => {
+            tracing::error!(samples = batch.len(), error = %error, file = %path.display(),
+                "the database keeps refusing a batch: saved to the spool, replayed at the next start");
+            Metrics::inc(&inner.metrics.samples_set_aside, batch.len() as u64);
+            true
+        }
+        Err(io) => {
+            tracing::error!(samples = batch.len(), error = %error, io_error = %io, dir = %dir.display(),
+                "the database keeps refusing a batch and the spool directory is not writable: keeping it queued");
+            false
+        }
+    }
+}
+
 fn save_spool(dir: &Path, rows: &[SampleRow]) -> std::io::Result<PathBuf> {
+    save_spool_as(dir, "pending", rows)
+}
+
+fn save_spool_as(dir: &Path, prefix: &str, rows: &[SampleRow]) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let path = dir.join(format!(
-        "pending-{}-{}.jsonl",
+        "{prefix}-{}-{}-{}.jsonl",
         chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
-        std::process::id()
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
     ));
     let tmp = path.with_extension("tmp");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
@@ -309,9 +345,19 @@ pub fn replay_spool(store: &Store, dir: &Path) -> anyhow::Result<usize> {
                 }
             }
         }
-        store
-            .insert_samples(&rows)
-            .map_err(|e| anyhow::anyhow!("replaying {}: {e}", path.display()))?;
+        match store.insert_samples(&rows) {
+            Ok(_) => {}
+            // Unreachable database: the start cannot go on anyway, and the files stay.
+            Err(e @ StoreError::Unavailable(_)) => {
+                return Err(anyhow::anyhow!("replaying {}: {e}", path.display()))
+            }
+            // Refused rows must neither block the start nor be lost: the file stays for the
+            // next start (and for an operator), everything else is replayed.
+            Err(e) => {
+                tracing::error!(file = %path.display(), samples = rows.len(), "spooled samples refused by the database, file kept: {e}");
+                continue;
+            }
+        }
         std::fs::remove_file(&path)?;
         tracing::info!(file = %path.display(), samples = rows.len(), "replayed spooled samples");
         total += rows.len();
