@@ -7,6 +7,40 @@ use chrono::{Datelike, Duration, TimeZone, Utc};
 use common::*;
 use serde_json::{json, Value};
 
+both_backends!(concurrent_starts_give_one_running_session, |b| {
+    let Some(env) = Env::new(b) else { return };
+    let srv = env.start();
+    let token = srv.register("alice");
+    let statuses: Vec<(u16, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    let r = srv.post("/api/v1/sessions", Some(&token), &json!({"consent": true}));
+                    if r.status() == 201 {
+                        (201, String::new())
+                    } else {
+                        error_of(r)
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let created = statuses.iter().filter(|(s, _)| *s == 201).count();
+    assert_eq!(created, 1, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|(s, c)| *s == 201 || (*s == 409 && c == "session_already_running")),
+        "{statuses:?}"
+    );
+    let l: Value = srv
+        .get("/api/v1/sessions?status=running", Some(&token))
+        .json()
+        .unwrap();
+    assert_eq!(l["total"], 1);
+});
+
 both_backends!(error_codes, |b| {
     let Some(env) = Env::new(b) else { return };
     let env = env.with("EMO_SERVER_JSON_LIMIT_BYTES", "4096");
@@ -105,6 +139,24 @@ both_backends!(error_codes, |b| {
         error_of(srv.get("/api/v1/sessions?limit=0", Some(&token))),
         (400, "invalid_query".into())
     );
+    for path in [
+        "/api/v1/sessions?offset=18446744073709551615",
+        "/api/v1/sessions?offset=9223372036854775807",
+    ] {
+        assert_eq!(
+            error_of(srv.get(path, Some(&token))),
+            (400, "invalid_query".into()),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        error_of(srv.post(
+            "/api/v1/sessions",
+            Some(&token),
+            &json!({"consent": true, "started_at": "1969-12-31T23:00:00Z"})
+        )),
+        (422, "invalid_input".into())
+    );
     assert_eq!(
         error_of(srv.get("/api/v1/stats/timeline?bucket=minute", Some(&token))),
         (400, "invalid_query".into())
@@ -177,6 +229,29 @@ both_backends!(error_codes, |b| {
     );
     assert_eq!(ok.status(), 201);
     assert_eq!(ok.json::<Value>().unwrap(), json!({"accepted": 2}));
+    // A broken stop body is an error and leaves the session running.
+    let stop_url = srv.url(&format!("/api/v1/sessions/{sid}/stop"));
+    let r = c
+        .post(&stop_url)
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{\"ended_at\": ")
+        .send()
+        .unwrap();
+    assert_eq!(error_of(r), (400, "malformed_json".into()));
+    let r = c
+        .post(&stop_url)
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{\"ended_at\": 17}")
+        .send()
+        .unwrap();
+    assert_eq!(error_of(r), (422, "invalid_input".into()));
+    let s: Value = srv
+        .get(&format!("/api/v1/sessions/{sid}"), Some(&token))
+        .json()
+        .unwrap();
+    assert_eq!(s["status"], "running");
     // Stop, then the session refuses samples and a second stop.
     let stopped: Value = srv
         .post(

@@ -10,10 +10,9 @@ use emo_api_types::{LiveEvent, SessionStatus};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use super::{audit, AppState};
+use super::AppState;
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult};
-use crate::store::parse_uuid;
 
 /// One broadcast channel per session with listeners. Slow listeners skip events rather than
 /// slowing the pipeline.
@@ -61,25 +60,13 @@ pub async fn stream(
     path: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let id = Uuid::parse_str(&path).map_err(|_| AppError::not_found("session"))?;
-    let store = state.store.clone();
-    let (row, owner) = web::block(move || store.session(&id.to_string()))
-        .await??
-        .ok_or_else(|| AppError::not_found("session"))?;
-    if parse_uuid(&row.user_id) != user.id {
-        if !user.is_admin() {
-            return Err(AppError::not_found("session"));
-        }
-        audit::record(
-            &state,
-            &user,
-            "read.live",
-            Some(owner),
-            format!("session={id}"),
-        )
-        .await?;
-    }
+    let (row, _) = super::sessions::visible_session(&state, &user, id, "read.live").await?;
     let rx = state.live.subscribe(id);
     let already_over = row.status() != SessionStatus::Running;
+    if already_over {
+        // Nothing will be published for a finished session: do not keep a channel for it.
+        state.live.close(id);
+    }
     let initial = if already_over {
         vec![Ok::<_, actix_web::Error>(sse(&LiveEvent::Stopped {
             session_id: id,

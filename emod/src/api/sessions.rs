@@ -26,6 +26,9 @@ use crate::store::{
 pub const MAX_BATCH: usize = 10_000;
 /// Allowed clock skew between a capture client and the daemon.
 const SKEW_MS: i64 = 60_000;
+/// 2000-01-01T00:00:00Z. Older timestamps are typos or clock faults; refusing them also keeps
+/// every stored time positive, which the roll-up arithmetic (`t - t % 3600000`) relies on.
+const EARLIEST_MS: i64 = 946_684_800_000;
 
 #[derive(Debug, Clone, Copy)]
 struct RunningInfo {
@@ -74,12 +77,22 @@ fn page_bounds_max(limit: Option<u64>, offset: Option<u64>, max: u64) -> AppResu
             "limit must be between 1 and {max}"
         )));
     }
-    Ok((limit, offset.unwrap_or(0)))
+    let offset = offset.unwrap_or(0);
+    // Databases take a signed 64-bit OFFSET; anything near that is no real page anyway.
+    if offset > MAX_OFFSET {
+        return Err(AppError::query(format!(
+            "offset must be between 0 and {MAX_OFFSET}"
+        )));
+    }
+    Ok((limit, offset))
 }
+
+/// The largest accepted `offset` (far beyond any real table, far below `i64::MAX`).
+const MAX_OFFSET: u64 = 1 << 40;
 
 pub fn page<T>(items: Vec<T>, total: i64, limit: u64, offset: u64) -> Page<T> {
     let total = total.max(0) as u64;
-    let next = offset + items.len() as u64;
+    let next = offset.saturating_add(items.len() as u64);
     Page {
         next_offset: (next < total && !items.is_empty()).then_some(next),
         items,
@@ -93,9 +106,27 @@ fn parse_id(raw: &str) -> AppResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| AppError::not_found("session"))
 }
 
+/// An optional JSON body: empty means "no options"; anything else must be valid JSON of the
+/// right shape (a broken body is an error, not silently ignored).
+fn optional_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> AppResult<Option<T>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body).map(Some).map_err(|e| {
+        if e.is_data() {
+            AppError::invalid(format!("invalid request body: {e}"))
+        } else {
+            AppError::new(
+                ErrorCode::MalformedJson,
+                format!("body is not valid JSON: {e}"),
+            )
+        }
+    })
+}
+
 /// Loads a session the caller may see: agents get 404 for sessions that are not theirs; admins
 /// reading another user's session are audited.
-async fn visible_session(
+pub(crate) async fn visible_session(
     state: &web::Data<AppState>,
     user: &AuthUser,
     id: Uuid,
@@ -142,6 +173,9 @@ pub async fn start(
         Some(t) if t.timestamp_millis() > now + SKEW_MS => {
             return Err(AppError::invalid("started_at lies in the future"))
         }
+        Some(t) if t.timestamp_millis() < EARLIEST_MS => {
+            return Err(AppError::invalid("started_at lies before 2000-01-01"))
+        }
         Some(t) => t.timestamp_millis(),
         None => now,
     };
@@ -186,7 +220,17 @@ pub async fn start(
     };
     let store = state.store.clone();
     let insert = row.clone();
-    web::block(move || store.insert_session(&insert)).await??;
+    match web::block(move || store.insert_session(&insert)).await? {
+        Ok(()) => {}
+        // Lost a race with a concurrent start: the unique index allows one running session.
+        Err(StoreError::Conflict(_)) => {
+            return Err(AppError::new(
+                ErrorCode::SessionAlreadyRunning,
+                "another session of this user is already running; stop it first",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    }
     state.running.put(
         id,
         RunningInfo {
@@ -264,9 +308,10 @@ pub async fn stop(
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<String>,
-    body: Option<web::Json<StopSession>>,
+    body: web::Bytes,
 ) -> AppResult<HttpResponse> {
     let id = parse_id(&path)?;
+    let body = optional_json::<StopSession>(&body)?;
     let (row, owner) = visible_session(&state, &user, id, "session.stop").await?;
     if row.status() != SessionStatus::Running {
         return Err(AppError::new(
@@ -275,7 +320,7 @@ pub async fn stop(
         ));
     }
     let now = now_ms();
-    let ended_at = match body.and_then(|b| b.into_inner().ended_at) {
+    let ended_at = match body.and_then(|b| b.ended_at) {
         Some(t) => {
             let t = t.timestamp_millis();
             if t < row.started_at || t > now + SKEW_MS {
@@ -602,5 +647,13 @@ mod tests {
         assert!(page_bounds(Some(0), None).is_err());
         assert!(page_bounds(Some(1001), None).is_err());
         assert_eq!(page_bounds(None, Some(3)).unwrap(), (50, 3));
+        // An offset that would turn negative as a database integer is a 400, not a 500/panic.
+        assert!(page_bounds(None, Some(u64::MAX)).is_err());
+        assert!(page_bounds(None, Some(i64::MAX as u64)).is_err());
+        assert_eq!(
+            page_bounds(None, Some(MAX_OFFSET)).unwrap(),
+            (50, MAX_OFFSET)
+        );
+        assert_eq!(page(vec![1], 10, 1, u64::MAX).next_offset, None);
     }
 }
