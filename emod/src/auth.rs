@@ -99,12 +99,12 @@ pub struct LoginThrottle {
 }
 
 impl LoginThrottle {
-    /// `Err(seconds to wait)` if any key is locked out.
-    pub fn check(&self, keys: &[String], max: u32, window: Duration) -> Result<(), u64> {
+    /// `Err(seconds to wait)` if any key has reached its limit (`limits[i]` for `keys[i]`).
+    pub fn check(&self, keys: &[String], limits: &[u32], window: Duration) -> Result<(), u64> {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         map.retain(|_, (_, since)| now.duration_since(*since) < window);
-        for k in keys {
+        for (k, &max) in keys.iter().zip(limits) {
             if let Some((n, since)) = map.get(k) {
                 if *n >= max {
                     let left = window.saturating_sub(now.duration_since(*since));
@@ -335,14 +335,32 @@ mod tests {
         let keys = vec!["u:alice".to_string(), "ip:1.2.3.4".to_string()];
         let w = Duration::from_secs(60);
         for _ in 0..3 {
-            assert!(t.check(&keys, 3, w).is_ok());
+            assert!(t.check(&keys, &[3, 3], w).is_ok());
             t.record_failure(&keys);
         }
-        let wait = t.check(&keys, 3, w).unwrap_err();
+        let wait = t.check(&keys, &[3, 3], w).unwrap_err();
         assert!((1..=60).contains(&wait));
         t.reset("u:alice");
         // The address is still locked.
-        assert!(t.check(&keys, 3, w).is_err());
-        assert!(t.check(&["u:alice".to_string()], 3, w).is_ok());
+        assert!(t.check(&keys, &[3, 3], w).is_err());
+        assert!(t.check(&["u:alice".to_string()], &[3], w).is_ok());
+    }
+
+    #[test]
+    fn a_shared_address_has_its_own_higher_limit() {
+        // Behind a reverse proxy everyone shares one address: one user's typos lock that user,
+        // not the address; many failures across usernames do lock the address.
+        let t = LoginThrottle::default();
+        let w = Duration::from_secs(60);
+        let keys = |u: &str| vec![format!("u:{u}"), "ip:127.0.0.1".to_string()];
+        for _ in 0..5 {
+            t.record_failure(&keys("typo"));
+        }
+        assert!(t.check(&keys("typo"), &[5, 20], w).is_err());
+        assert!(t.check(&keys("bob"), &[5, 20], w).is_ok());
+        for i in 0..15 {
+            t.record_failure(&keys(&format!("guess{i}")));
+        }
+        assert!(t.check(&keys("bob"), &[5, 20], w).is_err());
     }
 }

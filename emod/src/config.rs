@@ -56,8 +56,11 @@ pub struct AuthConfig {
     pub allow_register: bool,
     /// Lifetime of a login token, in hours.
     pub token_ttl_hours: u64,
-    /// Failed logins (per username and per client address) before further attempts are refused.
+    /// Failed logins for one username before further attempts are refused.
     pub max_failed_logins: u32,
+    /// Failed logins from one client address before it is refused (higher: clients behind a
+    /// reverse proxy share an address, and one person's typos must not lock everybody out).
+    pub max_failed_logins_per_address: u32,
     /// How long, in seconds, failures are remembered and a locked-out login stays refused.
     pub lockout_secs: u64,
     /// How long a verified token is trusted without asking the database again (also how long
@@ -147,6 +150,7 @@ impl Default for AuthConfig {
             allow_register: true,
             token_ttl_hours: 12,
             max_failed_logins: 5,
+            max_failed_logins_per_address: 50,
             lockout_secs: 300,
             token_cache_secs: 30,
             min_password_len: 8,

@@ -81,8 +81,9 @@ pub async fn login(
         .map(|a| a.ip().to_string())
         .unwrap_or_else(|| "unknown".into());
     let keys = vec![format!("u:{username}"), format!("ip:{ip}")];
+    let limits = [cfg.max_failed_logins, cfg.max_failed_logins_per_address];
     let window = Duration::from_secs(cfg.lockout_secs);
-    if let Err(retry_after) = state.throttle.check(&keys, cfg.max_failed_logins, window) {
+    if let Err(retry_after) = state.throttle.check(&keys, &limits, window) {
         Metrics::inc(&state.metrics.logins_throttled, 1);
         return Err(AppError::Throttled { retry_after });
     }

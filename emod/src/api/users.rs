@@ -109,9 +109,8 @@ pub async fn update(
     let store = state.store.clone();
     let id = target.id.clone();
     let updated = web::block(move || store.update_user(&id, &changes)).await??;
-    if body.disabled == Some(true) || body.password.is_some() {
-        state.tokens.forget_user(parse_uuid(&updated.id));
-    }
+    // Cached tokens carry the user's role and state: any change must take effect at once.
+    state.tokens.forget_user(parse_uuid(&updated.id));
     let mut what = Vec::new();
     if let Some(d) = body.disabled {
         what.push(format!("disabled={d}"));
