@@ -82,6 +82,51 @@ fn users_from_the_command_line() {
     srv.login("agent1");
     let (ok, _, err) = run(&env, &["user", "disable", "ghost"]);
     assert!(!ok && err.contains("ghost"), "{err}");
+
+    // passwd: the new password works, the old one and the user's old tokens do not.
+    let old_token = srv.login("agent1");
+    let passwd = |user: &str, pw: &str| {
+        let mut child = env
+            .emod()
+            .args(["user", "passwd", user, "--password-stdin"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{pw}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = passwd("agent1", "short");
+    assert!(!ok && err.contains("at least 8"), "{err}");
+    let (ok, err) = passwd("ghost", "a-new-long-password");
+    assert!(!ok && err.contains("ghost"), "{err}");
+    let (ok, err) = passwd("agent1", "a-new-long-password");
+    assert!(ok, "{err}");
+    drop(srv);
+    let srv = env.start();
+    let login = |pw: &str| {
+        srv.post(
+            "/api/v1/auth/login",
+            None,
+            &serde_json::json!({"username": "agent1", "password": pw}),
+        )
+    };
+    assert_eq!(
+        error_of(login(PASSWORD)),
+        (401, "invalid_credentials".into())
+    );
+    assert_eq!(login("a-new-long-password").status(), 200);
+    assert_eq!(
+        error_of(srv.get("/api/v1/me", Some(&old_token))),
+        (401, "unauthenticated".into()),
+        "passwd revokes the old tokens"
+    );
+    let (ok, _, err) = run(&env, &["user", "passwd", "agent1"]);
+    assert!(!ok && err.contains("--password-stdin"), "{err}");
 }
 
 #[test]
@@ -121,3 +166,36 @@ fn openapi_and_metrics() {
     );
     assert!(m.contains("# TYPE emo_samples_total counter"));
 }
+
+both_backends!(bench_store_seeds_and_times_every_dashboard_query, |b| {
+    let Some(env) = Env::new(b) else { return };
+    // On PostgreSQL the configured server is used (a throw-away database is created and dropped).
+    let (ok, out, err) = run(
+        &env,
+        &[
+            "bench",
+            "store",
+            "--samples",
+            "7300",
+            "--agents",
+            "2",
+            "--runs",
+            "1",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let backend = r["backend"].as_str().unwrap();
+    assert_eq!(backend.starts_with("postgres"), env.pg.is_some(), "{r}");
+    assert_eq!(r["samples"], 7300);
+    assert_eq!(r["sessions"], 3, "one-hour sessions of 3,600 samples");
+    assert!(r["ingest_samples_per_second"].as_f64().unwrap() > 0.0);
+    let queries = r["queries_ms"].as_array().unwrap();
+    assert!(queries.len() >= 5, "{r}");
+    for q in queries {
+        assert!(q[1].as_f64().unwrap() >= 0.0, "{q}");
+    }
+    let (ok, _, err) = run(&env, &["bench", "store", "--agents", "0"]);
+    assert!(!ok && err.contains("agents"), "{err}");
+});

@@ -21,10 +21,10 @@ pub struct StoreArgs {
     #[arg(long)]
     pub samples: Option<u64>,
     /// Agents the samples are spread over.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub agents: u32,
     /// PostgreSQL server to benchmark on (a database is created there and dropped after);
-    /// without it, a temporary SQLite file is used.
+    /// default: the server of `database.url` when that is PostgreSQL, else a temporary SQLite file.
     #[arg(long, value_name = "URL")]
     pub postgres: Option<String>,
     /// Samples per transaction (the writer uses 5 × writer.batch_size).
@@ -62,11 +62,24 @@ struct Target {
     _dir: Option<tempfile::TempDir>,
 }
 
-fn open_target(args: &StoreArgs) -> anyhow::Result<Target> {
+/// The PostgreSQL server to use: `--postgres`, else the configured `database.url` if it is one.
+fn postgres_url(args: &StoreArgs, config: &Config) -> Option<String> {
+    args.postgres.clone().or_else(|| {
+        let url = config.database.url.trim();
+        (url.starts_with("postgres://") || url.starts_with("postgresql://"))
+            .then(|| url.to_string())
+    })
+}
+
+fn open_target(args: &StoreArgs, postgres: Option<&String>) -> anyhow::Result<Target> {
     let opts = crate::store::StoreOptions::default();
-    match &args.postgres {
+    match postgres {
         Some(url) => {
-            let name = format!("emo_bench_{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
+            let name = format!(
+                "emo_bench_{}_{}",
+                chrono::Utc::now().format("%Y%m%d%H%M%S"),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            );
             let mut admin =
                 PgConnection::establish(url).with_context(|| format!("connecting to {url}"))?;
             diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin)?;
@@ -107,8 +120,9 @@ fn open_target(args: &StoreArgs) -> anyhow::Result<Target> {
     }
 }
 
-pub fn run(args: StoreArgs, _config: &Config) -> anyhow::Result<ExitCode> {
-    let mut target = open_target(&args)?;
+pub fn run(args: StoreArgs, config: &Config) -> anyhow::Result<ExitCode> {
+    let postgres = postgres_url(&args, config);
+    let mut target = open_target(&args, postgres.as_ref())?;
     let result = bench(&args, &target);
     if let Some(cleanup) = target.cleanup.take() {
         cleanup();
@@ -136,7 +150,7 @@ pub fn run(args: StoreArgs, _config: &Config) -> anyhow::Result<ExitCode> {
 fn bench(args: &StoreArgs, target: &Target) -> anyhow::Result<StoreBench> {
     let store = &target.store;
     store.migrate()?;
-    let is_pg = args.postgres.is_some();
+    let is_pg = target.backend.starts_with("postgres");
     let n = args
         .samples
         .unwrap_or(if is_pg { 10_000_000 } else { 1_000_000 });
