@@ -5,8 +5,13 @@ compares its Rust MFCC against). Prints JSON: {"seconds": median per run, "audio
     python3 librosa_mfcc.py FILE.wav [REPEATS]
 """
 import json
+import os
 import sys
 import time
+
+# One core, like `emod bench` (numpy/scipy would otherwise use every core for the FFTs).
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ[_v] = "1"
 
 import librosa
 import numpy as np

@@ -106,24 +106,9 @@ impl SpeechModel {
         self.classify_features(&feats)
     }
 
-    /// Window start offsets (samples) for a signal of `len` samples: every hop while a full
-    /// window fits; a single (padded) window when the signal is shorter than one window.
+    /// Window start offsets (samples) for a signal of `len` samples; see [`window_starts`].
     pub fn window_starts(&self, len: usize) -> Vec<usize> {
-        let w = self.spec.window_samples;
-        if len <= w {
-            return vec![0];
-        }
-        let mut v: Vec<usize> = (0..)
-            .map(|k| k * self.hop_samples)
-            .take_while(|s| s + w <= len)
-            .collect();
-        // Cover the tail when it is longer than half a hop.
-        if let Some(&last) = v.last() {
-            if len - (last + w) > self.hop_samples / 2 {
-                v.push(last + self.hop_samples);
-            }
-        }
-        v
+        window_starts(len, self.spec.window_samples, self.hop_samples)
     }
 
     /// Analyse a whole signal already at the model rate: 3-s windows, 1-s hop, VAD-gated.
@@ -157,5 +142,60 @@ impl SpeechModel {
             res[i].probabilities = p;
         }
         Ok(res)
+    }
+}
+
+/// Window start offsets (samples) for a signal of `len` samples, windows of `w` samples every
+/// `hop` samples while a full window fits; a single (padded) window when the signal is shorter
+/// than one window; one more window over the tail when more than half a hop would be left out.
+pub fn window_starts(len: usize, w: usize, hop: usize) -> Vec<usize> {
+    let hop = hop.max(1);
+    if len <= w {
+        return vec![0];
+    }
+    let mut v: Vec<usize> = (0..)
+        .map(|k| k * hop)
+        .take_while(|s| s + w <= len)
+        .collect();
+    if let Some(&last) = v.last() {
+        if len - (last + w) > hop / 2 {
+            v.push(last + hop);
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::window_starts;
+
+    const SR: usize = 16_000;
+
+    #[test]
+    fn three_second_windows_one_second_hop() {
+        let (w, hop) = (3 * SR, SR);
+        // Shorter than a window, or exactly one: a single window.
+        assert_eq!(window_starts(0, w, hop), vec![0]);
+        assert_eq!(window_starts(SR, w, hop), vec![0]);
+        assert_eq!(window_starts(w, w, hop), vec![0]);
+        // 5 s: windows at 0, 1, 2 s (the last ends at 5 s), no tail.
+        assert_eq!(window_starts(5 * SR, w, hop), vec![0, SR, 2 * SR]);
+        // 5.4 s: 0.4 s left over is under half a hop: no extra window.
+        assert_eq!(window_starts(5 * SR + 6_400, w, hop), vec![0, SR, 2 * SR]);
+        // 5.6 s: 0.6 s left over: one more window (padded past the end).
+        assert_eq!(
+            window_starts(5 * SR + 9_600, w, hop),
+            vec![0, SR, 2 * SR, 3 * SR]
+        );
+        // Every window but the tail one lies inside the signal; hops are exact.
+        let v = window_starts(60 * SR, w, hop);
+        assert_eq!(v.len(), 58);
+        assert!(v.windows(2).all(|p| p[1] - p[0] == hop));
+        assert_eq!(*v.last().unwrap() + w, 60 * SR);
+    }
+
+    #[test]
+    fn a_zero_hop_does_not_loop_forever() {
+        assert_eq!(window_starts(5, 3, 0).len(), 3);
     }
 }

@@ -93,3 +93,32 @@ fn analyze_endpoint() {
         .unwrap();
     assert_eq!(r.status(), 422);
 }
+
+#[test]
+fn analyze_without_models_is_models_unavailable() {
+    // A models directory without a manifest: the daemon still serves everything else, and
+    // analysis answers 503 with a stable code and a message naming the problem.
+    let empty = tempfile::tempdir().unwrap();
+    let env = Env::new(Backend::Sqlite)
+        .unwrap()
+        .with("EMO_MODELS_DIR", &empty.path().display().to_string());
+    env.add_user("ana", "agent");
+    let server = env.start();
+    let token = server.login("ana");
+    let form = Form::new().part(
+        "file",
+        Part::bytes(fixture("astronaut.jpg")).file_name("astronaut.jpg"),
+    );
+    let r = server
+        .client
+        .post(server.url("/api/v1/analyze"))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["error"], "models_unavailable", "{v}");
+    assert!(v["message"].as_str().unwrap().contains("manifest"), "{v}");
+    assert_eq!(server.get("/healthz", None).status(), 200);
+}

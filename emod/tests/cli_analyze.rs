@@ -207,3 +207,86 @@ fn eval_and_bench_emit_the_documented_json() {
     }
     assert_eq!(v["faces_found_4faces"], 4);
 }
+
+/// Runs ffmpeg to build a fixture from the committed still and speech track.
+fn ffmpeg(args: &[&str], out: &Path) {
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(args)
+        .arg(out)
+        .status()
+        .expect("ffmpeg (packaging/install-deps.sh installs it)");
+    assert!(st.success(), "ffmpeg {args:?}");
+}
+
+#[test]
+fn analyze_video_containers_and_compressed_audio() {
+    if !have_models() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = fixture("astronaut.jpg");
+    let wav = fixture("speech.wav");
+    let (img, wav) = (img.to_str().unwrap(), wav.to_str().unwrap());
+    let still = ["-loop", "1", "-t", "4", "-i", img, "-i", wav];
+    let video = [
+        "-vf",
+        "scale=320:320,format=yuv420p",
+        "-r",
+        "10",
+        "-shortest",
+    ];
+    let mkv = dir.path().join("clip.mkv");
+    let args: Vec<&str> = still
+        .iter()
+        .chain(&video)
+        .chain(&["-c:v", "libx264", "-c:a", "flac"])
+        .copied()
+        .collect();
+    ffmpeg(&args, &mkv);
+    let webm = dir.path().join("clip.webm");
+    let args: Vec<&str> = still
+        .iter()
+        .chain(&video)
+        .chain(&["-c:v", "libvpx", "-b:v", "300k", "-c:a", "libopus"])
+        .copied()
+        .collect();
+    ffmpeg(&args, &webm);
+    let ogg = dir.path().join("speech.ogg");
+    ffmpeg(&["-i", wav, "-c:a", "libvorbis"], &ogg);
+
+    let o = emod(&[
+        "analyze",
+        "--json",
+        mkv.to_str().unwrap(),
+        webm.to_str().unwrap(),
+        ogg.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let files = v["files"].as_array().unwrap();
+    assert_eq!(files.len(), 3);
+    for f in &files[..2] {
+        assert!(f["error"].is_null(), "{f}");
+        assert_eq!(f["kind"], "video", "{}", f["file"]);
+        // 4 s at the default 5 analysed frames per second, the face in every frame.
+        let faces = f["faces"].as_array().unwrap().len();
+        assert!((15..=25).contains(&faces), "{}: {faces} faces", f["file"]);
+        assert!(
+            f["timeline"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["modalities"].as_array().unwrap().len() == 2),
+            "{}: face and voice fused somewhere",
+            f["file"]
+        );
+    }
+    assert!(files[2]["error"].is_null(), "{}", files[2]);
+    assert_eq!(files[2]["kind"], "audio");
+    assert!(files[2]["voice"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w["voiced"] == true));
+}
