@@ -132,14 +132,23 @@ pub async fn export(
                 break;
             }
             let (s, f) = (store.clone(), filter.clone());
-            page = match web::block(move || s.export_page(&f, last.as_ref(), PAGE)).await {
-                Ok(Ok(p)) => p,
-                Ok(Err(e)) => {
-                    tracing::error!("export interrupted: {e}");
-                    return;
-                }
+            let next = match web::block(move || s.export_page(&f, last.as_ref(), PAGE)).await {
+                Ok(Ok(p)) => Ok(p),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            page = match next {
+                Ok(p) => p,
                 Err(e) => {
+                    // The status line is long gone: failing the body stream aborts the chunked
+                    // response, so the client sees a broken transfer, never a short export that
+                    // looks complete.
                     tracing::error!("export interrupted: {e}");
+                    let _ = tx
+                        .send(Err(actix_web::error::ErrorServiceUnavailable(format!(
+                            "export interrupted: {e}"
+                        ))))
+                        .await;
                     return;
                 }
             };
