@@ -8,4 +8,15 @@ cd "$(dirname "$0")/.."
 ./packaging/install-deps.sh
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 ./packaging/install-onnxruntime.sh
+# The PostgreSQL tests skip themselves when no server answers (their notice is hidden by cargo's
+# output capture), so say it here where it is seen.
+pg_url="${EMO_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+if command -v pg_isready >/dev/null && ! pg_isready -q -d "$pg_url"; then
+  if [ "${EMO_REQUIRE_POSTGRES:-0}" = 1 ]; then
+    echo "PostgreSQL at $pg_url does not answer and EMO_REQUIRE_POSTGRES=1: its tests will fail" >&2
+  else
+    echo "NOTICE: PostgreSQL at $pg_url does not answer: the PostgreSQL tests are SKIPPED" >&2
+    echo "        (start a server or set EMO_TEST_DATABASE_URL; EMO_REQUIRE_POSTGRES=1 makes this a failure)" >&2
+  fi
+fi
 cargo test --workspace --locked "$@"
