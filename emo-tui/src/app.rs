@@ -32,7 +32,9 @@ pub enum Cmd {
     },
     SetToken(Option<String>),
     SaveToken(SavedToken),
-    ClearToken,
+    /// Deletes the saved login, but only if it holds this token (a rejected `EMO_TOKEN` or
+    /// `--token` must not delete a saved login that may still be valid).
+    ClearToken(String),
     Me,
     Logout,
     MySessions {
@@ -44,18 +46,23 @@ pub enum Cmd {
     },
     StopSession(Uuid),
     OpenSession(Uuid),
+    /// `gen` (the dashboard's filter generation) comes back with the answer, so that a slow
+    /// answer to an older filter is not applied over a newer one.
     Dashboard {
         query: Query,
         bucket: Bucket,
+        gen: u64,
     },
     Timeline {
         query: Query,
         bucket: Bucket,
+        gen: u64,
     },
     Heatmap {
         query: Query,
         kind: HeatmapKind,
         tz_offset_minutes: i32,
+        gen: u64,
     },
     Users,
     Audit {
@@ -74,7 +81,11 @@ impl Cmd {
     pub fn awaits_answer(&self) -> bool {
         !matches!(
             self,
-            Cmd::SetToken(_) | Cmd::SaveToken(_) | Cmd::ClearToken | Cmd::Live(_) | Cmd::StopLive
+            Cmd::SetToken(_)
+                | Cmd::SaveToken(_)
+                | Cmd::ClearToken(_)
+                | Cmd::Live(_)
+                | Cmd::StopLive
         )
     }
 }
@@ -87,7 +98,8 @@ pub struct DashData {
     pub sessions: Page<Session>,
 }
 
-/// An answer from the network worker.
+/// An answer from the network worker. Every variant but the live ones and
+/// [`Msg::TokenNotSaved`] answers exactly one command that [`Cmd::awaits_answer`].
 #[derive(Debug, Clone)]
 pub enum Msg {
     Health(Result<emo_api_types::Health, ClientError>),
@@ -99,15 +111,20 @@ pub enum Msg {
     Started(Result<Session, ClientError>),
     Stopped(Result<Session, ClientError>),
     SessionDetail(Result<(Session, Vec<Sample>), ClientError>),
-    Dashboard(Result<Box<DashData>, ClientError>),
-    Timeline(Result<Timeline, ClientError>),
-    Heatmap(Result<Heatmap, ClientError>),
+    /// The answer to [`Cmd::Dashboard`] with its `gen`.
+    Dashboard(u64, Result<Box<DashData>, ClientError>),
+    /// The answer to [`Cmd::Timeline`] with its `gen`.
+    Timeline(u64, Result<Timeline, ClientError>),
+    /// The answer to [`Cmd::Heatmap`] with its `gen`.
+    Heatmap(u64, Result<Heatmap, ClientError>),
     Users(Result<Vec<User>, ClientError>),
     Audit(Result<Page<AuditEntry>, ClientError>),
     Exported(Result<(PathBuf, usize), ClientError>),
     Live(LiveEvent),
     LiveError(ClientError),
     LiveEnded,
+    /// Saving the login failed ([`Cmd::SaveToken`] is local and not counted as in flight).
+    TokenNotSaved(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,6 +235,8 @@ pub struct AgentState {
 
 #[derive(Debug, Clone)]
 pub struct DetailState {
+    /// The session asked for; answers about any other session are dropped.
+    pub id: Option<Uuid>,
     pub session: Option<Session>,
     pub samples: Vec<Sample>,
     pub modality: Option<Modality>,
@@ -323,6 +342,9 @@ pub struct DashState {
     pub users: Vec<User>,
     pub export_prompt: Option<Input>,
     pub loaded: bool,
+    /// Generation of the filter in force: bumped by every (re)load; answers carrying an older
+    /// generation are dropped.
+    pub gen: u64,
 }
 
 pub const AUDIT_PAGE: u64 = 100;
@@ -353,6 +375,10 @@ pub struct App {
     pub server_info: Option<Result<String, String>>,
     /// A login request is on its way (Enter again does not send a second one).
     pub login_in_flight: bool,
+    /// The token in use (from a login, the saved file, `--token` or `EMO_TOKEN`).
+    token: Option<String>,
+    /// Why the login could not be saved, kept for the "Logged in" message that follows.
+    token_not_saved: Option<String>,
 }
 
 impl App {
@@ -373,6 +399,7 @@ impl App {
             register: RegisterForm::default(),
             agent: AgentState::default(),
             detail: DetailState {
+                id: None,
                 session: None,
                 samples: Vec::new(),
                 modality: None,
@@ -404,12 +431,15 @@ impl App {
                 users: Vec::new(),
                 export_prompt: None,
                 loaded: false,
+                gen: 0,
             },
             sources: vec!["camera".into(), "microphone".into()],
             label: None,
             tick: 0,
             server_info: None,
             login_in_flight: false,
+            token: None,
+            token_not_saved: None,
         }
     }
 
@@ -443,6 +473,7 @@ impl App {
     pub fn resume(&mut self, token: String) -> Vec<Cmd> {
         self.screen = Screen::Connecting;
         self.info(format!("Connecting to {}…", self.server));
+        self.token = Some(token.clone());
         self.out(vec![Cmd::SetToken(Some(token)), Cmd::Me])
     }
 
@@ -468,15 +499,20 @@ impl App {
             return vec![];
         }
         if self.show_help {
+            let plain = !key
+                .modifiers
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
             match key.code {
-                KeyCode::Down | KeyCode::Char('j') => {
+                KeyCode::Down | KeyCode::Char('j') if plain => {
                     self.help_scroll = self.help_scroll.saturating_add(1)
                 }
-                KeyCode::Up | KeyCode::Char('k') => {
+                KeyCode::Up | KeyCode::Char('k') if plain => {
                     self.help_scroll = self.help_scroll.saturating_sub(1)
                 }
-                KeyCode::PageDown => self.help_scroll = self.help_scroll.saturating_add(10),
-                KeyCode::PageUp => self.help_scroll = self.help_scroll.saturating_sub(10),
+                KeyCode::PageDown if plain => {
+                    self.help_scroll = self.help_scroll.saturating_add(10)
+                }
+                KeyCode::PageUp if plain => self.help_scroll = self.help_scroll.saturating_sub(10),
                 _ => {
                     self.show_help = false;
                     self.help_scroll = 0;
@@ -486,6 +522,15 @@ impl App {
         }
         if key.code == KeyCode::F(1) || (!self.typing() && key.code == KeyCode::Char('?')) {
             self.show_help = true;
+            return vec![];
+        }
+        // Outside text fields, Ctrl and Alt chords are not shortcuts (Ctrl-S must not start a
+        // session); in a field the field decides (Ctrl-U clears it, Ctrl-R on login registers).
+        if !self.typing()
+            && key
+                .modifiers
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+        {
             return vec![];
         }
         let cmds = match self.screen {
@@ -545,8 +590,13 @@ impl App {
 
     fn logout(&mut self) -> Vec<Cmd> {
         let mut cmds = vec![Cmd::StopLive, Cmd::Logout];
-        cmds.push(Cmd::ClearToken);
+        cmds.extend(self.forget_token());
         cmds
+    }
+
+    /// Drops the token in use; the saved login is deleted only if it holds that same token.
+    fn forget_token(&mut self) -> Option<Cmd> {
+        self.token.take().map(Cmd::ClearToken)
     }
 
     fn key_login(&mut self, key: KeyEvent) -> Vec<Cmd> {
@@ -735,6 +785,7 @@ impl App {
 
     fn open_detail(&mut self, id: Uuid, back: Screen) -> Vec<Cmd> {
         self.detail = DetailState {
+            id: Some(id),
             session: None,
             samples: Vec::new(),
             modality: None,
@@ -791,16 +842,19 @@ impl App {
 
     fn load_dashboard(&mut self) -> Vec<Cmd> {
         let q = self.dash.query.clone();
+        self.dash.gen += 1;
         self.dash.bucket = shaping::choose_bucket(q.from, q.to, self.now);
         let mut c = vec![
             Cmd::Dashboard {
                 query: q.clone(),
                 bucket: self.dash.bucket,
+                gen: self.dash.gen,
             },
             Cmd::Heatmap {
                 query: q,
                 kind: self.dash.heat_kind,
                 tz_offset_minutes: self.tz.local_minus_utc() / 60,
+                gen: self.dash.gen,
             },
         ];
         if self.dash.tab == DashTab::Audit {
@@ -849,7 +903,9 @@ impl App {
             KeyCode::Tab | KeyCode::Right | KeyCode::Char('l') => {
                 self.switch_tab(DashTab::ALL[(tab_idx + 1) % 4])
             }
-            KeyCode::BackTab | KeyCode::Left => self.switch_tab(DashTab::ALL[(tab_idx + 3) % 4]),
+            KeyCode::BackTab | KeyCode::Left | KeyCode::Char('h') => {
+                self.switch_tab(DashTab::ALL[(tab_idx + 3) % 4])
+            }
             KeyCode::Char(c @ '1'..='4') => {
                 self.switch_tab(DashTab::ALL[c as usize - '1' as usize])
             }
@@ -894,6 +950,7 @@ impl App {
                     query: self.dash.query.clone(),
                     kind: self.dash.heat_kind,
                     tz_offset_minutes: self.tz.local_minus_utc() / 60,
+                    gen: self.dash.gen,
                 }]
             }
             KeyCode::Char('a') => {
@@ -959,12 +1016,16 @@ impl App {
         let (Some(first), Some(last)) = (first, last) else {
             return vec![];
         };
-        let end = last + chrono::Duration::milliseconds(tl.bucket.millis());
+        let Some(end) = last.checked_add_signed(chrono::Duration::milliseconds(tl.bucket.millis()))
+        else {
+            return vec![];
+        };
         let better = shaping::choose_bucket(Some(first), Some(end), self.now);
         if better.millis() < tl.bucket.millis() {
             return vec![Cmd::Timeline {
                 query: self.dash.query.clone(),
                 bucket: better,
+                gen: self.dash.gen,
             }];
         }
         vec![]
@@ -1098,7 +1159,10 @@ impl App {
     // ------------------------------------------------------------------------------- answers
 
     pub fn on_msg(&mut self, msg: Msg) -> Vec<Cmd> {
-        let counted = !matches!(msg, Msg::Live(_) | Msg::LiveError(_) | Msg::LiveEnded);
+        let counted = !matches!(
+            msg,
+            Msg::Live(_) | Msg::LiveError(_) | Msg::LiveEnded | Msg::TokenNotSaved(_)
+        );
         if counted {
             self.pending = self.pending.saturating_sub(1);
         }
@@ -1112,12 +1176,22 @@ impl App {
         if e.is_unauthenticated() && self.screen != Screen::Login && self.screen != Screen::Register
         {
             self.go_to_login();
-            return vec![Cmd::StopLive, Cmd::SetToken(None), Cmd::ClearToken];
+            let mut c = vec![Cmd::StopLive, Cmd::SetToken(None)];
+            c.extend(self.forget_token());
+            return c;
         }
         if self.screen == Screen::Connecting {
             self.screen = Screen::Login;
         }
         vec![]
+    }
+
+    /// An answer to a request that has been superseded: only a revoked login matters.
+    fn stale(&mut self, err: Option<ClientError>) -> Vec<Cmd> {
+        match err {
+            Some(e) if e.is_unauthenticated() => self.fail(e),
+            _ => vec![],
+        }
     }
 
     fn go_to_login(&mut self) {
@@ -1163,6 +1237,8 @@ impl App {
             Msg::Login(Ok((username, resp))) => {
                 self.login_in_flight = false;
                 self.login.password = Input::default();
+                self.token = Some(resp.token.clone());
+                self.token_not_saved = None;
                 vec![
                     Cmd::SetToken(Some(resp.token.clone())),
                     Cmd::SaveToken(SavedToken {
@@ -1193,7 +1269,11 @@ impl App {
             }
             Msg::Register(Err(e)) => self.fail(e),
             Msg::Me(Ok(user)) => {
-                self.ok(format!("Logged in as {} ({}).", user.username, user.role));
+                let hello = format!("Logged in as {} ({}).", user.username, user.role);
+                match self.token_not_saved.take() {
+                    Some(why) => self.error(format!("{hello} {why}")),
+                    None => self.ok(hello),
+                }
                 self.login.username = Input::new(&user.username);
                 let admin = user.role == Role::Admin;
                 self.user = Some(user);
@@ -1206,6 +1286,7 @@ impl App {
             }
             Msg::Me(Err(e)) => self.fail(e),
             Msg::LoggedOut => {
+                self.token = None;
                 self.go_to_login();
                 self.ok("Logged out.");
                 vec![Cmd::SetToken(None)]
@@ -1293,6 +1374,7 @@ impl App {
                 }
                 c
             }
+            Msg::SessionDetail(Ok((s, _))) if self.detail.id != Some(s.id) => vec![],
             Msg::SessionDetail(Ok((s, samples))) => {
                 self.detail.modality = shaping::preferred_modality(&samples);
                 self.detail.session = Some(s);
@@ -1304,7 +1386,11 @@ impl App {
                 self.detail.loading = false;
                 self.fail(e)
             }
-            Msg::Dashboard(Ok(d)) => {
+            // Answers to an older filter: drop them (but a revoked login is still a revoked login).
+            Msg::Dashboard(gen, r) if gen != self.dash.gen => self.stale(r.err()),
+            Msg::Timeline(gen, r) if gen != self.dash.gen => self.stale(r.err()),
+            Msg::Heatmap(gen, r) if gen != self.dash.gen => self.stale(r.err()),
+            Msg::Dashboard(_, Ok(d)) => {
                 let d = *d;
                 self.dash.distribution = Some(d.distribution);
                 self.dash.timeline = Some(d.timeline);
@@ -1316,20 +1402,20 @@ impl App {
                     .min(self.dash.sessions.len().saturating_sub(1));
                 self.refine_timeline()
             }
-            Msg::Dashboard(Err(e)) => self.fail(e),
-            Msg::Timeline(Ok(t)) => {
+            Msg::Dashboard(_, Err(e)) => self.fail(e),
+            Msg::Timeline(_, Ok(t)) => {
                 self.dash.bucket = t.bucket;
                 self.dash.timeline = Some(t);
                 self.refine_timeline()
             }
-            Msg::Timeline(Err(e)) => self.fail(e),
-            Msg::Heatmap(Ok(h)) => {
+            Msg::Timeline(_, Err(e)) => self.fail(e),
+            Msg::Heatmap(_, Ok(h)) => {
                 if h.kind == self.dash.heat_kind {
                     self.dash.heatmap = Some(h);
                 }
                 vec![]
             }
-            Msg::Heatmap(Err(e)) => self.fail(e),
+            Msg::Heatmap(_, Err(e)) => self.fail(e),
             Msg::Users(Ok(u)) => {
                 self.dash.users = u;
                 vec![]
@@ -1337,6 +1423,8 @@ impl App {
             // The user list only feeds the agent picker: not fatal.
             Msg::Users(Err(e)) if !e.is_unauthenticated() => vec![],
             Msg::Users(Err(e)) => self.fail(e),
+            // A slow answer for a page the user has already left.
+            Msg::Audit(Ok(p)) if p.offset != self.dash.audit_offset => vec![],
             Msg::Audit(Ok(p)) => {
                 self.dash.audit_total = p.total;
                 self.dash.audit = p.items;
@@ -1392,6 +1480,11 @@ impl App {
             }
             Msg::LiveEnded => {
                 self.agent.live.connected = false;
+                vec![]
+            }
+            Msg::TokenNotSaved(why) => {
+                self.error(why.clone());
+                self.token_not_saved = Some(why);
                 vec![]
             }
         }
@@ -1496,7 +1589,7 @@ mod tests {
             message: "expired".into(),
         })));
         assert_eq!(a.screen, Screen::Login);
-        assert!(cmds.contains(&Cmd::ClearToken));
+        assert!(cmds.contains(&Cmd::ClearToken("old".into())));
         assert!(a.status.as_ref().unwrap().text.contains("expired"));
     }
 
@@ -1557,18 +1650,22 @@ mod tests {
             limit: 200,
             next_offset: None,
         };
-        let cmds = a.on_msg(Msg::Dashboard(Ok(Box::new(DashData {
-            distribution: Distribution::default(),
-            timeline: Timeline {
-                bucket: Bucket::Day,
-                points: vec![emo_api_types::TimelinePoint {
-                    t: t0,
-                    total: 1,
-                    counts: BTreeMap::new(),
-                }],
-            },
-            sessions: page,
-        }))));
+        let gen = a.dash.gen;
+        let cmds = a.on_msg(Msg::Dashboard(
+            gen,
+            Ok(Box::new(DashData {
+                distribution: Distribution::default(),
+                timeline: Timeline {
+                    bucket: Bucket::Day,
+                    points: vec![emo_api_types::TimelinePoint {
+                        t: t0,
+                        total: 1,
+                        counts: BTreeMap::new(),
+                    }],
+                },
+                sessions: page,
+            })),
+        ));
         let refined = |cmds: &[Cmd]| match cmds {
             [Cmd::Timeline { bucket, .. }] => Some(*bucket),
             _ => None,
@@ -1583,9 +1680,11 @@ mod tests {
                 counts: BTreeMap::new(),
             }],
         };
-        let cmds = a.on_msg(Msg::Timeline(Ok(pts(Bucket::Hour))));
+        let cmds = a.on_msg(Msg::Timeline(gen, Ok(pts(Bucket::Hour))));
         assert_eq!(refined(&cmds), Some(Bucket::Minute));
-        assert!(a.on_msg(Msg::Timeline(Ok(pts(Bucket::Minute)))).is_empty());
+        assert!(a
+            .on_msg(Msg::Timeline(gen, Ok(pts(Bucket::Minute))))
+            .is_empty());
     }
 
     #[test]
@@ -1616,5 +1715,274 @@ mod tests {
         let mut a = app();
         a.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
         assert!(a.should_quit);
+        let mut a = app();
+        a.on_key(KeyEvent::new(KeyCode::Char('q'), KeyModifiers::CONTROL));
+        assert!(a.should_quit);
+    }
+
+    #[test]
+    fn ctrl_and_alt_chords_are_not_shortcuts() {
+        let mut a = app();
+        a.on_msg(Msg::Me(Ok(user("ann", Role::Agent))));
+        for m in [KeyModifiers::CONTROL, KeyModifiers::ALT] {
+            assert!(a.on_key(KeyEvent::new(KeyCode::Char('s'), m)).is_empty());
+            assert!(
+                !a.agent.consent_open,
+                "{m:?}-s must not open the consent prompt"
+            );
+            a.on_key(KeyEvent::new(KeyCode::Char('q'), KeyModifiers::ALT));
+            assert!(!a.should_quit);
+        }
+        // In a field, Ctrl-U still clears.
+        let mut a = app();
+        typed(&mut a, "ann");
+        a.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+        assert_eq!(a.login.username.value, "");
+    }
+
+    fn dash_data(total: u64) -> Box<DashData> {
+        Box::new(DashData {
+            distribution: Distribution {
+                total,
+                ..Distribution::default()
+            },
+            timeline: Timeline {
+                bucket: Bucket::Hour,
+                points: vec![],
+            },
+            sessions: Page {
+                items: vec![],
+                total,
+                offset: 0,
+                limit: 200,
+                next_offset: None,
+            },
+        })
+    }
+
+    fn heatmap(max: u64) -> Heatmap {
+        Heatmap {
+            kind: HeatmapKind::AgentEmotion,
+            rows: vec![],
+            columns: vec![],
+            cells: vec![],
+            max,
+        }
+    }
+
+    fn apply_filter(a: &mut App, agent: &str) -> u64 {
+        a.on_key(key(KeyCode::Char('f')));
+        a.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+        typed(a, agent);
+        let cmds = a.on_key(key(KeyCode::Enter));
+        assert!(!a.dash.form.open, "{:?}", a.status);
+        match &cmds[..] {
+            [Cmd::Dashboard { gen, query, .. }, Cmd::Heatmap { gen: g2, .. }] => {
+                assert_eq!(query.agent.as_deref(), Some(agent));
+                assert_eq!(gen, g2);
+                *gen
+            }
+            c => panic!("{c:?}"),
+        }
+    }
+
+    #[test]
+    fn only_the_answer_to_the_latest_filter_is_applied() {
+        let mut a = app();
+        a.on_msg(Msg::Me(Ok(user("root", Role::Admin))));
+        let first = a.dash.gen;
+        let ann = apply_filter(&mut a, "ann");
+        let bob = apply_filter(&mut a, "bob");
+        assert!(first < ann && ann < bob && a.dash.gen == bob);
+        let pending = a.pending;
+        // bob's answers come first, then ann's (slow) ones: ann's must not win.
+        assert!(a.on_msg(Msg::Dashboard(bob, Ok(dash_data(2)))).is_empty());
+        a.on_msg(Msg::Heatmap(bob, Ok(heatmap(2))));
+        assert!(a.on_msg(Msg::Dashboard(ann, Ok(dash_data(1)))).is_empty());
+        a.on_msg(Msg::Heatmap(ann, Ok(heatmap(1))));
+        a.on_msg(Msg::Timeline(
+            ann,
+            Ok(Timeline {
+                bucket: Bucket::Minute,
+                points: vec![],
+            }),
+        ));
+        a.on_msg(Msg::Dashboard(first, Ok(dash_data(9))));
+        assert_eq!(a.dash.distribution.as_ref().unwrap().total, 2);
+        assert_eq!(a.dash.sessions_total, 2);
+        assert_eq!(a.dash.heatmap.as_ref().unwrap().max, 2);
+        assert_eq!(a.dash.timeline.as_ref().unwrap().bucket, Bucket::Hour);
+        // Every answer, stale or not, ends its request: the spinner stops at zero.
+        assert_eq!(a.pending, pending - 6);
+        // A stale error is not shown...
+        let before = a.status.clone();
+        a.on_msg(Msg::Dashboard(
+            ann,
+            Err(ClientError::Unreachable {
+                server: "s".into(),
+                detail: "d".into(),
+            }),
+        ));
+        assert_eq!(a.status, before);
+        // ...but a revoked login is still a revoked login.
+        a.on_msg(Msg::Heatmap(
+            ann,
+            Err(ClientError::Api {
+                status: 401,
+                code: "unauthenticated".into(),
+                message: String::new(),
+            }),
+        ));
+        assert_eq!(a.screen, Screen::Login);
+    }
+
+    #[test]
+    fn refresh_and_clear_also_start_a_new_generation() {
+        let mut a = app();
+        a.on_msg(Msg::Me(Ok(user("root", Role::Admin))));
+        let g = a.dash.gen;
+        let cmds = a.on_key(key(KeyCode::Char('r')));
+        assert!(matches!(cmds[0], Cmd::Dashboard { gen, .. } if gen == g + 1));
+        let cmds = a.on_key(key(KeyCode::Char('c')));
+        assert!(matches!(cmds[0], Cmd::Dashboard { gen, .. } if gen == g + 2));
+        // The heatmap switch keeps the generation (the other answers are still wanted).
+        a.on_key(key(KeyCode::Char('2')));
+        let cmds = a.on_key(key(KeyCode::Char('m')));
+        assert!(matches!(cmds[..], [Cmd::Heatmap { gen, .. }] if gen == g + 2));
+    }
+
+    #[test]
+    fn a_slow_audit_page_or_session_does_not_replace_the_current_one() {
+        let mut a = app();
+        a.on_msg(Msg::Me(Ok(user("root", Role::Admin))));
+        a.on_key(key(KeyCode::Char('4')));
+        a.dash.audit_total = 300;
+        a.on_key(key(KeyCode::PageDown));
+        assert_eq!(a.dash.audit_offset, AUDIT_PAGE);
+        let entry = |action: &str| AuditEntry {
+            id: Uuid::nil(),
+            at: "2026-03-10T11:00:00Z".parse().unwrap(),
+            actor: "root".into(),
+            action: action.into(),
+            target_user: None,
+            detail: String::new(),
+        };
+        let page = |offset, action| Page {
+            items: vec![entry(action)],
+            total: 300,
+            offset,
+            limit: AUDIT_PAGE,
+            next_offset: None,
+        };
+        a.on_msg(Msg::Audit(Ok(page(AUDIT_PAGE, "second"))));
+        a.on_msg(Msg::Audit(Ok(page(0, "first"))));
+        assert_eq!(a.dash.audit[0].action, "second");
+
+        let s = |n: u128| Session {
+            id: Uuid::from_u128(n),
+            user_id: Uuid::nil(),
+            username: "ann".into(),
+            status: SessionStatus::Stopped,
+            started_at: "2026-03-10T11:00:00Z".parse().unwrap(),
+            ended_at: None,
+            consent_at: "2026-03-10T11:00:00Z".parse().unwrap(),
+            sources: vec![],
+            label: None,
+            summary: None,
+        };
+        a.dash.sessions = vec![s(1), s(2)];
+        a.on_key(key(KeyCode::Char('3')));
+        a.on_key(key(KeyCode::Enter));
+        a.on_key(key(KeyCode::Esc));
+        a.on_key(key(KeyCode::Down));
+        a.on_key(key(KeyCode::Enter));
+        assert_eq!(a.detail.id, Some(Uuid::from_u128(2)));
+        a.on_msg(Msg::SessionDetail(Ok((s(1), vec![]))));
+        assert!(a.detail.session.is_none() && a.detail.loading);
+        a.on_msg(Msg::SessionDetail(Ok((s(2), vec![]))));
+        assert_eq!(a.detail.session.as_ref().map(|s| s.id), Some(s(2).id));
+    }
+
+    #[test]
+    fn a_failed_token_save_is_shown_without_touching_the_in_flight_count() {
+        let mut a = app();
+        typed(&mut a, "ann");
+        a.on_key(key(KeyCode::Enter));
+        typed(&mut a, "pw");
+        a.on_key(key(KeyCode::Enter));
+        let cmds = a.on_msg(Msg::Login(Ok((
+            "ann".into(),
+            LoginResponse {
+                token: "tok".into(),
+                expires_at: "2026-03-11T00:00:00Z".parse().unwrap(),
+            },
+        ))));
+        assert!(cmds.iter().any(|c| matches!(c, Cmd::SaveToken(_))));
+        assert!(!Cmd::SaveToken(SavedToken {
+            server: String::new(),
+            username: String::new(),
+            token: String::new(),
+            expires_at: a.now,
+        })
+        .awaits_answer());
+        assert_eq!(a.pending, 1, "only Me is in flight");
+        a.on_msg(Msg::TokenNotSaved("The login could not be saved.".into()));
+        assert_eq!(
+            a.pending, 1,
+            "the save was never counted, so it must not uncount"
+        );
+        let st = a.status.clone().unwrap();
+        assert_eq!(st.kind, StatusKind::Error);
+        assert!(st.text.contains("could not be saved"));
+        let cmds = a.on_msg(Msg::Me(Ok(user("ann", Role::Agent))));
+        assert_eq!(a.pending, cmds.iter().filter(|c| c.awaits_answer()).count());
+        let st = a.status.clone().unwrap();
+        assert!(st.text.contains("Logged in as ann") && st.text.contains("could not be saved"));
+        assert_eq!(st.kind, StatusKind::Error);
+    }
+
+    #[test]
+    fn a_rejected_token_only_clears_the_saved_login_holding_that_token() {
+        let unauth = || ClientError::Api {
+            status: 401,
+            code: "unauthenticated".into(),
+            message: String::new(),
+        };
+        // EMO_TOKEN / --token: the ClearToken names that token, so a saved login with another
+        // token is kept (the net worker compares; see net::tests).
+        let mut a = app();
+        a.resume("from-env".into());
+        let cmds = a.on_msg(Msg::Me(Err(unauth())));
+        assert!(cmds.contains(&Cmd::ClearToken("from-env".into())));
+        assert!(cmds.contains(&Cmd::SetToken(None)));
+        assert_eq!(
+            cmds.iter()
+                .filter(|c| matches!(c, Cmd::ClearToken(_)))
+                .count(),
+            1
+        );
+        // Later failures have no token left to clear.
+        a.resume("x".into());
+        a.on_msg(Msg::Me(Err(unauth())));
+        let cmds = a.on_msg(Msg::MySessions(Err(unauth())));
+        assert!(!cmds.iter().any(|c| matches!(c, Cmd::ClearToken(_))));
+        // A login of this session expiring: its own token, which it saved.
+        let mut a = app();
+        a.on_msg(Msg::Login(Ok((
+            "ann".into(),
+            LoginResponse {
+                token: "fresh".into(),
+                expires_at: "2026-03-11T00:00:00Z".parse().unwrap(),
+            },
+        ))));
+        a.on_msg(Msg::Me(Ok(user("ann", Role::Agent))));
+        let cmds = a.on_msg(Msg::MySessions(Err(unauth())));
+        assert!(cmds.contains(&Cmd::ClearToken("fresh".into())));
+        // Logging out forgets the token in use, not blindly the file.
+        let mut a = app();
+        a.resume("env2".into());
+        a.on_msg(Msg::Me(Ok(user("ann", Role::Agent))));
+        let cmds = a.on_key(key(KeyCode::Char('L')));
+        assert!(cmds.contains(&Cmd::ClearToken("env2".into())));
     }
 }

@@ -54,16 +54,21 @@ impl Net {
             Cmd::SaveToken(t) => {
                 if let Some(p) = &self.token_path {
                     if let Err(e) = token::save(p, &t) {
-                        let _ = self.tx.send(Msg::Exported(Err(ClientError::Local(format!(
-                            "Logged in, but could not save the token to {}: {e}",
+                        // Local and not counted in flight: its own message, not an answer.
+                        let _ = self.tx.send(Msg::TokenNotSaved(format!(
+                            "The login could not be saved to {} ({e}); you will be asked to log in next time.",
                             p.display()
-                        )))));
+                        )));
                     }
                 }
             }
-            Cmd::ClearToken => {
+            Cmd::ClearToken(rejected) => {
                 if let Some(p) = &self.token_path {
-                    token::remove(p);
+                    // Only the saved login that holds this very token; another (e.g. the file
+                    // when `EMO_TOKEN` was rejected) may still be good.
+                    if token::load(p).is_some_and(|saved| saved.token == rejected) {
+                        token::remove(p);
+                    }
                 }
             }
             Cmd::Login { username, password } => self.spawn(async move {
@@ -105,32 +110,34 @@ impl Net {
                 .await;
                 Msg::SessionDetail(r)
             }),
-            Cmd::Dashboard { query, bucket } => self.spawn(async move {
+            Cmd::Dashboard { query, bucket, gen } => self.spawn(async move {
                 let (d, t, s) = tokio::join!(
                     c.distribution(&query),
                     c.timeline(&query, bucket),
                     c.sessions(&query, None, 200, 0)
                 );
-                Msg::Dashboard((|| {
-                    Ok(Box::new(DashData {
-                        distribution: d?,
-                        timeline: t?,
-                        sessions: s?,
-                    }))
-                })())
+                Msg::Dashboard(
+                    gen,
+                    (|| {
+                        Ok(Box::new(DashData {
+                            distribution: d?,
+                            timeline: t?,
+                            sessions: s?,
+                        }))
+                    })(),
+                )
             }),
-            Cmd::Timeline { query, bucket } => {
-                self.spawn(async move { Msg::Timeline(c.timeline(&query, bucket).await) })
+            Cmd::Timeline { query, bucket, gen } => {
+                self.spawn(async move { Msg::Timeline(gen, c.timeline(&query, bucket).await) })
             }
             Cmd::Heatmap {
                 query,
                 kind,
                 tz_offset_minutes,
-            } => {
-                self.spawn(
-                    async move { Msg::Heatmap(c.heatmap(&query, kind, tz_offset_minutes).await) },
-                )
-            }
+                gen,
+            } => self.spawn(async move {
+                Msg::Heatmap(gen, c.heatmap(&query, kind, tz_offset_minutes).await)
+            }),
             Cmd::Users => self.spawn(async move { Msg::Users(c.users().await) }),
             Cmd::Audit { offset } => {
                 self.spawn(async move { Msg::Audit(c.audit(crate::app::AUDIT_PAGE, offset).await) })
@@ -272,6 +279,63 @@ impl SseParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::Cmd;
+    use crate::token::SavedToken;
+
+    fn saved(token: &str) -> SavedToken {
+        SavedToken {
+            server: "http://127.0.0.1:9".into(),
+            username: "ann".into(),
+            token: token.into(),
+            expires_at: "2030-01-01T00:00:00Z".parse().unwrap(),
+        }
+    }
+
+    type Rx = tokio::sync::mpsc::UnboundedReceiver<Msg>;
+
+    /// A worker with a token file; the runtime is only needed for network commands, which
+    /// these tests do not send.
+    fn net(path: std::path::PathBuf) -> (Net, Rx, tokio::runtime::Runtime) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let client = Client::new("http://127.0.0.1:9").unwrap();
+        let n = Net::new(client, tx, rt.handle().clone(), Some(path));
+        (n, rx, rt)
+    }
+
+    #[test]
+    fn a_failed_token_save_is_a_status_message_not_an_export_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        // A regular file where the config directory should be: saving must fail.
+        let blocker = dir.path().join("not-a-dir");
+        std::fs::write(&blocker, "x").unwrap();
+        let (mut n, mut rx, _rt) = net(blocker.join("token.json"));
+        n.dispatch(Cmd::SaveToken(saved("tok")));
+        match rx.try_recv() {
+            Ok(Msg::TokenNotSaved(m)) => assert!(m.contains("could not be saved"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(rx.try_recv().is_err(), "exactly one message");
+    }
+
+    #[test]
+    fn clear_token_only_removes_the_saved_login_holding_that_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("token.json");
+        token::save(&p, &saved("saved-token")).unwrap();
+        let (mut n, mut rx, _rt) = net(p.clone());
+        // A rejected EMO_TOKEN: the saved login (another token) stays.
+        n.dispatch(Cmd::ClearToken("env-token".into()));
+        assert_eq!(token::load(&p), Some(saved("saved-token")));
+        // The saved token itself rejected: removed.
+        n.dispatch(Cmd::ClearToken("saved-token".into()));
+        assert!(!p.exists());
+        // Nothing saved: nothing happens.
+        n.dispatch(Cmd::ClearToken("saved-token".into()));
+        assert!(rx.try_recv().is_err());
+    }
 
     #[test]
     fn sse_parser_handles_split_chunks_and_keepalives() {

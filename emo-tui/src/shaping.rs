@@ -3,13 +3,39 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{
+    DateTime, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, TimeZone, Utc,
+};
 use emo_api_types::{Bucket, Emotion, Modality, Sample, TimelinePoint};
+
+/// The earliest instant a date field accepts (the API speaks RFC 3339: four-digit years).
+pub fn earliest_time() -> DateTime<Utc> {
+    DateTime::<Utc>::from_naive_utc_and_offset(
+        NaiveDate::from_ymd_opt(1, 1, 1)
+            .unwrap_or(NaiveDate::MIN)
+            .and_time(NaiveTime::MIN),
+        Utc,
+    )
+}
+
+/// The latest instant a date field accepts (the last second of year 9999).
+pub fn latest_time() -> DateTime<Utc> {
+    DateTime::<Utc>::from_naive_utc_and_offset(
+        NaiveDate::from_ymd_opt(9999, 12, 31)
+            .unwrap_or(NaiveDate::MAX)
+            .and_hms_opt(23, 59, 59)
+            .unwrap_or(NaiveDateTime::MAX),
+        Utc,
+    )
+}
 
 /// Parses a date-range field. Accepted: empty (unbounded), `today`, `yesterday`, `now`,
 /// relative `-30m`, `-24h`, `-7d`, `-2w`, `YYYY-MM-DD`, `YYYY-MM-DD HH:MM`, RFC 3339.
 /// Dates without a time are local midnight; with `end = true` a bare date means the *end* of
 /// that day (the next midnight), so `from 2026-01-01 to 2026-01-01` covers the whole day.
+///
+/// Never panics, whatever is typed: anything unreadable or outside years 1..=9999 is an `Err`
+/// with a sentence for the status line.
 pub fn parse_time_input(
     s: &str,
     now: DateTime<Utc>,
@@ -20,47 +46,75 @@ pub fn parse_time_input(
     if s.is_empty() {
         return Ok(None);
     }
-    let local_midnight = |d: NaiveDate| -> Option<DateTime<Utc>> {
-        let d = if end { d.succ_opt()? } else { d };
-        tz.from_local_datetime(&d.and_time(NaiveTime::MIN))
-            .single()
-            .map(|t| t.with_timezone(&Utc))
+    let t = parse_time_bound(s, now, end, tz)?;
+    if t < earliest_time() || t > latest_time() {
+        return Err(format!("`{s}` is out of range (years 1 to 9999)"));
+    }
+    Ok(Some(t))
+}
+
+fn parse_time_bound(
+    s: &str,
+    now: DateTime<Utc>,
+    end: bool,
+    tz: FixedOffset,
+) -> Result<DateTime<Utc>, String> {
+    let out_of_range = || format!("`{s}` is out of range (years 1 to 9999)");
+    let local_midnight = |d: NaiveDate| -> Result<DateTime<Utc>, String> {
+        let d = if end { d.succ_opt() } else { Some(d) };
+        d.and_then(|d| {
+            tz.from_local_datetime(&d.and_time(NaiveTime::MIN))
+                .single()
+                .map(|t| t.with_timezone(&Utc))
+        })
+        .ok_or_else(out_of_range)
     };
     let today = now.with_timezone(&tz).date_naive();
     match s.to_ascii_lowercase().as_str() {
-        "now" => return Ok(Some(now)),
-        "today" => return Ok(local_midnight(today)),
-        "yesterday" => return Ok(today.pred_opt().and_then(local_midnight)),
+        "now" => return Ok(now),
+        "today" => return local_midnight(today),
+        "yesterday" => {
+            return today
+                .pred_opt()
+                .ok_or_else(out_of_range)
+                .and_then(local_midnight)
+        }
         _ => {}
     }
+    // Relative: `-` then digits then a unit. Split on characters, not bytes (`-5€`).
     if let Some(rel) = s.strip_prefix('-') {
-        let (num, unit) = rel.split_at(rel.len().saturating_sub(1));
-        if let Ok(n) = num.parse::<i64>() {
+        if rel.starts_with(|c: char| c.is_ascii_digit()) {
+            let split = rel.find(|c: char| !c.is_ascii_digit()).unwrap_or(rel.len());
+            let (num, unit) = rel.split_at(split);
+            let unit = unit.trim();
+            let too_far = || format!("`{s}` is too far back");
+            let n: i64 = num.parse().map_err(|_| too_far())?;
             let d = match unit {
-                "m" => Duration::minutes(n),
-                "h" => Duration::hours(n),
-                "d" => Duration::days(n),
-                "w" => Duration::weeks(n),
+                "m" => TimeDelta::try_minutes(n),
+                "h" => TimeDelta::try_hours(n),
+                "d" => TimeDelta::try_days(n),
+                "w" => TimeDelta::try_weeks(n),
+                "" => return Err(format!("`{s}` needs a unit: m, h, d or w (e.g. -7d)")),
                 _ => return Err(format!("unknown unit in `{s}` (use m, h, d or w)")),
             };
-            return Ok(Some(now - d));
+            return d
+                .and_then(|d| now.checked_sub_signed(d))
+                .ok_or_else(too_far);
         }
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(Some(t.with_timezone(&Utc)));
+        return Ok(t.with_timezone(&Utc));
     }
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return local_midnight(d)
-            .map(Some)
-            .ok_or_else(|| format!("`{s}` is out of range"));
+        return local_midnight(d);
     }
     for fmt in ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S"] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(s, fmt) {
             return tz
                 .from_local_datetime(&dt)
                 .single()
-                .map(|t| Some(t.with_timezone(&Utc)))
-                .ok_or_else(|| format!("`{s}` is ambiguous"));
+                .map(|t| t.with_timezone(&Utc))
+                .ok_or_else(out_of_range);
         }
     }
     Err(format!(
@@ -256,8 +310,9 @@ pub fn heat_level(count: u64, max: u64) -> u8 {
     if count == 0 || max == 0 {
         return 0;
     }
-    let steps = (HEAT_LEVELS - 1) as u64;
-    let l = (count.min(max) * steps).div_ceil(max);
+    // In u128: `count * steps` must not overflow for any count the server sends.
+    let steps = (HEAT_LEVELS - 1) as u128;
+    let l = (count.min(max) as u128 * steps).div_ceil(max as u128);
     l.clamp(1, steps) as u8
 }
 
@@ -281,8 +336,8 @@ pub fn heat_legend(max: u64) -> Vec<(u8, String)> {
     let steps = (HEAT_LEVELS - 1) as u64;
     let mut prev_hi = 0u64;
     for l in 1..=steps {
-        // Largest count with level <= l: floor(l * max / steps).
-        let hi = l * max / steps;
+        // Largest count with level <= l: floor(l * max / steps) (in u128: no overflow).
+        let hi = (l as u128 * max as u128 / steps as u128) as u64;
         if hi > prev_hi {
             let lo = prev_hi + 1;
             let label = if lo == hi {
@@ -354,6 +409,7 @@ pub fn ellipsize(s: &str, width: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Datelike;
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
@@ -398,6 +454,142 @@ mod tests {
             parse_time_input("2026-01-31", now, false, cest).unwrap(),
             Some(t("2026-01-30T22:00:00Z"))
         );
+    }
+
+    #[test]
+    fn relative_times_with_odd_characters_or_huge_numbers_are_errors_not_panics() {
+        let now = t("2026-03-10T15:30:00Z");
+        let utc = FixedOffset::east_opt(0).unwrap();
+        let p = |s: &str| parse_time_input(s, now, false, utc);
+        // Multi-byte last characters used to panic in `split_at`.
+        for s in ["-5€", "-é", "-5é", "-€", "-1日", "-٣d", "-5\u{301}"] {
+            let e = p(s).unwrap_err();
+            assert!(e.contains(s), "{s}: {e}");
+        }
+        assert!(p("-5€").unwrap_err().contains("unknown unit"));
+        // Huge numbers used to panic in `Duration::days` / `now - d`.
+        for s in [
+            "-99999999d",
+            "-99999999w",
+            "-9999999999999h",
+            "-9223372036854775807m",
+            "-9223372036854775808m",
+            "-99999999999999999999999d",
+            "-3000000d",
+        ] {
+            let e = p(s).unwrap_err();
+            assert!(
+                e.contains("too far back") || e.contains("out of range"),
+                "{s}: {e}"
+            );
+        }
+        assert!(p("-5").unwrap_err().contains("needs a unit"));
+        assert_eq!(p("-0d").unwrap(), Some(now));
+        assert_eq!(
+            p("- 7d").ok(),
+            None,
+            "a space after the sign is not a number"
+        );
+        assert_eq!(p("-7 d").unwrap(), Some(t("2026-03-03T15:30:00Z")));
+        assert_eq!(p("-2w").unwrap(), Some(t("2026-02-24T15:30:00Z")));
+        assert_eq!(p("-24h").unwrap(), Some(t("2026-03-09T15:30:00Z")));
+        // The far past that is still a valid four-digit year is accepted.
+        assert_eq!(p("-700000d").unwrap().map(|t| t.year() > 0), Some(true));
+    }
+
+    /// A table of odd inputs: none panics, each gives a sensible answer, in several time zones.
+    #[test]
+    fn odd_time_inputs_never_panic() {
+        let now = t("2026-03-10T15:30:00Z");
+        let ok_cases: &[(&str, Option<&str>)] = &[
+            ("", None),
+            ("   ", None),
+            ("NOW", Some("2026-03-10T15:30:00Z")),
+            (" Today ", Some("2026-03-10T00:00:00Z")),
+            ("2026-03-10T15:30:00Z", Some("2026-03-10T15:30:00Z")),
+            (
+                "2026-03-10T15:30:00.5+00:00",
+                Some("2026-03-10T15:30:00.5Z"),
+            ),
+            ("0001-01-01", Some("0001-01-01T00:00:00Z")),
+            ("9999-12-31 23:59", Some("9999-12-31T23:59:00Z")),
+            ("2024-02-29", Some("2024-02-29T00:00:00Z")),
+        ];
+        let utc = FixedOffset::east_opt(0).unwrap();
+        for (s, want) in ok_cases {
+            let got = parse_time_input(s, now, false, utc);
+            assert_eq!(got, Ok(want.map(t)), "{s:?}");
+        }
+        let err_cases = [
+            "-",
+            "-d",
+            "--5d",
+            "-+5d",
+            "-5-d",
+            "é",
+            "€€€",
+            "-",
+            "+5d",
+            "5d",
+            "0",
+            "d",
+            "-e5d",
+            "2026-02-30",
+            "2026-13-01",
+            "2025-02-29",
+            "2026-01-01 25:00",
+            "0000-12-31",
+            "10000-01-01",
+            "+10000-01-01",
+            "-0001-01-01",
+            "262143-01-01",
+            "999999999-01-01",
+            "9999-12-31T23:59:59-23:59",
+            "0001-01-01T00:00:00+23:59",
+            "\u{0}",
+            "\t-\n",
+            "2026-01-01\u{0}",
+            "🙂",
+            "-🙂",
+            "-5🙂",
+            "today!",
+            "yesterday-ish",
+        ];
+        for s in err_cases {
+            assert!(parse_time_input(s, now, false, utc).is_err(), "{s:?}");
+        }
+        // Every case in every time zone, as a start and as an end: never a panic, and an `Ok`
+        // is always within the accepted range.
+        let zones = [
+            -12 * 3600,
+            -(3 * 3600 + 1800),
+            0,
+            5 * 3600 + 2700,
+            14 * 3600,
+        ];
+        let all = ok_cases.iter().map(|c| c.0).chain(err_cases).chain([
+            "9999-12-31",
+            "0001-01-01",
+            "9999-12-31 23:59:59",
+            "0001-01-01 00:00",
+            "yesterday",
+            "-1000000w",
+            "-5€",
+        ]);
+        for s in all {
+            for z in zones {
+                let tz = FixedOffset::east_opt(z).unwrap();
+                for end in [false, true] {
+                    for now in [now, earliest_time(), latest_time()] {
+                        if let Ok(Some(v)) = parse_time_input(s, now, end, tz) {
+                            assert!(v >= earliest_time() && v <= latest_time(), "{s:?} {z}");
+                        }
+                    }
+                }
+            }
+        }
+        // A bare end date on the last day has no next midnight within range: an error.
+        assert!(parse_time_input("9999-12-31", now, true, utc).is_err());
     }
 
     #[test]
@@ -550,6 +742,11 @@ mod tests {
         assert_eq!(heat_level(1, 2), 2);
         assert_eq!(heat_level(2, 2), 4);
         assert_eq!(heat_legend(0), vec![(0, "0".into())]);
+        // Huge maxima do not overflow.
+        assert_eq!(heat_level(u64::MAX, u64::MAX), 4);
+        assert_eq!(heat_level(1, u64::MAX), 1);
+        assert_eq!(heat_level(u64::MAX / 2, u64::MAX), 2);
+        assert_eq!(heat_legend(u64::MAX).len(), 5);
         assert_ne!(heat_glyph(0), heat_glyph(4));
     }
 

@@ -226,38 +226,45 @@ fn admin_app() -> App {
     shares.insert(Emotion::Happy, 0.3);
     shares.insert(Emotion::Sad, 0.2);
     shares.insert(Emotion::Neutral, 0.5);
-    a.on_msg(Msg::Dashboard(Ok(Box::new(DashData {
-        distribution: Distribution {
-            total: 1000,
-            counts: counts(300, 200, 500),
-            shares,
-        },
-        timeline: Timeline {
-            bucket: Bucket::Day,
-            points,
-        },
-        sessions: Page {
-            items: vec![
-                session(1, "ann", "2026-03-09T09:00:00Z", 45, SessionStatus::Stopped),
-                session(3, "bob", "2026-03-09T10:00:00Z", 30, SessionStatus::Stopped),
-                session(4, "bob", "2026-03-10T11:50:00Z", 0, SessionStatus::Running),
-            ],
-            total: 3,
-            offset: 0,
-            limit: 200,
-            next_offset: None,
-        },
-    }))));
-    a.on_msg(Msg::Heatmap(Ok(Heatmap {
-        kind: HeatmapKind::AgentEmotion,
-        rows: vec!["ann".into(), "bob".into()],
-        columns: Emotion::FACE
-            .iter()
-            .map(|e| e.as_str().to_string())
-            .collect(),
-        cells: vec![vec![0, 1, 2, 40, 10, 3, 50], vec![5, 0, 0, 20, 30, 1, 60]],
-        max: 60,
-    })));
+    let gen = a.dash.gen;
+    a.on_msg(Msg::Dashboard(
+        gen,
+        Ok(Box::new(DashData {
+            distribution: Distribution {
+                total: 1000,
+                counts: counts(300, 200, 500),
+                shares,
+            },
+            timeline: Timeline {
+                bucket: Bucket::Day,
+                points,
+            },
+            sessions: Page {
+                items: vec![
+                    session(1, "ann", "2026-03-09T09:00:00Z", 45, SessionStatus::Stopped),
+                    session(3, "bob", "2026-03-09T10:00:00Z", 30, SessionStatus::Stopped),
+                    session(4, "bob", "2026-03-10T11:50:00Z", 0, SessionStatus::Running),
+                ],
+                total: 3,
+                offset: 0,
+                limit: 200,
+                next_offset: None,
+            },
+        })),
+    ));
+    a.on_msg(Msg::Heatmap(
+        gen,
+        Ok(Heatmap {
+            kind: HeatmapKind::AgentEmotion,
+            rows: vec!["ann".into(), "bob".into()],
+            columns: Emotion::FACE
+                .iter()
+                .map(|e| e.as_str().to_string())
+                .collect(),
+            cells: vec![vec![0, 1, 2, 40, 10, 3, 50], vec![5, 0, 0, 20, 30, 1, 60]],
+            max: 60,
+        }),
+    ));
     a
 }
 
@@ -468,18 +475,22 @@ fn dashboard_overview_heatmap_sessions_audit() {
         ],
     );
     key(&mut a, KeyCode::Char('m'));
-    a.on_msg(Msg::Heatmap(Ok(Heatmap {
-        kind: HeatmapKind::WeekdayHour,
-        rows: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        columns: (0..24).map(|h| h.to_string()).collect(),
-        cells: (0..7)
-            .map(|d| (0..24).map(|h| ((d * h) % 9) as u64).collect())
-            .collect(),
-        max: 8,
-    })));
+    let gen = a.dash.gen;
+    a.on_msg(Msg::Heatmap(
+        gen,
+        Ok(Heatmap {
+            kind: HeatmapKind::WeekdayHour,
+            rows: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            columns: (0..24).map(|h| h.to_string()).collect(),
+            cells: (0..7)
+                .map(|d| (0..24).map(|h| ((d * h) % 9) as u64).collect())
+                .collect(),
+            max: 8,
+        }),
+    ));
     check(
         &a,
         "dash-heatmap-weekday",
@@ -589,12 +600,233 @@ fn no_color_renders_every_screen_without_colour() {
     check(&b, "nocolor-recording", &["● REC", "RECORDING"]);
 }
 
+/// An agent recording, with live bars from one fused estimate.
+fn recording_app() -> App {
+    let mut a = agent_app();
+    let running = session(9, "ann", "2026-03-10T11:55:00Z", 0, SessionStatus::Running);
+    let id = running.id;
+    a.on_msg(Msg::Started(Ok(running)));
+    let mut probs = BTreeMap::new();
+    probs.insert(Emotion::Happy, 0.64);
+    probs.insert(Emotion::Neutral, 0.30);
+    probs.insert(Emotion::Sad, 0.06);
+    a.on_msg(Msg::Live(LiveEvent::Sample(Sample {
+        session_id: id,
+        t: now(),
+        modality: Modality::Fused,
+        emotion: Emotion::Happy,
+        confidence: 0.64,
+        probabilities: probs,
+    })));
+    a
+}
+
+fn weekday_heatmap() -> Heatmap {
+    Heatmap {
+        kind: HeatmapKind::WeekdayHour,
+        rows: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        columns: (0..24).map(|h| h.to_string()).collect(),
+        cells: (0..7)
+            .map(|d| (0..24).map(|h| ((d * h) % 9) as u64).collect())
+            .collect(),
+        max: 8,
+    }
+}
+
+/// Every screen and popup, with data, by name.
+fn every_screen() -> Vec<(&'static str, App)> {
+    let mut v = Vec::new();
+
+    let mut a = new_app();
+    a.resume("tok".into());
+    v.push(("connecting", a));
+
+    let mut a = new_app();
+    a.start_at_login();
+    a.on_msg(Msg::Health(Ok(emo_api_types::Health {
+        status: "ok".into(),
+        version: "0.1.0".into(),
+        database: Some("sqlite".into()),
+        pending_samples: None,
+    })));
+    a.login.username.value = "a-rather-long-username-é€🙂".into();
+    a.error("A long error message that certainly does not fit in a tiny terminal at all.");
+    v.push(("login", a));
+
+    let mut a = new_app();
+    key(&mut a, KeyCode::F(2));
+    a.register.password.value = "secret".into();
+    v.push(("register", a));
+
+    v.push(("agent", agent_app()));
+    v.push(("agent, empty", {
+        let mut a = new_app();
+        a.on_msg(Msg::Me(Ok(user("ann", Role::Agent))));
+        a
+    }));
+
+    let mut a = agent_app();
+    key(&mut a, KeyCode::Char('s'));
+    v.push(("consent", a));
+
+    v.push(("live", recording_app()));
+
+    let mut a = agent_app();
+    key(&mut a, KeyCode::Enter);
+    v.push(("detail, loading", a));
+
+    let mut a = agent_app();
+    key(&mut a, KeyCode::Enter);
+    let s = session(1, "ann", "2026-03-09T09:00:00Z", 45, SessionStatus::Stopped);
+    let sm = samples(s.id, "2026-03-09T09:00:00Z", 120);
+    a.on_msg(Msg::SessionDetail(Ok((s, sm))));
+    v.push(("detail", a));
+
+    let mut a = new_app();
+    a.on_msg(Msg::Me(Ok(user("root", Role::Admin))));
+    v.push(("dashboard, nothing loaded", a));
+
+    v.push(("dashboard overview", admin_app()));
+
+    let mut a = admin_app();
+    key(&mut a, KeyCode::Char('2'));
+    v.push(("heatmap agent × emotion", a));
+
+    let mut a = admin_app();
+    key(&mut a, KeyCode::Char('2'));
+    key(&mut a, KeyCode::Char('m'));
+    v.push(("heatmap, switching", a));
+
+    let mut a = admin_app();
+    key(&mut a, KeyCode::Char('2'));
+    key(&mut a, KeyCode::Char('m'));
+    let gen = a.dash.gen;
+    a.on_msg(Msg::Heatmap(gen, Ok(weekday_heatmap())));
+    v.push(("heatmap weekday × hour", a));
+
+    let mut a = admin_app();
+    key(&mut a, KeyCode::Char('3'));
+    key(&mut a, KeyCode::Down);
+    v.push(("sessions", a));
+
+    let mut a = admin_app();
+    key(&mut a, KeyCode::Char('4'));
+    a.on_msg(Msg::Audit(Ok(Page {
+        items: (0..30)
+            .map(|i| AuditEntry {
+                id: Uuid::from_u128(i),
+                at: t("2026-03-10T11:00:00Z"),
+                actor: "root".into(),
+                action: "read_sessions".into(),
+                target_user: Some("ann".into()),
+                detail: "GET /api/v1/sessions?agent=ann".repeat(5),
+            })
+            .collect(),
+        total: 250,
+        offset: 0,
+        limit: 100,
+        next_offset: Some(100),
+    })));
+    v.push(("audit", a));
+
+    for focus in 0..5 {
+        let mut a = admin_app();
+        key(&mut a, KeyCode::Char('f'));
+        for _ in 0..focus {
+            key(&mut a, KeyCode::Tab);
+        }
+        for c in "-5€ tröt".chars() {
+            key(&mut a, KeyCode::Char(c));
+        }
+        v.push(("filter form", a));
+    }
+
+    let mut a = admin_app();
+    key(&mut a, KeyCode::Char('e'));
+    v.push(("export", a));
+
+    let mut a = agent_app();
+    key(&mut a, KeyCode::Char('?'));
+    v.push(("help over my sessions", a));
+
+    let mut a = admin_app();
+    key(&mut a, KeyCode::Char('f'));
+    key(&mut a, KeyCode::F(1));
+    for _ in 0..500 {
+        key(&mut a, KeyCode::PageDown);
+    }
+    v.push(("help scrolled past the end, over the filter form", a));
+
+    let mut a = recording_app();
+    key(&mut a, KeyCode::Char('?'));
+    key(&mut a, KeyCode::Down);
+    v.push(("help over live", a));
+
+    v
+}
+
 #[test]
 fn tiny_terminal_does_not_panic() {
-    let a = admin_app();
-    for (w, h) in [(1, 1), (10, 3), (40, 10), (80, 5)] {
-        render(&a, w, h);
+    const TINY: [(u16, u16); 9] = [
+        (1, 1),
+        (2, 1),
+        (10, 3),
+        (20, 5),
+        (40, 10),
+        (79, 23),
+        (80, 1),
+        (1, 24),
+        (5, 40),
+    ];
+    for (name, mut a) in every_screen() {
+        for color in [true, false] {
+            a.color = color;
+            for (w, h) in TINY {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    render(&a, w, h);
+                }));
+                assert!(r.is_ok(), "{name} panicked at {w}x{h} (colour {color})");
+            }
+        }
     }
-    let b = agent_app();
-    render(&b, 20, 6);
+}
+
+#[test]
+fn every_screen_renders_at_80x24_and_large() {
+    for (name, a) in every_screen() {
+        for (w, h) in SIZES {
+            let text = render(&a, w, h);
+            assert!(text.contains("EMO"), "{name} at {w}x{h}:\n{text}");
+        }
+        check_colours(&a, 80, 24, name);
+    }
+}
+
+/// Every row of the key table can be read in full in the overlay at 80×24 by scrolling.
+#[test]
+fn help_shows_every_documented_key_and_action() {
+    let mut a = agent_app();
+    a.color = false;
+    key(&mut a, KeyCode::Char('?'));
+    let mut seen = String::new();
+    for _ in 0..emo_tui::ui::help::KEYS.len() + 40 {
+        seen.push_str(&render(&a, 80, 24));
+        key(&mut a, KeyCode::Down);
+    }
+    assert!(a.show_help);
+    let mut last = "";
+    for e in emo_tui::ui::help::KEYS {
+        if e.section != last {
+            assert!(seen.contains(e.section), "section {}", e.section);
+            last = e.section;
+        }
+        let row = format!("{:<19} {}", emo_tui::ui::help::keys_text(e), e.action);
+        assert!(seen.contains(&row), "help row missing or cut: {row:?}");
+    }
+    for d in emo_tui::ui::help::DATES {
+        assert!(seen.contains(d), "{d}");
+    }
 }
