@@ -1,4 +1,5 @@
-//! Speech features in Rust on `rustfft`: the "logmel64_v1" log-mel spectrogram the speech model is
+//! Speech features in Rust on `rustfft` (through `realfft`'s real-input transform, half the work
+//! of a complex FFT of the same length): the "logmel64_v1" log-mel spectrogram the speech model is
 //! trained on, and an MFCC that follows `librosa.feature.mfcc` conventions (used for the speed
 //! comparison with librosa and available to future models).
 //!
@@ -15,8 +16,8 @@
 use std::f64::consts::PI;
 use std::sync::Arc;
 
+use realfft::{RealFftPlanner, RealToComplex};
 use rustfft::num_complex::Complex;
-use rustfft::{Fft, FftPlanner};
 use serde::{Deserialize, Serialize};
 
 /// Feature parameters, deserialised from `[models.speech.features]` of the manifest.
@@ -191,10 +192,13 @@ pub fn fit_window(samples: &[f32], window: usize) -> Vec<f32> {
 /// A reusable feature extractor (FFT plan, window, filterbank and DCT are built once).
 pub struct FeatureExtractor {
     spec: FeatureSpec,
-    fft: Arc<dyn Fft<f32>>,
+    fft: Arc<dyn RealToComplex<f32>>,
     window: Vec<f32>,
     filters: Vec<MelFilter>,
-    buf: Vec<Complex<f32>>,
+    /// One windowed frame (the transform's input; it is overwritten by each transform).
+    frame: Vec<f32>,
+    /// `n_fft/2 + 1` complex bins.
+    spectrum: Vec<Complex<f32>>,
     scratch: Vec<Complex<f32>>,
     power: Vec<f32>,
 }
@@ -210,8 +214,8 @@ impl std::fmt::Debug for FeatureExtractor {
 impl FeatureExtractor {
     pub fn new(spec: FeatureSpec) -> Result<Self, String> {
         spec.validate()?;
-        let fft = FftPlanner::<f32>::new().plan_fft_forward(spec.n_fft);
-        let scratch = vec![Complex::default(); fft.get_inplace_scratch_len()];
+        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(spec.n_fft);
+        let scratch = fft.make_scratch_vec();
         Ok(Self {
             window: padded_hann(spec.win_length, spec.n_fft),
             filters: mel_filterbank(
@@ -221,7 +225,8 @@ impl FeatureExtractor {
                 spec.fmin,
                 spec.fmax,
             ),
-            buf: vec![Complex::default(); spec.n_fft],
+            frame: fft.make_input_vec(),
+            spectrum: fft.make_output_vec(),
             power: vec![0.0; spec.n_fft / 2 + 1],
             scratch,
             fft,
@@ -240,12 +245,16 @@ impl FeatureExtractor {
         let mut mel = vec![0.0f32; n_mels * frames];
         for t in 0..frames {
             let frame = &samples[t * hop..t * hop + n_fft];
-            for ((b, &x), &w) in self.buf.iter_mut().zip(frame).zip(&self.window) {
-                *b = Complex::new(x * w, 0.0);
+            for ((b, &x), &w) in self.frame.iter_mut().zip(frame).zip(&self.window) {
+                *b = x * w;
             }
-            self.fft
-                .process_with_scratch(&mut self.buf, &mut self.scratch);
-            for (p, c) in self.power.iter_mut().zip(&self.buf) {
+            // Lengths come from the same plan, so the transform cannot fail.
+            let _ = self.fft.process_with_scratch(
+                &mut self.frame,
+                &mut self.spectrum,
+                &mut self.scratch,
+            );
+            for (p, c) in self.power.iter_mut().zip(&self.spectrum) {
                 *p = c.re * c.re + c.im * c.im;
             }
             for (m, filt) in self.filters.iter().enumerate() {
@@ -267,6 +276,39 @@ impl FeatureExtractor {
         }
         zscore(&mut mel, self.spec.norm_eps);
         mel
+    }
+
+    /// [`FeatureExtractor::logmel`] of the windows `signal[s..s + window_samples]` for each `s`
+    /// in `starts`, computing each frame's spectrum once. Analysis windows overlap (3 s every
+    /// second), so this does a third of the work of one `logmel` per window, with identical
+    /// results (a frame is the same samples either way). `None` unless every start is a multiple
+    /// of `hop_length` and every window lies inside the signal.
+    pub fn logmel_windows(&mut self, signal: &[f32], starts: &[usize]) -> Option<Vec<Vec<f32>>> {
+        let (hop, w) = (self.spec.hop_length, self.spec.window_samples);
+        if starts.iter().any(|&s| s % hop != 0 || s + w > signal.len()) {
+            return None;
+        }
+        let (Some(&first), Some(&last)) = (starts.iter().min(), starts.iter().max()) else {
+            return Some(Vec::new());
+        };
+        let (mel, frames) = self.mel_power(&signal[first..last + w]);
+        let (n_mels, per_window) = (self.spec.n_mels, self.spec.n_frames());
+        let off = self.spec.log_offset as f32;
+        Some(
+            starts
+                .iter()
+                .map(|&s| {
+                    let f0 = (s - first) / hop;
+                    let mut out = Vec::with_capacity(n_mels * per_window);
+                    for m in 0..n_mels {
+                        let row = &mel[m * frames + f0..m * frames + f0 + per_window];
+                        out.extend(row.iter().map(|&v| (v + off).ln()));
+                    }
+                    zscore(&mut out, self.spec.norm_eps);
+                    out
+                })
+                .collect(),
+        )
     }
 
     /// Fit an arbitrary clip to the model window (centre crop / pad) and compute its features.
@@ -352,6 +394,36 @@ mod tests {
             log_offset: 1e-6,
             norm_eps: 1e-5,
         }
+    }
+
+    #[test]
+    fn shared_frames_equal_one_logmel_per_window() {
+        let mut fx = FeatureExtractor::new(spec()).unwrap();
+        // 6.5 s of a chirp with noise-like harmonics: every window sees different content.
+        let x: Vec<f32> = (0..104_000)
+            .map(|i| {
+                let t = i as f32 / 16000.0;
+                0.3 * (2.0 * std::f32::consts::PI * (200.0 + 150.0 * t) * t).sin()
+                    + 0.05 * ((i * 7919 % 1000) as f32 / 500.0 - 1.0)
+            })
+            .collect();
+        let starts = [0, 16_000, 32_000, 48_000, 56_000];
+        let shared = fx.logmel_windows(&x, &starts).unwrap();
+        assert_eq!(shared.len(), starts.len());
+        for (&s, got) in starts.iter().zip(&shared) {
+            let want = fx.logmel(&x[s..s + 48_000]);
+            assert_eq!(got.len(), want.len());
+            let diff = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(diff <= 1e-6, "window at {s}: max diff {diff}");
+        }
+        // Not frame-aligned, or past the end: refused (the caller computes those one by one).
+        assert!(fx.logmel_windows(&x, &[100]).is_none());
+        assert!(fx.logmel_windows(&x, &[64_000]).is_none());
+        assert_eq!(fx.logmel_windows(&x, &[]).unwrap().len(), 0);
     }
 
     #[test]

@@ -116,14 +116,16 @@ impl SpeechModel {
         let sr = self.spec.sample_rate as f64;
         let w = self.spec.window_samples;
         let mut res = Vec::new();
-        let mut feats = Vec::new();
-        let mut idx = Vec::new();
+        let (mut full, mut partial) = (Vec::new(), Vec::new());
         for s in self.window_starts(x.len()) {
             let seg = &x[s.min(x.len())..(s + w).min(x.len())];
             let voiced = self.vad.is_voiced(seg, self.spec.sample_rate);
             if voiced {
-                feats.push(self.clip_features(seg));
-                idx.push(res.len());
+                if s + w <= x.len() {
+                    full.push((res.len(), s));
+                } else {
+                    partial.push((res.len(), s));
+                }
             }
             res.push(WindowResult {
                 start: s as f64 / sr,
@@ -134,6 +136,25 @@ impl SpeechModel {
                 label: None,
                 confidence: 0.0,
             });
+        }
+        // Overlapping full windows share their frames; a short clip or the tail window is
+        // centre-padded as in training.
+        let starts: Vec<usize> = full.iter().map(|&(_, s)| s).collect();
+        let shared = self
+            .fx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .logmel_windows(x, &starts);
+        let (mut idx, mut feats) = match shared {
+            Some(f) => (full.iter().map(|&(i, _)| i).collect::<Vec<_>>(), f),
+            None => {
+                partial.extend(full);
+                (Vec::new(), Vec::new())
+            }
+        };
+        for (i, s) in partial {
+            feats.push(self.clip_features(&x[s..(s + w).min(x.len())]));
+            idx.push(i);
         }
         for (i, p) in idx.into_iter().zip(self.classify_features(&feats)?) {
             let (k, c) = argmax(&p);
