@@ -19,4 +19,9 @@ if command -v pg_isready >/dev/null && ! pg_isready -q -d "$pg_url"; then
     echo "        (start a server or set EMO_TEST_DATABASE_URL; EMO_REQUIRE_POSTGRES=1 makes this a failure)" >&2
   fi
 fi
+# `cargo test --workspace` builds the emod binary (its own integration tests run it), so the TUI's
+# end-to-end tests use that one instead of a second `cargo build -p emod` with other features.
+if [ $# -eq 0 ]; then
+  export EMOD_BIN="${EMOD_BIN:-${CARGO_TARGET_DIR:-target}/debug/emod}"
+fi
 cargo test --workspace --locked "$@"
