@@ -64,9 +64,16 @@ impl Tmux {
     }
     /// Waits until every string is on the screen; panics with the screen after `timeout`.
     fn wait_for(&self, all: &[&str], timeout: Duration) -> String {
+        self.wait_for_without(all, &[], timeout)
+    }
+    /// Like [`Tmux::wait_for`], but panics as soon as one of `never` is on the screen.
+    fn wait_for_without(&self, all: &[&str], never: &[&str], timeout: Duration) -> String {
         let start = Instant::now();
         loop {
             let screen = self.capture();
+            if let Some(bad) = never.iter().find(|s| screen.contains(*s)) {
+                panic!("{bad:?} appeared while waiting for {all:?}; screen:\n{screen}");
+            }
             if all.iter().all(|s| screen.contains(s)) {
                 return screen;
             }
@@ -281,17 +288,23 @@ fn launch_tui(env: &Env, tag: &str) -> Tmux {
 
 /// `extra_env` is put before the command (`A=1 B=2`), `after` runs in the pane once it exits.
 fn launch_tui_with(dir: &Path, base: &str, tag: &str, extra_env: &str, after: &str) -> Tmux {
+    let env = format!(
+        "EMO_CONFIG_DIR='{}' NO_COLOR=1 {extra_env}",
+        dir.join("cfg").display()
+    );
+    launch_tui_cmd(tag, &env, &format!("--server {base} --no-mouse"), after)
+}
+
+/// `env -u EMO_TOKEN -u EMO_SERVER -u EMO_CONFIG_DIR {env} emo-tui {args}; {after}` in a
+/// private tmux server: only the variables in `env` reach the client, not the test's own.
+fn launch_tui_cmd(tag: &str, env: &str, args: &str, after: &str) -> Tmux {
     let tmux = Tmux {
         socket: format!("emo-e2e-{tag}-{}", std::process::id()),
         session: format!("emo-tui-{tag}"),
     };
-    let cfg = dir.join("cfg");
     let tui = env!("CARGO_BIN_EXE_emo-tui");
-    let shell_cmd = format!(
-        "EMO_CONFIG_DIR='{}' NO_COLOR=1 {extra_env} '{}' --server {base} --no-mouse; {after}",
-        cfg.display(),
-        tui,
-    );
+    let shell_cmd =
+        format!("env -u EMO_TOKEN -u EMO_SERVER -u EMO_CONFIG_DIR {env} '{tui}' {args}; {after}");
     let st = tmux
         .cmd()
         .args([
@@ -587,4 +600,238 @@ fn agent_consents_records_with_live_bars_and_stops_in_tmux() {
         assert!(start.elapsed() < wait, "emo-tui did not quit:\n{screen}");
         std::thread::sleep(Duration::from_millis(150));
     }
+}
+
+// ------------------------------------------------------------------ start-up paths (issue 5)
+
+/// Shell text the pane runs once emo-tui has exited (see [`quit`]).
+const AFTER_EXIT: &str = "echo TUI-EXITED; sleep 30";
+
+/// The client's environment for a config dir under `home` and the token file it leads to: on
+/// Linux the real default (`$XDG_CONFIG_HOME/emo/token.json`, no `EMO_CONFIG_DIR`), elsewhere
+/// `EMO_CONFIG_DIR`.
+fn config_env(home: &Path) -> (String, PathBuf) {
+    if cfg!(target_os = "linux") {
+        let xdg = home.join(".config");
+        (
+            format!(
+                "HOME='{}' XDG_CONFIG_HOME='{}'",
+                home.display(),
+                xdg.display()
+            ),
+            xdg.join("emo").join("token.json"),
+        )
+    } else {
+        let cfg = home.join("cfg");
+        (
+            format!("EMO_CONFIG_DIR='{}'", cfg.display()),
+            cfg.join("token.json"),
+        )
+    }
+}
+
+/// Polls `ok` until it holds; panics naming `what` after `timeout`.
+fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < timeout, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
+fn assert_private(file: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} has mode {mode:o}", file.display());
+    }
+}
+
+/// Ctrl-C, then waits for the pane's [`AFTER_EXIT`] line (the terminal is back).
+fn quit(tmux: Tmux) {
+    tmux.send_key("C-c");
+    tmux.wait_for(&["TUI-EXITED"], Duration::from_secs(20));
+}
+
+/// The agent view after a successful login or a reused token.
+fn logged_in_as(user: &str) -> [String; 3] {
+    [
+        "my sessions".into(),
+        format!("Logged in as {user} (agent)."),
+        "Not recording".into(),
+    ]
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// The login form's fields: never on screen when a token is used.
+const LOGIN_FORM: [&str; 2] = ["Username", "Password"];
+
+/// The server only in `EMO_SERVER`; after one login the next start reuses the saved token (no
+/// login form, the file unchanged), and once the token is revoked server-side the next start
+/// shows the login screen saying so, with the username filled in and the dead token deleted.
+#[test]
+fn saved_login_from_emo_server_is_reused_until_revoked() {
+    if !tmux_available() {
+        eprintln!("SKIP: tmux is not installed");
+        return;
+    }
+    let env = start_emod();
+    register(&env, "dee");
+    let (cfg_env, tok_file) = config_env(&env.dir.path().join("home"));
+    let client_env = format!("{cfg_env} NO_COLOR=1 EMO_SERVER='{}'", env.base);
+    let wait = Duration::from_secs(20);
+    let in_view = logged_in_as("dee");
+
+    // First start, no --server: the login screen names EMO_SERVER's server and reached it.
+    let tmux = launch_tui_cmd("reuse1", &client_env, "--no-mouse", AFTER_EXIT);
+    let server_line = format!("Server {} · emod ", env.base);
+    tmux.wait_for(&["Log in to EMO", &server_line], wait);
+    tmux.send_text("dee");
+    tmux.send_key("Enter");
+    tmux.send_text(AGENT_PW);
+    tmux.send_key("Enter");
+    tmux.wait_for(&strs(&in_view), wait);
+    let saved = emo_tui::token::load(&tok_file)
+        .unwrap_or_else(|| panic!("no saved login at {}", tok_file.display()));
+    assert_eq!(saved.server, env.base);
+    assert_eq!(saved.username, "dee");
+    assert!(saved.expires_at > Utc::now(), "{saved:?}");
+    assert_private(&tok_file);
+    quit(tmux);
+
+    // Second start, same config dir: straight to the agent view with the saved token.
+    let tmux = launch_tui_cmd("reuse2", &client_env, "--no-mouse", AFTER_EXIT);
+    let screen = tmux.wait_for_without(&strs(&in_view), &LOGIN_FORM, wait);
+    eprintln!("--- saved login reused ---\n{screen}");
+    assert_eq!(
+        emo_tui::token::load(&tok_file).as_ref(),
+        Some(&saved),
+        "the saved login was replaced instead of reused"
+    );
+    assert_private(&tok_file);
+    quit(tmux);
+
+    // The token is revoked server-side (as a logout elsewhere would).
+    let r = env
+        .http
+        .post(format!("{}/api/v1/auth/logout", env.base))
+        .bearer_auth(&saved.token)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204, "logout: {}", r.text().unwrap());
+    let r = env
+        .http
+        .get(format!("{}/api/v1/me", env.base))
+        .bearer_auth(&saved.token)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401, "the token still works");
+
+    // Third start: the login screen says why, keeps the username, and drops the dead token.
+    let tmux = launch_tui_cmd("revoked", &client_env, "--no-mouse", AFTER_EXIT);
+    let screen = tmux.wait_for(
+        &[
+            "Log in to EMO",
+            "Your login has expired or was revoked. Please log in again.",
+            "Username  dee",
+            "▸ Password",
+        ],
+        wait,
+    );
+    eprintln!("--- revoked token ---\n{screen}");
+    assert!(!screen.contains("Logged in as"), "{screen}");
+    wait_until("the revoked login is deleted", wait, || !tok_file.exists());
+    // The password is all it takes; a new token is saved.
+    tmux.send_text(AGENT_PW);
+    tmux.send_key("Enter");
+    tmux.wait_for(&strs(&in_view), wait);
+    wait_until("a new login is saved", wait, || tok_file.exists());
+    let fresh = emo_tui::token::load(&tok_file).unwrap();
+    assert_ne!(fresh.token, saved.token);
+    assert_eq!(fresh.username, "dee");
+    assert_private(&tok_file);
+    quit(tmux);
+}
+
+/// A saved login past its `expires_at` is not tried: the login screen says it has expired, with
+/// the username filled in and the password field focused; logging in saves a fresh one.
+#[test]
+fn expired_saved_login_asks_for_the_password_again() {
+    if !tmux_available() {
+        eprintln!("SKIP: tmux is not installed");
+        return;
+    }
+    let env = start_emod();
+    register(&env, "fay");
+    let old = emo_tui::token::SavedToken {
+        server: env.base.clone(),
+        username: "fay".into(),
+        token: login(&env.http, &env.base, "fay", AGENT_PW),
+        expires_at: Utc::now() - chrono::Duration::hours(1),
+    };
+    let tok_file = env.dir.path().join("cfg").join("token.json");
+    emo_tui::token::save(&tok_file, &old).unwrap();
+    let wait = Duration::from_secs(20);
+
+    let tmux = launch_tui_with(env.dir.path(), &env.base, "expired", "", AFTER_EXIT);
+    let screen = tmux.wait_for(
+        &[
+            "Log in to EMO",
+            "Your saved login has expired. Please log in again.",
+            "Username  fay",
+            "▸ Password",
+            "emod ",
+        ],
+        wait,
+    );
+    eprintln!("--- expired saved login ---\n{screen}");
+    assert!(!screen.contains("Logged in as"), "{screen}");
+    tmux.send_text(AGENT_PW);
+    tmux.send_key("Enter");
+    tmux.wait_for(&strs(&logged_in_as("fay")), wait);
+    wait_until("the new login replaces the expired one", wait, || {
+        emo_tui::token::load(&tok_file).is_some_and(|t| t.token != old.token)
+    });
+    let fresh = emo_tui::token::load(&tok_file).unwrap();
+    assert!(fresh.expires_at > Utc::now(), "{fresh:?}");
+    assert_private(&tok_file);
+    quit(tmux);
+}
+
+/// `EMO_TOKEN` with a token from the API and no saved login: straight to the logged-in view, no
+/// login form, and the token is not written to the config dir.
+#[test]
+fn emo_token_starts_logged_in_without_the_login_screen() {
+    if !tmux_available() {
+        eprintln!("SKIP: tmux is not installed");
+        return;
+    }
+    let env = start_emod();
+    register(&env, "gus");
+    let tok = login(&env.http, &env.base, "gus", AGENT_PW);
+    let cfg = env.dir.path().join("cfg");
+    assert!(!cfg.join("token.json").exists());
+
+    let tmux = launch_tui_with(
+        env.dir.path(),
+        &env.base,
+        "envtoken",
+        &format!("EMO_TOKEN='{tok}'"),
+        AFTER_EXIT,
+    );
+    let screen = tmux.wait_for_without(
+        &strs(&logged_in_as("gus")),
+        &LOGIN_FORM,
+        Duration::from_secs(20),
+    );
+    eprintln!("--- EMO_TOKEN ---\n{screen}");
+    quit(tmux);
+    assert!(
+        !cfg.join("token.json").exists(),
+        "EMO_TOKEN was saved to the config dir"
+    );
 }
