@@ -89,6 +89,40 @@ def predict(model, x_u8: torch.Tensor, bs=512):
     return torch.cat(outs).numpy(), torch.cat(outs_f).numpy()
 
 
+def load_fused_onnx(model, path):
+    """Load an exported VGGNet whose BatchNorms were folded into the convolutions.
+
+    Each conv gets the folded weight; its BatchNorm becomes the identity (mean 0, var 1-eps, gamma 1)
+    plus the folded bias as beta, so model.eval() computes exactly the ONNX function.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    g = onnx.load(path).graph
+    init = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    convs = [n for n in g.node if n.op_type == "Conv"]
+    gemm = [n for n in g.node if n.op_type == "Gemm"]
+    conv_bn = []
+    mods = list(model.modules())
+    for i, m in enumerate(mods):
+        if isinstance(m, torch.nn.Conv2d):
+            bn = mods[i + 1]
+            assert isinstance(bn, torch.nn.BatchNorm2d), "expected conv -> BN"
+            conv_bn.append((m, bn))
+    assert len(conv_bn) == len(convs) and len(gemm) == 1, (len(conv_bn), len(convs))
+    with torch.no_grad():
+        for (conv, bn), node in zip(conv_bn, convs):
+            w, b = init[node.input[1]], init[node.input[2]]
+            assert tuple(conv.weight.shape) == w.shape, (conv.weight.shape, w.shape)
+            conv.weight.copy_(torch.from_numpy(w))
+            bn.weight.fill_(1.0)
+            bn.bias.copy_(torch.from_numpy(b))
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1.0 - bn.eps)
+        model.fc.weight.copy_(torch.from_numpy(init[gemm[0].input[1]]))
+        model.fc.bias.copy_(torch.from_numpy(init[gemm[0].input[2]]))
+
+
 def lr_at(step, total, warm, peak, final_frac=0.0):
     if step < warm:
         return peak * (step + 1) / warm
@@ -120,6 +154,12 @@ def main():
                     help="if >0: the LR schedule follows elapsed wall time (warmup+cosine over the budget) and "
                          "training stops when the budget is used; --epochs is then only an upper bound")
     ap.add_argument("--bench_seconds", type=float, default=0, help="only measure training throughput")
+    ap.add_argument("--init_onnx", default="",
+                    help="start from an exported model (e.g. models/expression.onnx of the same --arch): "
+                         "fine-tuning a shipped model when its checkpoint is gone")
+    ap.add_argument("--freeze_bn", action="store_true",
+                    help="keep BatchNorm layers in eval mode (needed after --init_onnx: the export folded "
+                         "BN into the convolutions, so batch statistics would change the function)")
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -133,6 +173,9 @@ def main():
     xva, yva = torch.from_numpy(x[va]), y[va]
 
     model = build(a.arch)
+    if a.init_onnx and not (Path(a.out) / "last.pt").exists():
+        load_fused_onnx(model, a.init_onnx)
+        print(f"initialised from {a.init_onnx} (BN folded into the convolutions)", flush=True)
     decay, no_decay = [], []
     for n_, p in model.named_parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
@@ -162,6 +205,10 @@ def main():
         if stop:
             break
         model.train()
+        if a.freeze_bn:
+            for m in model.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.eval()
         g = torch.Generator().manual_seed(a.seed * 1000 + ep)
         perm = torch.randperm(len(tr), generator=g)
         t0 = time.time()
