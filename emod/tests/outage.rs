@@ -147,10 +147,7 @@ fn a_batch_the_database_refuses_is_set_aside_not_dropped() {
         "ALTER DATABASE {} SET default_transaction_read_only = on",
         pg.name
     ));
-    pg.admin_sql(&format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()",
-        pg.name
-    ));
+    pg.kill_connections();
     let t0 = Utc::now().timestamp_millis() - 30_000;
     let r = srv.post(
         &format!("/api/v1/sessions/{sid}/samples"),

@@ -66,6 +66,11 @@ impl PgDb {
             "ALTER DATABASE {} ALLOW_CONNECTIONS false",
             self.name
         ));
+        self.kill_connections();
+    }
+
+    /// Ends every open connection to the test database (the daemon's pool reconnects).
+    pub fn kill_connections(&self) {
         self.admin_sql(&format!(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()",
             self.name
