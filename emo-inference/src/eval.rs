@@ -258,10 +258,15 @@ pub fn eval_faces(
 }
 
 /// RAVDESS emotion code (`03-01-EE-…`) → label.
-pub fn ravdess_label(file_name: &str) -> Option<Emotion> {
-    let stem = file_name
+/// The file name without its `.wav` / `.WAV` extension.
+fn wav_stem(file_name: &str) -> Option<&str> {
+    file_name
         .strip_suffix(".wav")
-        .or_else(|| file_name.strip_suffix(".WAV"))?;
+        .or_else(|| file_name.strip_suffix(".WAV"))
+}
+
+pub fn ravdess_label(file_name: &str) -> Option<Emotion> {
+    let stem = wav_stem(file_name)?;
     let parts: Vec<&str> = stem.split('-').collect();
     if parts.len() != 7 {
         return None;
@@ -281,12 +286,7 @@ pub fn ravdess_label(file_name: &str) -> Option<Emotion> {
 
 /// RAVDESS actor number (last field).
 pub fn ravdess_actor(file_name: &str) -> Option<u32> {
-    file_name
-        .trim_end_matches(".wav")
-        .rsplit('-')
-        .next()?
-        .parse()
-        .ok()
+    wav_stem(file_name)?.rsplit('-').next()?.parse().ok()
 }
 
 /// All RAVDESS-named WAVs below `dir` (actor folders or flat), sorted, optionally restricted to
@@ -531,5 +531,11 @@ mod tests {
         assert_eq!(ravdess_label("03-01-09-01-02-01-12.wav"), None);
         assert_eq!(ravdess_label("readme.wav"), None);
         assert_eq!(ravdess_actor("03-01-05-01-02-01-12.wav"), Some(12));
+        assert_eq!(ravdess_actor("03-01-05-01-02-01-07.WAV"), Some(7));
+        assert_eq!(
+            ravdess_label("03-01-05-01-02-01-07.WAV"),
+            Some(Emotion::Angry)
+        );
+        assert_eq!(ravdess_actor("03-01-05-01-02-01-07.mp3"), None);
     }
 }
