@@ -423,10 +423,18 @@ impl Store {
                     "DELETE FROM sample_counts_minute WHERE minute < {cutoff}"
                 ))
                 .execute(c)?;
-                let sessions = diesel::sql_query(format!(
-                    "DELETE FROM sessions WHERE status <> 'running' AND ended_at < {cutoff}"
+                let old_sessions = format!(
+                    "SELECT id FROM sessions WHERE status <> 'running' AND ended_at < {cutoff}"
+                );
+                // Samples have no foreign key (ingest speed): delete those of the old sessions
+                // explicitly, as ON DELETE CASCADE used to.
+                diesel::sql_query(format!(
+                    "DELETE FROM samples WHERE session_id IN ({old_sessions})"
                 ))
                 .execute(c)?;
+                let sessions =
+                    diesel::sql_query(format!("DELETE FROM sessions WHERE id IN ({old_sessions})"))
+                        .execute(c)?;
                 Ok((samples, sessions))
             })
         })
