@@ -392,18 +392,7 @@ fn agent_view_recording_with_live_bars() {
         "recording-waiting",
         &["● REC 5:00", "RECORDING", "waiting for estimates"],
     );
-    let mut probs = BTreeMap::new();
-    probs.insert(Emotion::Happy, 0.64);
-    probs.insert(Emotion::Neutral, 0.30);
-    probs.insert(Emotion::Sad, 0.06);
-    a.on_msg(Msg::Live(LiveEvent::Sample(Sample {
-        session_id: id,
-        t: now(),
-        modality: Modality::Fused,
-        emotion: Emotion::Happy,
-        confidence: 0.64,
-        probabilities: probs,
-    })));
+    a.on_msg(live_happy_sample(id));
     check(
         &a,
         "recording-live",
@@ -606,18 +595,7 @@ fn recording_app() -> App {
     let running = session(9, "ann", "2026-03-10T11:55:00Z", 0, SessionStatus::Running);
     let id = running.id;
     a.on_msg(Msg::Started(Ok(running)));
-    let mut probs = BTreeMap::new();
-    probs.insert(Emotion::Happy, 0.64);
-    probs.insert(Emotion::Neutral, 0.30);
-    probs.insert(Emotion::Sad, 0.06);
-    a.on_msg(Msg::Live(LiveEvent::Sample(Sample {
-        session_id: id,
-        t: now(),
-        modality: Modality::Fused,
-        emotion: Emotion::Happy,
-        confidence: 0.64,
-        probabilities: probs,
-    })));
+    a.on_msg(live_happy_sample(id));
     a
 }
 
@@ -829,4 +807,20 @@ fn help_shows_every_documented_key_and_action() {
     for d in emo_tui::ui::help::DATES {
         assert!(seen.contains(d), "{d}");
     }
+}
+
+/// One fused live estimate (happy 0.64, neutral 0.30, sad 0.06) for session `id`.
+fn live_happy_sample(id: uuid::Uuid) -> Msg {
+    let mut probs = BTreeMap::new();
+    probs.insert(Emotion::Happy, 0.64);
+    probs.insert(Emotion::Neutral, 0.30);
+    probs.insert(Emotion::Sad, 0.06);
+    Msg::Live(LiveEvent::Sample(Sample {
+        session_id: id,
+        t: now(),
+        modality: Modality::Fused,
+        emotion: Emotion::Happy,
+        confidence: 0.64,
+        probabilities: probs,
+    }))
 }
