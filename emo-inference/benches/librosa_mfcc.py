@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Time librosa.feature.mfcc on a WAV with EMO's feature parameters (the reference `emod bench`
-compares its Rust MFCC against). Prints JSON: {"seconds": median per run, "audio_seconds": …}.
+compares its Rust MFCC against). Prints JSON: {"seconds": median per run, "runs": [seconds of each
+timed run], "audio_seconds": …}.
 
     python3 librosa_mfcc.py FILE.wav [REPEATS]
 """
@@ -28,4 +29,4 @@ for _ in range(reps):
     t0 = time.perf_counter()
     librosa.feature.mfcc(y=y, **kw)
     times.append(time.perf_counter() - t0)
-print(json.dumps({"seconds": float(np.median(times)), "audio_seconds": len(y) / sr}))
+print(json.dumps({"seconds": float(np.median(times)), "runs": times, "audio_seconds": len(y) / sr}))
