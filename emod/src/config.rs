@@ -83,6 +83,9 @@ pub struct WriterConfig {
     /// Where samples still unwritten at shutdown are saved (replayed at the next start);
     /// empty = `spool/` in the data directory.
     pub spool_dir: String,
+    /// Concurrent write transactions on PostgreSQL (each a writer thread and a pool
+    /// connection, each owning a fixed share of the users). SQLite always writes with one.
+    pub connections: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,6 +168,7 @@ impl Default for WriterConfig {
             flush_interval_ms: 250,
             spool_capacity: 1_000_000,
             spool_dir: String::new(),
+            connections: 2,
         }
     }
 }
@@ -263,6 +267,14 @@ impl Config {
         }
         if self.database.pool_size == 0 {
             bail!("database.pool_size must be positive");
+        }
+        if self.writer.connections == 0
+            || self.writer.connections >= self.database.pool_size as usize
+        {
+            bail!(
+                "writer.connections must be at least 1 and below database.pool_size ({}), which also serves the API",
+                self.database.pool_size
+            );
         }
         Ok(())
     }
@@ -442,6 +454,23 @@ mod tests {
             Config::load_with_env(None, &env(&[("EMO_WRITER_BATCH_SIZE", "many")])).unwrap_err()
         );
         assert!(err.contains("EMO_WRITER_BATCH_SIZE"), "{err}");
+        // Writer connections come out of the pool, which must keep one for the API.
+        for bad in ["0", "8"] {
+            let err = format!(
+                "{:#}",
+                Config::load_with_env(None, &env(&[("EMO_WRITER_CONNECTIONS", bad)])).unwrap_err()
+            );
+            assert!(err.contains("writer.connections"), "{err}");
+        }
+        let cfg = Config::load_with_env(
+            None,
+            &env(&[
+                ("EMO_WRITER_CONNECTIONS", "3"),
+                ("EMO_DATABASE_POOL_SIZE", "4"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!((cfg.writer.connections, cfg.database.pool_size), (3, 4));
         let err = format!(
             "{:#}",
             Config::load_with_env(None, &env(&[("EMO_DATABASE_URL", "mysql://x")])).unwrap_err()

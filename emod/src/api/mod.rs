@@ -242,6 +242,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
             flush_interval: Duration::from_millis(config.writer.flush_interval_ms.max(1)),
             capacity: config.writer.spool_capacity,
             spool_dir,
+            connections: config.writer.connections,
         },
         metrics.clone(),
     );

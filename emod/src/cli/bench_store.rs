@@ -1,5 +1,6 @@
-//! `emod bench store`: seeds a throw-away database with N samples through the same ingest path
-//! as the buffered writer, then times every dashboard query (median of repeated runs).
+//! `emod bench store`: seeds a throw-away database with N samples through the daemon's own
+//! buffered writer (same batching, same threads and connections), then times every dashboard
+//! query (median of repeated runs).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -10,9 +11,13 @@ use emo_api_types::{Bucket, HeatmapKind, SessionStatus};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+use std::sync::Arc;
+
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::store::sessions::SessionFilter;
 use crate::store::stats::StatsFilter;
+use crate::store::writer::{Writer, WriterOptions};
 use crate::store::{SampleRow, SessionRow, Store, UserRow};
 
 #[derive(Debug, clap::Args)]
@@ -27,9 +32,12 @@ pub struct StoreArgs {
     /// default: the server of `database.url` when that is PostgreSQL, else a temporary SQLite file.
     #[arg(long, value_name = "URL")]
     pub postgres: Option<String>,
-    /// Samples per transaction (the writer uses 5 × writer.batch_size).
-    #[arg(long, default_value_t = 10_000)]
-    pub batch: usize,
+    /// Samples per transaction (the daemon's writer takes up to 5 × writer.batch_size = 10,000).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(5..=1_000_000))]
+    pub batch: u64,
+    /// Concurrent write transactions (default: writer.connections; SQLite always uses one).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub connections: Option<u64>,
     /// Timed runs per query (median reported).
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
@@ -49,6 +57,8 @@ pub struct StoreBench {
     pub samples: u64,
     pub agents: u32,
     pub sessions: u64,
+    /// Writer threads (each with its own connection) that did the ingest.
+    pub connections: usize,
     pub ingest_seconds: f64,
     pub ingest_samples_per_second: f64,
     /// Median milliseconds per dashboard query.
@@ -123,7 +133,10 @@ fn open_target(args: &StoreArgs, postgres: Option<&String>) -> anyhow::Result<Ta
 pub fn run(args: StoreArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let postgres = postgres_url(&args, config);
     let mut target = open_target(&args, postgres.as_ref())?;
-    let result = bench(&args, &target);
+    let connections = args
+        .connections
+        .map_or(config.writer.connections, |c| c as usize);
+    let result = bench(&args, &target, connections);
     if let Some(cleanup) = target.cleanup.take() {
         cleanup();
     }
@@ -136,8 +149,11 @@ pub fn run(args: StoreArgs, config: &Config) -> anyhow::Result<ExitCode> {
             r.backend, r.samples, r.agents, r.sessions
         );
         println!(
-            "ingest: {:.1} s, {:.0} samples/s",
-            r.ingest_seconds, r.ingest_samples_per_second
+            "ingest: {:.1} s, {:.0} samples/s ({} writer connection{})",
+            r.ingest_seconds,
+            r.ingest_samples_per_second,
+            r.connections,
+            if r.connections == 1 { "" } else { "s" }
         );
         println!("{:<44} {:>10}", "dashboard query", "median ms");
         for (q, ms) in &r.queries_ms {
@@ -147,7 +163,7 @@ pub fn run(args: StoreArgs, config: &Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn bench(args: &StoreArgs, target: &Target) -> anyhow::Result<StoreBench> {
+fn bench(args: &StoreArgs, target: &Target, connections: usize) -> anyhow::Result<StoreBench> {
     let store = &target.store;
     store.migrate()?;
     let is_pg = target.backend.starts_with("postgres");
@@ -178,12 +194,10 @@ fn bench(args: &StoreArgs, target: &Target) -> anyhow::Result<StoreBench> {
     // Skewed like real data: mostly neutral and happy.
     let weights = [6u32, 1, 4, 18, 10, 5, 56];
     let total_w: u32 = weights.iter().sum();
-    let mut seeded = 0u64;
-    let mut buf: Vec<SampleRow> = Vec::with_capacity(args.batch);
-    let mut ingest = Duration::ZERO;
     if !args.json {
         eprintln!("seeding {n} samples on {} …", target.backend);
     }
+    let mut plan = Vec::with_capacity(sessions as usize);
     for s in 0..sessions {
         let user = &users[(s % users.len() as u64) as usize];
         let slot = s / users.len() as u64; // per-agent session index
@@ -204,6 +218,37 @@ fn bench(args: &StoreArgs, target: &Target) -> anyhow::Result<StoreBench> {
             summary: None,
             dominant: Some(6),
         })?;
+        plan.push((sid, user.id.clone(), start));
+    }
+    // The daemon's writer, with the daemon's batching: samples are generated and submitted here
+    // while its threads write them, and the clock runs until everything is in the database.
+    let batch = args.batch as usize;
+    let metrics = Arc::new(Metrics::default());
+    let capacity = (batch * 4 * connections).max(100_000);
+    let writer = Writer::start(
+        store.clone(),
+        WriterOptions {
+            batch_size: (batch / 5).max(1),
+            flush_interval: Duration::from_millis(250),
+            capacity,
+            spool_dir: None,
+            connections,
+        },
+        metrics.clone(),
+    );
+    let started = Instant::now();
+    let mut seeded = 0u64;
+    let mut buf: Vec<SampleRow> = Vec::with_capacity(batch);
+    let submit = |rows: Vec<SampleRow>| -> anyhow::Result<()> {
+        while writer.pending() + rows.len() > capacity {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        writer
+            .submit(rows)
+            .map_err(|e| anyhow::anyhow!("bench writer: {e}"))?;
+        Ok(())
+    };
+    for (s, (sid, user_id, start)) in plan.iter().enumerate() {
         let count = per_session.min(n - seeded);
         for i in 0..count {
             let mut pick = rng.gen_range(0..total_w);
@@ -220,7 +265,7 @@ fn bench(args: &StoreArgs, target: &Target) -> anyhow::Result<StoreBench> {
             let p = |k: i16| Some(if k == emotion { conf } else { rest });
             buf.push(SampleRow {
                 session_id: sid.clone(),
-                user_id: user.id.clone(),
+                user_id: user_id.clone(),
                 t: start + i as i64 * 1000,
                 modality: 2,
                 emotion,
@@ -234,26 +279,31 @@ fn bench(args: &StoreArgs, target: &Target) -> anyhow::Result<StoreBench> {
                 p_neutral: p(6),
                 p_calm: None,
             });
-            if buf.len() == args.batch {
-                let t = Instant::now();
-                store.insert_samples(&buf)?;
-                ingest += t.elapsed();
-                buf.clear();
+            if buf.len() == batch {
+                submit(std::mem::replace(&mut buf, Vec::with_capacity(batch)))?;
             }
         }
         seeded += count;
         if !args.json && s % 200 == 0 && s > 0 {
             eprintln!(
                 "  {seeded} samples, {:.0}/s",
-                seeded as f64 / ingest.as_secs_f64().max(1e-9)
+                seeded as f64 / started.elapsed().as_secs_f64().max(1e-9)
             );
         }
     }
     if !buf.is_empty() {
-        let t = Instant::now();
-        store.insert_samples(&buf)?;
-        ingest += t.elapsed();
+        submit(buf)?;
     }
+    let flushed = writer.flush(Duration::from_secs(24 * 3600));
+    let ingest = started.elapsed();
+    writer.shutdown(Duration::ZERO)?;
+    let errors = metrics
+        .writer_errors
+        .load(std::sync::atomic::Ordering::Relaxed);
+    anyhow::ensure!(
+        flushed && errors == 0,
+        "the writer did not store every sample ({errors} failed transactions)"
+    );
     if is_pg {
         store.analyze()?;
     }
@@ -410,6 +460,7 @@ fn bench(args: &StoreArgs, target: &Target) -> anyhow::Result<StoreBench> {
         samples: n,
         agents: args.agents,
         sessions,
+        connections: if is_pg { connections } else { 1 },
         ingest_seconds: ingest.as_secs_f64(),
         ingest_samples_per_second: n as f64 / ingest.as_secs_f64().max(1e-9),
         queries_ms,

@@ -190,6 +190,11 @@ impl Store {
         })
     }
 
+    /// Whether this is the PostgreSQL backend (which takes concurrent writers).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.db, Db::Pg(_))
+    }
+
     /// A cheap round trip used by `/readyz` and by the writer to tell an outage from bad data.
     pub fn ping(&self) -> StoreResult<()> {
         with_conn!(self, |c| {

@@ -1,9 +1,15 @@
 //! The buffered sample writer.
 //!
-//! The API accepts a batch as soon as it is queued here; one background thread writes queued
-//! samples in large transactions. While the database is unreachable the queue is the spool: it
-//! keeps everything up to `capacity` samples and the writer retries with back-off; past that the
-//! API refuses new samples (503) rather than silently dropping them. On shutdown whatever could
+//! The API accepts a batch as soon as it is queued here; background threads write queued
+//! samples in large transactions. On PostgreSQL there is one thread (and connection) per
+//! `connections`, each owning the users whose id hashes to it: a single connection leaves the
+//! server's second core idle while the client waits for each transaction, and because every
+//! roll-up row and sample key belongs to exactly one user, concurrent transactions never touch
+//! the same rows (no lock waits, no deadlocks). SQLite has one writer at a time, so one thread.
+//!
+//! While the database is unreachable the queues are the spool: they keep everything up to
+//! `capacity` samples in all and the writers retry with back-off; past that the API refuses new
+//! samples (503) rather than silently dropping them. On shutdown whatever could
 //! not be written is saved to a JSON-lines file in the spool directory and replayed at the next
 //! start (inserts are idempotent, so a replay never double-counts).
 
@@ -24,6 +30,8 @@ pub struct WriterOptions {
     pub flush_interval: Duration,
     pub capacity: usize,
     pub spool_dir: Option<PathBuf>,
+    /// Concurrent write transactions (PostgreSQL; SQLite always uses one).
+    pub connections: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,13 +41,38 @@ pub struct SpoolFull {
     pub capacity: usize,
 }
 
-#[derive(Default)]
 struct State {
-    queue: VecDeque<SampleRow>,
-    in_flight: usize,
+    /// One queue per writer thread; a user's samples always go to the same one.
+    queues: Vec<VecDeque<SampleRow>>,
+    /// Samples each thread is writing right now.
+    in_flight: Vec<usize>,
     shutdown: bool,
     /// Set by `shutdown`: stop retrying after this instant.
     give_up_at: Option<Instant>,
+}
+
+impl State {
+    fn new(shards: usize) -> State {
+        State {
+            queues: (0..shards).map(|_| VecDeque::new()).collect(),
+            in_flight: vec![0; shards],
+            shutdown: false,
+            give_up_at: None,
+        }
+    }
+
+    fn pending(&self) -> usize {
+        self.queues.iter().map(VecDeque::len).sum::<usize>() + self.in_flight.iter().sum::<usize>()
+    }
+}
+
+/// The writer thread that owns `user_id` (FNV-1a: stable, cheap, no allocation).
+fn shard_of(user_id: &str, shards: usize) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in user_id.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h % shards.max(1) as u64) as usize
 }
 
 struct Inner {
@@ -62,27 +95,37 @@ impl Inner {
 #[derive(Clone)]
 pub struct Writer {
     inner: Arc<Inner>,
-    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+    threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 impl Writer {
-    pub fn start(store: Store, opts: WriterOptions, metrics: Arc<Metrics>) -> Writer {
+    pub fn start(store: Store, mut opts: WriterOptions, metrics: Arc<Metrics>) -> Writer {
+        opts.connections = if store.is_postgres() {
+            opts.connections.max(1)
+        } else {
+            1
+        };
+        let shards = opts.connections;
         let inner = Arc::new(Inner {
             store,
             opts,
             metrics,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State::new(shards)),
             work: Condvar::new(),
             idle: Condvar::new(),
         });
-        let worker = inner.clone();
-        let handle = std::thread::Builder::new()
-            .name("emo-writer".into())
-            .spawn(move || run(&worker))
-            .expect("spawning the writer thread");
+        let threads = (0..shards)
+            .map(|shard| {
+                let worker = inner.clone();
+                std::thread::Builder::new()
+                    .name(format!("emo-writer-{shard}"))
+                    .spawn(move || run(&worker, shard))
+                    .expect("spawning a writer thread")
+            })
+            .collect();
         Writer {
             inner,
-            thread: Arc::new(Mutex::new(Some(handle))),
+            threads: Arc::new(Mutex::new(threads)),
         }
     }
 
@@ -90,7 +133,7 @@ impl Writer {
     pub fn submit(&self, rows: Vec<SampleRow>) -> Result<usize, SpoolFull> {
         let n = rows.len();
         let mut st = self.inner.lock();
-        let pending = st.queue.len() + st.in_flight;
+        let pending = st.pending();
         if pending + n > self.inner.opts.capacity || st.shutdown {
             Metrics::inc(&self.inner.metrics.samples_rejected, n as u64);
             return Err(SpoolFull {
@@ -98,28 +141,30 @@ impl Writer {
                 capacity: self.inner.opts.capacity,
             });
         }
-        st.queue.extend(rows);
+        let shards = st.queues.len();
+        for row in rows {
+            st.queues[shard_of(&row.user_id, shards)].push_back(row);
+        }
         self.inner
             .metrics
             .writer_pending
-            .store((st.queue.len() + st.in_flight) as i64, Ordering::Relaxed);
+            .store(st.pending() as i64, Ordering::Relaxed);
         Metrics::inc(&self.inner.metrics.samples_accepted, n as u64);
         drop(st);
-        self.inner.work.notify_one();
+        self.inner.work.notify_all();
         Ok(n)
     }
 
     pub fn pending(&self) -> usize {
-        let st = self.inner.lock();
-        st.queue.len() + st.in_flight
+        self.inner.lock().pending()
     }
 
     /// Waits until everything queued so far is written; false on timeout.
     pub fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut st = self.inner.lock();
-        self.inner.work.notify_one();
-        while !st.queue.is_empty() || st.in_flight > 0 {
+        self.inner.work.notify_all();
+        while st.pending() > 0 {
             let now = Instant::now();
             if now >= deadline {
                 return false;
@@ -143,10 +188,22 @@ impl Writer {
             st.give_up_at = Some(Instant::now() + grace);
         }
         self.inner.work.notify_all();
-        if let Some(handle) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        let handles: Vec<_> = self
+            .threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .collect();
+        for handle in handles {
             let _ = handle.join();
         }
-        let left: Vec<SampleRow> = self.inner.lock().queue.drain(..).collect();
+        let left: Vec<SampleRow> = self
+            .inner
+            .lock()
+            .queues
+            .iter_mut()
+            .flat_map(|q| q.drain(..))
+            .collect();
         if left.is_empty() {
             return Ok(0);
         }
@@ -168,7 +225,8 @@ impl Writer {
     }
 }
 
-fn run(inner: &Inner) {
+/// One writer thread: writes the samples of queue `shard` until shutdown.
+fn run(inner: &Inner, shard: usize) {
     let opts = &inner.opts;
     let mut backoff = Duration::from_millis(100);
     let mut failures_with_db_up = 0u32;
@@ -176,7 +234,7 @@ fn run(inner: &Inner) {
         let batch: Vec<SampleRow> = {
             let mut st = inner.lock();
             loop {
-                if !st.queue.is_empty() {
+                if !st.queues[shard].is_empty() {
                     break;
                 }
                 if st.shutdown {
@@ -189,22 +247,22 @@ fn run(inner: &Inner) {
                     .0;
             }
             // Let a trickle accumulate into one transaction unless we are draining.
-            if st.queue.len() < opts.batch_size && !st.shutdown {
+            if st.queues[shard].len() < opts.batch_size && !st.shutdown {
                 st = inner
                     .work
                     .wait_timeout(st, opts.flush_interval.min(Duration::from_millis(50)))
                     .unwrap_or_else(|p| p.into_inner())
                     .0;
             }
-            let n = st.queue.len().min(opts.batch_size * 5);
-            st.in_flight = n;
-            st.queue.drain(..n).collect()
+            let n = st.queues[shard].len().min(opts.batch_size * 5);
+            st.in_flight[shard] = n;
+            st.queues[shard].drain(..n).collect()
         };
         let result = inner.store.insert_samples(&batch);
         let mut st = inner.lock();
         match result {
             Ok(inserted) => {
-                st.in_flight = 0;
+                st.in_flight[shard] = 0;
                 backoff = Duration::from_millis(100);
                 failures_with_db_up = 0;
                 let m = &inner.metrics;
@@ -222,7 +280,7 @@ fn run(inner: &Inner) {
                     .database_up
                     .store(db_up as i64, Ordering::Relaxed);
                 st = inner.lock();
-                st.in_flight = 0;
+                st.in_flight[shard] = 0;
                 if db_up && !matches!(e, StoreError::Unavailable(_)) {
                     failures_with_db_up += 1;
                 }
@@ -243,7 +301,7 @@ fn run(inner: &Inner) {
                 if !set_aside {
                     tracing::warn!(samples = batch.len(), error = %e, retry_in_ms = backoff.as_millis() as u64, "sample batch not written; will retry");
                     for row in batch.into_iter().rev() {
-                        st.queue.push_front(row);
+                        st.queues[shard].push_front(row);
                     }
                     if st.give_up_at.is_some_and(|t| Instant::now() >= t) {
                         inner.idle.notify_all();
@@ -253,20 +311,30 @@ fn run(inner: &Inner) {
                         Some(t) => backoff.min(t.saturating_duration_since(Instant::now())),
                         None => backoff,
                     };
-                    st = inner
-                        .work
-                        .wait_timeout(st, wait)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
+                    // Sit out the whole back-off (new submissions must not turn it into a retry
+                    // per request against a database that is down); only shutdown cuts it short.
+                    let until = Instant::now() + wait;
+                    while !st.shutdown {
+                        let now = Instant::now();
+                        if now >= until {
+                            break;
+                        }
+                        st = inner
+                            .work
+                            .wait_timeout(st, until - now)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0;
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
         }
+        let pending = st.pending();
         inner
             .metrics
             .writer_pending
-            .store((st.queue.len() + st.in_flight) as i64, Ordering::Relaxed);
-        if st.queue.is_empty() && st.in_flight == 0 {
+            .store(pending as i64, Ordering::Relaxed);
+        if pending == 0 {
             inner.idle.notify_all();
         }
     }
@@ -363,4 +431,57 @@ pub fn replay_spool(store: &Store, dir: &Path) -> anyhow::Result<usize> {
         total += rows.len();
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_spread_over_shards_and_always_land_on_the_same_one() {
+        let ids: Vec<String> = (0..1000)
+            .map(|_| uuid::Uuid::now_v7().to_string())
+            .collect();
+        for shards in [1usize, 2, 3, 8] {
+            let mut counts = vec![0usize; shards];
+            for id in &ids {
+                let s = shard_of(id, shards);
+                assert_eq!(s, shard_of(id, shards));
+                counts[s] += 1;
+            }
+            // Each shard gets its share within ±30 % (UUIDv7 ids share their time prefix).
+            let share = ids.len() / shards;
+            for c in counts {
+                assert!(
+                    c * 10 >= share * 7 && c * 10 <= share * 13,
+                    "{shards} shards: {c}"
+                );
+            }
+        }
+        assert_eq!(shard_of("anything", 0), 0);
+    }
+
+    #[test]
+    fn pending_counts_every_queue_and_every_batch_in_flight() {
+        let mut st = State::new(3);
+        assert_eq!(st.pending(), 0);
+        st.in_flight[1] = 5;
+        st.queues[2].extend((0..4).map(|i| SampleRow {
+            session_id: "s".into(),
+            user_id: "u".into(),
+            t: i,
+            modality: 0,
+            emotion: 0,
+            confidence: 0.5,
+            p_angry: None,
+            p_disgust: None,
+            p_fear: None,
+            p_happy: None,
+            p_sad: None,
+            p_surprise: None,
+            p_neutral: None,
+            p_calm: None,
+        }));
+        assert_eq!(st.pending(), 9);
+    }
 }
