@@ -243,6 +243,18 @@ impl FeatureExtractor {
     /// multiply-adds with no horizontal sums) and each mel row receives the block's values as one
     /// contiguous store.
     pub fn mel_power(&mut self, samples: &[f32]) -> (Vec<f32>, usize) {
+        self.mel_power_map(samples, |_| {})
+    }
+
+    /// [`FeatureExtractor::mel_power`] with `post` applied to each mel row's block of up to
+    /// [`BLOCK`] frames before it is stored: the log (and the dB maximum) are taken while the
+    /// values are in registers instead of in extra passes over a spectrogram that, for a minute
+    /// of audio, no longer fits in the cache.
+    fn mel_power_map(
+        &mut self,
+        samples: &[f32],
+        mut post: impl FnMut(&mut [f32]),
+    ) -> (Vec<f32>, usize) {
         let (n_fft, hop, n_mels) = (self.spec.n_fft, self.spec.hop_length, self.spec.n_mels);
         let frames = n_frames(samples.len(), n_fft, hop);
         let mut mel = vec![0.0f32; n_mels * frames];
@@ -288,6 +300,7 @@ impl FeatureExtractor {
                         *a += w * x;
                     }
                 }
+                post(&mut acc[..width]);
                 copy_prefix::<BLOCK>(&mut mel[m * frames + t0..], &acc, width);
             }
         }
@@ -297,8 +310,8 @@ impl FeatureExtractor {
     /// The "logmel64_v1" features of one window (already fitted to `window_samples`):
     /// row-major `n_mels × n_frames`, z-scored over the whole window.
     pub fn logmel(&mut self, window: &[f32]) -> Vec<f32> {
-        let (mut mel, _) = self.mel_power(window);
-        ln_offset(&mut mel, self.spec.log_offset as f32);
+        let off = self.spec.log_offset as f32;
+        let (mut mel, _) = self.mel_power_map(window, |b| ln_offset(b, off));
         zscore(&mut mel, self.spec.norm_eps);
         mel
     }
@@ -316,9 +329,9 @@ impl FeatureExtractor {
         let (Some(&first), Some(&last)) = (starts.iter().min(), starts.iter().max()) else {
             return Some(Vec::new());
         };
-        let (mut mel, frames) = self.mel_power(&signal[first..last + w]);
         // The log once per frame, not once per window that contains the frame.
-        ln_offset(&mut mel, self.spec.log_offset as f32);
+        let off = self.spec.log_offset as f32;
+        let (mel, frames) = self.mel_power_map(&signal[first..last + w], |b| ln_offset(b, off));
         let (n_mels, per_window) = (self.spec.n_mels, self.spec.n_frames());
         Some(
             starts
@@ -354,16 +367,17 @@ impl FeatureExtractor {
     /// [`FeatureExtractor::mfcc`] with a precomputed DCT matrix (see [`dct2_ortho_matrix`]).
     pub fn mfcc_with(&mut self, samples: &[f32], dct: &[f32], n_mfcc: usize) -> Vec<f32> {
         let n_mels = self.spec.n_mels;
-        let (mut mel, frames) = self.mel_power(samples);
-        // power_to_db: 10·log10(max(p, amin)), floored at max - top_db.
+        // power_to_db: 10·log10(max(p, amin)), floored at max - top_db (the floor is applied
+        // below, per tile, once the maximum over the whole signal is known).
         const DB_PER_LN: f32 = 10.0 / std::f32::consts::LN_10;
-        for v in mel.iter_mut() {
-            *v = ln_any(v.max(1e-10)) * DB_PER_LN;
-        }
-        let floor = max_of(&mel) - 80.0;
-        for v in mel.iter_mut() {
-            *v = v.max(floor);
-        }
+        let mut max_db = f32::NEG_INFINITY;
+        let (mel, frames) = self.mel_power_map(samples, |block| {
+            for v in block.iter_mut() {
+                *v = ln_any(v.max(1e-10)) * DB_PER_LN;
+            }
+            max_db = max_db.max(max_of(block));
+        });
+        let floor = max_db - 80.0;
         // DCT over the mel axis, vectorised along time: for a tile of DCT_TILE frames, each
         // coefficient's sums stay in registers while the tile's mel values (in L1) stream past.
         let mut out = vec![0.0f32; n_mfcc * frames];
@@ -372,6 +386,9 @@ impl FeatureExtractor {
             let width = DCT_TILE.min(frames - t0);
             for (m, dst) in tile.chunks_exact_mut(DCT_TILE).enumerate() {
                 copy_prefix::<DCT_TILE>(dst, &mel[m * frames + t0..], width);
+                for v in dst.iter_mut() {
+                    *v = v.max(floor);
+                }
             }
             for (k, row) in dct.chunks_exact(n_mels).take(n_mfcc).enumerate() {
                 let mut acc = [0.0f32; DCT_TILE];
