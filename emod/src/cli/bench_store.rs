@@ -81,8 +81,17 @@ fn postgres_url(args: &StoreArgs, config: &Config) -> Option<String> {
     })
 }
 
-fn open_target(args: &StoreArgs, postgres: Option<&String>) -> anyhow::Result<Target> {
-    let opts = crate::store::StoreOptions::default();
+fn open_target(
+    args: &StoreArgs,
+    postgres: Option<&String>,
+    connections: usize,
+) -> anyhow::Result<Target> {
+    // One pool connection per writer thread, plus the ones the seeding and queries use.
+    let defaults = crate::store::StoreOptions::default();
+    let opts = crate::store::StoreOptions {
+        pool_size: defaults.pool_size.max(connections as u32 + 2),
+        ..defaults
+    };
     match postgres {
         Some(url) => {
             let name = format!(
@@ -132,10 +141,10 @@ fn open_target(args: &StoreArgs, postgres: Option<&String>) -> anyhow::Result<Ta
 
 pub fn run(args: StoreArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let postgres = postgres_url(&args, config);
-    let mut target = open_target(&args, postgres.as_ref())?;
     let connections = args
         .connections
         .map_or(config.writer.connections, |c| c as usize);
+    let mut target = open_target(&args, postgres.as_ref(), connections)?;
     let result = bench(&args, &target, connections);
     if let Some(cleanup) = target.cleanup.take() {
         cleanup();
