@@ -12,7 +12,7 @@ use emo_inference::bench::{bench_audio, bench_frame};
 use emo_inference::face::{
     aligned_crop, decode, generate_anchors, letterbox_input, weighted_nms, Detection,
 };
-use emo_inference::features::{dct2_ortho_matrix, fit_window, FeatureExtractor, FeatureSpec};
+use emo_inference::features::{fit_window, Dct, FeatureExtractor, FeatureSpec};
 use emo_inference::{Engine, EngineOptions, RuntimeConfig};
 
 fn spec() -> FeatureSpec {
@@ -38,9 +38,9 @@ fn features(c: &mut Criterion) {
     c.bench_function("logmel_window_3s", |b| {
         b.iter(|| black_box(fx.logmel(black_box(&window))))
     });
-    let dct = dct2_ortho_matrix(40, 64);
+    let dct = Dct::new(40, 64);
     c.bench_function("mfcc40_10s", |b| {
-        b.iter(|| black_box(fx.mfcc_with(black_box(&audio), &dct, 40)))
+        b.iter(|| black_box(fx.mfcc_with(black_box(&audio), &dct)))
     });
 }
 

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::analyze::Engine;
 use crate::face::FaceTimings;
-use crate::features::{dct2_ortho_matrix, FeatureExtractor};
+use crate::features::{Dct, FeatureExtractor};
 use crate::{Error, Result};
 
 /// Public-domain face fixture (NASA portrait from scikit-image), embedded for the benchmark.
@@ -203,8 +203,8 @@ pub fn run(
 
     progress("features");
     let mut fx = FeatureExtractor::new(sp.spec.clone()).map_err(Error::Manifest)?;
-    let dct = dct2_ortho_matrix(N_MFCC, sp.spec.n_mels);
-    fx.mfcc_with(&audio, &dct, N_MFCC);
+    let dct = Dct::new(N_MFCC, sp.spec.n_mels);
+    fx.mfcc_with(&audio, &dct);
     let window = &audio[..sp.spec.window_samples.min(audio.len())];
     let mut wt = Vec::new();
     for _ in 0..iters {
@@ -226,7 +226,7 @@ pub fn run(
     for round in 0..FEATURE_ROUNDS {
         for _ in 0..rust_reps {
             let t0 = Instant::now();
-            std::hint::black_box(fx.mfcc_with(&audio, &dct, N_MFCC));
+            std::hint::black_box(fx.mfcc_with(&audio, &dct));
             ft.push(t0.elapsed().as_secs_f64());
         }
         if let (Some(dir), None) = (&wav_dir, &lib_err) {

@@ -1,6 +1,8 @@
-//! Speech features in Rust on `rustfft` (two real frames per complex transform): the "logmel64_v1" log-mel spectrogram the speech model is
-//! trained on, and an MFCC that follows `librosa.feature.mfcc` conventions (used for the speed
-//! comparison with librosa and available to future models).
+//! Speech features in Rust on `rustfft` (two real frames per complex transform), with the
+//! surrounding loops auto-vectorised for the widest instruction set `pulp` finds at run time: the
+//! "logmel64_v1" log-mel spectrogram the speech model is trained on, and an MFCC that follows
+//! `librosa.feature.mfcc` conventions (used for the speed comparison with librosa and available to
+//! future models).
 //!
 //! Conventions (all constants come from the manifest's `[models.speech.features]`):
 //! * frames of `n_fft` samples every `hop_length` samples, **no centre padding**;
@@ -174,6 +176,45 @@ pub fn dct2_ortho_matrix(n_out: usize, n_in: usize) -> Vec<f32> {
     m
 }
 
+/// The orthonormal DCT-II of [`dct2_ortho_matrix`], folded by its symmetry.
+///
+/// Row `k` of the matrix satisfies `c[k][N-1-n] = (-1)^k · c[k][n]`, so with
+/// `s[n] = x[n] + x[N-1-n]` and `d[n] = x[n] - x[N-1-n]` (for `n < N/2`; for odd `N` the middle
+/// value goes into `s` alone) the even coefficients are `Σ c[k][n]·s[n]` and the odd ones
+/// `Σ c[k][n]·d[n]`: half the multiply-adds of the plain matrix product. The DCT was the largest
+/// single cost of the MFCC after the FFT.
+#[derive(Debug, Clone)]
+pub struct Dct {
+    n_out: usize,
+    n_in: usize,
+    /// Half-rows (`n_in.div_ceil(2)` values each) of the coefficients, in output order.
+    rows: Vec<f32>,
+}
+
+impl Dct {
+    pub fn new(n_out: usize, n_in: usize) -> Self {
+        let m = dct2_ortho_matrix(n_out, n_in);
+        let h = n_in.div_ceil(2);
+        let mut rows = Vec::with_capacity(n_out * h);
+        for k in 0..n_out {
+            rows.extend_from_slice(&m[k * n_in..k * n_in + h]);
+            if k % 2 == 1 && n_in % 2 == 1 {
+                // The middle value sits in no odd sum (its odd coefficients are cos(k·π/2) = 0).
+                rows[k * h + h - 1] = 0.0;
+            }
+        }
+        Self { n_out, n_in, rows }
+    }
+
+    pub fn n_out(&self) -> usize {
+        self.n_out
+    }
+
+    pub fn n_in(&self) -> usize {
+        self.n_in
+    }
+}
+
 /// Centre-crop (longer) or zero-pad (shorter: `floor((window - len)/2)` zeros left, the rest
 /// right) a clip to exactly `window` samples, as the training code does for a whole clip.
 pub fn fit_window(samples: &[f32], window: usize) -> Vec<f32> {
@@ -198,7 +239,16 @@ pub struct FeatureExtractor {
     /// in place).
     pair: Vec<Complex<f32>>,
     scratch: Vec<Complex<f32>>,
-    /// Power spectra of one block of frames, bin-major (`(n_fft/2 + 1) × BLOCK`).
+    /// The MFCC's intermediate mel spectrogram, kept between calls.
+    mel_scratch: Vec<f32>,
+    /// The widest instruction set this CPU has among those `pulp` dispatches to.
+    arch: pulp::Arch,
+    /// The transform of one pair, split into real and imaginary parts.
+    re: Vec<f32>,
+    im: Vec<f32>,
+    /// Power spectra of one block of frames, frame-major (`BLOCK × (n_fft/2 + 1)`).
+    spectra: Vec<f32>,
+    /// The same, bin-major (`(n_fft/2 + 1) × BLOCK`).
     block: Vec<f32>,
 }
 
@@ -226,6 +276,11 @@ impl FeatureExtractor {
             ),
             pair: vec![Complex::default(); spec.n_fft],
             block: vec![0.0; (spec.n_fft / 2 + 1) * BLOCK],
+            spectra: vec![0.0; (spec.n_fft / 2 + 1) * BLOCK],
+            re: vec![0.0; spec.n_fft],
+            arch: pulp::Arch::new(),
+            mel_scratch: Vec::new(),
+            im: vec![0.0; spec.n_fft],
             scratch,
             fft,
             spec,
@@ -253,11 +308,49 @@ impl FeatureExtractor {
     fn mel_power_map(
         &mut self,
         samples: &[f32],
-        mut post: impl FnMut(&mut [f32]),
+        post: impl FnMut(&mut [f32]),
     ) -> (Vec<f32>, usize) {
+        let mut mel = Vec::new();
+        let frames = self.mel_power_into(samples, &mut mel, post);
+        (mel, frames)
+    }
+
+    /// [`FeatureExtractor::mel_power_map`] into `mel` (resized; every value is overwritten, so
+    /// a reused buffer is not cleared first: zeroing, or page-faulting in, a fresh megabyte
+    /// per minute of audio was a measurable part of the MFCC time).
+    fn mel_power_into(
+        &mut self,
+        samples: &[f32],
+        mel: &mut Vec<f32>,
+        post: impl FnMut(&mut [f32]),
+    ) -> usize {
+        let arch = self.arch;
+        arch.dispatch(MelPowerOp {
+            fx: self,
+            samples,
+            mel,
+            post,
+        })
+    }
+
+    /// The body of [`FeatureExtractor::mel_power_map`], always inlined into the function that
+    /// [`pulp::Arch::dispatch`] compiles for the instruction set it detects at run time (AVX2
+    /// where the CPU has it, else the baseline SSE2): the loops below are written to
+    /// auto-vectorise, so the wider vectors come for free. Plain safe Rust: the `unsafe` of the
+    /// feature detection stays inside `pulp`. Rust never fuses or reorders float operations, so
+    /// every instruction set gives the same bits.
+    #[inline(always)]
+    fn mel_power_map_simd(
+        &mut self,
+        samples: &[f32],
+        mel: &mut Vec<f32>,
+        mut post: impl FnMut(&mut [f32]),
+    ) -> usize {
         let (n_fft, hop, n_mels) = (self.spec.n_fft, self.spec.hop_length, self.spec.n_mels);
+        let bins = n_fft / 2 + 1;
         let frames = n_frames(samples.len(), n_fft, hop);
-        let mut mel = vec![0.0f32; n_mels * frames];
+        mel.truncate(n_mels * frames);
+        mel.resize(n_mels * frames, 0.0);
         for t0 in (0..frames).step_by(BLOCK) {
             let width = BLOCK.min(frames - t0);
             // Frames j and j+1 go through one complex FFT as z = a + i·b; then
@@ -280,18 +373,37 @@ impl FeatureExtractor {
                 }
                 self.fft
                     .process_with_scratch(&mut self.pair, &mut self.scratch);
-                // Bin k pairs with bin N-k (bin 0 with itself): no index arithmetic in the loop.
-                let z = &self.pair;
+                // Each power spectrum goes to its own contiguous row first, from the transform
+                // split into plain real and imaginary arrays: both loops then vectorise (the
+                // mirrored reads become reversed vector loads), where the same arithmetic on the
+                // interleaved complex values, written into the bin-major block, ran one bin at a
+                // time and cost more than the FFT itself.
+                for ((r, i), z) in self.re.iter_mut().zip(&mut self.im).zip(&self.pair) {
+                    *r = z.re;
+                    *i = z.im;
+                }
+                let (re, im) = (&self.re, &self.im);
                 let half = n_fft / 2;
-                let mirror = std::iter::once(&z[0]).chain(z[n_fft - half..].iter().rev());
-                for ((p, zk), zn) in self.block.chunks_exact_mut(BLOCK).zip(z).zip(mirror) {
-                    let (sr, dr) = (zk.re + zn.re, zk.re - zn.re);
-                    let (si, di) = (zk.im + zn.im, zk.im - zn.im);
-                    // BLOCK is even and j is even, so j + 1 is inside the block.
-                    p[j..j + 2]
-                        .copy_from_slice(&[0.25 * (sr * sr + di * di), 0.25 * (si * si + dr * dr)]);
+                let (pa, pb) = self.spectra[j * bins..(j + 2) * bins].split_at_mut(bins);
+                // Bin 0 pairs with itself: |A|² = Zr², |B|² = Zi².
+                pa[0] = re[0] * re[0];
+                pb[0] = im[0] * im[0];
+                // Bin k (1..=N/2) pairs with bin N-k, i.e. with `[half..N]` read backwards.
+                // Indexing slices whose lengths the compiler can see lets it drop the bounds
+                // checks and vectorise with reversed loads (zipped reversed iterators did not).
+                let (pa, pb) = (&mut pa[1..=half], &mut pb[1..=half]);
+                let (kr, ki) = (&re[1..=half], &im[1..=half]);
+                let (nr, ni) = (&re[n_fft - half..], &im[n_fft - half..]);
+                let (nr, ni) = (&nr[..half], &ni[..half]);
+                for k in 0..half {
+                    let m = half - 1 - k;
+                    let (sr, dr) = (kr[k] + nr[m], kr[k] - nr[m]);
+                    let (si, di) = (ki[k] + ni[m], ki[k] - ni[m]);
+                    pa[k] = 0.25 * (sr * sr + di * di);
+                    pb[k] = 0.25 * (si * si + dr * dr);
                 }
             }
+            transpose_block(&self.spectra, &mut self.block, bins);
             for (m, filt) in self.filters.iter().enumerate() {
                 let mut acc = [0.0f32; BLOCK];
                 let bins = self.block[filt.start * BLOCK..].chunks_exact(BLOCK);
@@ -304,7 +416,7 @@ impl FeatureExtractor {
                 copy_prefix::<BLOCK>(&mut mel[m * frames + t0..], &acc, width);
             }
         }
-        (mel, frames)
+        frames
     }
 
     /// The "logmel64_v1" features of one window (already fitted to `window_samples`):
@@ -360,47 +472,140 @@ impl FeatureExtractor {
     /// mel power spectrogram, then DCT-II (orthonormal) over the mel axis. Row-major
     /// `n_mfcc × n_frames`.
     pub fn mfcc(&mut self, samples: &[f32], n_mfcc: usize) -> Vec<f32> {
-        let dct = dct2_ortho_matrix(n_mfcc, self.spec.n_mels);
-        self.mfcc_with(samples, &dct, n_mfcc)
+        let dct = Dct::new(n_mfcc, self.spec.n_mels);
+        self.mfcc_with(samples, &dct)
     }
 
-    /// [`FeatureExtractor::mfcc`] with a precomputed DCT matrix (see [`dct2_ortho_matrix`]).
-    pub fn mfcc_with(&mut self, samples: &[f32], dct: &[f32], n_mfcc: usize) -> Vec<f32> {
+    /// [`FeatureExtractor::mfcc`] with a precomputed [`Dct`] (`dct.n_in()` must be `n_mels`).
+    pub fn mfcc_with(&mut self, samples: &[f32], dct: &Dct) -> Vec<f32> {
         let n_mels = self.spec.n_mels;
+        assert_eq!(dct.n_in, n_mels, "DCT built for {} mel bands", dct.n_in);
         // power_to_db: 10·log10(max(p, amin)), floored at max - top_db (the floor is applied
         // below, per tile, once the maximum over the whole signal is known).
         const DB_PER_LN: f32 = 10.0 / std::f32::consts::LN_10;
         let mut max_db = f32::NEG_INFINITY;
-        let (mel, frames) = self.mel_power_map(samples, |block| {
+        let mut mel = std::mem::take(&mut self.mel_scratch);
+        let frames = self.mel_power_into(samples, &mut mel, |block| {
             for v in block.iter_mut() {
                 *v = ln_any(v.max(1e-10)) * DB_PER_LN;
             }
             max_db = max_db.max(max_of(block));
         });
         let floor = max_db - 80.0;
-        // DCT over the mel axis, vectorised along time: for a tile of DCT_TILE frames, each
-        // coefficient's sums stay in registers while the tile's mel values (in L1) stream past.
-        let mut out = vec![0.0f32; n_mfcc * frames];
-        let mut tile = vec![0.0f32; n_mels * DCT_TILE];
-        for t0 in (0..frames).step_by(DCT_TILE) {
-            let width = DCT_TILE.min(frames - t0);
-            for (m, dst) in tile.chunks_exact_mut(DCT_TILE).enumerate() {
-                copy_prefix::<DCT_TILE>(dst, &mel[m * frames + t0..], width);
-                for v in dst.iter_mut() {
-                    *v = v.max(floor);
+        let out = self.arch.dispatch(DctOp {
+            mel: &mel,
+            frames,
+            n_mels,
+            dct,
+            floor,
+        });
+        self.mel_scratch = mel;
+        out
+    }
+}
+
+// `pulp` calls `with_simd` (always inlined) inside a function compiled for the instruction set it
+// detected; a plain closure was not always inlined there and then ran at the baseline width.
+
+/// [`FeatureExtractor::mel_power_map_simd`] as a `pulp` operation.
+struct MelPowerOp<'a, F> {
+    fx: &'a mut FeatureExtractor,
+    samples: &'a [f32],
+    mel: &'a mut Vec<f32>,
+    post: F,
+}
+
+impl<F: FnMut(&mut [f32])> pulp::WithSimd for MelPowerOp<'_, F> {
+    type Output = usize;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> Self::Output {
+        self.fx
+            .mel_power_map_simd(self.samples, self.mel, self.post)
+    }
+}
+
+/// [`dct_tiles`] as a `pulp` operation.
+struct DctOp<'a> {
+    mel: &'a [f32],
+    frames: usize,
+    n_mels: usize,
+    dct: &'a Dct,
+    floor: f32,
+}
+
+impl pulp::WithSimd for DctOp<'_> {
+    type Output = Vec<f32>;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> Self::Output {
+        dct_tiles(self.mel, self.frames, self.n_mels, self.dct, self.floor)
+    }
+}
+
+/// The DCT of [`FeatureExtractor::mfcc_with`] (`mel` in dB, row-major `n_mels × frames`, floored
+/// at `floor` on the way in). Always inlined so that it is compiled for the instruction set
+/// [`pulp::Arch::dispatch`] picked.
+#[inline(always)]
+fn dct_tiles(mel: &[f32], frames: usize, n_mels: usize, dct: &Dct, floor: f32) -> Vec<f32> {
+    // DCT over the mel axis, vectorised along time: for a tile of DCT_TILE frames, the
+    // folded sums and differences of mirrored mel rows (see [`Dct`]) are formed once, then
+    // each coefficient's sums stay in registers while the tile's folded values (in L1)
+    // stream past.
+    let h = n_mels.div_ceil(2);
+    let n_mfcc = dct.n_out;
+    let mut out = vec![0.0f32; n_mfcc * frames];
+    let mut sum = vec![0.0f32; h * DCT_TILE];
+    let mut diff = vec![0.0f32; h * DCT_TILE];
+    let (mut lo, mut hi) = ([0.0f32; DCT_TILE], [0.0f32; DCT_TILE]);
+    for t0 in (0..frames).step_by(DCT_TILE) {
+        let width = DCT_TILE.min(frames - t0);
+        let rows = sum
+            .chunks_exact_mut(DCT_TILE)
+            .zip(diff.chunks_exact_mut(DCT_TILE));
+        for (n, (s, d)) in rows.enumerate() {
+            copy_prefix::<DCT_TILE>(&mut lo, &mel[n * frames + t0..], width);
+            let m = n_mels - 1 - n;
+            if m == n {
+                // Odd n_mels: the middle row goes into the sums alone.
+                for (s, &a) in s.iter_mut().zip(&lo) {
+                    *s = a.max(floor);
                 }
+                d.fill(0.0);
+                continue;
             }
-            for (k, row) in dct.chunks_exact(n_mels).take(n_mfcc).enumerate() {
-                let mut acc = [0.0f32; DCT_TILE];
-                for (src, &c) in tile.chunks_exact(DCT_TILE).zip(row) {
-                    for (a, &x) in acc.iter_mut().zip(src) {
-                        *a += c * x;
-                    }
-                }
-                copy_prefix::<DCT_TILE>(&mut out[k * frames + t0..], &acc, width);
+            copy_prefix::<DCT_TILE>(&mut hi, &mel[m * frames + t0..], width);
+            for (((s, d), &a), &b) in s.iter_mut().zip(d.iter_mut()).zip(&lo).zip(&hi) {
+                let (a, b) = (a.max(floor), b.max(floor));
+                *s = a + b;
+                *d = a - b;
             }
         }
-        out
+        for (k, row) in dct.rows.chunks_exact(h).enumerate() {
+            let src = if k % 2 == 0 { &sum } else { &diff };
+            let mut acc = [0.0f32; DCT_TILE];
+            for (x, &c) in src.chunks_exact(DCT_TILE).zip(row) {
+                for (a, &x) in acc.iter_mut().zip(x) {
+                    *a += c * x;
+                }
+            }
+            copy_prefix::<DCT_TILE>(&mut out[k * frames + t0..], &acc, width);
+        }
+    }
+    out
+}
+
+/// Frame-major power spectra (`BLOCK × bins`) → bin-major block (`bins × BLOCK`). Lanes past the
+/// block's real width hold stale values that only reach accumulator lanes which are never stored.
+///
+/// Never inlined: compiled for the baseline it is a plain load/store loop, but inside the AVX2
+/// code the compiler turned the strided reads into gathers that took twice the instructions.
+#[inline(never)]
+fn transpose_block(spectra: &[f32], block: &mut [f32], bins: usize) {
+    for (k, dst) in block.chunks_exact_mut(BLOCK).enumerate() {
+        for (f, d) in dst.iter_mut().enumerate() {
+            *d = spectra[f * bins + k];
+        }
     }
 }
 
@@ -636,6 +841,67 @@ mod tests {
                 assert!((d - want).abs() < 1e-4);
             }
         }
+    }
+
+    #[test]
+    fn folded_dct_equals_the_matrix_product() {
+        // Even and odd band counts (the odd one has a middle row), on dB-like values above the
+        // -80 dB floor so the floor does not touch them.
+        for n_mels in [64usize, 7] {
+            let spec = FeatureSpec { n_mels, ..spec() };
+            let mut fx = FeatureExtractor::new(spec).unwrap();
+            let audio: Vec<f32> = (0..16000 + 37 * 160)
+                .map(|i| {
+                    let t = i as f32 / 16000.0;
+                    0.3 * (2.0 * std::f32::consts::PI * 440.0 * t).sin()
+                        + 0.1 * (2.0 * std::f32::consts::PI * 3100.0 * t * (1.0 + t)).sin()
+                        + 0.01 * ((i * 7919 % 101) as f32 / 101.0 - 0.5)
+                })
+                .collect();
+            let n_mfcc = n_mels.min(40);
+            let got = fx.mfcc(&audio, n_mfcc);
+            let (mel, frames) = fx.mel_power(&audio);
+            let db: Vec<f64> = mel
+                .iter()
+                .map(|&p| 10.0 * (p.max(1e-10) as f64).log10())
+                .collect();
+            let floor = db.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b)) - 80.0;
+            let m = dct2_ortho_matrix(n_mfcc, n_mels);
+            assert_eq!(got.len(), n_mfcc * frames);
+            for k in 0..n_mfcc {
+                for t in 0..frames {
+                    let want: f64 = (0..n_mels)
+                        .map(|n| m[k * n_mels + n] as f64 * db[n * frames + t].max(floor))
+                        .sum();
+                    let g = got[k * frames + t] as f64;
+                    assert!(
+                        (g - want).abs() < 2e-3,
+                        "n_mels {n_mels} k {k} t {t}: {g} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The dispatched (AVX2 on this CPU) and baseline builds of the same loops give the same
+    /// bits: no float operation is fused or reordered by the wider vectors.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn every_instruction_set_gives_the_same_bits() {
+        let audio: Vec<f32> = (0..3 * 16000 + 77)
+            .map(|i| {
+                let t = i as f32 / 16000.0;
+                0.2 * (2.0 * std::f32::consts::PI * 220.0 * t * (1.0 + 2.0 * t)).sin()
+                    + 0.01 * ((i * 7919 % 101) as f32 / 101.0 - 0.5)
+            })
+            .collect();
+        let mut wide = FeatureExtractor::new(spec()).unwrap();
+        let mut base = FeatureExtractor::new(spec()).unwrap();
+        base.arch = pulp::Arch::Scalar;
+        let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+        assert_eq!(bits(wide.mfcc(&audio, 40)), bits(base.mfcc(&audio, 40)));
+        let w = fit_window(&audio, 48000);
+        assert_eq!(bits(wide.logmel(&w)), bits(base.logmel(&w)));
     }
 
     #[test]
