@@ -142,7 +142,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "runs" / "fer"))
-    ap.add_argument("--arch", default="vgg_s")
+    ap.add_argument("--arch", default="vgg_s2233")
     ap.add_argument("--epochs", type=int, default=26)
     ap.add_argument("--bs", type=int, default=128)
     ap.add_argument("--lr", type=float, default=0.1)
