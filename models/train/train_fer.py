@@ -252,30 +252,21 @@ def main():
                 print(f"bench: {tn / (time.time() - t0):.1f} img/s ({tn} imgs)", flush=True)
                 return
         ttrain = time.time() - t0
-        tn = max(tn, 1)
+        rec = {"epoch": ep, "lr": opt.param_groups[0]["lr"], "steps": tn // a.bs, "partial": stop}
+        if tn:  # a budget that runs out at an epoch boundary leaves a last "epoch" with no steps
+            rec.update(train_loss=tl / tn, train_acc=tc / tn, train_s=round(ttrain, 1), img_s=round(tn / ttrain, 1))
         progress = (used_s + time.time() - t_start) / budget_s if budget_s > 0 else (ep + 1) / a.epochs
-        if not stop and (ep + 1) % a.eval_every != 0 and progress < 0.75 and ep + 1 < a.epochs:
-            rec = {"epoch": ep, "lr": opt.param_groups[0]["lr"], "train_loss": tl / tn, "train_acc": tc / tn,
-                   "train_s": round(ttrain, 1), "img_s": round(tn / ttrain, 1),
-                   "utc": time.strftime("%H:%M:%S", time.gmtime()), "steps": tn // a.bs, "partial": stop}
-            print(json.dumps(rec), flush=True)
-            with open(out / "log.jsonl", "a") as f:
-                f.write(json.dumps(rec) + "\n")
-            save_last(model, opt, ep, best, a, used_s + time.time() - t_start, ck)
-            continue
-        lp, lf = predict(model, xva)
-        acc = float((lp.argmax(1) == yva).mean())
-        acc_tta = float(((lp + lf).argmax(1) == yva).mean())
-        rec = {
-            "epoch": ep, "lr": opt.param_groups[0]["lr"], "train_loss": tl / tn, "train_acc": tc / tn,
-            "val_acc": acc, "val_acc_tta": acc_tta, "train_s": round(ttrain, 1),
-            "img_s": round(tn / ttrain, 1), "eval_s": round(time.time() - t0 - ttrain, 1),
-            "utc": time.strftime("%H:%M:%S", time.gmtime()), "steps": tn // a.bs, "partial": stop,
-        }
+        validate = stop or (ep + 1) % a.eval_every == 0 or progress >= 0.75 or ep + 1 >= a.epochs
+        if validate:
+            lp, lf = predict(model, xva)
+            acc = float((lp.argmax(1) == yva).mean())
+            acc_tta = float(((lp + lf).argmax(1) == yva).mean())
+            rec.update(val_acc=acc, val_acc_tta=acc_tta, eval_s=round(time.time() - t0 - ttrain, 1))
+        rec["utc"] = time.strftime("%H:%M:%S", time.gmtime())
         print(json.dumps(rec), flush=True)
         with open(out / "log.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
-        if acc_tta > best:
+        if validate and acc_tta > best:
             best = acc_tta
             torch.save({"model": model.state_dict(), "arch": a.arch, "epoch": ep, "val_acc": acc,
                         "val_acc_tta": acc_tta}, out / "best.pt")
