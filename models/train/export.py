@@ -1,7 +1,8 @@
 """Export trained models to ONNX, verify against PyTorch, measure latency, calibrate, write metrics
 and models/manifest.toml.
 
-    python3 models/train/export.py expression --ckpt models/train/runs/fer/best.pt --data ../shared/datasets/fer2013/train [--tta]
+    python3 models/train/export.py expression --ckpt models/train/runs/fer/last.pt --data ../shared/datasets/fer2013/train [--tta]
+        (or --ckpt <run>/ema.pt for a run trained with --ema)
     python3 models/train/export.py speech --run models/train/runs/speech --data ../shared/datasets/ravdess16k
     python3 models/train/export.py manifest
 

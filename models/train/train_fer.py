@@ -3,7 +3,9 @@
     python3 models/train/train_fer.py --data ../shared/datasets/fer2013/train --out models/train/runs/fer
 
 Resumes automatically from <out>/last.pt. Writes <out>/best.pt (best validation accuracy with hflip
-TTA), <out>/log.jsonl, <out>/val_logits_best.npz (plain and flipped validation logits of best.pt).
+TTA), <out>/log.jsonl, <out>/val_logits_best.npz (plain and flipped validation logits of best.pt) and,
+with --ema, <out>/ema.pt (the exponential moving average of the weights when training ends; this is the
+checkpoint to export: it is chosen before training, not by its validation score).
 """
 from __future__ import annotations
 
@@ -123,12 +125,27 @@ def load_fused_onnx(model, path):
         model.fc.bias.copy_(torch.from_numpy(init[gemm[0].input[2]]))
 
 
-def save_last(model, opt, ep, best, a, used_s, ck):
+def save_last(model, ema, opt, ep, best, a, used_s, ck):
     """Atomically write the resumable checkpoint (a crash mid-write leaves the previous one)."""
     tmp = ck.with_suffix(".pt.tmp")
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": ep, "best": best,
+    torch.save({"model": model.state_dict(), "ema": ema.state_dict() if ema is not None else None,
+                "opt": opt.state_dict(), "epoch": ep, "best": best,
                 "torch_rng": torch.get_rng_state(), "arch": a.arch, "used_s": used_s}, tmp)
     os.replace(tmp, ck)
+
+
+@torch.no_grad()
+def ema_update(ema, model, decay):
+    """Weights and BatchNorm statistics of `ema` move towards `model` (timm's ModelEmaV2 rule).
+
+    Averaging the late, noisy SGD iterates is a free ensemble: the exported network has the same
+    shape and cost, unlike test-time augmentation.
+    """
+    for e, m in zip(ema.state_dict().values(), model.state_dict().values()):
+        if e.dtype.is_floating_point:
+            e.mul_(decay).add_(m.detach(), alpha=1 - decay)
+        else:
+            e.copy_(m)
 
 
 def lr_at(step, total, warm, peak, final_frac=0.0):
@@ -164,6 +181,11 @@ def main():
     ap.add_argument("--eval_every", type=int, default=1,
                     help="validate every N epochs until the last quarter of the schedule, then every epoch "
                          "(validation costs about a fifth of an epoch on 2 cores)")
+    ap.add_argument("--ema", type=float, default=0.0,
+                    help="if >0: keep an exponential moving average of the weights with this per-step decay "
+                         "(0.999 = a horizon of about five epochs) and write it to <out>/ema.pt")
+    ap.add_argument("--channels_last", action="store_true", help="NHWC activations (faster oneDNN convs on some CPUs)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the training forward/backward")
     ap.add_argument("--bench_seconds", type=float, default=0, help="only measure training throughput")
     ap.add_argument("--init_onnx", default="",
                     help="start from an exported model (e.g. models/expression.onnx of the same --arch): "
@@ -187,6 +209,15 @@ def main():
     if a.init_onnx and not (Path(a.out) / "last.pt").exists():
         load_fused_onnx(model, a.init_onnx)
         print(f"initialised from {a.init_onnx} (BN folded into the convolutions)", flush=True)
+    mfmt = torch.channels_last if a.channels_last else torch.contiguous_format
+    model = model.to(memory_format=mfmt)
+    ema = None
+    if a.ema > 0:
+        import copy
+
+        ema = copy.deepcopy(model).eval()
+        for p_ in ema.parameters():
+            p_.requires_grad_(False)
     decay, no_decay = [], []
     for n_, p in model.named_parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
@@ -202,19 +233,24 @@ def main():
     if ck.exists() and not a.bench_seconds:
         s = torch.load(ck, map_location="cpu", weights_only=False)
         model.load_state_dict(s["model"])
+        if ema is not None and s.get("ema") is not None:
+            ema.load_state_dict(s["ema"])
         opt.load_state_dict(s["opt"])
         start_epoch, best, used_s = s["epoch"] + 1, s["best"], s.get("used_s", 0.0)
         torch.set_rng_state(s["torch_rng"])
         print(f"resumed from {ck} at epoch {start_epoch}, best {best:.4f}", flush=True)
+    fwd = torch.compile(model) if a.compile else model
     print(f"arch {a.arch} params {n_params(model)} train {len(tr)} val {len(va)} epochs {a.epochs}", flush=True)
     (out / "args.json").write_text(json.dumps(vars(a), indent=1))
 
     t_start = time.time()
     budget_s = a.time_budget_min * 60
     stop = False
+    last_ep = start_epoch - 1
     for ep in range(start_epoch, a.epochs):
         if stop:
             break
+        last_ep = ep
         model.train()
         if a.freeze_bn:
             for m in model.modules():
@@ -237,14 +273,16 @@ def main():
             for pg in opt.param_groups:
                 pg["lr"] = lr
             idx = perm[i * a.bs : (i + 1) * a.bs]
-            xb = augment(normalise(xtr[idx]), g, a)
+            xb = augment(normalise(xtr[idx]), g, a).contiguous(memory_format=mfmt)
             yb = ytr[idx]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
-                logits = model(xb)
+                logits = fwd(xb)
             loss = F.cross_entropy(logits.float(), yb, label_smoothing=a.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if ema is not None:
+                ema_update(ema, model, min(a.ema, (1 + step) / (10 + step)))
             tl += loss.item() * len(yb)
             tc += (logits.argmax(1) == yb).sum().item()
             tn += len(yb)
@@ -261,6 +299,10 @@ def main():
             lp, lf = predict(model, xva)
             acc = float((lp.argmax(1) == yva).mean())
             acc_tta = float(((lp + lf).argmax(1) == yva).mean())
+            if ema is not None:
+                ep_, ef = predict(ema, xva)
+                rec.update(ema_val_acc=float((ep_.argmax(1) == yva).mean()),
+                           ema_val_acc_tta=float(((ep_ + ef).argmax(1) == yva).mean()))
             rec.update(val_acc=acc, val_acc_tta=acc_tta, eval_s=round(time.time() - t0 - ttrain, 1))
         rec["utc"] = time.strftime("%H:%M:%S", time.gmtime())
         print(json.dumps(rec), flush=True)
@@ -271,7 +313,9 @@ def main():
             torch.save({"model": model.state_dict(), "arch": a.arch, "epoch": ep, "val_acc": acc,
                         "val_acc_tta": acc_tta}, out / "best.pt")
             np.savez(out / "val_logits_best.npz", plain=lp, flip=lf, y=yva, val_idx=va)
-        save_last(model, opt, ep, best, a, used_s + time.time() - t_start, ck)
+        save_last(model, ema, opt, ep, best, a, used_s + time.time() - t_start, ck)
+    if ema is not None and not a.bench_seconds:
+        torch.save({"model": ema.state_dict(), "arch": a.arch, "epoch": last_ep, "ema_decay": a.ema}, out / "ema.pt")
     print(f"done; best val acc (tta) {best:.4f}", flush=True)
 
 
