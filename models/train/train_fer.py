@@ -4,8 +4,8 @@
 
 Resumes automatically from <out>/last.pt. Writes <out>/best.pt (best validation accuracy with hflip
 TTA), <out>/log.jsonl, <out>/val_logits_best.npz (plain and flipped validation logits of best.pt) and,
-with --ema, <out>/ema.pt (the exponential moving average of the weights when training ends; this is the
-checkpoint to export: it is chosen before training, not by its validation score).
+with --ema, <out>/ema.pt (the exponential moving average of the weights when training ends; decide
+before training which of last.pt and ema.pt to export, not by comparing their validation scores).
 """
 from __future__ import annotations
 
@@ -185,7 +185,6 @@ def main():
                     help="if >0: keep an exponential moving average of the weights with this per-step decay "
                          "(0.999 = a horizon of about five epochs) and write it to <out>/ema.pt")
     ap.add_argument("--channels_last", action="store_true", help="NHWC activations (faster oneDNN convs on some CPUs)")
-    ap.add_argument("--compile", action="store_true", help="torch.compile the training forward/backward")
     ap.add_argument("--bench_seconds", type=float, default=0, help="only measure training throughput")
     ap.add_argument("--init_onnx", default="",
                     help="start from an exported model (e.g. models/expression.onnx of the same --arch): "
@@ -233,13 +232,12 @@ def main():
     if ck.exists() and not a.bench_seconds:
         s = torch.load(ck, map_location="cpu", weights_only=False)
         model.load_state_dict(s["model"])
-        if ema is not None and s.get("ema") is not None:
-            ema.load_state_dict(s["ema"])
+        if ema is not None:  # a checkpoint from a run without --ema starts the average at its weights
+            ema.load_state_dict(s["ema"] if s.get("ema") is not None else s["model"])
         opt.load_state_dict(s["opt"])
         start_epoch, best, used_s = s["epoch"] + 1, s["best"], s.get("used_s", 0.0)
         torch.set_rng_state(s["torch_rng"])
         print(f"resumed from {ck} at epoch {start_epoch}, best {best:.4f}", flush=True)
-    fwd = torch.compile(model) if a.compile else model
     print(f"arch {a.arch} params {n_params(model)} train {len(tr)} val {len(va)} epochs {a.epochs}", flush=True)
     (out / "args.json").write_text(json.dumps(vars(a), indent=1))
 
@@ -276,7 +274,7 @@ def main():
             xb = augment(normalise(xtr[idx]), g, a).contiguous(memory_format=mfmt)
             yb = ytr[idx]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
-                logits = fwd(xb)
+                logits = model(xb)
             loss = F.cross_entropy(logits.float(), yb, label_smoothing=a.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
