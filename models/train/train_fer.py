@@ -91,17 +91,40 @@ def predict(model, x_u8: torch.Tensor, bs=512):
     return torch.cat(outs).numpy(), torch.cat(outs_f).numpy()
 
 
+def onnx_float_tensors(path):
+    """Name -> float32 array of every weight in an exported model, fp32 or int8 (QDQ).
+
+    In a quantized model the weights are produced by DequantizeLinear nodes; they are dequantized
+    here ((q - zero_point) * scale, per channel along the node's axis), which is what ONNX Runtime
+    multiplies with, so a quantized shipped model can still seed --init_onnx or teach --kd_onnx.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    g = onnx.load(path).graph
+    t = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    for n in g.node:
+        if n.op_type == "DequantizeLinear" and n.input[0] in t:
+            q = t[n.input[0]].astype(np.float32)
+            sc = t[n.input[1]].astype(np.float32)
+            zp = t[n.input[2]].astype(np.float32) if len(n.input) > 2 and n.input[2] else np.float32(0)
+            axis = next((helper.get_attribute_value(at) for at in n.attribute if at.name == "axis"), 1)
+            if sc.ndim == 1 and q.ndim > 1:
+                shape = [1] * q.ndim
+                shape[axis] = -1
+                sc, zp = sc.reshape(shape), np.reshape(zp, shape) if np.ndim(zp) else zp
+            t[n.output[0]] = (q - zp) * sc
+    return g, t
+
+
 def load_fused_onnx(model, path):
     """Load an exported VGGNet whose BatchNorms were folded into the convolutions.
 
     Each conv gets the folded weight; its BatchNorm becomes the identity (mean 0, var 1-eps, gamma 1)
-    plus the folded bias as beta, so model.eval() computes exactly the ONNX function.
+    plus the folded bias as beta, so model.eval() computes exactly the ONNX function (for an int8
+    model: the function with dequantized weights and float activations).
     """
-    import onnx
-    from onnx import numpy_helper
-
-    g = onnx.load(path).graph
-    init = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    g, init = onnx_float_tensors(path)
     convs = [n for n in g.node if n.op_type == "Conv"]
     gemm = [n for n in g.node if n.op_type == "Gemm"]
     conv_bn = []
@@ -116,13 +139,51 @@ def load_fused_onnx(model, path):
         for (conv, bn), node in zip(conv_bn, convs):
             w, b = init[node.input[1]], init[node.input[2]]
             assert tuple(conv.weight.shape) == w.shape, (conv.weight.shape, w.shape)
-            conv.weight.copy_(torch.from_numpy(w))
+            conv.weight.copy_(torch.from_numpy(np.array(w, dtype=np.float32)))
             bn.weight.fill_(1.0)
-            bn.bias.copy_(torch.from_numpy(b))
+            bn.bias.copy_(torch.from_numpy(np.array(b, dtype=np.float32)))
             bn.running_mean.zero_()
             bn.running_var.fill_(1.0 - bn.eps)
-        model.fc.weight.copy_(torch.from_numpy(init[gemm[0].input[1]]))
-        model.fc.bias.copy_(torch.from_numpy(init[gemm[0].input[2]]))
+        model.fc.weight.copy_(torch.from_numpy(np.array(init[gemm[0].input[1]], dtype=np.float32)))
+        model.fc.bias.copy_(torch.from_numpy(np.array(init[gemm[0].input[2]], dtype=np.float32)))
+
+
+@torch.no_grad()
+def unfold_bn(model, x_u8: torch.Tensor, n=4096, bs=512):
+    """Turn the identity BatchNorms left by `load_fused_onnx` back into trainable ones, exactly.
+
+    For each conv output z (no bias) with folded bias b, set running mean/var to the statistics of z
+    on `n` training images, gamma = sqrt(var + eps) and beta = mean + b: in eval mode the layer still
+    computes z + b, and in train mode batch statistics give nearly the same function, so the network
+    can be fine-tuned with ordinary BatchNorm (and a normal learning rate) instead of --freeze_bn.
+    Layers are done in order, because each one's statistics depend on the layers before it.
+    """
+    model.eval()
+    mods = list(model.modules())
+    pairs = [(m, mods[i + 1]) for i, m in enumerate(mods) if isinstance(m, torch.nn.Conv2d)]
+    xs = x_u8[torch.randperm(len(x_u8), generator=torch.Generator().manual_seed(0))[:n]]
+    for conv, bn in pairs:
+        s1 = s2 = None
+        cnt = 0
+
+        def hook(_m, _i, out):
+            nonlocal s1, s2, cnt
+            z = out.double()
+            s1 = z.sum((0, 2, 3)) if s1 is None else s1 + z.sum((0, 2, 3))
+            s2 = (z * z).sum((0, 2, 3)) if s2 is None else s2 + (z * z).sum((0, 2, 3))
+            cnt += z.shape[0] * z.shape[2] * z.shape[3]
+
+        h = conv.register_forward_hook(hook)
+        for i in range(0, len(xs), bs):
+            model(normalise(xs[i : i + bs]))
+        h.remove()
+        mean = s1 / cnt
+        var = (s2 / cnt - mean * mean).clamp_min(1e-8)
+        b = bn.bias.double().clone()
+        bn.running_mean.copy_(mean.float())
+        bn.running_var.copy_(var.float())
+        bn.weight.copy_(torch.sqrt(var + bn.eps).float())
+        bn.bias.copy_((mean + b).float())
 
 
 def save_last(model, ema, opt, ep, best, a, used_s, ck):
@@ -192,6 +253,16 @@ def main():
     ap.add_argument("--freeze_bn", action="store_true",
                     help="keep BatchNorm layers in eval mode (needed after --init_onnx: the export folded "
                          "BN into the convolutions, so batch statistics would change the function)")
+    ap.add_argument("--unfold_bn", action="store_true",
+                    help="after --init_onnx: rebuild trainable BatchNorms that compute the same function "
+                         "(see unfold_bn) instead of freezing them")
+    ap.add_argument("--kd_onnx", default="",
+                    help="distil from this exported model of the same --arch (e.g. the shipped "
+                         "models/expression.onnx): the teacher sees the same augmented batch as the student")
+    ap.add_argument("--kd_tta", action="store_true",
+                    help="the teacher's logits are the mean over the image and its mirror image")
+    ap.add_argument("--kd_alpha", type=float, default=0.7, help="weight of the distillation term (rest: labels)")
+    ap.add_argument("--kd_T", type=float, default=2.0, help="softmax temperature of the distillation term")
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -208,8 +279,23 @@ def main():
     if a.init_onnx and not (Path(a.out) / "last.pt").exists():
         load_fused_onnx(model, a.init_onnx)
         print(f"initialised from {a.init_onnx} (BN folded into the convolutions)", flush=True)
+        if a.unfold_bn:
+            before = predict(model, xva[:512])[0]
+            unfold_bn(model, xtr)
+            diff = float(np.abs(predict(model, xva[:512])[0] - before).max())
+            print(f"BatchNorm unfolded; eval-mode logits moved by at most {diff:.2e}", flush=True)
     mfmt = torch.channels_last if a.channels_last else torch.contiguous_format
     model = model.to(memory_format=mfmt)
+    teacher = None
+    if a.kd_onnx:
+        teacher = build(a.arch)
+        load_fused_onnx(teacher, a.kd_onnx)
+        teacher = teacher.to(memory_format=mfmt).eval()
+        for p_ in teacher.parameters():
+            p_.requires_grad_(False)
+        tp, tf = predict(teacher, xva)
+        print(f"teacher {a.kd_onnx}: val acc {(tp.argmax(1) == yva).mean():.4f}, "
+              f"with hflip {((tp + tf).argmax(1) == yva).mean():.4f}", flush=True)
     ema = None
     if a.ema > 0:
         import copy
@@ -276,6 +362,16 @@ def main():
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
                 logits = model(xb)
             loss = F.cross_entropy(logits.float(), yb, label_smoothing=a.label_smoothing)
+            if teacher is not None:
+                with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+                    if a.kd_tta:
+                        tl2 = teacher(torch.cat([xb, torch.flip(xb, dims=[3])])).float()
+                        tlog = 0.5 * (tl2[: len(xb)] + tl2[len(xb) :])
+                    else:
+                        tlog = teacher(xb).float()
+                kd = F.kl_div(F.log_softmax(logits.float() / a.kd_T, 1), F.log_softmax(tlog / a.kd_T, 1),
+                              reduction="batchmean", log_target=True) * a.kd_T**2
+                loss = (1 - a.kd_alpha) * loss + a.kd_alpha * kd
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
