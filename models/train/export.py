@@ -146,7 +146,8 @@ def quantize_int8(fp32_path, out_path, calib):
     uint8 activations with MinMax ranges from `calib` (training images and their mirror images,
     never validation ones). Weights use 7 bits (reduce_range): on x86 CPUs without VNNI the uint8 x
     int8 kernels (vpmaddubsw) can saturate with full-range weights; on this VNNI machine 7 bits
-    measured the same accuracy and speed as 8 on the shipped model, so every user gets the figures below.
+    measured the same accuracy and speed as 8 on the stage-1 model, and non-VNNI CPUs are spared the
+    saturation (their figures are not measured here).
 
     Why: on CPUs with VNNI (and still on plain AVX2) the int8 convolutions are several times faster
     than fp32, which is what lets the shipped expression model run hflip test-time augmentation

@@ -264,6 +264,16 @@ def main():
     ap.add_argument("--kd_alpha", type=float, default=0.7, help="weight of the distillation term (rest: labels)")
     ap.add_argument("--kd_T", type=float, default=2.0, help="softmax temperature of the distillation term")
     a = ap.parse_args()
+    if a.unfold_bn and not a.init_onnx:
+        ap.error("--unfold_bn only applies to a model loaded with --init_onnx")
+    if a.unfold_bn and a.freeze_bn:
+        ap.error("--unfold_bn and --freeze_bn exclude each other (trainable vs frozen BatchNorms)")
+    if (a.kd_tta or any(x.startswith(("--kd_alpha", "--kd_T")) for x in sys.argv[1:])) and not a.kd_onnx:
+        ap.error("--kd_tta/--kd_alpha/--kd_T need a teacher: --kd_onnx FILE")
+    for opt in ("init_onnx", "kd_onnx"):
+        f = getattr(a, opt)
+        if f and not Path(f).is_file():
+            ap.error(f"--{opt} {f}: no such file")
 
     torch.set_num_threads(a.threads)
     seed_all(a.seed)
