@@ -198,8 +198,9 @@ def cmd_expression(a):
     _, va = split_indices(y)
     xv = ((x[va].astype(np.float32) / 255.0 - 0.5) / 0.5)[:, None]
     yv = y[va]
-    out = MODELS / "expression.onnx"
-    fp32 = out.with_name("expression_fp32.tmp.onnx") if a.int8 else out
+    out = Path(a.out) if a.out else MODELS / "expression.onnx"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fp32 = out.with_name(out.stem + "_fp32.tmp.onnx") if a.int8 else out
     export_onnx(model, torch.from_numpy(xv[:2]), fp32)
     sess = ort_session(fp32)
     lo = ort_run(sess, xv)
@@ -264,7 +265,10 @@ def cmd_expression(a):
     }
     if quant is not None:
         res["int8"] = quant
-    save_metrics("expression", res, LABELS)
+    if a.out:  # not the shipped model (e.g. a distillation teacher): its figures go beside it
+        save_metrics(out.stem, res, LABELS, d=out.parent)
+    else:
+        save_metrics("expression", res, LABELS)
 
 
 # ---------------------------------------------------------------- speech
@@ -321,8 +325,8 @@ def cmd_speech(a):
     save_metrics("speech", res, LABELS, cm=rep["confusion_matrix"])
 
 
-def save_metrics(name, res, labels, cm=None):
-    d = MODELS / "metrics"
+def save_metrics(name, res, labels, cm=None, d=None):
+    d = d or MODELS / "metrics"
     d.mkdir(exist_ok=True)
     (d / f"{name}.json").write_text(json.dumps(res, indent=1) + "\n")
     (d / f"{name}_confusion.md").write_text(cm_markdown(cm if cm is not None else res["confusion_matrix"], labels))
@@ -445,6 +449,9 @@ def main():
     p.add_argument("--data", required=True)
     p.add_argument("--tta", action="store_true")
     p.add_argument("--int8", action="store_true", help="ship the int8 (QDQ) quantization of the exported model")
+    p.add_argument("--out", default="",
+                   help="write the model here instead of models/expression.onnx (and its figures to <stem>.json "
+                        "beside it, not models/metrics): e.g. a distillation teacher, which the daemon never loads")
     p = sp.add_parser("speech")
     p.add_argument("--run", required=True, help="directory with fold0..4.npz (and final.pt)")
     p.add_argument("--final", default=None, help="final model checkpoint if not <run>/final.pt")

@@ -79,6 +79,28 @@ def augment(x: torch.Tensor, g: torch.Generator, a) -> torch.Tensor:
     return x
 
 
+def mix_batch(x: torch.Tensor, target: torch.Tensor, kind: str, alpha: float, g: torch.Generator):
+    """Mix each image with a random partner (mixup: blend; cutmix: paste a box), targets likewise.
+
+    One weight per batch, drawn from Beta(alpha, alpha); for cutmix it is recomputed from the box
+    actually pasted (clipped at the border), so the target matches the pixels.
+    """
+    B, H, W = x.shape[0], x.shape[-2], x.shape[-1]
+    perm = torch.randperm(B, generator=g)
+    lam = float(torch.distributions.Beta(alpha, alpha).sample()) if alpha > 0 else 1.0
+    if kind == "mixup":
+        return lam * x + (1 - lam) * x[perm], lam * target + (1 - lam) * target[perm]
+    cut = math.sqrt(1 - lam)
+    h, w = int(H * cut), int(W * cut)
+    cy, cx = int(torch.randint(H, (1,), generator=g)), int(torch.randint(W, (1,), generator=g))
+    y0, y1 = max(cy - h // 2, 0), min(cy + h // 2, H)
+    x0, x1 = max(cx - w // 2, 0), min(cx + w // 2, W)
+    x = x.clone()
+    x[..., y0:y1, x0:x1] = x[perm][..., y0:y1, x0:x1]
+    lam = 1 - (y1 - y0) * (x1 - x0) / (H * W)
+    return x, lam * target + (1 - lam) * target[perm]
+
+
 @torch.no_grad()
 def predict(model, x_u8: torch.Tensor, bs=512):
     """Return (plain logits, hflip logits) as float32 numpy."""
@@ -256,13 +278,19 @@ def main():
     ap.add_argument("--unfold_bn", action="store_true",
                     help="after --init_onnx: rebuild trainable BatchNorms that compute the same function "
                          "(see unfold_bn) instead of freezing them")
-    ap.add_argument("--kd_onnx", default="",
-                    help="distil from this exported model of the same --arch (e.g. the shipped "
-                         "models/expression.onnx): the teacher sees the same augmented batch as the student")
+    ap.add_argument("--kd_onnx", nargs="+", default=[],
+                    help="distil from these exported models of the same --arch (e.g. the shipped "
+                         "models/expression.onnx); with several, the teacher is their ensemble (mean logits). "
+                         "The teachers see the same augmented batch as the student")
     ap.add_argument("--kd_tta", action="store_true",
                     help="the teacher's logits are the mean over the image and its mirror image")
     ap.add_argument("--kd_alpha", type=float, default=0.7, help="weight of the distillation term (rest: labels)")
     ap.add_argument("--kd_T", type=float, default=2.0, help="softmax temperature of the distillation term")
+    ap.add_argument("--mix", choices=["none", "mixup", "cutmix"], default="none",
+                    help="mix pairs of augmented images (teachers, if any, see the mixed image: "
+                         "'consistent teaching'); the label term uses the mixed one-hot targets")
+    ap.add_argument("--mix_p", type=float, default=0.5, help="fraction of batches that are mixed")
+    ap.add_argument("--mix_alpha", type=float, default=1.0, help="Beta(alpha, alpha) of the mixing weight")
     a = ap.parse_args()
     if a.unfold_bn and not a.init_onnx:
         ap.error("--unfold_bn only applies to a model loaded with --init_onnx")
@@ -270,10 +298,12 @@ def main():
         ap.error("--unfold_bn and --freeze_bn exclude each other (trainable vs frozen BatchNorms)")
     if (a.kd_tta or any(x.startswith(("--kd_alpha", "--kd_T")) for x in sys.argv[1:])) and not a.kd_onnx:
         ap.error("--kd_tta/--kd_alpha/--kd_T need a teacher: --kd_onnx FILE")
-    for opt in ("init_onnx", "kd_onnx"):
-        f = getattr(a, opt)
-        if f and not Path(f).is_file():
-            ap.error(f"--{opt} {f}: no such file")
+    for opt, files in (("init_onnx", [a.init_onnx]), ("kd_onnx", a.kd_onnx)):
+        for f in files:
+            if f and not Path(f).is_file():
+                ap.error(f"--{opt} {f}: no such file")
+    if not 0 <= a.mix_p <= 1 or a.mix_alpha <= 0:
+        ap.error("--mix_p must be in [0, 1] and --mix_alpha > 0")
 
     torch.set_num_threads(a.threads)
     seed_all(a.seed)
@@ -296,16 +326,23 @@ def main():
             print(f"BatchNorm unfolded; eval-mode logits moved by at most {diff:.2e}", flush=True)
     mfmt = torch.channels_last if a.channels_last else torch.contiguous_format
     model = model.to(memory_format=mfmt)
-    teacher = None
+    teachers = []
     if a.kd_onnx:
-        teacher = build(a.arch)
-        load_fused_onnx(teacher, a.kd_onnx)
-        teacher = teacher.to(memory_format=mfmt).eval()
-        for p_ in teacher.parameters():
-            p_.requires_grad_(False)
-        tp, tf = predict(teacher, xva)
-        print(f"teacher {a.kd_onnx}: val acc {(tp.argmax(1) == yva).mean():.4f}, "
-              f"with hflip {((tp + tf).argmax(1) == yva).mean():.4f}", flush=True)
+        ens_p = ens_f = 0
+        for f in a.kd_onnx:
+            t_ = build(a.arch)
+            load_fused_onnx(t_, f)
+            t_ = t_.to(memory_format=mfmt).eval()
+            for p_ in t_.parameters():
+                p_.requires_grad_(False)
+            tp, tf = predict(t_, xva)
+            ens_p, ens_f = ens_p + tp, ens_f + tf
+            print(f"teacher {f}: val acc {(tp.argmax(1) == yva).mean():.4f}, "
+                  f"with hflip {((tp + tf).argmax(1) == yva).mean():.4f}", flush=True)
+            teachers.append(t_)
+        if len(teachers) > 1:
+            print(f"teacher ensemble: val acc {(ens_p.argmax(1) == yva).mean():.4f}, "
+                  f"with hflip {((ens_p + ens_f).argmax(1) == yva).mean():.4f}", flush=True)
     ema = None
     if a.ema > 0:
         import copy
@@ -369,16 +406,18 @@ def main():
             idx = perm[i * a.bs : (i + 1) * a.bs]
             xb = augment(normalise(xtr[idx]), g, a).contiguous(memory_format=mfmt)
             yb = ytr[idx]
+            target = F.one_hot(yb, len(LABELS)).float()
+            if a.mix != "none" and torch.rand(1, generator=g).item() < a.mix_p:
+                xb, target = mix_batch(xb, target, a.mix, a.mix_alpha, g)
+                xb = xb.contiguous(memory_format=mfmt)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
                 logits = model(xb)
-            loss = F.cross_entropy(logits.float(), yb, label_smoothing=a.label_smoothing)
-            if teacher is not None:
+            loss = F.cross_entropy(logits.float(), target, label_smoothing=a.label_smoothing)
+            if teachers:
                 with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
-                    if a.kd_tta:
-                        tl2 = teacher(torch.cat([xb, torch.flip(xb, dims=[3])])).float()
-                        tlog = 0.5 * (tl2[: len(xb)] + tl2[len(xb) :])
-                    else:
-                        tlog = teacher(xb).float()
+                    tin = torch.cat([xb, torch.flip(xb, dims=[3])]) if a.kd_tta else xb
+                    tout = sum(t_(tin).float() for t_ in teachers) / len(teachers)
+                    tlog = 0.5 * (tout[: len(xb)] + tout[len(xb) :]) if a.kd_tta else tout
                 kd = F.kl_div(F.log_softmax(logits.float() / a.kd_T, 1), F.log_softmax(tlog / a.kd_T, 1),
                               reduction="batchmean", log_target=True) * a.kd_T**2
                 loss = (1 - a.kd_alpha) * loss + a.kd_alpha * kd
