@@ -87,7 +87,7 @@ def mix_batch(x: torch.Tensor, target: torch.Tensor, kind: str, alpha: float, g:
     """
     B, H, W = x.shape[0], x.shape[-2], x.shape[-1]
     perm = torch.randperm(B, generator=g)
-    lam = float(torch.distributions.Beta(alpha, alpha).sample()) if alpha > 0 else 1.0
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
     if kind == "mixup":
         return lam * x + (1 - lam) * x[perm], lam * target + (1 - lam) * target[perm]
     cut = math.sqrt(1 - lam)
@@ -427,7 +427,7 @@ def main():
             if ema is not None:
                 ema_update(ema, model, min(a.ema, (1 + step) / (10 + step)))
             tl += loss.item() * len(yb)
-            tc += (logits.argmax(1) == yb).sum().item()
+            tc += (logits.argmax(1) == yb).sum().item()  # on a mixed batch: against the first image's label
             tn += len(yb)
             if a.bench_seconds and time.time() - t0 > a.bench_seconds:
                 print(f"bench: {tn / (time.time() - t0):.1f} img/s ({tn} imgs)", flush=True)
