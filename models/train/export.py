@@ -4,6 +4,8 @@ and models/manifest.toml.
     python3 models/train/export.py expression --ckpt models/train/runs/fer/last.pt --data ../shared/datasets/fer2013/train [--tta] [--int8]
         (or --ckpt <run>/ema.pt for a run trained with --ema; --int8 ships the statically quantized
         model, see quantize_int8)
+    python3 models/train/export.py expression-ensemble --members A.onnx B.onnx --data ../shared/datasets/fer2013/train [--tta]
+        (one graph averaging the logits of networks exported with `expression --out`)
     python3 models/train/export.py speech --run models/train/runs/speech --data ../shared/datasets/ravdess16k
     python3 models/train/export.py manifest
 
@@ -271,6 +273,120 @@ def cmd_expression(a):
         save_metrics("expression", res, LABELS)
 
 
+def merge_ensemble(member_paths, out_path):
+    """One ONNX graph that runs every member on the same `input` and outputs the mean of their
+    `logits`. Each member's names get a prefix (m0/, m1/, ...), so the networks share nothing but the
+    input; the daemon loads it like any single model (same input/output names, dynamic batch), and
+    hflip TTA then averages the ensemble over the image and its mirror image."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    models = [onnx.load(str(p)) for p in member_paths]
+    for p, m in zip(member_paths, models):
+        names = ([i.name for i in m.graph.input], [o.name for o in m.graph.output])
+        if names != (["input"], ["logits"]):
+            raise SystemExit(f"{p}: expected one input 'input' and one output 'logits', found {names}")
+    nodes, inits, vinfo = [], [], []
+    for i, m in enumerate(models):
+        g = onnx.compose.add_prefix(m, f"m{i}/").graph
+        for n in g.node:
+            n.input[:] = ["input" if s == f"m{i}/input" else s for s in n.input]
+        nodes += g.node
+        inits += g.initializer
+        vinfo += g.value_info
+    k = len(models)
+    nodes.append(helper.make_node("Sum", [f"m{i}/logits" for i in range(k)], ["logits_sum"], name="ensemble_sum"))
+    inits.append(helper.make_tensor("ensemble_inv_k", TensorProto.FLOAT, [], [1.0 / k]))
+    nodes.append(helper.make_node("Mul", ["logits_sum", "ensemble_inv_k"], ["logits"], name="ensemble_mean"))
+    first = models[0].graph
+    graph = helper.make_graph(nodes, "expression_ensemble", [first.input[0]], [first.output[0]], inits,
+                              value_info=vinfo)
+    opsets = {}
+    for m in models:
+        for o in m.opset_import:
+            opsets[o.domain] = max(opsets.get(o.domain, 0), o.version)
+    merged = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
+                               producer_name="emo export.py expression-ensemble")
+    merged.ir_version = models[0].ir_version
+    onnx.checker.check_model(merged)
+    onnx.save(merged, str(out_path))
+
+
+def cmd_expression_ensemble(a):
+    """Ship the mean-logit ensemble of already exported expression networks (each written by
+    `export.py expression --out FILE`, with its figures in FILE's .json beside it)."""
+    from fer_data import LABELS, load_fer, split_indices
+
+    torch.set_num_threads(1)
+    members = [Path(m) for m in a.members]
+    if len(members) < 2:
+        raise SystemExit("expression-ensemble: give at least two --members")
+    infos = []
+    for m in members:
+        j = m.with_suffix(".json")
+        if not m.is_file() or not j.is_file():
+            raise SystemExit(f"{m}: member model or its figures ({j.name}) missing; export it with "
+                             "export.py expression --out")
+        info = json.loads(j.read_text())
+        if info["sha256"] != sha256(m):
+            raise SystemExit(f"{m}: sha256 differs from {j}")
+        infos.append(info)
+    x, y, _ = load_fer(a.data)
+    _, va = split_indices(y)
+    xv = ((x[va].astype(np.float32) / 255.0 - 0.5) / 0.5)[:, None]
+    xf = np.ascontiguousarray(xv[:, :, :, ::-1])
+    yv = y[va]
+    out = Path(a.out) if a.out else MODELS / "expression.onnx"
+    merge_ensemble(members, out)
+    sess = ort_session(out)
+    lo, lo_f = ort_run(sess, xv), ort_run(sess, xf)
+    subs = [ort_session(m) for m in members]
+    mo = [(ort_run(s, xv), ort_run(s, xf)) for s in subs]
+    mean_plain = sum(p for p, _ in mo) / len(mo)
+    mean_flip = sum(f for _, f in mo) / len(mo)
+    diff = float(max(np.abs(lo - mean_plain).max(), np.abs(lo_f - mean_flip).max()))
+    assert diff <= 1e-4, f"merged graph differs from the mean of its members by {diff}"
+    pair = np.concatenate([xv[:1], xf[:1]])
+    lat = {"ensemble_b1": [], "ensemble_b2": [], "member0_b1": [], "member0_b2": []}
+    for _ in range(3):  # interleaved, so the ratio to one member is not skewed by load
+        lat["ensemble_b1"].append(latency_ms(sess, xv[:1], n=100))
+        lat["member0_b1"].append(latency_ms(subs[0], xv[:1], n=100))
+        lat["ensemble_b2"].append(latency_ms(sess, pair, n=100))
+        lat["member0_b2"].append(latency_ms(subs[0], pair, n=100))
+    med = {k: round(float(np.median([r["median_ms"] for r in v])), 3) for k, v in lat.items()}
+    logits = (lo + lo_f) / 2 if a.tta else lo
+    rep = classification_report(logits, yv, LABELS)
+    rep_plain = classification_report(lo, yv, LABELS)
+    rep_tta = classification_report((lo + lo_f) / 2, yv, LABELS)
+    member_figs = []
+    for m, info, (p, f) in zip(members, infos, mo):
+        member_figs.append({
+            "file": m.name, "sha256": info["sha256"], "arch": info["arch"], "params": info["params"],
+            "precision": info.get("precision", "fp32"), "ort_vs_torch_max_abs_diff": info["ort_vs_torch_max_abs_diff"],
+            "accuracy_plain": float((p.argmax(1) == yv).mean()), "accuracy_tta": float(((p + f).argmax(1) == yv).mean()),
+        })
+    precisions = {mf["precision"] for mf in member_figs}
+    res = {
+        "model": "expression", "arch": "ensemble(" + ", ".join(mf["arch"] for mf in member_figs) + ")",
+        "params": int(sum(mf["params"] for mf in member_figs)), "members": member_figs,
+        "tta_hflip": bool(a.tta), "precision": precisions.pop() if len(precisions) == 1 else "mixed",
+        "ort_vs_torch_max_abs_diff": max(mf["ort_vs_torch_max_abs_diff"] for mf in member_figs),
+        "merged_vs_member_mean_max_abs_diff": diff,
+        "split": "fer2013/train stratified 10%, seed 20261124",
+        **rep, **calibration(logits, yv), "accuracy_plain": rep_plain["accuracy"], "accuracy_tta": rep_tta["accuracy"],
+        "macro_f1_plain": rep_plain["macro_f1"], "macro_f1_tta": rep_tta["macro_f1"],
+        "latency_1thread_batch1": latency_ms(sess, xv[:1]),
+        "latency_1thread_batch2_tta_pair": latency_ms(sess, pair),
+        "latency_interleaved_median_ms": med,
+        "latency_ratio_to_one_member_b2": round(med["ensemble_b2"] / med["member0_b2"], 2),
+        "sha256": sha256(out), "onnx_opset": OPSET, "onnxruntime": __import__("onnxruntime").__version__,
+    }
+    if a.out:
+        save_metrics(out.stem, res, LABELS, d=out.parent)
+    else:
+        save_metrics("expression", res, LABELS)
+
+
 # ---------------------------------------------------------------- speech
 def cmd_speech(a):
     import features as FT
@@ -452,13 +568,20 @@ def main():
     p.add_argument("--out", default="",
                    help="write the model here instead of models/expression.onnx (and its figures to <stem>.json "
                         "beside it, not models/metrics): e.g. a distillation teacher, which the daemon never loads")
+    p = sp.add_parser("expression-ensemble", help="ship the mean-logit ensemble of exported expression networks")
+    p.add_argument("--members", nargs="+", required=True,
+                   help="ONNX files written by `export.py expression --out FILE` (FILE's .json must be beside it)")
+    p.add_argument("--data", required=True)
+    p.add_argument("--tta", action="store_true")
+    p.add_argument("--out", default="", help="as for expression: write here instead of models/expression.onnx")
     p = sp.add_parser("speech")
     p.add_argument("--run", required=True, help="directory with fold0..4.npz (and final.pt)")
     p.add_argument("--final", default=None, help="final model checkpoint if not <run>/final.pt")
     p.add_argument("--data", required=True)
     sp.add_parser("manifest")
     a = ap.parse_args()
-    {"expression": cmd_expression, "speech": cmd_speech, "manifest": cmd_manifest}[a.cmd](a)
+    {"expression": cmd_expression, "expression-ensemble": cmd_expression_ensemble, "speech": cmd_speech,
+     "manifest": cmd_manifest}[a.cmd](a)
 
 
 if __name__ == "__main__":
