@@ -187,8 +187,39 @@ def sha256(path):
 
 
 # ---------------------------------------------------------------- expression
+def fer_split(data):
+    """All FER images and labels, plus the normalised validation images and their labels."""
+    from fer_data import load_fer, split_indices
+
+    x, y, _ = load_fer(data)
+    _, va = split_indices(y)
+    return x, y, ((x[va].astype(np.float32) / 255.0 - 0.5) / 0.5)[:, None], y[va]
+
+
+def expression_figures(lo, lo_f, yv, tta):
+    """Accuracy, recall, confusion and calibration of the shipped pipeline (TTA or not), plus the
+    plain and TTA accuracies side by side; `lo`/`lo_f` are the logits of the images/mirror images."""
+    from fer_data import LABELS
+
+    logits = (lo + lo_f) / 2 if tta else lo
+    rep_plain = classification_report(lo, yv, LABELS)
+    rep_tta = classification_report((lo + lo_f) / 2, yv, LABELS)
+    return {**(rep_tta if tta else rep_plain), **calibration(logits, yv), "accuracy_plain": rep_plain["accuracy"],
+            "accuracy_tta": rep_tta["accuracy"], "macro_f1_plain": rep_plain["macro_f1"],
+            "macro_f1_tta": rep_tta["macro_f1"]}
+
+
+def save_expression_metrics(res, out, shipped_elsewhere):
+    from fer_data import LABELS
+
+    if shipped_elsewhere:  # not the shipped model (e.g. a distillation teacher): its figures go beside it
+        save_metrics(out.stem, res, LABELS, d=out.parent)
+    else:
+        save_metrics("expression", res, LABELS)
+
+
 def cmd_expression(a):
-    from fer_data import LABELS, load_fer, split_indices
+    from fer_data import split_indices
     from fer_model import build, n_params
 
     torch.set_num_threads(1)
@@ -196,10 +227,7 @@ def cmd_expression(a):
     model = build(ck["arch"])
     model.load_state_dict(ck["model"])
     model.eval()
-    x, y, _ = load_fer(a.data)
-    _, va = split_indices(y)
-    xv = ((x[va].astype(np.float32) / 255.0 - 0.5) / 0.5)[:, None]
-    yv = y[va]
+    x, y, xv, yv = fer_split(a.data)
     out = Path(a.out) if a.out else MODELS / "expression.onnx"
     out.parent.mkdir(parents=True, exist_ok=True)
     fp32 = out.with_name(out.stem + "_fp32.tmp.onnx") if a.int8 else out
@@ -248,11 +276,6 @@ def cmd_expression(a):
         }
         sess, lo, lo_f = sq, qo, qo_f
         fp32.unlink()
-    logits = (lo + lo_f) / 2 if a.tta else lo
-    rep = classification_report(logits, yv, LABELS)
-    rep_plain = classification_report(lo, yv, LABELS)
-    rep_tta = classification_report((lo + lo_f) / 2, yv, LABELS)
-    cal = calibration(logits, yv)
     lat1 = latency_ms(sess, xv[:1])
     lat2 = latency_ms(sess, np.concatenate([xv[:1], xv[:1, :, :, ::-1]]))
     res = {
@@ -260,17 +283,12 @@ def cmd_expression(a):
         "ckpt_val_acc": ck.get("val_acc"), "ckpt_val_acc_tta": ck.get("val_acc_tta"),
         "tta_hflip": bool(a.tta), "precision": "int8" if a.int8 else "fp32",
         "ort_vs_torch_max_abs_diff": diff, "split": "fer2013/train stratified 10%, seed 20261124",
-        **rep, **cal, "accuracy_plain": rep_plain["accuracy"], "accuracy_tta": rep_tta["accuracy"],
-        "macro_f1_plain": rep_plain["macro_f1"], "macro_f1_tta": rep_tta["macro_f1"],
-        "latency_1thread_batch1": lat1, "latency_1thread_batch2_tta_pair": lat2,
+        **expression_figures(lo, lo_f, yv, a.tta), "latency_1thread_batch1": lat1, "latency_1thread_batch2_tta_pair": lat2,
         "sha256": sha256(out), "onnx_opset": OPSET, "onnxruntime": __import__("onnxruntime").__version__,
     }
     if quant is not None:
         res["int8"] = quant
-    if a.out:  # not the shipped model (e.g. a distillation teacher): its figures go beside it
-        save_metrics(out.stem, res, LABELS, d=out.parent)
-    else:
-        save_metrics("expression", res, LABELS)
+    save_expression_metrics(res, out, bool(a.out))
 
 
 def merge_ensemble(member_paths, out_path):
@@ -315,8 +333,6 @@ def merge_ensemble(member_paths, out_path):
 def cmd_expression_ensemble(a):
     """Ship the mean-logit ensemble of already exported expression networks (each written by
     `export.py expression --out FILE`, with its figures in FILE's .json beside it)."""
-    from fer_data import LABELS, load_fer, split_indices
-
     torch.set_num_threads(1)
     members = [Path(m) for m in a.members]
     if len(members) < 2:
@@ -331,21 +347,23 @@ def cmd_expression_ensemble(a):
         if info["sha256"] != sha256(m):
             raise SystemExit(f"{m}: sha256 differs from {j}")
         infos.append(info)
-    x, y, _ = load_fer(a.data)
-    _, va = split_indices(y)
-    xv = ((x[va].astype(np.float32) / 255.0 - 0.5) / 0.5)[:, None]
+    _, _, xv, yv = fer_split(a.data)
     xf = np.ascontiguousarray(xv[:, :, :, ::-1])
-    yv = y[va]
     out = Path(a.out) if a.out else MODELS / "expression.onnx"
-    merge_ensemble(members, out)
-    sess = ort_session(out)
+    # built and checked beside the target, which is replaced only once the checks pass
+    tmp = out.with_name(out.stem + ".tmp.onnx")
+    merge_ensemble(members, tmp)
+    sess = ort_session(tmp)
     lo, lo_f = ort_run(sess, xv), ort_run(sess, xf)
     subs = [ort_session(m) for m in members]
     mo = [(ort_run(s, xv), ort_run(s, xf)) for s in subs]
     mean_plain = sum(p for p, _ in mo) / len(mo)
     mean_flip = sum(f for _, f in mo) / len(mo)
     diff = float(max(np.abs(lo - mean_plain).max(), np.abs(lo_f - mean_flip).max()))
-    assert diff <= 1e-4, f"merged graph differs from the mean of its members by {diff}"
+    if diff > 1e-4:
+        tmp.unlink()
+        raise SystemExit(f"merged graph differs from the mean of its members by {diff}; {out} left unchanged")
+    tmp.replace(out)
     pair = np.concatenate([xv[:1], xf[:1]])
     lat = {"ensemble_b1": [], "ensemble_b2": [], "member0_b1": [], "member0_b2": []}
     for _ in range(3):  # interleaved, so the ratio to one member is not skewed by load
@@ -354,10 +372,6 @@ def cmd_expression_ensemble(a):
         lat["ensemble_b2"].append(latency_ms(sess, pair, n=100))
         lat["member0_b2"].append(latency_ms(subs[0], pair, n=100))
     med = {k: round(float(np.median([r["median_ms"] for r in v])), 3) for k, v in lat.items()}
-    logits = (lo + lo_f) / 2 if a.tta else lo
-    rep = classification_report(logits, yv, LABELS)
-    rep_plain = classification_report(lo, yv, LABELS)
-    rep_tta = classification_report((lo + lo_f) / 2, yv, LABELS)
     member_figs = []
     for m, info, (p, f) in zip(members, infos, mo):
         member_figs.append({
@@ -373,18 +387,13 @@ def cmd_expression_ensemble(a):
         "ort_vs_torch_max_abs_diff": max(mf["ort_vs_torch_max_abs_diff"] for mf in member_figs),
         "merged_vs_member_mean_max_abs_diff": diff,
         "split": "fer2013/train stratified 10%, seed 20261124",
-        **rep, **calibration(logits, yv), "accuracy_plain": rep_plain["accuracy"], "accuracy_tta": rep_tta["accuracy"],
-        "macro_f1_plain": rep_plain["macro_f1"], "macro_f1_tta": rep_tta["macro_f1"],
-        "latency_1thread_batch1": latency_ms(sess, xv[:1]),
+        **expression_figures(lo, lo_f, yv, a.tta), "latency_1thread_batch1": latency_ms(sess, xv[:1]),
         "latency_1thread_batch2_tta_pair": latency_ms(sess, pair),
         "latency_interleaved_median_ms": med,
         "latency_ratio_to_one_member_b2": round(med["ensemble_b2"] / med["member0_b2"], 2),
         "sha256": sha256(out), "onnx_opset": OPSET, "onnxruntime": __import__("onnxruntime").__version__,
     }
-    if a.out:
-        save_metrics(out.stem, res, LABELS, d=out.parent)
-    else:
-        save_metrics("expression", res, LABELS)
+    save_expression_metrics(res, out, bool(a.out))
 
 
 # ---------------------------------------------------------------- speech
