@@ -230,7 +230,8 @@ def cmd_expression(a):
     x, y, xv, yv = fer_split(a.data)
     out = Path(a.out) if a.out else MODELS / "expression.onnx"
     out.parent.mkdir(parents=True, exist_ok=True)
-    fp32 = out.with_name(out.stem + "_fp32.tmp.onnx") if a.int8 else out
+    # written beside the target, which is replaced only once the export has passed its checks
+    fp32 = out.with_name(out.stem + "_fp32.tmp.onnx")
     export_onnx(model, torch.from_numpy(xv[:2]), fp32)
     sess = ort_session(fp32)
     lo = ort_run(sess, xv)
@@ -238,14 +239,17 @@ def cmd_expression(a):
     with torch.no_grad():
         lt = torch.cat([model(torch.from_numpy(xv[i : i + 256])) for i in range(0, len(xv), 256)]).numpy()
     diff = float(np.abs(lo - lt).max())
-    assert diff <= 1e-4, diff
+    if diff > 1e-4:
+        fp32.unlink()
+        raise SystemExit(f"ONNX Runtime and PyTorch logits differ by {diff} (> 1e-4); {out} left unchanged")
     quant = None
     if a.int8:
         tr, _ = split_indices(y)
         pick = np.random.default_rng(INT8_CALIB_SEED).choice(tr, INT8_CALIB_IMAGES, replace=False)
         calib = ((x[np.sort(pick)].astype(np.float32) / 255.0 - 0.5) / 0.5)[:, None]
-        quantize_int8(fp32, out, np.concatenate([calib, calib[:, :, :, ::-1]]))
-        sq = ort_session(out)
+        qtmp = out.with_name(out.stem + "_int8.tmp.onnx")
+        quantize_int8(fp32, qtmp, np.concatenate([calib, calib[:, :, :, ::-1]]))
+        sq = ort_session(qtmp)
         qo = ort_run(sq, xv)
         qo_f = ort_run(sq, np.ascontiguousarray(xv[:, :, :, ::-1]))
         # fp32 and int8 latency interleaved in the same run, so their ratio is not skewed by load
@@ -276,6 +280,9 @@ def cmd_expression(a):
         }
         sess, lo, lo_f = sq, qo, qo_f
         fp32.unlink()
+        qtmp.replace(out)
+    else:
+        fp32.replace(out)
     lat1 = latency_ms(sess, xv[:1])
     lat2 = latency_ms(sess, np.concatenate([xv[:1], xv[:1, :, :, ::-1]]))
     res = {
