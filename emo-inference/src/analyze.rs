@@ -13,10 +13,12 @@ use crate::audio::{self, Audio};
 use crate::classifier::argmax;
 use crate::face::{ExpressionModel, FaceDetector, FacePipeline, FaceResult};
 use crate::fusion::{self, FusionWeights, Strategy, K};
+use crate::limits::MediaLimits;
 use crate::manifest::Manifest;
 use crate::media::{self, VideoFrames};
 use crate::runtime::{self, RuntimeConfig, RuntimeInfo};
 use crate::speech::{SpeechModel, WindowResult};
+use crate::stream::{FaceObs, Fuser, VoiceObs};
 use crate::{Error, Result};
 
 /// Default frames per second sampled from videos.
@@ -32,6 +34,8 @@ pub struct EngineOptions {
     pub faces: bool,
     /// Load the speech model.
     pub speech: bool,
+    /// What decoding one file may cost.
+    pub limits: MediaLimits,
 }
 
 impl EngineOptions {
@@ -43,6 +47,7 @@ impl EngineOptions {
             video_fps: DEFAULT_VIDEO_FPS,
             faces: true,
             speech: true,
+            limits: MediaLimits::default(),
         }
     }
 }
@@ -56,6 +61,7 @@ pub struct Engine {
     pub weights: FusionWeights,
     pub strategy: Strategy,
     pub video_fps: f64,
+    pub limits: MediaLimits,
 }
 
 impl std::fmt::Debug for Engine {
@@ -106,6 +112,7 @@ impl Engine {
             faces,
             speech,
             strategy: opts.strategy,
+            limits: opts.limits,
             video_fps: if opts.video_fps > 0.0 {
                 opts.video_fps
             } else {
@@ -129,6 +136,19 @@ impl Engine {
     /// Analyse one file. Never fails: a problem is reported in [`FileAnalysis::error`].
     /// `name` is what to call the file in the result; `progress` receives fractions in 0..=1.
     pub fn analyze_file(&self, path: &Path, name: &str, progress: &dyn Fn(f64)) -> FileAnalysis {
+        self.analyze_file_until(path, name, progress, &|| false)
+    }
+
+    /// [`Engine::analyze_file`] that gives up (with an error in the result) as soon as
+    /// `cancelled()` says so: checked between video frames and before each expensive step, so a
+    /// client that leaves or a deadline stops the work and kills its `ffmpeg`.
+    pub fn analyze_file_until(
+        &self,
+        path: &Path,
+        name: &str,
+        progress: &dyn Fn(f64),
+        cancelled: &dyn Fn() -> bool,
+    ) -> FileAnalysis {
         let mut fa = FileAnalysis {
             file: name.to_string(),
             kind: None,
@@ -140,7 +160,7 @@ impl Engine {
             summary: None,
             error: None,
         };
-        if let Err(e) = self.analyze_into(path, &mut fa, progress) {
+        if let Err(e) = self.analyze_into(path, &mut fa, progress, cancelled) {
             fa.faces.clear();
             fa.voice.clear();
             fa.timeline.clear();
@@ -155,7 +175,16 @@ impl Engine {
         path: &Path,
         fa: &mut FileAnalysis,
         progress: &dyn Fn(f64),
+        cancelled: &dyn Fn() -> bool,
     ) -> Result<()> {
+        let check = || {
+            if cancelled() {
+                Err(Error::Media("analysis cancelled".into()))
+            } else {
+                Ok(())
+            }
+        };
+        let lim = &self.limits;
         if !path.exists() {
             return Err(Error::Media("no such file".into()));
         }
@@ -166,7 +195,8 @@ impl Engine {
         fa.kind = Some(kind);
         match kind {
             MediaKind::Image => {
-                let img = media::read_image(path)?;
+                let img = media::read_image(path, lim)?;
+                check()?;
                 let faces = self.faces()?.analyze(&img)?;
                 fa.faces = faces.iter().map(|f| face_dto(f, 0.0, 0)).collect();
                 fa.duration_s = Some(0.0);
@@ -177,16 +207,19 @@ impl Engine {
                     .extension()
                     .is_some_and(|e| e.eq_ignore_ascii_case("wav"))
                 {
-                    match audio::read_wav(path) {
+                    match audio::read_wav(path, lim) {
                         Ok(a) => a,
-                        Err(e) => audio::read_with_ffmpeg(path)
+                        // A limit is final; anything else may be a WAV variant hound lacks.
+                        Err(e @ Error::Limit(_)) => return Err(e),
+                        Err(e) => audio::read_with_ffmpeg(path, self.speech_rate(), lim)
                             .map_err(|_| e)?
                             .ok_or_else(|| Error::Media("no audio stream".into()))?,
                     }
                 } else {
-                    audio::read_with_ffmpeg(path)?
+                    audio::read_with_ffmpeg(path, self.speech_rate(), lim)?
                         .ok_or_else(|| Error::Media("no audio stream".into()))?
                 };
+                check()?;
                 let d = a.duration();
                 fa.duration_s = Some(round4(d));
                 let windows = self.voice_windows(&a)?;
@@ -197,12 +230,13 @@ impl Engine {
                 fa.timeline = self.timeline(&[], &fa.voice, d);
             }
             MediaKind::Video => {
-                let mut frames = VideoFrames::open(path, self.video_fps)?;
+                let mut frames = VideoFrames::open(path, self.video_fps, lim)?;
                 let duration = frames.info.duration;
                 let pipeline = self.faces.as_ref().ok();
                 let mut last_t = 0.0;
                 let mut n = 0u64;
                 while let Some((t, img)) = frames.next_frame()? {
+                    check()?;
                     if let Some(p) = pipeline {
                         for f in p.analyze(&img)? {
                             fa.faces.push(face_dto(&f, t, n));
@@ -218,7 +252,10 @@ impl Engine {
                     return Err(Error::Media("the video has no frames".into()));
                 }
                 let mut d = duration.unwrap_or(last_t + 1.0 / self.video_fps);
-                let audio = audio::read_with_ffmpeg(path)?;
+                drop(frames);
+                check()?;
+                let audio = audio::read_with_ffmpeg(path, self.speech_rate(), lim)?;
+                check()?;
                 let have_speech = self.speech.is_ok();
                 if let (Some(a), true) = (&audio, have_speech) {
                     d = d.max(a.duration());
@@ -239,6 +276,16 @@ impl Engine {
         fa.summary = summarize(&fa.timeline, self.strategy);
         progress(1.0);
         Ok(())
+    }
+
+    /// The rate ffmpeg decodes audio to: the speech model's (no second resampling), or 16 kHz.
+    fn speech_rate(&self) -> Option<u32> {
+        Some(
+            self.speech
+                .as_ref()
+                .map(|s| s.spec.sample_rate)
+                .unwrap_or(16_000),
+        )
     }
 
     fn voice_windows(&self, a: &Audio) -> Result<Vec<WindowResult>> {
@@ -299,7 +346,7 @@ fn to_array(m: &BTreeMap<Emotion, f64>) -> [f32; K] {
     a
 }
 
-/// See [`Engine::timeline`].
+/// See [`Engine::timeline`]. The whole file goes through the same [`Fuser`] as live capture.
 pub fn timeline(
     faces: &[FaceEstimate],
     voice: &[VoiceEstimate],
@@ -307,78 +354,57 @@ pub fn timeline(
     strategy: Strategy,
     weights: FusionWeights,
 ) -> Vec<FusedEstimate> {
-    let seconds = if duration <= 0.0 {
-        1
-    } else {
-        duration.ceil() as usize
-    };
-    let mut out = Vec::with_capacity(seconds);
-    for k in 0..seconds {
-        let (t0, t1) = (k as f64, (k + 1) as f64);
-        let in_second: Vec<&FaceEstimate> = faces
-            .iter()
-            .filter(|f| duration <= 0.0 || (f.t >= t0 && f.t < t1))
-            .collect();
-        let face = if in_second.is_empty() {
-            None
-        } else {
-            let wsum: f64 = in_second.iter().map(|f| f.detection_score.max(1e-6)).sum();
-            let mut a = [0.0f32; K];
-            for f in &in_second {
-                let w = (f.detection_score.max(1e-6) / wsum) as f32;
-                for (x, y) in a.iter_mut().zip(to_array(&f.probabilities)) {
-                    *x += w * y;
-                }
-            }
-            Some(a)
-        };
-        let latest = voice
-            .iter()
-            .filter(|v| v.start <= t0 + 1e-9 && v.end > t0)
-            .max_by(|a, b| a.start.total_cmp(&b.start));
-        let voice_p = latest
-            .filter(|v| v.voiced && !v.probabilities.is_empty())
-            .map(|v| to_array(&v.probabilities));
-        let fused = match strategy {
-            Strategy::Mode => {
-                // Votes: every face of the second and the voice window.
-                let mut votes: Vec<(usize, f32)> = in_second
-                    .iter()
-                    .map(|f| (f.emotion.to_face_space().index(), f.confidence as f32))
-                    .collect();
-                if let Some(v) = latest.filter(|v| v.voiced) {
-                    if let (Some(e), Some(c)) = (v.emotion, v.confidence) {
-                        votes.push((e.to_face_space().index(), c as f32));
-                    }
-                }
-                fusion::mode_vote(&votes).zip(fusion::mode_winner(&votes))
-            }
-            Strategy::Calibrated => {
-                fusion::fuse(strategy, face.as_ref(), voice_p.as_ref(), weights)
-            }
-        };
-        let Some((p, k_best)) = fused else { continue };
-        let mut modalities = Vec::new();
-        if face.is_some() {
-            modalities.push("face".to_string());
-        }
-        if voice_p.is_some() {
-            modalities.push("voice".to_string());
-        }
-        out.push(FusedEstimate {
-            start: t0,
-            end: if duration <= 0.0 {
-                0.0
-            } else {
-                t1.min(duration.max(t0))
-            },
-            emotion: Emotion::FACE[k_best],
-            confidence: p[k_best] as f64,
-            probabilities: probs_map(&p, &Emotion::FACE),
-            modalities,
+    let mut fuser = Fuser::new(0.0, 1.0, strategy, weights);
+    for f in faces {
+        fuser.push_face(FaceObs {
+            t: f.t,
+            probabilities: to_array(&f.probabilities),
+            detection_score: f.detection_score as f32,
         });
     }
-    out
+    let mut windows: Vec<&VoiceEstimate> = voice.iter().collect();
+    windows.sort_by(|a, b| a.start.total_cmp(&b.start));
+    for v in windows {
+        fuser.push_voice(VoiceObs {
+            start: v.start,
+            end: v.end,
+            probabilities: (v.voiced && !v.probabilities.is_empty())
+                .then(|| to_array(&v.probabilities)),
+            raw: Vec::new(),
+            label: v.emotion,
+            confidence: v.confidence.unwrap_or(0.0) as f32,
+        });
+    }
+    let windows = if duration <= 0.0 {
+        fuser.single(0.0, 0.0).into_iter().collect()
+    } else {
+        fuser.poll(duration.ceil())
+    };
+    windows
+        .into_iter()
+        .filter_map(|w| {
+            let (p, k) = w.fused?;
+            let mut modalities = Vec::new();
+            if w.face.is_some() {
+                modalities.push("face".to_string());
+            }
+            if w.voice.is_some() {
+                modalities.push("voice".to_string());
+            }
+            Some(FusedEstimate {
+                start: w.start,
+                end: if duration <= 0.0 {
+                    0.0
+                } else {
+                    w.end.min(duration.max(w.start))
+                },
+                emotion: Emotion::FACE[k],
+                confidence: p[k] as f64,
+                probabilities: probs_map(&p, &Emotion::FACE),
+                modalities,
+            })
+        })
+        .collect()
 }
 
 /// Distribution (mean of the fused probabilities), dominant emotion and coverage.

@@ -3,10 +3,12 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use rubato::{FftFixedIn, Resampler};
 
+use crate::ffmpeg::{self, FfChild};
+use crate::limits::{MediaLimits, MAX_CHANNELS};
 use crate::{Error, Result};
 
 /// Voice-activity gate. A 25 ms frame (10 ms hop) is "active" when its RMS level is at least
@@ -64,30 +66,69 @@ impl Audio {
     }
 }
 
-/// Decode a WAV file (any rate, 8/16/24/32-bit int or float, any channel count → mono mean).
-pub fn read_wav(path: &Path) -> Result<Audio> {
+/// Decode a WAV file (8–192 kHz, 8/16/24/32-bit int or float, up to 64 channels → mono mean).
+/// The header is checked before anything is allocated, and decoding stops with an error past
+/// `limits.max_seconds`: a crafted header (a 1 Hz rate, a huge length) is an error, never an
+/// allocation that scales with it.
+pub fn read_wav(path: &Path, limits: &MediaLimits) -> Result<Audio> {
     let r = hound::WavReader::open(path)
         .map_err(|e| Error::Media(format!("not a readable WAV file ({e})")))?;
     let spec = r.spec();
-    let ch = spec.channels.max(1) as usize;
+    MediaLimits::check_rate(spec.sample_rate)?;
+    if spec.channels == 0 || spec.channels > MAX_CHANNELS {
+        return Err(Error::Media(format!(
+            "unsupported channel count {} (accepted: 1–{MAX_CHANNELS})",
+            spec.channels
+        )));
+    }
+    let ch = spec.channels as usize;
+    let max_frames = limits.max_samples(spec.sample_rate);
+    if r.duration() as usize > max_frames {
+        return Err(limits.too_long());
+    }
+    let max_values = max_frames.saturating_mul(ch);
     let bad = |e: hound::Error| Error::Media(format!("corrupt WAV data ({e})"));
-    let inter: Vec<f32> = match spec.sample_format {
-        hound::SampleFormat::Float => r
-            .into_samples::<f32>()
-            .collect::<std::result::Result<_, _>>()
-            .map_err(bad)?,
-        hound::SampleFormat::Int => {
-            let scale = 1.0 / (1u64 << (spec.bits_per_sample.clamp(1, 32) - 1)) as f32;
-            r.into_samples::<i32>()
-                .map(|s| s.map(|v| v as f32 * scale))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(bad)?
+    // Mono mean computed while reading: memory is one f32 per frame, whatever the channel count.
+    let mut samples: Vec<f32> = Vec::with_capacity((r.duration() as usize).min(max_frames));
+    let mut acc = 0.0f32;
+    let mut k = 0usize;
+    let mut push = |v: f32| {
+        acc += v;
+        k += 1;
+        if k == ch {
+            samples.push(acc / ch as f32);
+            acc = 0.0;
+            k = 0;
         }
     };
-    let samples = inter
-        .chunks(ch)
-        .map(|c| c.iter().sum::<f32>() / c.len() as f32)
-        .collect();
+    let mut n = 0usize;
+    match spec.sample_format {
+        hound::SampleFormat::Float => {
+            for s in r.into_samples::<f32>() {
+                n += 1;
+                if n > max_values {
+                    return Err(limits.too_long());
+                }
+                push(s.map_err(bad)?);
+            }
+        }
+        hound::SampleFormat::Int => {
+            if !(8..=32).contains(&spec.bits_per_sample) {
+                return Err(Error::Media(format!(
+                    "unsupported sample size {} bits",
+                    spec.bits_per_sample
+                )));
+            }
+            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
+            for s in r.into_samples::<i32>() {
+                n += 1;
+                if n > max_values {
+                    return Err(limits.too_long());
+                }
+                push(s.map_err(bad)? as f32 * scale);
+            }
+        }
+    }
     Ok(Audio {
         samples,
         sample_rate: spec.sample_rate,
@@ -95,29 +136,34 @@ pub fn read_wav(path: &Path) -> Result<Audio> {
 }
 
 /// Run `ffprobe` and return `key=value` lines for the first stream of `kind` ("a" or "v").
-pub fn probe(path: &Path, kind: &str, entries: &str) -> Result<Vec<(String, String)>> {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            &format!("{kind}:0"),
-            "-show_entries",
-        ])
-        .arg(entries)
-        .args(["-of", "default=noprint_wrappers=1"])
-        .arg(path)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::Media(format!("cannot run ffprobe ({e}); install ffmpeg")))?;
-    if !out.status.success() {
-        let msg = String::from_utf8_lossy(&out.stderr);
+pub fn probe(
+    path: &Path,
+    kind: &str,
+    entries: &str,
+    limits: &MediaLimits,
+) -> Result<Vec<(String, String)>> {
+    let (out, status, err) = ffmpeg::output(
+        Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-select_streams",
+                &format!("{kind}:0"),
+                "-show_entries",
+            ])
+            .arg(entries)
+            .args(["-of", "default=noprint_wrappers=1"])
+            .arg(path),
+        limits.ffmpeg_deadline.min(PROBE_DEADLINE),
+        64 * 1024,
+    )?;
+    if !status.success() {
         return Err(Error::Media(format!(
             "ffprobe cannot read it: {}",
-            msg.lines().last().unwrap_or("unknown error").trim()
+            ffmpeg::last_line(&err)
         )));
     }
-    Ok(String::from_utf8_lossy(&out.stdout)
+    Ok(String::from_utf8_lossy(&out)
         .lines()
         .filter_map(|l| {
             l.split_once('=')
@@ -126,51 +172,56 @@ pub fn probe(path: &Path, kind: &str, entries: &str) -> Result<Vec<(String, Stri
         .collect())
 }
 
-/// Decode the first audio stream of any file ffmpeg understands, at its native rate, to mono.
-/// `Ok(None)` when the file has no audio stream.
-pub fn read_with_ffmpeg(path: &Path) -> Result<Option<Audio>> {
-    let info = probe(path, "a", "stream=sample_rate")?;
-    let Some(rate) = info
+/// Longest `ffprobe` may take on one file.
+const PROBE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Decode the first audio stream of any file ffmpeg understands to mono, at `rate` Hz (ffmpeg
+/// resamples) or at its native rate when `rate` is `None`. `Ok(None)` when the file has no audio
+/// stream. The output is read with a cap of `limits.max_seconds` (the child is killed past it),
+/// stderr is drained, and the child is killed at the deadline.
+pub fn read_with_ffmpeg(
+    path: &Path,
+    rate: Option<u32>,
+    limits: &MediaLimits,
+) -> Result<Option<Audio>> {
+    let info = probe(path, "a", "stream=sample_rate", limits)?;
+    let Some(native) = info
         .iter()
         .find(|(k, _)| k == "sample_rate")
         .and_then(|(_, v)| v.parse::<u32>().ok())
     else {
         return Ok(None);
     };
-    let mut child = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
+    let rate = rate.unwrap_or(native);
+    MediaLimits::check_rate(rate)?;
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-v", "error", "-i"])
         .arg(path)
-        .args([
-            "-map",
-            "0:a:0",
-            "-vn",
-            "-ac",
-            "1",
-            "-f",
-            "f32le",
-            "-acodec",
-            "pcm_f32le",
-            "-",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::Media(format!("cannot run ffmpeg ({e}); install ffmpeg")))?;
+        .args(["-map", "0:a:0", "-vn", "-ac", "1", "-ar"])
+        .arg(rate.to_string())
+        .args(["-f", "f32le", "-acodec", "pcm_f32le", "-"]);
+    let mut child = FfChild::spawn(&mut cmd, Some(limits.ffmpeg_deadline))?;
+    let max_bytes = limits.max_samples(rate).saturating_mul(4);
     let mut bytes = Vec::new();
-    if let Some(mut so) = child.stdout.take() {
-        so.read_to_end(&mut bytes)
-            .map_err(|e| Error::Media(format!("reading ffmpeg output: {e}")))?;
+    child
+        .stdout()?
+        .take(max_bytes as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Media(format!("reading ffmpeg output: {e}")))?;
+    if bytes.len() > max_bytes {
+        return Err(limits.too_long());
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Error::Media(format!("ffmpeg: {e}")))?;
-    if !out.status.success() {
-        let msg = String::from_utf8_lossy(&out.stderr);
-        return Err(Error::Media(format!(
-            "ffmpeg cannot decode the audio: {}",
-            msg.lines().last().unwrap_or("unknown error").trim()
-        )));
+    let timed_out = child.timed_out();
+    let (status, err) = child.finish()?;
+    if timed_out || !status.success() {
+        return Err(if timed_out {
+            Error::Media("ffmpeg took too long decoding the audio and was stopped".into())
+        } else {
+            Error::Media(format!(
+                "ffmpeg cannot decode the audio: {}",
+                ffmpeg::last_line(&err)
+            ))
+        });
     }
     let samples = bytes
         .chunks_exact(4)
@@ -188,6 +239,9 @@ pub fn resample(x: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
     if from == to || x.is_empty() {
         return Ok(x.to_vec());
     }
+    // The output length and rubato's filter scale with the rates: refuse absurd ones.
+    MediaLimits::check_rate(from)?;
+    MediaLimits::check_rate(to)?;
     let err =
         |e: &dyn std::fmt::Display| Error::Media(format!("resampling {from} Hz → {to} Hz: {e}"));
     let chunk = 1024;
@@ -279,11 +333,70 @@ mod tests {
             w.write_sample(0i16).unwrap();
         }
         w.finalize().unwrap();
-        let a = read_wav(&p).unwrap();
+        let lim = MediaLimits::default();
+        let a = read_wav(&p, &lim).unwrap();
         assert_eq!(a.sample_rate, 8000);
         assert_eq!(a.samples.len(), 100);
         assert!((a.samples[0] - 0.25).abs() < 1e-6);
         std::fs::write(&p, b"RIFF garbage").unwrap();
-        assert!(read_wav(&p).is_err());
+        assert!(read_wav(&p, &lim).is_err());
+    }
+
+    /// A valid 16-bit mono WAV of `n` samples whose header declares `rate`.
+    fn wav_with_rate(p: &Path, rate: u32, n: usize) {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 16000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(p, spec).unwrap();
+        for i in 0..n {
+            w.write_sample(((i % 100) as i16 - 50) * 100).unwrap();
+        }
+        w.finalize().unwrap();
+        // Patch the rate (bytes 24..28) and the byte rate (28..32) of the canonical header.
+        let mut b = std::fs::read(p).unwrap();
+        b[24..28].copy_from_slice(&rate.to_le_bytes());
+        b[28..32].copy_from_slice(&rate.wrapping_mul(2).to_le_bytes());
+        std::fs::write(p, b).unwrap();
+    }
+
+    #[test]
+    fn absurd_sample_rates_are_errors_not_allocations() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.wav");
+        let lim = MediaLimits::default();
+        for rate in [0u32, 1, 7_999, 192_001, u32::MAX] {
+            wav_with_rate(&p, rate, 1_000_000);
+            // hound itself refuses some (an inconsistent byte rate); either way, an error.
+            let e = read_wav(&p, &lim).unwrap_err().to_string();
+            assert!(
+                e.contains("sample rate") || e.contains("not a readable WAV"),
+                "{rate}: {e}"
+            );
+            let e = resample(&[0.0; 1000], rate, 16000).unwrap_err().to_string();
+            assert!(e.contains("sample rate"), "{rate}: {e}");
+        }
+        wav_with_rate(&p, 8_000, 1000);
+        assert_eq!(read_wav(&p, &lim).unwrap().sample_rate, 8_000);
+    }
+
+    #[test]
+    fn wav_longer_than_the_limit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.wav");
+        wav_with_rate(&p, 8_000, 8_000 * 3);
+        let lim = MediaLimits {
+            max_seconds: 2.0,
+            ..MediaLimits::default()
+        };
+        let e = read_wav(&p, &lim).unwrap_err().to_string();
+        assert!(e.contains("longer than the limit"), "{e}");
+        let ok = MediaLimits {
+            max_seconds: 3.0,
+            ..MediaLimits::default()
+        };
+        assert_eq!(read_wav(&p, &ok).unwrap().samples.len(), 24_000);
     }
 }

@@ -222,7 +222,7 @@ pub fn face_probabilities(
             }
         } else {
             for p in chunk {
-                let r = crate::media::read_image(p)
+                let r = crate::media::read_image(p, &crate::MediaLimits::default())
                     .ok()
                     .and_then(|img| fp.analyze(&img).ok());
                 out.push(r.and_then(|faces| faces.into_iter().next().map(|f| f.probabilities)));
@@ -343,7 +343,11 @@ pub fn speech_probabilities(
     for (ci, chunk) in files.chunks(32).enumerate() {
         let clips: Vec<Option<Vec<f32>>> = chunk
             .iter()
-            .map(|p| audio::read_wav(p).ok().and_then(|a| sp.prepare(&a).ok()))
+            .map(|p| {
+                audio::read_wav(p, &crate::MediaLimits::default())
+                    .ok()
+                    .and_then(|a| sp.prepare(&a).ok())
+            })
             .collect();
         let good: Vec<Vec<f32>> = clips.iter().flatten().cloned().collect();
         let mut probs = sp.classify_clips(&good)?.into_iter();

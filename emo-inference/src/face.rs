@@ -620,6 +620,25 @@ pub struct FacePipeline {
 }
 
 impl FacePipeline {
+    /// Classify one detected face (live capture classifies only the session's subject).
+    pub fn classify_detection(&self, img: &RgbImage, d: &Detection) -> Result<FaceResult> {
+        let s = self.expression.size;
+        let mut c = vec![0.0; s * s];
+        aligned_crop(img, d, s, self.expression.crop_scale, &mut c);
+        let p = self
+            .expression
+            .classify(&[c])?
+            .pop()
+            .ok_or_else(|| crate::Error::Inference("no output for the face".into()))?;
+        let (i, conf) = argmax(&p);
+        Ok(FaceResult {
+            detection: d.clone(),
+            label: Emotion::FACE[i],
+            confidence: conf,
+            probabilities: p,
+        })
+    }
+
     pub fn analyze(&self, img: &RgbImage) -> Result<Vec<FaceResult>> {
         self.analyze_timed(img).map(|(r, _)| r)
     }

@@ -6,6 +6,8 @@
 //! * [`face`] — BlazeFace decoding + weighted NMS, eye-aligned crops, expression classifier.
 //! * [`features`], [`audio`], [`speech`] — log-mel/MFCC on rustfft, resampling, VAD, speech model.
 //! * [`fusion`] — calibrated log-linear late fusion and the seed's `mode`.
+//! * [`limits`], [`ffmpeg`] — what decoding one file may cost; child processes that cannot hang.
+//! * [`stream`], [`tracker`] — speech over pushed chunks, per-second fusion, the subject's face.
 //! * [`analyze`] — files (image / audio / video via the `ffmpeg` CLI) → estimates + timeline.
 //! * [`eval`], [`bench`] — the code behind `emod eval` and `emod bench`.
 #![forbid(unsafe_code)]
@@ -17,13 +19,18 @@ pub mod classifier;
 pub mod eval;
 pub mod face;
 pub mod features;
+pub mod ffmpeg;
 pub mod fusion;
+pub mod limits;
 pub mod manifest;
 pub mod media;
 pub mod runtime;
 pub mod speech;
+pub mod stream;
+pub mod tracker;
 
 pub use analyze::{Engine, EngineOptions};
+pub use limits::MediaLimits;
 pub use runtime::{ExecProvider, RuntimeConfig, RuntimeInfo};
 
 /// Errors of the inference engine. Every message is one line and names what to do.
@@ -39,6 +46,10 @@ pub enum Error {
     Inference(String),
     #[error("{0}")]
     Media(String),
+    /// The file is over a [`MediaLimits`] bound (or declares an absurd sample rate): final, no
+    /// other decoder is tried.
+    #[error("{0}")]
+    Limit(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

@@ -3,12 +3,14 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use emo_api_types::analyze::MediaKind;
 use image::RgbImage;
 
 use crate::audio;
+use crate::ffmpeg::FfChild;
+use crate::limits::MediaLimits;
 use crate::{Error, Result};
 
 const IMAGE_EXT: &[&str] = &["jpg", "jpeg", "png"];
@@ -50,11 +52,26 @@ pub fn kind_of(path: &Path) -> Result<MediaKind> {
     ))
 }
 
-/// Decode an image file to RGB.
-pub fn read_image(path: &Path) -> Result<RgbImage> {
-    let r = image::ImageReader::open(path)?
+/// Decode an image file to RGB. The dimensions in the header are checked against
+/// `limits.max_pixels` before any pixel is decoded (a small PNG can declare 13000×13000), and the
+/// decoder's own allocation limit is set to what such an image needs.
+pub fn read_image(path: &Path, limits: &MediaLimits) -> Result<RgbImage> {
+    let mut r = image::ImageReader::open(path)?
         .with_guessed_format()
         .map_err(|e| Error::Media(format!("cannot read image: {e}")))?;
+    let (w, h) = r
+        .into_dimensions()
+        .map_err(|e| Error::Media(format!("corrupt or unsupported image: {e}")))?;
+    limits.check_pixels(w as u64, h as u64)?;
+    r = image::ImageReader::open(path)?
+        .with_guessed_format()
+        .map_err(|e| Error::Media(format!("cannot read image: {e}")))?;
+    let mut lim = image::Limits::default();
+    lim.max_image_width = Some(w);
+    lim.max_image_height = Some(h);
+    // RGBA at 16 bits per channel is the largest buffer a decoder makes, plus the RGB copy.
+    lim.max_alloc = Some(limits.max_pixels.saturating_mul(8 + 3));
+    r.limits(lim);
     let img = r
         .decode()
         .map_err(|e| Error::Media(format!("corrupt or unsupported image: {e}")))?;
@@ -69,8 +86,13 @@ pub struct VideoInfo {
     pub duration: Option<f64>,
 }
 
-pub fn video_info(path: &Path) -> Result<VideoInfo> {
-    let kv = audio::probe(path, "v", "stream=width,height,duration:format=duration")?;
+pub fn video_info(path: &Path, limits: &MediaLimits) -> Result<VideoInfo> {
+    let kv = audio::probe(
+        path,
+        "v",
+        "stream=width,height,duration:format=duration",
+        limits,
+    )?;
     let get = |k: &str| {
         kv.iter()
             .filter(|(a, _)| a == k)
@@ -81,9 +103,10 @@ pub fn video_info(path: &Path) -> Result<VideoInfo> {
     let (Some(w), Some(h)) = (num("width"), num("height")) else {
         return Err(Error::Media("no video stream".into()));
     };
-    if w < 1.0 || h < 1.0 || w * h > 8192.0 * 8192.0 {
+    if !(1.0..=65536.0).contains(&w) || !(1.0..=65536.0).contains(&h) {
         return Err(Error::Media(format!("unsupported frame size {w}x{h}")));
     }
+    limits.check_pixels(w as u64, h as u64)?;
     Ok(VideoInfo {
         width: w as u32,
         height: h as u32,
@@ -91,50 +114,55 @@ pub fn video_info(path: &Path) -> Result<VideoInfo> {
     })
 }
 
-/// Frames of a video at `fps` frames per second, decoded by an `ffmpeg` child process.
+/// Frames of a video at `fps` frames per second, decoded by an `ffmpeg` child process (stderr
+/// drained, killed at the deadline or when this is dropped). Past `limits.max_seconds` of media
+/// time it stops with an error.
 pub struct VideoFrames {
-    child: Child,
+    child: Option<FfChild>,
     pub info: VideoInfo,
     pub fps: f64,
     index: u64,
-    done: bool,
+    max_frames: u64,
+    limits: MediaLimits,
 }
 
 impl VideoFrames {
-    pub fn open(path: &Path, fps: f64) -> Result<Self> {
-        let info = video_info(path)?;
-        let child = Command::new("ffmpeg")
-            .args(["-nostdin", "-v", "error", "-i"])
+    pub fn open(path: &Path, fps: f64, limits: &MediaLimits) -> Result<Self> {
+        let info = video_info(path, limits)?;
+        if let Some(d) = info.duration {
+            if d > limits.max_seconds {
+                return Err(limits.too_long());
+            }
+        }
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args(["-nostdin", "-v", "error", "-i"])
             .arg(path)
             .args(["-map", "0:v:0", "-an", "-vf"])
             .arg(format!("fps={fps},scale={}:{}", info.width, info.height))
-            .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| Error::Media(format!("cannot run ffmpeg ({e}); install ffmpeg")))?;
+            .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"]);
+        let child = FfChild::spawn(&mut cmd, Some(limits.ffmpeg_deadline))?;
         Ok(Self {
-            child,
+            child: Some(child),
             info,
             fps,
             index: 0,
-            done: false,
+            max_frames: (limits.max_seconds * fps).ceil() as u64,
+            limits: *limits,
         })
     }
 
     /// The next frame and its time in seconds, `Ok(None)` at the end.
     pub fn next_frame(&mut self) -> Result<Option<(f64, RgbImage)>> {
-        if self.done {
+        let Some(child) = self.child.as_mut() else {
             return Ok(None);
+        };
+        if self.index >= self.max_frames {
+            self.child = None;
+            return Err(self.limits.too_long());
         }
         let n = self.info.width as usize * self.info.height as usize * 3;
         let mut buf = vec![0u8; n];
-        let stdout = self
-            .child
-            .stdout
-            .as_mut()
-            .ok_or_else(|| Error::Media("ffmpeg has no stdout".into()))?;
+        let stdout = child.stdout()?;
         let mut filled = 0;
         while filled < n {
             match stdout.read(&mut buf[filled..]) {
@@ -145,16 +173,18 @@ impl VideoFrames {
             }
         }
         if filled < n {
-            self.done = true;
-            let mut err = String::new();
-            if let Some(mut se) = self.child.stderr.take() {
-                let _ = se.read_to_string(&mut err);
+            let child = self.child.take().expect("checked above");
+            let timed_out = child.timed_out();
+            let (status, err) = child.finish()?;
+            if timed_out {
+                return Err(Error::Media(
+                    "ffmpeg took too long decoding the video and was stopped".into(),
+                ));
             }
-            let status = self.child.wait()?;
             if !status.success() || (self.index == 0 && !err.trim().is_empty()) {
                 return Err(Error::Media(format!(
                     "ffmpeg cannot decode the video: {}",
-                    err.lines().last().unwrap_or("unknown error").trim()
+                    crate::ffmpeg::last_line(&err)
                 )));
             }
             return Ok(None);
@@ -164,15 +194,6 @@ impl VideoFrames {
         let img = RgbImage::from_raw(self.info.width, self.info.height, buf)
             .ok_or_else(|| Error::Media("bad frame size".into()))?;
         Ok(Some((t, img)))
-    }
-}
-
-impl Drop for VideoFrames {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 

@@ -71,6 +71,17 @@ impl SpeechModel {
         })
     }
 
+    /// Confidence below which the voice estimate is withheld (`abstain_below` in the manifest's
+    /// speech entry): an unsure voice then says nothing instead of outvoting a face.
+    pub fn abstain_below(&self) -> Option<f32> {
+        self.clf
+            .entry
+            .extra
+            .get("abstain_below")
+            .and_then(|v| v.as_float())
+            .map(|v| v as f32)
+    }
+
     pub fn labels(&self) -> &[Emotion] {
         &self.clf.labels
     }

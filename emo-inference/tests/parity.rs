@@ -47,7 +47,7 @@ fn reference() -> Value {
 }
 
 fn speech() -> Vec<f32> {
-    emo_inference::audio::read_wav(&fixtures().join("speech.wav"))
+    emo_inference::audio::read_wav(&fixtures().join("speech.wav"), &Default::default())
         .unwrap()
         .samples
 }

@@ -13,7 +13,9 @@ use emo_inference::{Engine, EngineOptions};
 fn detector_finds_the_astronaut() {
     let m = manifest();
     let det = FaceDetector::load(&m, &rt()).unwrap();
-    let img = emo_inference::media::read_image(&fixtures().join("astronaut.jpg")).unwrap();
+    let img =
+        emo_inference::media::read_image(&fixtures().join("astronaut.jpg"), &Default::default())
+            .unwrap();
     let faces = det.detect(&img).unwrap();
     assert_eq!(faces.len(), 1, "{faces:?}");
     let f = &faces[0];
@@ -115,7 +117,8 @@ fn analyze_image_audio_video_and_bad_files() {
 fn resampled_input_gives_the_same_label() {
     let Some(e) = engine() else { return };
     let sp = e.speech().unwrap();
-    let a = emo_inference::audio::read_wav(&fixtures().join("speech.wav")).unwrap();
+    let a = emo_inference::audio::read_wav(&fixtures().join("speech.wav"), &Default::default())
+        .unwrap();
     let up = emo_inference::audio::resample(&a.samples, 16000, 44100).unwrap();
     let back = sp
         .prepare(&emo_inference::audio::Audio {
