@@ -6,7 +6,7 @@ and models/manifest.toml.
         model, see quantize_int8)
     python3 models/train/export.py expression-ensemble --members A.onnx B.onnx --data ../shared/datasets/fer2013/train [--tta]
         (one graph averaging the logits of networks exported with `expression --out`)
-    python3 models/train/export.py speech --run models/train/runs/speech --data ../shared/datasets/ravdess16k
+    python3 models/train/export.py speech --run models/train/runs/speech --data ../shared/datasets/ravdess16k [--emodb ../shared/datasets/emodb]
     python3 models/train/export.py manifest
 
 Metrics go to models/metrics/<model>.json (small, committed); the manifest is generated from them.
@@ -404,10 +404,54 @@ def cmd_expression_ensemble(a):
 
 
 # ---------------------------------------------------------------- speech
+def abstain_threshold(logits, y, T, fold_calm=False):
+    """Max-probability below which the voice estimate is withheld: the lowest calibrated confidence at
+    which an isotonic fit of P(correct | confidence) on the given (out-of-fold) data reaches 0.5, i.e.
+    below it the estimate is more often wrong than right. Returns the threshold and what it does there."""
+    from sklearn.isotonic import IsotonicRegression
+
+    conf, pred = folded_conf(logits, T, fold_calm)
+    ok = (pred == y).astype(np.float64)
+    iso = IsotonicRegression(y_min=0, y_max=1, increasing=True, out_of_bounds="clip").fit(conf, ok)
+    grid = np.linspace(0, 1, 1001)
+    above = grid[iso.predict(grid) >= 0.5]
+    thr = float(above[0]) if len(above) else 1.0
+    return round(thr, 3)
+
+
+def folded_conf(logits, T, fold_calm):
+    """Calibrated max probability and prediction; with fold_calm, calm (7) is merged into neutral (6) first."""
+    p = softmax(np.asarray(logits, np.float64) / T)
+    if fold_calm:
+        p = p.copy(); p[:, 6] += p[:, 7]; p = p[:, :7]
+    return p.max(1), p.argmax(1)
+
+
+def selective(logits, y, T, thr, fold_calm=False):
+    conf, pred = folded_conf(logits, T, fold_calm)
+    keep = conf >= thr
+    return {"coverage": round(float(keep.mean()), 4),
+            "accuracy_kept": round(float((pred[keep] == y[keep]).mean()), 4) if keep.any() else None,
+            "accuracy_withheld": round(float((pred[~keep] == y[~keep]).mean()), 4) if (~keep).any() else None,
+            "accuracy_all": round(float((pred == y).mean()), 4)}
+
+
+def ece_folded(logits, y, T, bins=15):
+    """ECE of the 7-way probabilities fusion uses (calm folded into neutral); labels use index 6 for neutral."""
+    conf, pred = folded_conf(logits, T, True)
+    edges = np.linspace(0, 1, bins + 1)
+    e = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            e += m.mean() * abs((pred[m] == y[m]).mean() - conf[m].mean())
+    return round(float(e), 4)
+
+
 def cmd_speech(a):
     import features as FT
-    from speech_model import SpeechCNN, n_params
-    from train_speech import LABELS, load_ravdess
+    from speech_model import build, n_params
+    from train_speech import LABELS, emodb_scores, load_emodb, load_ravdess
 
     torch.set_num_threads(1)
     run = Path(a.run)
@@ -423,10 +467,13 @@ def cmd_speech(a):
     Y = np.concatenate([f["y"] for f in folds])
     rep = classification_report(L, Y, LABELS)
     cal = calibration(L, Y)
+    T = cal["temperature"]
+    thr = abstain_threshold(L, Y, T)
     ck = torch.load(a.final or (run / "final.pt"), map_location="cpu", weights_only=False)
-    model = SpeechCNN()
+    model = build(ck.get("args"))
     model.load_state_dict(ck["model"])
     model.eval()
+    n_exported = n_params(model) - (n_params(model.aux) if model.aux is not None else 0)
     waves, ys, actors, names = load_ravdess(a.data)
     sel = np.arange(0, len(waves), 10)  # 120 real clips, numpy reference features
     feats = np.stack([FT.logmel64_v1(waves[i]) for i in sel])[:, None].astype(np.float32)
@@ -444,16 +491,38 @@ def cmd_speech(a):
         FT.logmel64_v1(waves[i])
     feat_ms = (time.perf_counter() - t) / 50 * 1000
     res = {
-        "model": "speech", "params": n_params(model), "protocol": "5-fold leave-4-actors-out, actors 01-20",
+        "model": "speech", "params": n_exported, "protocol": "5-fold leave-4-actors-out, actors 01-20",
         "fold_accuracy": [round(v, 4) for v in accs], "fold_macro_f1": [round(v, 4) for v in f1s],
         "accuracy_mean": float(np.mean(accs)), "accuracy_std": float(np.std(accs)),
         "macro_f1_mean": float(np.mean(f1s)), "macro_f1_std": float(np.std(f1s)),
         "pooled": rep, **cal, "calibration_data": "pooled out-of-fold CV logits (1200 clips)",
+        "abstain_below": thr,
+        "abstain_rule": "lowest calibrated max-probability where isotonic P(correct|conf) on the pooled "
+                        "out-of-fold RAVDESS logits reaches 0.5",
+        "abstain_ravdess_oof": selective(L, Y, T, thr),
         "fold_train_seconds": [float(f["secs"]) for f in folds], "final_train_seconds": float(ck.get("secs", 0)),
         "ort_vs_torch_max_abs_diff": diff, "latency_1thread_batch1": lat,
         "numpy_reference_feature_ms": round(feat_ms, 2), "sha256": sha256(out), "onnx_opset": OPSET,
         "train_args": ck.get("args"),
     }
+    if a.emodb:  # cross-corpus VALIDATION only (never trained or selected on): the shipped file, through ORT
+        ew, ey, _ = load_emodb(a.emodb)
+        ef = np.stack([FT.logmel64_v1(w) for w in ew])[:, None].astype(np.float32)
+        el = ort_run(sess, ef)
+        em = emodb_scores(el, ey)
+        per_fold = [emodb_scores(f["emodb_logits"], f["emodb_y"]) for f in folds if "emodb_logits" in f.files]
+        res["emodb"] = {
+            "data": "EmoDB, 6 classes shared with RAVDESS (boredom left out), 22.05 kHz resampled to 16 kHz, "
+                    "2.00-s clips centre zero-padded into the 3-s window",
+            **em, "ece_folded_T1": ece_folded(el, ey, 1.0), "ece_folded_T": ece_folded(el, ey, T),
+            "abstain": selective(el, ey, T, thr, fold_calm=True),
+            "fold_models_acc8": [p["emodb_acc8"] for p in per_fold],
+            "fold_models_acc6": [p["emodb_acc6"] for p in per_fold],
+        }
+        from sklearn.metrics import confusion_matrix
+
+        pred8 = el.argmax(1)
+        res["emodb"]["confusion_8way"] = confusion_matrix(ey, pred8, labels=list(range(8))).tolist()
     save_metrics("speech", res, LABELS, cm=rep["confusion_matrix"])
 
 
@@ -535,6 +604,14 @@ per_class_recall = {toml_recall(m["per_class_recall"])}
     if s.exists() and (MODELS / "speech.onnx").exists():
         m = json.loads(s.read_text())
         assert m["sha256"] == sha256(MODELS / "speech.onnx"), "speech.onnx does not match its metrics"
+        abstain = (f'abstain_below = {m["abstain_below"]}   # withhold the voice estimate when its calibrated '
+                   f'max probability is below this (from pooled out-of-fold RAVDESS)\n') if "abstain_below" in m else ""
+        cross = ""
+        if "emodb" in m:
+            e = m["emodb"]
+            cross = (f'emodb_accuracy_6class = {e["emodb_acc6"]:.4f}   # EmoDB, 6 shared classes, argmax over those 6 '
+                     f'(calm folded into neutral)\nemodb_accuracy_8way = {e["emodb_acc8"]:.4f}   # same clips, argmax over '
+                     f'all 8 outputs (calm counts as neutral)\n')
         parts.append(f'''[models.speech]
 file = "speech.onnx"
 sha256 = "{m["sha256"]}"
@@ -544,7 +621,7 @@ input_shape = [-1, 1, 64, 297]
 labels = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "calm"]
 temperature = {m["temperature"]}
 params = {m["params"]}
-[models.speech.features]
+{abstain}[models.speech.features]
 kind = "logmel64_v1"
 sample_rate = 16000
 window_samples = 48000
@@ -564,7 +641,7 @@ macro_f1_mean = {m["macro_f1_mean"]:.4f}
 ece_before = {m["ece_before"]:.4f}
 ece_after = {m["ece_after"]:.4f}
 per_class_recall = {toml_recall(m["pooled"]["per_class_recall"])}   # pooled over folds
-''')
+{cross}''')
     text = "\n".join(parts)
     import tomllib
 
@@ -594,6 +671,7 @@ def main():
     p.add_argument("--run", required=True, help="directory with fold0..4.npz (and final.pt)")
     p.add_argument("--final", default=None, help="final model checkpoint if not <run>/final.pt")
     p.add_argument("--data", required=True)
+    p.add_argument("--emodb", default="", help="EmoDB dir: cross-corpus validation figures of the exported file")
     sp.add_parser("manifest")
     a = ap.parse_args()
     {"expression": cmd_expression, "expression-ensemble": cmd_expression_ensemble, "speech": cmd_speech,
