@@ -2,10 +2,13 @@
 # Installs the Debian/Ubuntu packages EMO needs to build and test, and a Rust toolchain if
 # there is none. Safe to re-run: it installs only what is missing.
 #   build:  pkg-config, libpq-dev (PostgreSQL client), libasound2-dev + libclang-dev (capture crates)
-#   tests:  ffmpeg (video decode), espeak-ng + sox (generated speech fixtures), tmux (TUI end-to-end)
+#   tests:  ffmpeg (video decode), espeak-ng + sox (generated speech fixtures), tmux (TUI end-to-end),
+#           pulseaudio + pulseaudio-utils + libasound2-plugins (a virtual microphone for the capture
+#           tests: packaging/audio-test-env.sh)
 #   tools:  python3-pip (fetches the ONNX Runtime wheel), curl, ca-certificates
 set -euo pipefail
 pkgs=(build-essential pkg-config libpq-dev libasound2-dev libclang-dev ffmpeg espeak-ng sox tmux procps
+      pulseaudio pulseaudio-utils libasound2-plugins
       python3 python3-pip curl ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -62,6 +62,41 @@ pub(crate) fn devices() -> Vec<AlsaDevice> {
     .collect()
 }
 
+/// ALSA plugins that the hints list as capture-capable but that are no microphone (rate
+/// converters, mixers, other sound systems' bridges, the silent `null`). They can still be opened
+/// by name.
+const NOT_MICROPHONES: [&str; 11] = [
+    "null",
+    "lavrate",
+    "samplerate",
+    "speexrate",
+    "speex",
+    "jack",
+    "oss",
+    "upmix",
+    "vdownmix",
+    "a52",
+    "usbstream",
+];
+
+/// The capture devices worth offering as microphones, in the order an index refers to.
+/// ALSA's `default` comes first when the hints do not list it.
+pub(crate) fn microphones() -> Vec<AlsaDevice> {
+    let mut mics: Vec<AlsaDevice> = devices()
+        .into_iter()
+        .filter(|d| {
+            let base = d.id.split(':').next().unwrap_or("");
+            !NOT_MICROPHONES.contains(&base)
+        })
+        .collect();
+    if let Some(def) = default_device() {
+        if !mics.iter().any(|m| m.id == def.id) {
+            mics.insert(0, def);
+        }
+    }
+    mics
+}
+
 /// The default capture device ("default" on ALSA: whatever the ALSA configuration routes it to).
 pub(crate) fn default_device() -> Option<AlsaDevice> {
     let d = cpal::default_host().default_input_device()?;
@@ -83,7 +118,7 @@ pub(crate) fn default_device() -> Option<AlsaDevice> {
 pub(crate) fn pick(spec: &SourceSpec) -> Result<AlsaDevice, String> {
     match spec {
         SourceSpec::Auto => default_device().ok_or_else(|| "no default capture device".into()),
-        SourceSpec::Index(i) => devices()
+        SourceSpec::Index(i) => microphones()
             .into_iter()
             .nth(*i as usize)
             .ok_or_else(|| format!("no capture device number {i}")),
@@ -230,37 +265,59 @@ fn run(
         Ok(c) => c,
         Err(e) => return Outcome::Failed(format!("{}: {e}", dev.id)),
     };
-    let config = supported.config();
+    let mut config = supported.config();
     let rate = config.sample_rate;
+    // Ask for short periods (~20 ms): left to itself a sound server's plugin may pick periods
+    // of a second or more, which would delay every chunk by that much.
+    let want = (rate / 50).max(64);
+    config.buffer_size = match *supported.buffer_size() {
+        cpal::SupportedBufferSize::Range { min, max } if min <= max => {
+            cpal::BufferSize::Fixed(want.clamp(min, max))
+        }
+        _ => cpal::BufferSize::Fixed(want),
+    };
     let (btx, brx) = mpsc::sync_channel::<Block>(BLOCKS);
     let (etx, erx) = mpsc::sync_channel::<cpal::Error>(16);
-    let d = &dev.device;
-    let o = overruns.clone();
-    let stream = match supported.sample_format() {
-        SampleFormat::F32 => build::<f32>(d, config, btx, etx, o),
-        SampleFormat::I16 => build::<i16>(d, config, btx, etx, o),
-        SampleFormat::I32 => build::<i32>(d, config, btx, etx, o),
-        SampleFormat::U8 => build::<u8>(d, config, btx, etx, o),
-        SampleFormat::U16 => build::<u16>(d, config, btx, etx, o),
-        SampleFormat::I8 => build::<i8>(d, config, btx, etx, o),
-        SampleFormat::U32 => build::<u32>(d, config, btx, etx, o),
-        SampleFormat::F64 => build::<f64>(d, config, btx, etx, o),
-        SampleFormat::I24 => build::<cpal::I24>(d, config, btx, etx, o),
-        other => return Outcome::Failed(format!("{}: unsupported sample format {other}", dev.id)),
+    let build_with = |config: cpal::StreamConfig| {
+        let (d, b, e, o) = (&dev.device, btx.clone(), etx.clone(), overruns.clone());
+        match supported.sample_format() {
+            SampleFormat::F32 => build::<f32>(d, config, b, e, o),
+            SampleFormat::I16 => build::<i16>(d, config, b, e, o),
+            SampleFormat::I32 => build::<i32>(d, config, b, e, o),
+            SampleFormat::U8 => build::<u8>(d, config, b, e, o),
+            SampleFormat::U16 => build::<u16>(d, config, b, e, o),
+            SampleFormat::I8 => build::<i8>(d, config, b, e, o),
+            SampleFormat::U32 => build::<u32>(d, config, b, e, o),
+            SampleFormat::F64 => build::<f64>(d, config, b, e, o),
+            SampleFormat::I24 => build::<cpal::I24>(d, config, b, e, o),
+            other => Err(cpal::Error::with_message(
+                cpal::ErrorKind::UnsupportedConfig,
+                format!("unsupported sample format {other}"),
+            )),
+        }
     };
-    let stream = match stream {
+    let stream = match build_with(config) {
         Ok(s) => s,
-        Err(e) => return Outcome::Failed(format!("{}: {e}", dev.id)),
+        Err(e) => {
+            tracing::debug!(device = %dev.id, "short periods refused ({e}); using the default");
+            config.buffer_size = cpal::BufferSize::Default;
+            match build_with(config) {
+                Ok(s) => s,
+                Err(e) => return Outcome::Failed(format!("{}: {e}", dev.id)),
+            }
+        }
     };
+    drop((btx, etx));
     if let Err(e) = stream.play() {
         return Outcome::Failed(format!("{}: {e}", dev.id));
     }
     tracing::info!(
         device = %dev.id,
-        "microphone {} Hz, {} channel(s), {}",
+        "microphone {} Hz, {} channel(s), {}, buffer {:?}",
         rate,
         supported.channels(),
-        supported.sample_format()
+        supported.sample_format(),
+        config.buffer_size
     );
     let mut conv = match Converter::new(rate) {
         Ok(c) => c,

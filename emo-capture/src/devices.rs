@@ -50,35 +50,15 @@ pub fn list_devices() -> Devices {
         .collect();
     let microphones = std::panic::catch_unwind(|| {
         let default_id = alsa::default_device().map(|d| d.id);
-        let mut mics: Vec<MicrophoneInfo> = alsa::devices()
+        let mics: Vec<MicrophoneInfo> = alsa::microphones()
             .into_iter()
             .map(|d| MicrophoneInfo {
                 default: Some(&d.id) == default_id.as_ref(),
-                sample_rates: if probe_rates(&d.id) {
-                    alsa::sample_rates(&d.device)
-                } else {
-                    Vec::new()
-                },
+                sample_rates: alsa::sample_rates(&d.device),
                 name: d.id,
                 description: d.description,
             })
             .collect();
-        // ALSA always has "default"; list it even when the hints do not.
-        if let Some(id) = default_id {
-            if !mics.iter().any(|m| m.name == id) {
-                if let Some(d) = alsa::default_device() {
-                    mics.insert(
-                        0,
-                        MicrophoneInfo {
-                            sample_rates: alsa::sample_rates(&d.device),
-                            name: d.id,
-                            description: d.description,
-                            default: true,
-                        },
-                    );
-                }
-            }
-        }
         mics
     })
     .unwrap_or_default();
@@ -86,21 +66,6 @@ pub fn list_devices() -> Devices {
         cameras,
         microphones,
     }
-}
-
-/// Asking a device for its rates opens it. Virtual devices that only exist to route elsewhere
-/// (or whose plugins misbehave when opened for a probe) are not asked.
-fn probe_rates(id: &str) -> bool {
-    !matches!(id, "null")
-        && !id.starts_with("lavrate")
-        && !id.starts_with("samplerate")
-        && !id.starts_with("speexrate")
-        && !id.starts_with("jack")
-        && !id.starts_with("oss")
-        && !id.starts_with("upmix")
-        && !id.starts_with("vdownmix")
-        && !id.starts_with("usbstream")
-        && !id.starts_with("a52")
 }
 
 /// What one configured source resolves to now.
