@@ -15,7 +15,7 @@ use emo_inference::ffmpeg::{last_line, FfChild};
 use crate::worker::{self, Notifier, Outcome, Retry, Stopper, Worker};
 use crate::{
     AudioChunk, CameraOptions, CaptureError, FrameSlot, SourceEvent, SourceKind, SourceSpec,
-    VideoFrame, CHUNK_SAMPLES, SAMPLE_RATE,
+    VideoFrame, CHUNK_SAMPLES, OPEN_TIMEOUT, SAMPLE_RATE,
 };
 
 /// A running `ffmpeg` input that delivers nothing for this long is treated as lost.
@@ -98,6 +98,7 @@ fn run_child(
     stopper: &Stopper,
     n: &mut Notifier,
     pids: &Mutex<Vec<u32>>,
+    epoch: Instant,
     last_data: Arc<AtomicU64>,
     read: impl FnOnce(File, &dyn Fn()) -> std::io::Result<()> + Send + 'static,
 ) -> Outcome {
@@ -130,7 +131,6 @@ fn run_child(
             return Outcome::Failed(format!("cannot start a thread: {e}"));
         }
     };
-    let t0 = Instant::now();
     let mut started = false;
     let outcome = loop {
         match rx.recv_timeout(POLL) {
@@ -159,19 +159,17 @@ fn run_child(
                 };
             }
             Err(RecvTimeoutError::Timeout) => {
-                let stalled = if started {
-                    let last = last_data.load(Ordering::Relaxed);
-                    let now = t0.elapsed().as_millis() as u64;
-                    now.saturating_sub(last) > STALL.as_millis() as u64
-                } else {
-                    false
-                };
+                // Milliseconds since `epoch` of the last delivery (0: none yet).
+                let now = epoch.elapsed().as_millis() as u64;
+                let quiet = now.saturating_sub(last_data.load(Ordering::Relaxed));
+                let limit = if started { STALL } else { OPEN_TIMEOUT };
+                let stalled = quiet > limit.as_millis() as u64;
                 if stopper.is_stopped() || stalled {
                     child.kill();
                     drop(child);
                     drop(reader.join());
                     break if stalled {
-                        Outcome::Failed(format!("no data for {} s", STALL.as_secs()))
+                        Outcome::Failed(format!("nothing received for {} s", quiet / 1000))
                     } else {
                         Outcome::Stopped
                     };
@@ -247,6 +245,7 @@ pub(crate) fn open_video(
                 stopper,
                 n,
                 &pids,
+                t0,
                 last_data,
                 move |mut out, started| {
                     let frame_bytes = (w * h * 3) as usize;
@@ -315,6 +314,7 @@ pub(crate) fn open_audio(
                 stopper,
                 n,
                 &pids,
+                t0,
                 last_data,
                 move |mut out, started| {
                     let mut buf = vec![0u8; CHUNK_SAMPLES * 4];

@@ -140,6 +140,7 @@ fn a_video_file_plays_at_real_time_pace_at_the_configured_rate_and_size_then_end
         .captured
         .duration_since(frames[0].captured)
         .unwrap();
+    eprintln!("3 s file at 10 fps: {n} frames of 160x120 in {took:?}, capture times span {span:?}");
     assert!(
         span > Duration::from_millis(2400),
         "capture times span {span:?}"
@@ -166,6 +167,10 @@ fn a_file_s_audio_comes_as_continuous_16k_mono_chunks_at_real_time_pace() {
     assert!(ended.message.contains("end of input"), "{}", ended.message);
     let chunks: Vec<AudioChunk> = crx.try_iter().collect();
     let total: usize = chunks.iter().map(|c| c.samples.len()).sum();
+    eprintln!(
+        "3 s file: {total} samples at 16 kHz in {} chunks, {took:?}",
+        chunks.len()
+    );
     assert!(
         took > Duration::from_millis(2600) && took < Duration::from_millis(4500),
         "3 s of audio took {took:?}"
@@ -231,6 +236,9 @@ fn a_slow_consumer_gets_the_latest_frame_and_the_rest_are_counted_as_dropped() {
     cam.stop();
     let (inn, dropped) = (slot.frames_in(), slot.frames_dropped());
     let pending = u64::from(slot.take(Duration::ZERO).is_some());
+    eprintln!(
+        "slow consumer: {inn} frames in, {taken} taken, {dropped} dropped, {pending} pending"
+    );
     assert_eq!(
         inn,
         taken + dropped + pending,
@@ -445,4 +453,50 @@ fn a_source_lost_for_good_backs_off_and_stops_promptly_in_back_off() {
     mic.stop();
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     assert!(mic.is_finished());
+}
+
+/// ffmpeg processes whose command line mentions `needle`.
+fn ffmpeg_with(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd);
+        if cmd.starts_with("ffmpeg") && cmd.contains(needle) && alive(pid) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn an_input_that_hangs_is_unavailable_after_the_open_timeout_and_its_ffmpeg_is_killed() {
+    // A FIFO nobody writes to: ffmpeg blocks opening it, like a camera URL that never answers.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("never.rgb");
+    let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(st.success());
+    let spec = SourceSpec::Ffmpeg(format!(
+        "-f rawvideo -pixel_format rgb24 -video_size 8x8 {}",
+        fifo.display()
+    ));
+    let (etx, erx) = mpsc::channel();
+    let t = Instant::now();
+    let e = open_camera(&spec, &opts(10.0, 160, 120), FrameSlot::new(), etx)
+        .err()
+        .unwrap();
+    let took = t.elapsed();
+    assert!(
+        took >= emo_capture::OPEN_TIMEOUT
+            && took < emo_capture::OPEN_TIMEOUT + Duration::from_secs(2),
+        "{took:?}"
+    );
+    assert!(e.to_string().contains("nothing received within"), "{e}");
+    assert!(erx.try_recv().is_err());
+    assert!(
+        ffmpeg_with("never.rgb").is_empty(),
+        "the hanging ffmpeg was killed"
+    );
 }
