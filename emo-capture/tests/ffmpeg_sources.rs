@@ -231,7 +231,7 @@ fn a_slow_consumer_gets_the_latest_frame_and_the_rest_are_counted_as_dropped() {
         let age = SystemTime::now()
             .duration_since(f.captured)
             .unwrap_or_default();
-        assert!(age < Duration::from_millis(150), "took a frame {age:?} old");
+        assert!(age < Duration::from_millis(200), "took a frame {age:?} old");
     }
     cam.stop();
     let (inn, dropped) = (slot.frames_in(), slot.frames_dropped());
