@@ -334,3 +334,13 @@ pub fn open_microphone(
         pids,
     })
 }
+
+/// The handles can be kept in shared state and asked for counters from any thread.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Camera>();
+    send_sync::<Microphone>();
+    send_sync::<FrameSlot>();
+    send_sync::<CaptureError>();
+    send_sync::<SourceEvent>();
+};

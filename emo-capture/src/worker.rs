@@ -58,7 +58,7 @@ impl Stopper {
 pub(crate) struct Worker {
     stopper: Arc<Stopper>,
     thread: Option<JoinHandle<()>>,
-    done: Receiver<()>,
+    done: Mutex<Receiver<()>>,
     finished: Arc<AtomicBool>,
 }
 
@@ -91,7 +91,7 @@ impl Worker {
         Ok(Self {
             stopper,
             thread: Some(thread),
-            done,
+            done: Mutex::new(done),
             finished,
         })
     }
@@ -105,7 +105,8 @@ impl Worker {
     pub(crate) fn stop(&mut self) {
         self.stopper.stop();
         let Some(t) = self.thread.take() else { return };
-        match self.done.recv_timeout(STOP_WAIT) {
+        let done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        match done.recv_timeout(STOP_WAIT) {
             Ok(()) | Err(RecvTimeoutError::Disconnected) => {
                 let _ = t.join();
             }
