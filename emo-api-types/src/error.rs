@@ -42,14 +42,20 @@ pub enum ErrorCode {
     Conflict,
     /// 409: the session is not running.
     SessionNotRunning,
-    /// 409: this daemon already runs a live capture session.
+    /// 409: this user already has a running session.
     SessionAlreadyRunning,
+    /// 409: this daemon's camera/microphone already capture for another session.
+    CaptureBusy,
+    /// 409: a requested capture source cannot be opened (the message names it).
+    SourceUnavailable,
     /// 413: body over the configured limit.
     PayloadTooLarge,
     /// 415
     UnsupportedMediaType,
     /// 429: too many failed logins.
     TooManyAttempts,
+    /// 429: the daemon is already doing as much of this work as it allows at once.
+    TooManyRequests,
     /// 503: the database is unreachable and the spool is full (nothing was accepted).
     StorageUnavailable,
     /// 503: the inference models are not available.
@@ -75,9 +81,12 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::SessionNotRunning => "session_not_running",
             ErrorCode::SessionAlreadyRunning => "session_already_running",
+            ErrorCode::CaptureBusy => "capture_busy",
+            ErrorCode::SourceUnavailable => "source_unavailable",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::TooManyAttempts => "too_many_attempts",
+            ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::StorageUnavailable => "storage_unavailable",
             ErrorCode::ModelsUnavailable => "models_unavailable",
             ErrorCode::Internal => "internal",
@@ -97,10 +106,12 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Conflict
             | ErrorCode::SessionNotRunning
-            | ErrorCode::SessionAlreadyRunning => 409,
+            | ErrorCode::SessionAlreadyRunning
+            | ErrorCode::CaptureBusy
+            | ErrorCode::SourceUnavailable => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
-            ErrorCode::TooManyAttempts => 429,
+            ErrorCode::TooManyAttempts | ErrorCode::TooManyRequests => 429,
             ErrorCode::StorageUnavailable | ErrorCode::ModelsUnavailable => 503,
             ErrorCode::Internal => 500,
         }

@@ -39,7 +39,7 @@ pub enum Emotion {
 }
 
 impl Emotion {
-    /// The 7 FER-2013 classes, in the order the face model emits them (DESIGN §3).
+    /// The 7 FER-2013 classes, in the order the face model emits them.
     pub const FACE: [Emotion; 7] = [
         Emotion::Angry,
         Emotion::Disgust,
@@ -445,7 +445,78 @@ pub struct Health {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LiveEvent {
     Sample(Sample),
-    Stopped { session_id: Uuid },
+    Stopped {
+        session_id: Uuid,
+    },
+    /// A capture source of the session changed state (`active`, `lost`, `recovered`, `ended`).
+    Source {
+        source: String,
+        state: SourceState,
+        message: String,
+    },
+    /// Capture pipeline figures, every few seconds while capturing.
+    Stats(CaptureStats),
+}
+
+/// State of a capture source, as the live stream and `GET /devices` report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SourceState {
+    Active,
+    Lost,
+    Recovered,
+    Ended,
+}
+
+/// Throughput and latency of the live pipeline (latency = capture time → event sent).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CaptureStats {
+    /// Frames per second delivered by the camera source (recent average).
+    pub fps_in: f64,
+    /// Frames per second analysed.
+    pub fps_processed: f64,
+    /// Frames skipped since the session started because a newer one had arrived.
+    pub frames_dropped: u64,
+    pub latency_ms_p50: f64,
+    pub latency_ms_p95: f64,
+}
+
+/// `GET /api/v1/devices`: what this daemon can capture from, and what `[capture]` resolves to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Devices {
+    pub cameras: Vec<CameraDevice>,
+    pub microphones: Vec<MicrophoneDevice>,
+    /// `[capture] camera` as configured, and what it resolves to now (`null`: nothing).
+    pub camera: ConfiguredSource,
+    pub microphone: ConfiguredSource,
+    /// Whether this daemon is capturing for a session right now.
+    pub capturing: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CameraDevice {
+    pub index: u32,
+    pub name: String,
+    pub formats: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MicrophoneDevice {
+    pub name: String,
+    pub default: bool,
+    pub sample_rates: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ConfiguredSource {
+    pub configured: String,
+    pub resolved: Option<String>,
 }
 
 #[cfg(test)]
