@@ -213,7 +213,7 @@ impl Client {
     async fn json<T: DeserializeOwned>(&self, r: RequestBuilder) -> Result<T> {
         let resp = self.send(r).await?;
         let bytes = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))
+        from_json_clean(&bytes)
     }
 
     async fn post_json<B: Serialize, T: DeserializeOwned>(
@@ -270,6 +270,11 @@ impl Client {
             ..StartSession::default()
         };
         self.post_json("/api/v1/sessions", &body).await
+    }
+
+    /// The daemon's cameras and microphones and what its `[capture]` resolves to.
+    pub async fn devices(&self) -> Result<emo_api_types::Devices> {
+        self.json(self.req(Method::GET, "/api/v1/devices")).await
     }
 
     pub async fn stop_session(&self, id: Uuid) -> Result<Session> {
@@ -413,9 +418,47 @@ pub fn normalize_server(server: &str) -> String {
     }
 }
 
+/// Text with control characters removed. Everything the server sends passes through this
+/// before it can reach the terminal: an agent's session label with `ESC ]2;…` or `ESC [5;5H`
+/// must not retitle or repaint an admin's terminal.
+pub fn clean(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).collect()
+}
+
+fn clean_value(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if s.chars().any(char::is_control) => *s = clean(s),
+        Value::Array(a) => a.iter_mut().for_each(clean_value),
+        Value::Object(o) => {
+            let dirty: Vec<String> = o
+                .keys()
+                .filter(|k| k.chars().any(char::is_control))
+                .cloned()
+                .collect();
+            for k in dirty {
+                if let Some(x) = o.remove(&k) {
+                    o.insert(clean(&k), x);
+                }
+            }
+            o.values_mut().for_each(clean_value);
+        }
+        _ => {}
+    }
+}
+
+/// Deserialize a server answer with every string cleaned of control characters.
+pub fn from_json_clean<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    clean_value(&mut v);
+    serde_json::from_value(v).map_err(|e| ClientError::Protocol(e.to_string()))
+}
+
 /// Turns a non-2xx answer into a [`ClientError::Api`], tolerating bodies that are not `ApiError`.
 pub fn error_from_body(status: StatusCode, body: &str) -> ClientError {
-    match serde_json::from_str::<ApiError>(body) {
+    let body = &clean(body);
+    match from_json_clean::<ApiError>(body.as_bytes()) {
         Ok(e) => ClientError::Api {
             status: status.as_u16(),
             code: e.error,
@@ -437,6 +480,21 @@ pub fn error_from_body(status: StatusCode, body: &str) -> ClientError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_text_loses_its_control_characters() {
+        let body =
+            br#"{"items":[{"label":"x\u001b]2;owned\u0007\u001b[5;5Hy","n":1}],"k\u001b":"v"}"#;
+        let v: serde_json::Value = from_json_clean(body).unwrap();
+        assert_eq!(v["items"][0]["label"], "x]2;owned[5;5Hy");
+        assert_eq!(v["k"], "v");
+        let e = error_from_body(
+            StatusCode::BAD_REQUEST,
+            r#"{"error":"x","message":"a\u001b[2Jb"}"#,
+        );
+        assert!(e.user_message().contains("a[2Jb"), "{}", e.user_message());
+        assert!(!e.user_message().contains('\u{1b}'));
+    }
 
     #[test]
     fn api_error_bodies_map_to_friendly_messages() {

@@ -74,6 +74,8 @@ pub enum Cmd {
     },
     Live(Uuid),
     StopLive,
+    /// What the daemon would capture from (shown in the consent prompt).
+    Devices,
 }
 
 impl Cmd {
@@ -120,6 +122,7 @@ pub enum Msg {
     Users(Result<Vec<User>, ClientError>),
     Audit(Result<Page<AuditEntry>, ClientError>),
     Exported(Result<(PathBuf, usize), ClientError>),
+    Devices(Result<emo_api_types::Devices, ClientError>),
     Live(LiveEvent),
     LiveError(ClientError),
     LiveEnded,
@@ -220,6 +223,26 @@ pub struct LiveState {
     pub connected: bool,
     pub readings: BTreeMap<Modality, LiveReading>,
     pub events: u64,
+    /// Capture sources by name (`camera`, `microphone`) with their last state and message.
+    pub sources: BTreeMap<String, (emo_api_types::SourceState, String)>,
+    /// The pipeline's latest figures.
+    pub stats: Option<emo_api_types::CaptureStats>,
+}
+
+impl LiveState {
+    /// Whether a capture source of this daemon currently delivers (`None`: no source has
+    /// reported yet, or the session takes samples posted over the API).
+    pub fn delivering(&self) -> Option<bool> {
+        use emo_api_types::SourceState::*;
+        if self.sources.is_empty() {
+            return None;
+        }
+        Some(
+            self.sources
+                .values()
+                .any(|(s, _)| matches!(s, Active | Recovered)),
+        )
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -229,6 +252,8 @@ pub struct AgentState {
     pub selected: usize,
     pub running: Option<Session>,
     pub consent_open: bool,
+    /// The daemon's devices, fetched when the consent prompt opens.
+    pub devices: Option<emo_api_types::Devices>,
     pub live: LiveState,
     pub loaded: bool,
 }
@@ -433,7 +458,7 @@ impl App {
                 loaded: false,
                 gen: 0,
             },
-            sources: vec!["camera".into(), "microphone".into()],
+            sources: Vec::new(),
             label: None,
             tick: 0,
             server_info: None,
@@ -739,6 +764,8 @@ impl App {
                     ));
                 } else {
                     self.agent.consent_open = true;
+                    self.agent.devices = None;
+                    return vec![Cmd::Devices];
                 }
                 vec![]
             }
@@ -1457,6 +1484,27 @@ impl App {
                             );
                         }
                     }
+                    LiveEvent::Source {
+                        source,
+                        state,
+                        message,
+                    } => {
+                        self.agent.live.connected = true;
+                        match state {
+                            emo_api_types::SourceState::Lost => {
+                                self.error(format!("{source} lost: {message}"))
+                            }
+                            emo_api_types::SourceState::Ended => {
+                                self.info(format!("{source} ended: {message}"))
+                            }
+                            _ => {}
+                        }
+                        self.agent.live.sources.insert(source, (state, message));
+                    }
+                    LiveEvent::Stats(st) => {
+                        self.agent.live.connected = true;
+                        self.agent.live.stats = Some(st);
+                    }
                     LiveEvent::Stopped { session_id } => {
                         if self.agent.live.session == Some(session_id) {
                             self.agent.live.connected = false;
@@ -1466,6 +1514,11 @@ impl App {
                         }
                     }
                 }
+                vec![]
+            }
+            Msg::Devices(r) => {
+                // Older daemons have no /devices: the prompt then lists the requested sources.
+                self.agent.devices = r.ok();
                 vec![]
             }
             Msg::LiveError(e) => {
@@ -1597,7 +1650,8 @@ mod tests {
     fn consent_is_required_before_starting() {
         let mut a = app();
         a.on_msg(Msg::Me(Ok(user("ann", Role::Agent))));
-        assert!(a.on_key(key(KeyCode::Char('s'))).is_empty());
+        // Opening the prompt asks the daemon what it would capture from.
+        assert_eq!(a.on_key(key(KeyCode::Char('s'))), vec![Cmd::Devices]);
         assert!(a.agent.consent_open);
         assert!(a.on_key(key(KeyCode::Char('n'))).is_empty());
         assert!(!a.agent.consent_open);
@@ -1605,7 +1659,7 @@ mod tests {
         assert_eq!(
             a.on_key(key(KeyCode::Char('y'))),
             vec![Cmd::StartSession {
-                sources: vec!["camera".into(), "microphone".into()],
+                sources: Vec::new(),
                 label: None
             }]
         );

@@ -33,8 +33,9 @@ struct Cli {
     /// No colours (also when NO_COLOR is set).
     #[arg(long)]
     no_color: bool,
-    /// Sources asked for when you start a session (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "camera,microphone")]
+    /// Sources asked for when you start a session (comma-separated: camera, microphone, or
+    /// remote). Default: whatever the daemon's `[capture]` configures.
+    #[arg(long, value_delimiter = ',')]
     sources: Vec<String>,
     /// Label for the sessions you start (shown in dashboards).
     #[arg(long)]

@@ -98,6 +98,7 @@ impl Net {
             Cmd::StartSession { sources, label } => {
                 self.spawn(async move { Msg::Started(c.start_session(sources, label).await) })
             }
+            Cmd::Devices => self.spawn(async move { Msg::Devices(c.devices().await) }),
             Cmd::StopSession(id) => {
                 self.spawn(async move { Msg::Stopped(c.stop_session(id).await) })
             }
@@ -259,7 +260,7 @@ impl SseParser {
             let line = line.trim_end_matches(['\n', '\r']);
             if line.is_empty() {
                 if !self.data.is_empty() {
-                    if let Ok(ev) = serde_json::from_str::<LiveEvent>(&self.data) {
+                    if let Ok(ev) = crate::api::from_json_clean::<LiveEvent>(self.data.as_bytes()) {
                         out.push(ev);
                     }
                     self.data.clear();

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use emo_api_types::{
-    AuditEntry, Bucket, Distribution, Emotion, Heatmap, HeatmapKind, LiveEvent, Modality, Page,
-    Role, Sample, Session, SessionStatus, SessionSummary, Timeline, TimelinePoint, User,
+    AuditEntry, Bucket, CaptureStats, Distribution, Emotion, Heatmap, HeatmapKind, LiveEvent,
+    Modality, Page, Role, Sample, Session, SessionStatus, SessionSummary, SourceState, Timeline,
+    TimelinePoint, User,
 };
 use emo_tui::app::{App, DashData, DashTab, Msg, Screen};
 use ratatui::backend::TestBackend;
@@ -372,9 +373,29 @@ fn agent_view_history_and_consent() {
         &[
             "Consent: start an EMO session?",
             "images, video or audio",
-            "Sources: camera, microphone",
+            "Will open: the daemon's configured camera and microphone",
             "I consent",
             "cancel",
+        ],
+    );
+    // The daemon says what `[capture]` resolves to: the prompt lists what it will really open.
+    a.on_msg(Msg::Devices(Ok(emo_api_types::Devices {
+        camera: emo_api_types::ConfiguredSource {
+            configured: "auto".into(),
+            resolved: Some("USB Camera (index 0)".into()),
+        },
+        microphone: emo_api_types::ConfiguredSource {
+            configured: "auto".into(),
+            resolved: None,
+        },
+        ..Default::default()
+    })));
+    check(
+        &a,
+        "consent-devices",
+        &[
+            "Will open: camera: USB Camera (index 0)",
+            "microphone: none found on the daemon",
         ],
     );
     let text = render(&a, 80, 24);
@@ -384,7 +405,9 @@ fn agent_view_history_and_consent() {
 #[test]
 fn agent_view_recording_with_live_bars() {
     let mut a = agent_app();
-    let running = session(9, "ann", "2026-03-10T11:55:00Z", 0, SessionStatus::Running);
+    let mut running = session(9, "ann", "2026-03-10T11:55:00Z", 0, SessionStatus::Running);
+    // Samples posted by the agent's own capture client.
+    running.sources = vec!["remote".into()];
     let id = running.id;
     a.on_msg(Msg::Started(Ok(running)));
     check(
@@ -396,12 +419,47 @@ fn agent_view_recording_with_live_bars() {
     check(
         &a,
         "recording-live",
-        &[
-            "Live (fused) · 1 estimates",
-            "64%",
-            "fused: happy 0.64",
-            "x stop",
-        ],
+        &["Live · 1 estimates", "64%", "fused: happy", "x stop"],
+    );
+}
+
+#[test]
+fn capturing_session_says_recording_only_while_a_source_delivers() {
+    let mut a = agent_app();
+    let mut running = session(9, "ann", "2026-03-10T11:55:00Z", 0, SessionStatus::Running);
+    running.sources = vec!["camera".into(), "microphone".into()];
+    let id = running.id;
+    a.on_msg(Msg::Started(Ok(running)));
+    check(&a, "capture-starting", &["STARTING"]);
+    let source = |name: &str, state: SourceState, message: &str| {
+        Msg::Live(LiveEvent::Source {
+            source: name.into(),
+            state,
+            message: message.into(),
+        })
+    };
+    a.on_msg(source("camera", SourceState::Active, "file:/tmp/a.mp4"));
+    a.on_msg(source("microphone", SourceState::Active, "default"));
+    a.on_msg(Msg::Live(LiveEvent::Stats(CaptureStats {
+        fps_in: 10.0,
+        fps_processed: 9.8,
+        frames_dropped: 0,
+        latency_ms_p50: 60.0,
+        latency_ms_p95: 110.0,
+    })));
+    a.on_msg(live_happy_sample(id));
+    check(
+        &a,
+        "capture-live",
+        &["RECORDING", "camera ✓", "microphone ✓", "9.8 fps"],
+    );
+    a.on_msg(source("camera", SourceState::Lost, "device unplugged"));
+    check(&a, "capture-camera-lost", &["RECORDING", "camera ✗ lost"]);
+    a.on_msg(source("microphone", SourceState::Ended, "file ended"));
+    check(
+        &a,
+        "capture-nothing",
+        &["NOT CAPTURING", "microphone ■", "microphone ended"],
     );
 }
 
@@ -586,7 +644,7 @@ fn no_color_renders_every_screen_without_colour() {
     b.color = false;
     let running = session(9, "ann", "2026-03-10T11:55:00Z", 0, SessionStatus::Running);
     b.on_msg(Msg::Started(Ok(running)));
-    check(&b, "nocolor-recording", &["● REC", "RECORDING"]);
+    check(&b, "nocolor-recording", &["● REC", "STARTING"]);
 }
 
 /// An agent recording, with live bars from one fused estimate.

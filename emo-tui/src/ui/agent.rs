@@ -32,16 +32,26 @@ fn render_control(frame: &mut Frame, app: &App, area: Rect) {
     let line = match &app.agent.running {
         Some(s) => {
             let secs = (app.now - s.started_at).num_seconds().max(0) as f64;
-            Line::from(vec![
-                Span::styled(" ● RECORDING ", theme::recording(app)),
+            let captures = s.sources.iter().any(|x| x == "camera" || x == "microphone");
+            let live = &app.agent.live;
+            let (badge, style) = match (captures, live.delivering(), live.readings.is_empty()) {
+                // RECORDING only while a source delivers; otherwise say what is wrong.
+                (true, Some(false), _) => (" ■ NOT CAPTURING ".to_string(), theme::error(app)),
+                (true, None, true) => (" ◌ STARTING ".to_string(), theme::dim(app)),
+                _ => (" ● RECORDING ".to_string(), theme::recording(app)),
+            };
+            let mut spans = vec![
+                Span::styled(badge, style),
                 Span::raw(format!(
                     " since {} ({}) ",
                     s.started_at.with_timezone(&app.tz).format("%H:%M:%S"),
                     shaping::fmt_duration(secs)
                 )),
                 Span::styled("x", theme::key(app)),
-                Span::raw(" stop"),
-            ])
+                Span::raw(" stop  "),
+            ];
+            spans.extend(crate::ui::live::sources_spans(app));
+            Line::from(spans)
         }
         None => Line::from(vec![
             Span::raw("Not recording.  "),

@@ -15,8 +15,38 @@ pub const TEXT: &[&str] = &[
     "You can stop at any time with x.",
 ];
 
+/// What the daemon will really open, from `GET /devices` (or the requested sources when the
+/// daemon could not say).
+pub fn source_lines(app: &App) -> Vec<String> {
+    let wants = |s: &str| app.sources.is_empty() || app.sources.iter().any(|x| x == s);
+    if app.sources.iter().any(|s| s == "remote") {
+        return vec!["nothing on the daemon: estimates come from your own capture client".into()];
+    }
+    let Some(d) = &app.agent.devices else {
+        return vec![if app.sources.is_empty() {
+            "the daemon's configured camera and microphone (asking it…)".into()
+        } else {
+            app.sources.join(", ")
+        }];
+    };
+    let mut out = Vec::new();
+    for (name, c) in [("camera", &d.camera), ("microphone", &d.microphone)] {
+        if !wants(name) || (app.sources.is_empty() && c.configured.trim() == "none") {
+            continue;
+        }
+        out.push(match &c.resolved {
+            Some(r) => format!("{name}: {r}"),
+            None => format!("{name}: none found on the daemon (starting will fail)"),
+        });
+    }
+    if out.is_empty() {
+        out.push("no camera or microphone is configured on the daemon".into());
+    }
+    out
+}
+
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
-    let r = centered(area, 76, 18);
+    let r = centered(area, 76, 19);
     frame.render_widget(Clear, r);
     let mut lines = Vec::new();
     for (i, t) in TEXT.iter().enumerate() {
@@ -26,10 +56,12 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         lines.push(Line::raw(*t));
     }
     lines.push(Line::raw(""));
-    lines.push(Line::from(vec![
-        Span::styled("Sources: ", theme::dim(app)),
-        Span::raw(app.sources.join(", ")),
-    ]));
+    for l in source_lines(app) {
+        lines.push(Line::from(vec![
+            Span::styled("Will open: ", theme::dim(app)),
+            Span::raw(l),
+        ]));
+    }
     lines.push(Line::raw(""));
     lines.push(Line::from(vec![
         Span::styled("y", theme::key(app)),
