@@ -604,8 +604,9 @@ per_class_recall = {toml_recall(m["per_class_recall"])}
     if s.exists() and (MODELS / "speech.onnx").exists():
         m = json.loads(s.read_text())
         assert m["sha256"] == sha256(MODELS / "speech.onnx"), "speech.onnx does not match its metrics"
+        note = m.get("abstain_note", "from pooled out-of-fold RAVDESS")
         abstain = (f'abstain_below = {m["abstain_below"]}   # withhold the voice estimate when its calibrated '
-                   f'max probability is below this (from pooled out-of-fold RAVDESS)\n') if "abstain_below" in m else ""
+                   f'max probability is below this ({note})\n') if "abstain_below" in m else ""
         cross = ""
         if "emodb" in m:
             e = m["emodb"]
