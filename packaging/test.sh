@@ -19,6 +19,13 @@ if command -v pg_isready >/dev/null && ! pg_isready -q -d "$pg_url"; then
     echo "        (start a server or set EMO_TEST_DATABASE_URL; EMO_REQUIRE_POSTGRES=1 makes this a failure)" >&2
   fi
 fi
+# A real audio server for the microphone tests (cpal opens ALSA's default, routed to a
+# PulseAudio with a virtual source). Needs root; elsewhere those tests say SKIPPED.
+if [ "$(id -u)" = 0 ]; then
+  ./packaging/audio-test-env.sh || echo "NOTICE: no audio server: the microphone tests are SKIPPED" >&2
+else
+  echo "NOTICE: not root: no audio server is started; the microphone tests are SKIPPED" >&2
+fi
 # `cargo test --workspace` builds the emod binary (its own integration tests run it), so the TUI's
 # end-to-end tests use that one instead of a second `cargo build -p emod` with other features.
 if [ $# -eq 0 ]; then

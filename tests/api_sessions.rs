@@ -15,7 +15,11 @@ both_backends!(concurrent_starts_give_one_running_session, |b| {
         let handles: Vec<_> = (0..8)
             .map(|_| {
                 s.spawn(|| {
-                    let r = srv.post("/api/v1/sessions", Some(&token), &json!({"consent": true}));
+                    let r = srv.post(
+                        "/api/v1/sessions",
+                        Some(&token),
+                        &json!({"consent": true, "sources": ["remote"]}),
+                    );
                     if r.status() == 201 {
                         (201, String::new())
                     } else {
@@ -177,7 +181,7 @@ both_backends!(error_codes, |b| {
     let sid = srv.start_session(&token, None);
     let second = srv.post("/api/v1/sessions", Some(&token), &json!({"consent": true}));
     assert_eq!(error_of(second), (409, "session_already_running".into()));
-    let now = Utc::now().timestamp_millis() - 10_000;
+    let now = Utc::now().timestamp_millis();
     let mut bad = fused_samples(now, 1, &["happy", "sad"]);
     bad["samples"][1]["confidence"] = json!(7.0);
     let r = srv.post(

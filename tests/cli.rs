@@ -199,3 +199,30 @@ both_backends!(bench_store_seeds_and_times_every_dashboard_query, |b| {
     let (ok, _, err) = run(&env, &["bench", "store", "--agents", "0"]);
     assert!(!ok && err.contains("agents"), "{err}");
 });
+
+/// `emod devices`: no camera and (maybe) no sound card here is an empty list, not an error; what
+/// `[capture]` resolves to is shown, and a bad capture setting names itself.
+#[test]
+fn devices_lists_sources_and_what_capture_resolves_to() {
+    let env = Env::new(Backend::Sqlite)
+        .unwrap()
+        .with("EMO_CAPTURE_CAMERA", "file:/srv/demo.mp4")
+        .with("EMO_CAPTURE_MICROPHONE", "none");
+    let (ok, out, err) = run(&env, &["devices", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["cameras"].is_array() && v["microphones"].is_array(),
+        "{v}"
+    );
+    assert_eq!(v["camera"]["configured"], "file:/srv/demo.mp4");
+    assert_eq!(v["camera"]["resolved"], "file:/srv/demo.mp4");
+    assert!(v["microphone"]["resolved"].is_null(), "{v}");
+    let (ok, out, _) = run(&env, &["devices"]);
+    assert!(ok && out.contains("capture.microphone = \"none\""), "{out}");
+    let bad = Env::new(Backend::Sqlite)
+        .unwrap()
+        .with("EMO_CAPTURE_FPS", "0");
+    let (ok, _, err) = run(&bad, &["devices"]);
+    assert!(!ok && err.contains("capture.fps"), "{err}");
+}

@@ -307,7 +307,7 @@ impl Engine {
         })
     }
 
-    /// The fused per-second timeline (DESIGN §5). Face: mean over the faces of the second,
+    /// The fused per-second timeline (the same [`Fuser`] as live capture). Face: mean over the faces of the second,
     /// weighted by detection score. Voice: the latest voiced window covering the second
     /// (3-s windows, 1-s hop). Images give one entry at t = 0.
     pub fn timeline(

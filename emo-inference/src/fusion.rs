@@ -1,4 +1,4 @@
-//! Late fusion of face and voice estimates (DESIGN §5).
+//! Late fusion of face and voice estimates (see ARCHITECTURE.md, "Data flow").
 //!
 //! * **calibrated** (default): each modality's probabilities are already calibrated by its
 //!   manifest temperature (softmax(logits / T)); voice's `calm` is folded into `neutral`; then

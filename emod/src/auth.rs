@@ -4,14 +4,14 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix_web::{web, FromRequest, HttpRequest};
 use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+    self, rand_core::OsRng, Output, ParamsString, PasswordHash, SaltString,
 };
-use argon2::Argon2;
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
 use emo_api_types::{ErrorCode, Role};
 use rand::RngCore;
@@ -22,21 +22,90 @@ use crate::api::AppState;
 use crate::error::AppError;
 use crate::store::{now_ms, StoreError, UserRow};
 
+/// Argon2 working memory (19 MiB per computation with the default parameters), kept and reused.
+/// Allocating it per check made glibc keep every thread's copy: 200 concurrent logins took the
+/// daemon from 0.9 to 4.7 GB and it stayed there. With [`LoginThrottle::hash_bounded`] at most
+/// one buffer per hashing permit is in use, so the pool holds about that many.
+static ARGON2_MEMORY: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
+/// Buffers kept for reuse; more concurrent computations (only outside the daemon's bounded
+/// path) free theirs.
+const POOLED_BUFFERS: usize = 64;
+/// Stored hashes asking for more than this (256 MiB) are not verified.
+const MAX_BLOCKS: usize = 256 * 1024;
+
+fn with_argon2_memory<T>(blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
+    let mut mem = ARGON2_MEMORY
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .pop()
+        .unwrap_or_default();
+    if mem.len() < blocks {
+        mem.resize(blocks, Block::default());
+    }
+    let out = f(&mut mem[..blocks]);
+    let mut pool = ARGON2_MEMORY.lock().unwrap_or_else(|p| p.into_inner());
+    if pool.len() < POOLED_BUFFERS {
+        pool.push(mem);
+    }
+    out
+}
+
+/// An argon2id PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`), computed in pooled memory.
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    let fail = |e: &dyn std::fmt::Display| anyhow::anyhow!("hashing the password failed: {e}");
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("hashing the password failed: {e}"))
+    let params = Params::default();
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let mut salt_buf = [0u8; 64];
+    let salt_bytes = salt
+        .as_salt()
+        .decode_b64(&mut salt_buf)
+        .map_err(|e| fail(&e))?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    with_argon2_memory(params.block_count(), |m| {
+        argon.hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut out, m)
+    })
+    .map_err(|e| fail(&e))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| fail(&e))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| fail(&e))?),
+    };
+    Ok(phc.to_string())
 }
 
 pub fn verify_password(hash: &str, password: &str) -> bool {
     match PasswordHash::new(hash) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
+        Ok(parsed) => verify_parsed(&parsed, password).unwrap_or(false),
         Err(_) => false,
     }
+}
+
+fn verify_parsed(parsed: &PasswordHash, password: &str) -> password_hash::Result<bool> {
+    let algorithm = Algorithm::try_from(parsed.algorithm)?;
+    let version = parsed
+        .version
+        .map(Version::try_from)
+        .transpose()?
+        .unwrap_or_default();
+    let params = Params::try_from(parsed)?;
+    let (Some(expected), Some(salt)) = (parsed.hash, parsed.salt) else {
+        return Ok(false);
+    };
+    if params.block_count() > MAX_BLOCKS {
+        return Ok(false);
+    }
+    let mut salt_buf = [0u8; 64];
+    let salt_bytes = salt.decode_b64(&mut salt_buf)?;
+    let argon = Argon2::new(algorithm, version, params.clone());
+    let mut out = vec![0u8; expected.len()];
+    with_argon2_memory(params.block_count(), |m| {
+        argon.hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut out, m)
+    })?;
+    // `Output` compares in constant time.
+    Ok(Output::new(&out)? == expected)
 }
 
 /// Verifies against a fixed hash so an unknown username costs as much time as a wrong password
@@ -47,7 +116,8 @@ pub fn burn_password_check(password: &str) {
     let _ = verify_password(hash, password);
 }
 
-/// Usernames: 1–64 of `[A-Za-z0-9._-]`, starting with a letter or digit.
+/// Usernames: 1–64 of `[A-Za-z0-9._-]`, starting with a letter or digit. The message never
+/// repeats the name: it may be a megabyte of control characters.
 pub fn validate_username(name: &str) -> Result<(), String> {
     let ok_len = (1..=64).contains(&name.len());
     let ok_chars = name
@@ -60,9 +130,7 @@ pub fn validate_username(name: &str) -> Result<(), String> {
     if ok_len && ok_chars && ok_first {
         Ok(())
     } else {
-        Err(format!(
-            "username `{name}` is invalid: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-        ))
+        Err("invalid username: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit".into())
     }
 }
 
@@ -73,7 +141,45 @@ pub fn validate_password(password: &str, min_len: usize) -> Result<(), String> {
     if password.len() > 1024 {
         return Err("password must be at most 1024 bytes".into());
     }
+    if password.chars().all(char::is_whitespace) {
+        return Err("password must not be only spaces".into());
+    }
     Ok(())
+}
+
+/// Longest display name, in characters.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 100;
+
+/// Display names are shown in admins' terminals: no control characters (an `ESC]2;…` retitles
+/// a tmux pane), at most [`MAX_DISPLAY_NAME_CHARS`].
+pub fn validate_display_name(name: &str) -> Result<(), String> {
+    if name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return Err(format!(
+            "display_name must be at most {MAX_DISPLAY_NAME_CHARS} characters"
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("display_name must not contain control characters".into());
+    }
+    Ok(())
+}
+
+/// A client-supplied string made safe for one log line: control characters escaped, at most
+/// `max` characters (the rest counted, not written).
+pub fn log_safe(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i == max {
+            out.push_str(&format!("…(+{} chars)", s.chars().count() - max));
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A new bearer token and the hash that is stored.
@@ -92,44 +198,127 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Counts failed logins per key (username, client address) inside a sliding window.
-#[derive(Default)]
+/// Counts failed logins per key (username, client address) inside a sliding window, and bounds
+/// the password hashing everybody can trigger.
+///
+/// A login *reserves* a failure on each of its keys before its password is checked
+/// ([`LoginThrottle::reserve`]) and gives it back only when the password was right
+/// ([`LoginThrottle::succeeded`]): concurrent guesses count while they are in flight, so no more
+/// than the limit are ever verified (checking first and recording after let 60 concurrent
+/// guesses through 40 checks with a limit of 5).
 pub struct LoginThrottle {
     failures: Mutex<HashMap<String, (u32, Instant)>>,
+    /// Registrations per client address (every attempt counts), in their own window.
+    registrations: Mutex<HashMap<String, (u32, Instant)>>,
+    /// Permits for concurrent argon2 computations (≈ cores; each costs 19 MiB while it runs).
+    hashing: Arc<tokio::sync::Semaphore>,
+}
+
+/// How long a login or registration waits for a hashing permit before it is refused with 429.
+pub const HASH_QUEUE_WAIT: Duration = Duration::from_secs(5);
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        LoginThrottle::with_hashing_permits(cores)
+    }
+}
+
+fn count_in_window(
+    map: &Mutex<HashMap<String, (u32, Instant)>>,
+    keys: &[String],
+    limits: &[u32],
+    window: Duration,
+) -> Result<(), u64> {
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    let now = Instant::now();
+    map.retain(|_, (_, since)| now.duration_since(*since) < window);
+    for (k, &max) in keys.iter().zip(limits) {
+        if let Some((n, since)) = map.get(k) {
+            if *n >= max {
+                let left = window.saturating_sub(now.duration_since(*since));
+                return Err(left.as_secs().max(1));
+            }
+        }
+    }
+    for k in keys {
+        let e = map.entry(k.clone()).or_insert((0, now));
+        e.0 += 1;
+        e.1 = now;
+    }
+    Ok(())
 }
 
 impl LoginThrottle {
-    /// `Err(seconds to wait)` if any key has reached its limit (`limits[i]` for `keys[i]`).
-    pub fn check(&self, keys: &[String], limits: &[u32], window: Duration) -> Result<(), u64> {
+    pub fn with_hashing_permits(permits: usize) -> Self {
+        LoginThrottle {
+            failures: Mutex::default(),
+            registrations: Mutex::default(),
+            hashing: Arc::new(tokio::sync::Semaphore::new(permits.max(1))),
+        }
+    }
+
+    /// Reserves one failure on every key, atomically: `Err(seconds to wait)` (and nothing
+    /// reserved) if any key has reached its limit (`limits[i]` for `keys[i]`).
+    pub fn reserve(&self, keys: &[String], limits: &[u32], window: Duration) -> Result<(), u64> {
+        count_in_window(&self.failures, keys, limits, window)
+    }
+
+    /// The password was right: the user's failures are forgotten and the other keys' reserved
+    /// failure is given back.
+    pub fn succeeded(&self, user_key: &str, other_keys: &[String]) {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        map.retain(|_, (_, since)| now.duration_since(*since) < window);
-        for (k, &max) in keys.iter().zip(limits) {
-            if let Some((n, since)) = map.get(k) {
-                if *n >= max {
-                    let left = window.saturating_sub(now.duration_since(*since));
-                    return Err(left.as_secs().max(1));
-                }
+        map.remove(user_key);
+        for k in other_keys {
+            if let Some(e) = map.get_mut(k) {
+                e.0 = e.0.saturating_sub(1);
             }
         }
-        Ok(())
     }
 
-    pub fn record_failure(&self, keys: &[String]) {
+    /// Gives back a reservation that was not a verdict on the password (the database failed).
+    pub fn release(&self, keys: &[String]) {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
         for k in keys {
-            let e = map.entry(k.clone()).or_insert((0, now));
-            e.0 += 1;
-            e.1 = now;
+            if let Some(e) = map.get_mut(k) {
+                e.0 = e.0.saturating_sub(1);
+            }
         }
     }
 
-    pub fn reset(&self, key: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+    /// Counts one registration attempt from `address`: `Err(seconds to wait)` past `limit` in
+    /// `window` (0 = no limit).
+    pub fn register_attempt(&self, address: &str, limit: u32, window: Duration) -> Result<(), u64> {
+        if limit == 0 {
+            return Ok(());
+        }
+        count_in_window(
+            &self.registrations,
+            &[format!("reg:{address}")],
+            &[limit],
+            window,
+        )
+    }
+
+    /// Runs an argon2 computation with a hashing permit, off the async runtime. At most
+    /// `permits` run at once (each holds 19 MiB while it runs); a caller that waits longer than
+    /// [`HASH_QUEUE_WAIT`] gets 429 `too_many_attempts`.
+    pub async fn hash_bounded<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AppError> {
+        let permit = tokio::time::timeout(HASH_QUEUE_WAIT, self.hashing.clone().acquire_owned())
+            .await
+            .map_err(|_| AppError::Throttled { retry_after: 1 })?
+            .map_err(|_| AppError::Internal("hashing semaphore closed".into()))?;
+        // The permit moves into the blocking task: it is held until the hash is done, even
+        // when the client leaves and this future is dropped.
+        Ok(web::block(move || {
+            let out = f();
+            drop(permit);
+            out
+        })
+        .await?)
     }
 }
 
@@ -305,10 +494,40 @@ mod tests {
     #[test]
     fn password_round_trip() {
         let h = hash_password("correct horse").unwrap();
-        assert!(h.starts_with("$argon2id$"));
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
         assert!(verify_password(&h, "correct horse"));
         assert!(!verify_password(&h, "wrong horse"));
         assert!(!verify_password("garbage", "x"));
+    }
+
+    #[test]
+    fn pooled_hashes_match_the_argon2_crate_both_ways() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        // Hashes stored by earlier versions (the crate's own API) still verify...
+        let salt = SaltString::generate(&mut OsRng);
+        let old = Argon2::default()
+            .hash_password(b"correct horse", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_password(&old, "correct horse"));
+        assert!(!verify_password(&old, "correct horsf"));
+        // ...and new ones verify with the crate's API.
+        let new = hash_password("correct horse").unwrap();
+        let parsed = PasswordHash::new(&new).unwrap();
+        assert!(Argon2::default()
+            .verify_password(b"correct horse", &parsed)
+            .is_ok());
+        // Other parameters (argon2i, other costs) are honoured.
+        let custom = Argon2::new(
+            Algorithm::Argon2i,
+            Version::V0x10,
+            Params::new(1024, 3, 1, Some(16)).unwrap(),
+        )
+        .hash_password(b"pw", &salt)
+        .unwrap()
+        .to_string();
+        assert!(verify_password(&custom, "pw"));
+        assert!(!verify_password(&custom, "px"));
     }
 
     #[test]
@@ -330,20 +549,69 @@ mod tests {
     }
 
     #[test]
+    fn passwords_and_display_names() {
+        assert!(validate_password("        ", 8).is_err());
+        assert!(validate_password(" \t  \u{a0}    ", 8).is_err());
+        assert!(validate_password(" a       ", 8).is_ok());
+        assert!(validate_display_name("Ann Émilie-Ø").is_ok());
+        assert!(validate_display_name(&"x".repeat(100)).is_ok());
+        assert!(validate_display_name(&"x".repeat(101)).is_err());
+        for bad in ["a\nb", "\u{1b}]2;pwned\u{7}", "tab\there", "\u{9b}31m"] {
+            assert!(validate_display_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(!validate_username(&"\n".repeat(1000))
+            .unwrap_err()
+            .contains('\n'));
+    }
+
+    #[test]
+    fn log_safe_escapes_and_caps() {
+        assert_eq!(log_safe("a\nINFO x", 64), "a\\nINFO x");
+        assert_eq!(log_safe("\u{1b}[2J", 64), "\\u{1b}[2J");
+        let long = log_safe(&"x".repeat(1_000_000), 64);
+        assert!(
+            long.len() < 100 && long.ends_with("(+999936 chars)"),
+            "{long}"
+        );
+    }
+
+    #[test]
     fn throttle_locks_after_max_failures() {
         let t = LoginThrottle::default();
         let keys = vec!["u:alice".to_string(), "ip:1.2.3.4".to_string()];
         let w = Duration::from_secs(60);
         for _ in 0..3 {
-            assert!(t.check(&keys, &[3, 3], w).is_ok());
-            t.record_failure(&keys);
+            assert!(t.reserve(&keys, &[3, 3], w).is_ok());
         }
-        let wait = t.check(&keys, &[3, 3], w).unwrap_err();
+        let wait = t.reserve(&keys, &[3, 3], w).unwrap_err();
         assert!((1..=60).contains(&wait));
-        t.reset("u:alice");
-        // The address is still locked.
-        assert!(t.check(&keys, &[3, 3], w).is_err());
-        assert!(t.check(&["u:alice".to_string()], &[3], w).is_ok());
+        t.succeeded("u:alice", &keys[1..]);
+        // The address still has two failures and one free slot; the user none.
+        assert!(t.reserve(&keys, &[3, 3], w).is_ok());
+        assert!(t.reserve(&keys, &[3, 3], w).is_err());
+        assert!(t.reserve(&["u:alice".to_string()], &[3], w).is_ok());
+    }
+
+    #[test]
+    fn in_flight_attempts_count() {
+        // Reservations are taken before the password check: 60 concurrent attempts, 5 pass.
+        let t = std::sync::Arc::new(LoginThrottle::default());
+        let keys = vec!["u:alice".to_string(), "ip:1.2.3.4".to_string()];
+        let passed: usize = (0..60)
+            .map(|_| {
+                let (t, keys) = (t.clone(), keys.clone());
+                std::thread::spawn(move || {
+                    t.reserve(&keys, &[5, 50], Duration::from_secs(60)).is_ok() as usize
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum();
+        assert_eq!(passed, 5);
+        // A reservation given back (database error) frees its slot.
+        t.release(&keys);
+        assert!(t.reserve(&keys, &[5, 50], Duration::from_secs(60)).is_ok());
     }
 
     #[test]
@@ -354,13 +622,52 @@ mod tests {
         let w = Duration::from_secs(60);
         let keys = |u: &str| vec![format!("u:{u}"), "ip:127.0.0.1".to_string()];
         for _ in 0..5 {
-            t.record_failure(&keys("typo"));
+            t.reserve(&keys("typo"), &[5, 20], w).unwrap();
         }
-        assert!(t.check(&keys("typo"), &[5, 20], w).is_err());
-        assert!(t.check(&keys("bob"), &[5, 20], w).is_ok());
+        assert!(t.reserve(&keys("typo"), &[5, 20], w).is_err());
+        t.reserve(&keys("bob"), &[5, 20], w).unwrap();
+        t.succeeded("u:bob", &keys("bob")[1..]);
         for i in 0..15 {
-            t.record_failure(&keys(&format!("guess{i}")));
+            t.reserve(&keys(&format!("guess{i}")), &[5, 20], w).unwrap();
         }
-        assert!(t.check(&keys("bob"), &[5, 20], w).is_err());
+        assert!(t.reserve(&keys("bob"), &[5, 20], w).is_err());
+    }
+
+    #[test]
+    fn registrations_are_counted_per_address() {
+        let t = LoginThrottle::default();
+        let w = Duration::from_secs(60);
+        for _ in 0..3 {
+            assert!(t.register_attempt("1.2.3.4", 3, w).is_ok());
+        }
+        assert!(t.register_attempt("1.2.3.4", 3, w).is_err());
+        assert!(t.register_attempt("5.6.7.8", 3, w).is_ok());
+        assert!(t.register_attempt("1.2.3.4", 0, w).is_ok());
+    }
+
+    #[tokio::test]
+    async fn hashing_is_bounded() {
+        let t = std::sync::Arc::new(LoginThrottle::with_hashing_permits(2));
+        let running = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let peak = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (t, running, peak) = (t.clone(), running.clone(), peak.clone());
+                tokio::spawn(async move {
+                    t.hash_bounded(move || {
+                        use std::sync::atomic::Ordering::SeqCst;
+                        let now = running.fetch_add(1, SeqCst) + 1;
+                        peak.fetch_max(now, SeqCst);
+                        std::thread::sleep(Duration::from_millis(30));
+                        running.fetch_sub(1, SeqCst);
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(peak.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }

@@ -18,6 +18,99 @@ pub struct Config {
     pub log: LogConfig,
     pub models: ModelsConfig,
     pub onnxruntime: OnnxRuntimeConfig,
+    pub analyze: AnalyzeConfig,
+    pub capture: CaptureConfig,
+}
+
+/// This daemon's camera and microphone (`[capture]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptureConfig {
+    /// `auto` (first device), `none`, a device index or name, `file:PATH` (a video file played
+    /// at real-time pace) or `ffmpeg:URL` (anything ffmpeg opens: RTSP/HTTP cameras, v4l2).
+    pub camera: String,
+    /// Same forms as `camera`; `file:PATH` plays the file's audio track.
+    pub microphone: String,
+    /// Frames analysed per second.
+    pub fps: f64,
+    pub width: u32,
+    pub height: u32,
+    /// How face and voice are fused per second: `calibrated` or `mode` (majority vote).
+    pub fusion: String,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            camera: "auto".into(),
+            microphone: "auto".into(),
+            fps: 10.0,
+            width: 640,
+            height: 480,
+            fusion: "calibrated".into(),
+        }
+    }
+}
+
+impl CaptureConfig {
+    /// The fusion strategy (validated at load).
+    pub fn strategy(&self) -> emo_inference::fusion::Strategy {
+        self.fusion.parse().unwrap_or_default()
+    }
+
+    /// The sources a session that names none gets: the configured ones that are not `none`,
+    /// or `remote` when both are `none`.
+    pub fn default_sources(&self) -> Vec<crate::capture::Source> {
+        use crate::capture::Source;
+        let mut v = Vec::new();
+        if self.camera.trim() != "none" {
+            v.push(Source::Camera);
+        }
+        if self.microphone.trim() != "none" {
+            v.push(Source::Microphone);
+        }
+        if v.is_empty() {
+            v.push(Source::Remote);
+        }
+        v
+    }
+}
+
+/// Bounds on `POST /api/v1/analyze`: a small upload can declare a huge picture or decode to hours
+/// of audio, so each is capped before the memory is spent, and so are time and concurrency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnalyzeConfig {
+    /// Longest audio or video accepted, in seconds of media time.
+    pub max_media_seconds: u64,
+    /// Largest image or video frame accepted, in pixels (width × height).
+    pub max_image_pixels: u64,
+    /// Longest one request may take, in seconds; past it the work is cancelled.
+    pub timeout_secs: u64,
+    /// Analyses that may run at once; more get 429 `too_many_requests`.
+    pub max_concurrent: usize,
+}
+
+impl Default for AnalyzeConfig {
+    fn default() -> Self {
+        AnalyzeConfig {
+            max_media_seconds: 600,
+            max_image_pixels: 40_000_000,
+            timeout_secs: 120,
+            max_concurrent: 2,
+        }
+    }
+}
+
+impl AnalyzeConfig {
+    /// The engine's limits for files that come from the network.
+    pub fn limits(&self) -> emo_inference::MediaLimits {
+        emo_inference::MediaLimits {
+            max_seconds: self.max_media_seconds as f64,
+            max_pixels: self.max_image_pixels,
+            ffmpeg_deadline: std::time::Duration::from_secs(self.timeout_secs.max(1)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +127,12 @@ pub struct ServerConfig {
     /// Name of this daemon in the shared database (default: host name). On start it marks its
     /// own sessions left `running` by a crash as `interrupted`.
     pub node_name: String,
+    /// Longest time, in seconds, a client may take to send a request body; past it the request
+    /// fails and its connection is closed (slow bodies otherwise hold connections until file
+    /// descriptors run out). 0 = no limit.
+    pub body_timeout_secs: u64,
+    /// Serve `/metrics` to anyone who reaches the port; false = only with an admin's token.
+    pub metrics_public: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,6 +167,8 @@ pub struct AuthConfig {
     pub token_cache_secs: u64,
     /// Minimum password length.
     pub min_password_len: usize,
+    /// Self-registrations (attempts) per client address and hour; past it 429 (0 = no limit).
+    pub max_registrations_per_address: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,6 +196,9 @@ pub struct PrivacyConfig {
     pub retention_days: u32,
     /// Record admin reads of other users' data in the audit log.
     pub audit_admin_reads: bool,
+    /// Oldest `started_at` accepted for uploads of earlier recordings, in hours before now
+    /// (samples are never accepted before their session's start, i.e. before consent).
+    pub max_backdate_hours: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,6 +236,8 @@ impl Default for ServerConfig {
             upload_limit_bytes: 64 * 1024 * 1024,
             workers: 0,
             node_name: String::new(),
+            body_timeout_secs: 60,
+            metrics_public: true,
         }
     }
 }
@@ -157,6 +263,7 @@ impl Default for AuthConfig {
             lockout_secs: 300,
             token_cache_secs: 30,
             min_password_len: 8,
+            max_registrations_per_address: 20,
         }
     }
 }
@@ -178,6 +285,7 @@ impl Default for PrivacyConfig {
         PrivacyConfig {
             retention_days: 90,
             audit_admin_reads: true,
+            max_backdate_hours: 720,
         }
     }
 }
@@ -264,6 +372,27 @@ impl Config {
         }
         if self.writer.batch_size == 0 || self.writer.spool_capacity == 0 {
             bail!("writer.batch_size and writer.spool_capacity must be positive");
+        }
+        if !(self.capture.fps > 0.0 && self.capture.fps <= 60.0) {
+            bail!("capture.fps must be between 0 and 60");
+        }
+        if !(16..=4096).contains(&self.capture.width) || !(16..=4096).contains(&self.capture.height)
+        {
+            bail!("capture.width and capture.height must be between 16 and 4096");
+        }
+        self.capture
+            .fusion
+            .parse::<emo_inference::fusion::Strategy>()
+            .map_err(|e| anyhow::anyhow!("capture.fusion: {e}"))?;
+        for (k, v) in [
+            ("camera", &self.capture.camera),
+            ("microphone", &self.capture.microphone),
+        ] {
+            v.parse::<emo_capture::SourceSpec>()
+                .map_err(|e| anyhow::anyhow!("capture.{k} `{v}`: {e}"))?;
+        }
+        if self.analyze.max_concurrent == 0 || self.analyze.timeout_secs == 0 {
+            bail!("analyze.max_concurrent and analyze.timeout_secs must be positive");
         }
         if self.database.pool_size == 0 {
             bail!("database.pool_size must be positive");

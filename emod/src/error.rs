@@ -87,6 +87,9 @@ impl ResponseError for AppError {
         if let AppError::Throttled { retry_after } = self {
             resp.insert_header((header::RETRY_AFTER, retry_after.to_string()));
         }
+        if self.code() == ErrorCode::TooManyRequests {
+            resp.insert_header((header::RETRY_AFTER, "5"));
+        }
         if self.code() == ErrorCode::Unauthenticated || self.code() == ErrorCode::InvalidCredentials
         {
             resp.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"emo\""));

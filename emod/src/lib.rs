@@ -3,12 +3,27 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod audit;
 pub mod auth;
+pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod engine;
 pub mod error;
+pub mod live;
 pub mod metrics;
+pub mod sessions;
+pub mod state;
 pub mod store;
 
 pub use config::Config;
 pub use error::AppError;
+
+/// Run blocking work (database, files) on tokio's blocking pool, off the HTTP workers.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AppError::Internal(format!("blocking task failed: {e}")))
+}

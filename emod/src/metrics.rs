@@ -25,6 +25,40 @@ pub struct Metrics {
     pub sessions_started: AtomicU64,
     pub sessions_stopped: AtomicU64,
     pub audit_entries: AtomicU64,
+    pub capture: CaptureMetrics,
+}
+
+/// Upper bounds (ms) of the capture latency histogram buckets.
+pub const LATENCY_BUCKETS_MS: [u64; 9] = [25, 50, 100, 150, 250, 500, 1000, 2500, 5000];
+
+/// The live capture pipeline's figures.
+#[derive(Debug, Default)]
+pub struct CaptureMetrics {
+    pub frames_in: AtomicU64,
+    pub frames_processed: AtomicU64,
+    pub frames_dropped: AtomicU64,
+    pub audio_overruns: AtomicU64,
+    /// Cumulative counts per bucket of [`LATENCY_BUCKETS_MS`], then +Inf.
+    pub latency_buckets: [AtomicU64; 10],
+    pub latency_sum_ms: AtomicU64,
+    pub latency_count: AtomicU64,
+    /// 0 idle, 1 active, 2 lost, 3 ended.
+    pub camera_state: AtomicI64,
+    pub microphone_state: AtomicI64,
+}
+
+impl CaptureMetrics {
+    pub fn observe_latency(&self, ms: f64) {
+        let ms = ms.max(0.0);
+        let i = LATENCY_BUCKETS_MS
+            .iter()
+            .position(|&b| ms <= b as f64)
+            .unwrap_or(LATENCY_BUCKETS_MS.len());
+        self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_ms
+            .fetch_add(ms.round() as u64, Ordering::Relaxed);
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
@@ -126,6 +160,52 @@ impl Metrics {
             "Audit log entries written.",
             &[("", g(&self.audit_entries) as i128)],
         );
+        let c = &self.capture;
+        family(
+            "emo_capture_frames_total",
+            "counter",
+            "Camera frames: delivered by the source, analysed, and skipped because a newer frame had arrived (latest frame wins).",
+            &[
+                ("{fate=\"in\"}", g(&c.frames_in) as i128),
+                ("{fate=\"processed\"}", g(&c.frames_processed) as i128),
+                ("{fate=\"dropped\"}", g(&c.frames_dropped) as i128),
+            ],
+        );
+        family(
+            "emo_capture_audio_overruns_total",
+            "counter",
+            "Audio chunks lost because the pipeline did not keep up (the audio callback never waits).",
+            &[("", g(&c.audio_overruns) as i128)],
+        );
+        family(
+            "emo_capture_source_state",
+            "gauge",
+            "Capture source state: 0 idle, 1 active, 2 lost, 3 ended.",
+            &[
+                (
+                    "{source=\"camera\"}",
+                    c.camera_state.load(Ordering::Relaxed) as i128,
+                ),
+                (
+                    "{source=\"microphone\"}",
+                    c.microphone_state.load(Ordering::Relaxed) as i128,
+                ),
+            ],
+        );
+        let _ = writeln!(
+            out,
+            "# HELP emo_capture_latency_ms Capture time of a window's end to its estimate being published.\n# TYPE emo_capture_latency_ms histogram"
+        );
+        let mut cum = 0u64;
+        for (i, b) in c.latency_buckets.iter().enumerate() {
+            cum += g(b);
+            let le = LATENCY_BUCKETS_MS
+                .get(i)
+                .map_or("+Inf".to_string(), |v| v.to_string());
+            let _ = writeln!(out, "emo_capture_latency_ms_bucket{{le=\"{le}\"}} {cum}");
+        }
+        let _ = writeln!(out, "emo_capture_latency_ms_sum {}", g(&c.latency_sum_ms));
+        let _ = writeln!(out, "emo_capture_latency_ms_count {}", g(&c.latency_count));
         out
     }
 }
@@ -145,5 +225,22 @@ mod tests {
         assert!(text.contains("emo_http_responses_total{class=\"4xx\"} 1"));
         assert!(text.contains("emo_samples_total{fate=\"written\"} 5"));
         assert!(text.contains("# TYPE emo_database_up gauge"));
+        m.capture.observe_latency(40.0);
+        m.capture.observe_latency(120.0);
+        m.capture.observe_latency(9000.0);
+        let text = m.render();
+        assert!(
+            text.contains("emo_capture_latency_ms_bucket{le=\"50\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("emo_capture_latency_ms_bucket{le=\"150\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("emo_capture_latency_ms_bucket{le=\"+Inf\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains("emo_capture_latency_ms_count 3"), "{text}");
     }
 }

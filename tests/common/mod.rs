@@ -2,6 +2,8 @@
 //! fresh PostgreSQL database created (and dropped) for the test.
 #![allow(dead_code)]
 
+pub mod media;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -1,44 +1,29 @@
 //! `POST /api/v1/analyze` (multipart): images / audio / video → expression estimates, the same
 //! JSON as `emod analyze --json`. Uploads go to a private temporary directory that is removed
 //! before the response is sent; nothing is stored. Limits: `server.upload_limit_bytes` in total,
-//! at most [`MAX_FILES`] files per request.
+//! at most [`MAX_FILES`] files per request, and the `[analyze]` section: media length and pixels
+//! (checked before decoding), a deadline, and how many analyses run at once (more get 429). The
+//! work runs on a thread of its own, never on an HTTP worker or the database's blocking pool, and
+//! stops (killing its ffmpeg) when the client leaves or the deadline passes.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_multipart::Multipart;
 use actix_web::{web, HttpResponse};
 use emo_api_types::analyze::AnalyzeResponse;
 use emo_api_types::ErrorCode;
-use emo_inference::Engine;
 use futures_util::StreamExt;
 use std::io::Write;
 
 use super::AppState;
 use crate::auth::AuthUser;
-use crate::config::Config;
 use crate::error::{AppError, AppResult};
 
 /// Most files accepted in one request.
 pub const MAX_FILES: usize = 16;
-
-/// The engine is loaded on first use and shared; a failed load is retried on the next request.
-static ENGINE: Mutex<Option<Arc<Engine>>> = Mutex::new(None);
-
-fn engine(config: &Config) -> AppResult<Arc<Engine>> {
-    let mut g = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(e) = g.as_ref() {
-        return Ok(e.clone());
-    }
-    let opts = crate::cli::models::engine_options(config)
-        .map_err(|e| AppError::new(ErrorCode::ModelsUnavailable, e.to_string()))?;
-    let e = Arc::new(
-        Engine::load(&opts)
-            .map_err(|e| AppError::new(ErrorCode::ModelsUnavailable, e.to_string()))?,
-    );
-    *g = Some(e.clone());
-    Ok(e)
-}
 
 /// A safe local name that keeps the extension (used for the media type).
 fn local_name(i: usize, original: &str) -> String {
@@ -74,6 +59,7 @@ impl Drop for TempDir {
         (status = 200, description = "Expression estimates per file (failed files carry `error`)", body = AnalyzeResponse),
         (status = 400, description = "no file in the request"),
         (status = 413, description = "upload over server.upload_limit_bytes"),
+        (status = 429, description = "analyze.max_concurrent analyses are already running (Retry-After)"),
         (status = 503, description = "models or ONNX Runtime unavailable")
     ),
     security(("bearer" = []))
@@ -83,6 +69,16 @@ pub async fn analyze(
     _user: AuthUser,
     mut payload: Multipart,
 ) -> AppResult<HttpResponse> {
+    // Taken before the upload is read, so a queue of uploads cannot fill the disk either.
+    let permit = state.analyses.clone().try_acquire_owned().map_err(|_| {
+        AppError::new(
+            ErrorCode::TooManyRequests,
+            format!(
+                "{} analyses are already running; try again shortly",
+                state.config.analyze.max_concurrent
+            ),
+        )
+    })?;
     let limit = state.config.server.upload_limit_bytes;
     let dir = TempDir(std::env::temp_dir().join(format!("emod-analyze-{}", uuid::Uuid::new_v4())));
     std::fs::create_dir_all(&dir.0)
@@ -101,9 +97,17 @@ pub async fn analyze(
             .and_then(|cd| cd.get_filename().map(str::to_string))
             .unwrap_or_default();
         if original.is_empty() {
-            // A plain form field, not a file: drain and ignore.
+            // A plain form field, not a file: drained and ignored, but counted in the limit.
             while let Some(chunk) = field.next().await {
-                chunk.map_err(|e| AppError::invalid(format!("bad multipart body: {e}")))?;
+                let chunk =
+                    chunk.map_err(|e| AppError::invalid(format!("bad multipart body: {e}")))?;
+                total += chunk.len();
+                if total > limit {
+                    return Err(AppError::new(
+                        ErrorCode::PayloadTooLarge,
+                        format!("upload is over the limit of {limit} bytes"),
+                    ));
+                }
             }
             continue;
         }
@@ -133,16 +137,86 @@ pub async fn analyze(
     if files.is_empty() {
         return Err(AppError::invalid("no file in the multipart body"));
     }
-    let config = state.config.clone();
-    let result = web::block(move || -> AppResult<AnalyzeResponse> {
-        let engine = engine(&config)?;
-        let files = files
-            .iter()
-            .map(|(p, name)| engine.analyze_file(p, name, &|_| {}))
-            .collect();
-        Ok(AnalyzeResponse { files })
-    })
-    .await??;
-    drop(dir);
-    Ok(HttpResponse::Ok().json(result))
+    let engine = state.engine.clone();
+    let timeout = Duration::from_secs(state.config.analyze.timeout_secs);
+    let flag = Arc::new(AtomicBool::new(false));
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<AppResult<()>>();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<AnalyzeResponse>();
+    let worker_flag = flag.clone();
+    std::thread::Builder::new()
+        .name("emod-analyze".into())
+        .spawn(move || {
+            // The permit and the files live as long as the work, not as the request.
+            let _permit = permit;
+            let engine = match engine
+                .get()
+                .map_err(|e| AppError::new(ErrorCode::ModelsUnavailable, e))
+            {
+                Ok(e) => {
+                    let _ = ready_tx.send(Ok(()));
+                    e
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let stop = || worker_flag.load(Ordering::Relaxed);
+            let mut files: Vec<_> = files
+                .iter()
+                .map(|(p, name)| engine.analyze_file_until(p, name, &|_| {}, &stop))
+                .collect();
+            let tmp = dir.0.display().to_string();
+            for f in &mut files {
+                // Messages quote ffmpeg, which names the private temporary file.
+                if let Some(e) = f.error.as_mut() {
+                    *e = e.replace(&tmp, "").replace("upload-", "");
+                }
+            }
+            drop(dir);
+            let _ = done_tx.send(AnalyzeResponse { files });
+        })
+        .map_err(|e| AppError::Internal(format!("analysis thread: {e}")))?;
+    ready_rx
+        .await
+        .map_err(|_| AppError::Internal("analysis thread ended early".into()))??;
+    // The models are loaded: the answer is 200 from here on. Until it is ready, a space (which
+    // JSON ignores) goes out every second: writing is how the server notices a client that left,
+    // and then this stream is dropped, which stops the work (actix does not cancel a handler that
+    // only waits). The deadline stops it too; files not finished by then carry an error.
+    let guard = CancelOnDrop(flag);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let body = futures_util::stream::unfold(Some((guard, done_rx)), move |st| async move {
+        let (guard, mut rx) = st?;
+        let tick = tokio::time::sleep(Duration::from_secs(1));
+        let past = tokio::time::sleep_until(deadline);
+        let stopped = guard.0.load(Ordering::Relaxed);
+        tokio::select! {
+            r = &mut rx => {
+                let bytes = match r {
+                    Ok(resp) => serde_json::to_vec(&resp).unwrap_or_default(),
+                    Err(_) => b"{\"files\":[]}".to_vec(),
+                };
+                drop(guard);
+                Some((Ok::<_, actix_web::Error>(web::Bytes::from(bytes)), None))
+            }
+            _ = tick => Some((Ok(web::Bytes::from_static(b" ")), Some((guard, rx)))),
+            _ = past, if !stopped => {
+                guard.0.store(true, Ordering::Relaxed);
+                Some((Ok(web::Bytes::from_static(b" ")), Some((guard, rx))))
+            }
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .streaming(body))
+}
+
+/// Sets the flag when dropped, which tells the analysis thread to stop.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }

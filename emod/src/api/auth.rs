@@ -7,14 +7,15 @@ use emo_api_types::{Credentials, ErrorCode, LoginResponse, Role, User};
 
 use super::AppState;
 use crate::auth::{
-    burn_password_check, hash_password, new_token, validate_password, validate_username,
-    verify_password, AuthUser,
+    burn_password_check, hash_password, new_token, validate_display_name, validate_password,
+    validate_username, verify_password, AuthUser,
 };
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
 use crate::store::{ms_to_datetime, now_ms, TokenRow, UserRow};
 
-/// Creates a user row (password hashed off the async runtime).
+/// Creates a user row. Names are unique ignoring case (`Root1` beside `root1` is refused, 409
+/// `conflict`); the password is hashed with a hashing permit, off the async runtime.
 pub async fn create_user_row(
     state: &web::Data<AppState>,
     username: &str,
@@ -24,8 +25,13 @@ pub async fn create_user_row(
 ) -> AppResult<UserRow> {
     validate_username(username).map_err(AppError::invalid)?;
     validate_password(password, state.config.auth.min_password_len).map_err(AppError::invalid)?;
+    if let Some(d) = &display_name {
+        validate_display_name(d).map_err(AppError::invalid)?;
+    }
     let pw = password.to_string();
-    let hash = web::block(move || hash_password(&pw))
+    let hash = state
+        .throttle
+        .hash_bounded(move || hash_password(&pw))
         .await?
         .map_err(|e| AppError::Internal(e.to_string()))?;
     let row = UserRow {
@@ -41,11 +47,21 @@ pub async fn create_user_row(
     Ok(web::block(move || store.create_user(&row)).await??)
 }
 
+/// The client's address as the throttles see it.
+fn client_address(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = Credentials,
     responses((status = 201, body = User), (status = 403, description = "registration_closed", body = emo_api_types::ApiError),
-        (status = 409, description = "username taken", body = emo_api_types::ApiError)))]
+        (status = 409, description = "username not available (names are case-insensitive)", body = emo_api_types::ApiError),
+        (status = 422, description = "invalid username or password", body = emo_api_types::ApiError),
+        (status = 429, description = "too_many_attempts: too many registrations from this address", body = emo_api_types::ApiError)))]
 pub async fn register(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<Credentials>,
 ) -> AppResult<HttpResponse> {
     if !state.config.auth.allow_register {
@@ -54,15 +70,40 @@ pub async fn register(
             "self-registration is disabled; ask an admin for an account",
         ));
     }
-    let row = create_user_row(
+    // Every attempt counts: each one costs an argon2 hash, and enumeration of taken names
+    // through the 409 is bounded by it too.
+    let ip = client_address(&req);
+    state
+        .throttle
+        .register_attempt(
+            &ip,
+            state.config.auth.max_registrations_per_address,
+            Duration::from_secs(3600),
+        )
+        .map_err(|retry_after| {
+            Metrics::inc(&state.metrics.logins_throttled, 1);
+            AppError::Throttled { retry_after }
+        })?;
+    let row = match create_user_row(
         &state,
         body.username.trim(),
         &body.password,
         Role::Agent,
         None,
     )
-    .await?;
-    tracing::info!(username = %row.username, "agent registered");
+    .await
+    {
+        // The same answer for `root1`, `Root1` and a name that is merely reserved: it does not
+        // echo or confirm the name.
+        Err(e) if e.code() == ErrorCode::Conflict => {
+            return Err(AppError::new(
+                ErrorCode::Conflict,
+                "this username is not available; choose another",
+            ))
+        }
+        other => other?,
+    };
+    tracing::info!(username = %row.username, %ip, "agent registered");
     Ok(HttpResponse::Created().json(row.to_api()))
 }
 
@@ -75,37 +116,64 @@ pub async fn login(
     body: web::Json<Credentials>,
 ) -> AppResult<HttpResponse> {
     let cfg = &state.config.auth;
+    let ip = client_address(&req);
     let username = body.username.trim().to_string();
-    let ip = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into());
+    // A name registration would refuse cannot belong to anybody: answered at once, without a
+    // hash, a throttle entry or a log line carrying it (a newline in it forged log lines).
+    if validate_username(&username).is_err() {
+        Metrics::inc(&state.metrics.logins_failed, 1);
+        tracing::info!(%ip, "failed login (malformed username)");
+        return Err(AppError::new(
+            ErrorCode::InvalidCredentials,
+            "wrong username or password",
+        ));
+    }
     let keys = vec![format!("u:{username}"), format!("ip:{ip}")];
     let limits = [cfg.max_failed_logins, cfg.max_failed_logins_per_address];
     let window = Duration::from_secs(cfg.lockout_secs);
-    if let Err(retry_after) = state.throttle.check(&keys, &limits, window) {
+    // The failure is reserved before the password is checked and given back only when it was
+    // right: attempts in flight count, so concurrency cannot buy more guesses.
+    if let Err(retry_after) = state.throttle.reserve(&keys, &limits, window) {
         Metrics::inc(&state.metrics.logins_throttled, 1);
         return Err(AppError::Throttled { retry_after });
     }
     let store = state.store.clone();
     let lookup = username.clone();
+    let user = match web::block(move || store.user_by_name(&lookup)).await {
+        Ok(Ok(user)) => user,
+        Ok(Err(e)) => {
+            state.throttle.release(&keys);
+            return Err(e.into());
+        }
+        Err(e) => {
+            state.throttle.release(&keys);
+            return Err(e.into());
+        }
+    };
     let password = body.password.clone();
-    let found = web::block(
-        move || -> Result<Option<UserRow>, crate::store::StoreError> {
-            let user = store.user_by_name(&lookup)?;
-            match &user {
-                Some(u) if verify_password(&u.password_hash, &password) => Ok(user),
-                Some(_) => Ok(None),
-                None => {
-                    burn_password_check(&password);
-                    Ok(None)
-                }
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let verified = state
+        .throttle
+        .hash_bounded(move || match hash {
+            Some(h) => verify_password(&h, &password),
+            None => {
+                burn_password_check(&password);
+                false
             }
-        },
-    )
-    .await??;
-    let Some(user) = found else {
-        state.throttle.record_failure(&keys);
+        })
+        .await;
+    let verified = match verified {
+        Ok(v) => v,
+        Err(e) => {
+            // Not a verdict on the password (hashing queue full): the slot is given back.
+            state.throttle.release(&keys);
+            if matches!(e, AppError::Throttled { .. }) {
+                Metrics::inc(&state.metrics.logins_throttled, 1);
+            }
+            return Err(e);
+        }
+    };
+    let Some(user) = user.filter(|_| verified) else {
         Metrics::inc(&state.metrics.logins_failed, 1);
         tracing::info!(%username, %ip, "failed login");
         return Err(AppError::new(
@@ -113,13 +181,13 @@ pub async fn login(
             "wrong username or password",
         ));
     };
+    state.throttle.succeeded(&keys[0], &keys[1..]);
     if user.disabled {
         return Err(AppError::new(
             ErrorCode::AccountDisabled,
             "this account is disabled",
         ));
     }
-    state.throttle.reset(&keys[0]);
     let (token, hash) = new_token();
     let now = now_ms();
     let expires_at = now + (cfg.token_ttl_hours as i64) * 3_600_000;

@@ -94,7 +94,7 @@ pub async fn export(
         }
     };
     let filter = resolve(&state, &user, &q, "read.export", None).await?;
-    super::sessions::read_your_writes(&state).await?;
+    crate::sessions::read_your_writes(&state).await?;
     let store = state.store.clone();
     let f = filter.clone();
     // The first page is read before answering, so an unreachable database is a clean 503.

@@ -1,9 +1,11 @@
 //! `/healthz` (the process answers), `/readyz` (the database answers) and `/metrics`.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use emo_api_types::{ApiError, Health};
 
 use super::AppState;
+use crate::auth::AuthUser;
+use crate::error::AppError;
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
 pub async fn healthz() -> HttpResponse {
@@ -42,8 +44,15 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
+/// Prometheus text. `server.metrics_public = false` makes it need an admin's bearer token.
+pub async fn metrics(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, AppError> {
+    if !state.config.server.metrics_public {
+        AuthUser::extract(&req).await?.require_admin()?;
+    }
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+        .body(state.metrics.render()))
 }

@@ -1,7 +1,5 @@
 //! Live stream of a session's estimates as server-sent events (`GET /api/v1/sessions/{id}/live`).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use actix_web::web::Bytes;
@@ -13,36 +11,7 @@ use uuid::Uuid;
 use super::AppState;
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult};
-
-/// One broadcast channel per session with listeners. Slow listeners skip events rather than
-/// slowing the pipeline.
-#[derive(Default)]
-pub struct LiveBus {
-    channels: Mutex<HashMap<Uuid, broadcast::Sender<LiveEvent>>>,
-}
-
-impl LiveBus {
-    pub fn subscribe(&self, id: Uuid) -> broadcast::Receiver<LiveEvent> {
-        let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(id)
-            .or_insert_with(|| broadcast::channel(256).0)
-            .subscribe()
-    }
-
-    pub fn publish(&self, id: Uuid, event: LiveEvent) {
-        let map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(tx) = map.get(&id) {
-            let _ = tx.send(event);
-        }
-    }
-
-    pub fn close(&self, id: Uuid) {
-        self.channels
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
-    }
-}
+use crate::sessions;
 
 fn sse(event: &LiveEvent) -> Bytes {
     Bytes::from(format!(
@@ -60,8 +29,8 @@ pub async fn stream(
     path: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let id = Uuid::parse_str(&path).map_err(|_| AppError::not_found("session"))?;
-    let (row, _) = super::sessions::visible_session(&state, &user, id, "read.live").await?;
-    let rx = state.live.subscribe(id);
+    let (row, _) = sessions::visible(&state, &user, id, "read.live").await?;
+    let (rx, current) = state.live.subscribe_with_state(id);
     let already_over = row.status() != SessionStatus::Running;
     if already_over {
         // Nothing will be published for a finished session: do not keep a channel for it.
@@ -72,7 +41,9 @@ pub async fn stream(
             session_id: id,
         }))]
     } else {
-        vec![Ok(Bytes::from_static(b": connected\n\n"))]
+        let mut v = vec![Ok(Bytes::from_static(b": connected\n\n"))];
+        v.extend(current.iter().map(|ev| Ok(sse(ev))));
+        v
     };
     let head = futures_util::stream::iter(initial);
     let events =

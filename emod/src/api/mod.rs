@@ -1,7 +1,6 @@
 //! The REST API (`/api/v1`) and the operational endpoints. One file per resource.
 
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::body::MessageBody;
@@ -12,37 +11,24 @@ use actix_web::{web, App, HttpRequest, HttpServer};
 use anyhow::Context;
 use emo_api_types::ErrorCode;
 
-use crate::auth::{LoginThrottle, TokenCache};
 use crate::config::Config;
 use crate::error::AppError;
-use crate::metrics::Metrics;
-use crate::store::writer::{replay_spool, Writer, WriterOptions};
-use crate::store::Store;
+pub use crate::state::{prepare, AppState};
 
 pub mod analyze;
 pub mod audit;
 pub mod auth;
+pub mod deadline;
+pub mod devices;
 pub mod export;
 pub mod health;
 pub mod live;
 pub mod openapi;
+pub mod paging;
 pub mod scope;
 pub mod sessions;
 pub mod stats;
 pub mod users;
-
-/// Everything handlers share.
-pub struct AppState {
-    pub config: Config,
-    pub store: Store,
-    pub writer: Writer,
-    pub metrics: Arc<Metrics>,
-    pub tokens: TokenCache,
-    pub throttle: LoginThrottle,
-    pub live: live::LiveBus,
-    pub running: sessions::RunningSessions,
-    pub node: String,
-}
 
 fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let e = match &err {
@@ -155,6 +141,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(resource("/export").route(web::get().to(export::export)))
                 .service(resource("/audit").route(web::get().to(audit::list)))
                 .service(resource("/analyze").route(web::post().to(analyze::analyze)))
+                .service(resource("/devices").route(web::get().to(devices::list)))
                 .default_service(web::to(not_found)),
         )
         .default_service(web::to(not_found));
@@ -183,12 +170,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .app_data(web::PayloadConfig::default().limit(json_limit))
             .app_data(web::QueryConfig::default().error_handler(query_error))
             .app_data(web::PathConfig::default().error_handler(path_error))
+            .wrap(actix_web::middleware::from_fn(deadline::body_deadline))
             .wrap(actix_web::middleware::from_fn(count_responses))
             .wrap(
                 actix_web::middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("emod::http"),
             )
             .configure(configure)
     })
+    // Request heads must arrive within 5 s (bodies: `server.body_timeout_secs`, see `deadline`).
+    // There is no per-address connection cap here: put a reverse proxy in front of a daemon
+    // that listens beyond loopback (nginx `limit_conn`), and see `LimitNOFILE` in the unit.
+    .client_request_timeout(Duration::from_secs(5))
+    .client_disconnect_timeout(Duration::from_secs(2))
     .listen(listener)?
     .shutdown_timeout(10);
     if workers > 0 {
@@ -196,11 +189,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let server = server.run();
     let handle = server.handle();
-    let maint = tokio::spawn(maintenance(data.clone()));
+    let maint = tokio::spawn(crate::state::maintenance(data.clone().into_inner()));
     let result = server.await;
     maint.abort();
     drop(handle);
-    tracing::info!("shutting down: flushing pending samples");
+    tracing::info!("shutting down: stopping capture, flushing pending samples");
+    data.capture.shutdown().await;
     let writer = data.writer.clone();
     let saved = tokio::task::spawn_blocking(move || writer.shutdown(Duration::from_secs(10)))
         .await
@@ -209,88 +203,4 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::warn!(saved, "samples saved to the spool directory");
     }
     result.context("HTTP server")
-}
-
-/// Everything `serve` does before it accepts connections.
-pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
-    let cfg = config.clone();
-    let store = tokio::task::spawn_blocking(move || -> anyhow::Result<Store> {
-        let store = Store::open(&cfg)?;
-        let applied = store.migrate()?;
-        if !applied.is_empty() {
-            tracing::info!(?applied, "database migrated");
-        }
-        Ok(store)
-    })
-    .await??;
-    let metrics = Arc::new(Metrics::default());
-    metrics
-        .database_up
-        .store(1, std::sync::atomic::Ordering::Relaxed);
-    let spool_dir = config.spool_dir().ok();
-    if let Some(dir) = &spool_dir {
-        let (s, d) = (store.clone(), dir.clone());
-        let replayed = tokio::task::spawn_blocking(move || replay_spool(&s, &d)).await??;
-        if replayed > 0 {
-            tracing::info!(replayed, "wrote samples spooled at the last shutdown");
-        }
-    }
-    let writer = Writer::start(
-        store.clone(),
-        WriterOptions {
-            batch_size: config.writer.batch_size,
-            flush_interval: Duration::from_millis(config.writer.flush_interval_ms.max(1)),
-            capacity: config.writer.spool_capacity,
-            spool_dir,
-            connections: config.writer.connections,
-        },
-        metrics.clone(),
-    );
-    let node = config.node_name();
-    let state = AppState {
-        config,
-        store,
-        writer,
-        metrics,
-        tokens: TokenCache::default(),
-        throttle: LoginThrottle::default(),
-        live: live::LiveBus::default(),
-        running: sessions::RunningSessions::default(),
-        node,
-    };
-    let recovered = sessions::recover_interrupted(&state).await?;
-    if recovered > 0 {
-        tracing::warn!(
-            recovered,
-            "sessions left running by an earlier crash marked interrupted"
-        );
-    }
-    Ok(state)
-}
-
-/// Hourly housekeeping: retention and expired tokens.
-async fn maintenance(state: web::Data<AppState>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        tick.tick().await;
-        let st = state.clone();
-        let res = web::block(move || -> anyhow::Result<()> {
-            let now = crate::store::now_ms();
-            st.store.purge_tokens(now)?;
-            let days = st.config.privacy.retention_days;
-            if days > 0 {
-                let (samples, sessions) = st.store.purge_before(now - days as i64 * 86_400_000)?;
-                if samples + sessions > 0 {
-                    tracing::info!(samples, sessions, days, "retention: deleted old data");
-                }
-            }
-            Ok(())
-        })
-        .await;
-        match res {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!("maintenance failed: {e:#}"),
-            Err(e) => tracing::warn!("maintenance task failed: {e}"),
-        }
-    }
 }

@@ -44,6 +44,7 @@ impl Modify for BearerAuth {
         super::export::export,
         super::audit::list,
         super::analyze::analyze,
+        super::devices::list,
     ),
     components(schemas(
         emo_api_types::ApiError,
@@ -54,6 +55,9 @@ impl Modify for BearerAuth {
         emo_api_types::SessionSummary,
         emo_api_types::SampleIn,
         emo_api_types::analyze::AnalyzeResponse,
+        emo_api_types::Devices,
+        emo_api_types::CaptureStats,
+        emo_api_types::SourceState,
     )),
     modifiers(&BearerAuth)
 )]

@@ -4,7 +4,8 @@
 use actix_web::web;
 use uuid::Uuid;
 
-use super::{audit, AppState};
+use super::AppState;
+use crate::audit;
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult};
 use crate::store::parse_uuid;

@@ -1,10 +1,13 @@
 //! `/api/v1/users` (admin only).
 
 use actix_web::{web, HttpResponse};
-use emo_api_types::{CreateUser, UpdateUser, User};
+use emo_api_types::{CreateUser, ErrorCode, Role, UpdateUser, User};
 
-use super::{audit, AppState};
-use crate::auth::{hash_password, validate_password, AuthUser};
+use super::AppState;
+use crate::audit;
+use crate::auth::{
+    hash_password, validate_display_name, validate_password, validate_username, AuthUser,
+};
 use crate::error::{AppError, AppResult};
 use crate::store::users::UserChanges;
 use crate::store::{parse_uuid, UserRow};
@@ -14,6 +17,7 @@ use crate::store::{parse_uuid, UserRow};
     security(("bearer" = [])))]
 pub async fn list(state: web::Data<AppState>, user: AuthUser) -> AppResult<HttpResponse> {
     user.require_admin()?;
+    audit::record(&state, &user, "read.users", None, String::new()).await?;
     let store = state.store.clone();
     let rows = web::block(move || store.list_users()).await??;
     let users: Vec<User> = rows.iter().map(UserRow::to_api).collect();
@@ -31,6 +35,17 @@ pub async fn get(
 ) -> AppResult<HttpResponse> {
     user.require_admin()?;
     let name = path.into_inner();
+    if validate_username(&name).is_err() {
+        return Err(AppError::not_found("user"));
+    }
+    audit::record(
+        &state,
+        &user,
+        "read.user",
+        Some(name.clone()),
+        String::new(),
+    )
+    .await?;
     let store = state.store.clone();
     let row = web::block(move || store.user_by_name(&name))
         .await??
@@ -69,7 +84,9 @@ pub async fn create(
 
 #[utoipa::path(patch, path = "/api/v1/users/{username}", tag = "users", request_body = UpdateUser,
     params(("username" = String, Path)),
-    responses((status = 200, body = User), (status = 404, body = emo_api_types::ApiError)),
+    responses((status = 200, body = User), (status = 404, body = emo_api_types::ApiError),
+        (status = 409, description = "the last active admin cannot be demoted or disabled", body = emo_api_types::ApiError),
+        (status = 422, description = "invalid display name or password", body = emo_api_types::ApiError)),
     security(("bearer" = [])))]
 pub async fn update(
     state: web::Data<AppState>,
@@ -80,6 +97,27 @@ pub async fn update(
     user.require_admin()?;
     let name = path.into_inner();
     let body = body.into_inner();
+    if let Some(d) = &body.display_name {
+        validate_display_name(d).map_err(AppError::invalid)?;
+    }
+    let store = state.store.clone();
+    let lookup = name.clone();
+    let target = web::block(move || store.user_by_name(&lookup))
+        .await??
+        .ok_or_else(|| AppError::not_found("user"))?;
+    // Nobody may leave the daemon without an active admin (the last admin demoting or
+    // disabling themselves, or being demoted or disabled by... nobody else there is).
+    let loses_admin = body.role == Some(Role::Agent) || body.disabled == Some(true);
+    if loses_admin && target.role() == Role::Admin && !target.disabled {
+        let store = state.store.clone();
+        let admins = web::block(move || store.count_active_admins()).await??;
+        if admins <= 1 {
+            return Err(AppError::new(
+                ErrorCode::Conflict,
+                "this is the last active admin: make another admin first",
+            ));
+        }
+    }
     if name == user.username && body.disabled == Some(true) {
         return Err(AppError::invalid("admins cannot disable their own account"));
     }
@@ -88,7 +126,9 @@ pub async fn update(
             validate_password(pw, state.config.auth.min_password_len).map_err(AppError::invalid)?;
             let pw = pw.clone();
             Some(
-                web::block(move || hash_password(&pw))
+                state
+                    .throttle
+                    .hash_bounded(move || hash_password(&pw))
                     .await?
                     .map_err(|e| AppError::Internal(e.to_string()))?,
             )
@@ -101,11 +141,6 @@ pub async fn update(
         password_hash,
         disabled: body.disabled,
     };
-    let store = state.store.clone();
-    let lookup = name.clone();
-    let target = web::block(move || store.user_by_name(&lookup))
-        .await??
-        .ok_or_else(|| AppError::not_found("user"))?;
     let store = state.store.clone();
     let id = target.id.clone();
     let updated = web::block(move || store.update_user(&id, &changes)).await??;

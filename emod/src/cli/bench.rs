@@ -31,11 +31,16 @@ pub struct Args {
 pub enum BenchTarget {
     /// Seed N samples (default 10 M on PostgreSQL) and time ingest and every dashboard query.
     Store(super::bench_store::StoreArgs),
+    /// Run the live capture pipeline on real-time file sources (or real devices) and report
+    /// processed fps, dropped frames, latency, CPU (with ffmpeg children) and peak RSS.
+    Live(super::bench_live::LiveArgs),
 }
 
 pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
-    if let Some(BenchTarget::Store(store_args)) = args.target {
-        return super::bench_store::run(store_args, config);
+    match args.target {
+        Some(BenchTarget::Store(store_args)) => return super::bench_store::run(store_args, config),
+        Some(BenchTarget::Live(live_args)) => return super::bench_live::run(live_args, config),
+        None => {}
     }
     let mut opts = super::models::engine_options(config)?;
     opts.runtime.intra_threads = args.threads.max(1);

@@ -9,9 +9,12 @@ use crate::config::Config;
 
 pub mod analyze;
 pub mod bench;
+pub mod bench_live;
 pub mod bench_store;
 pub mod config_cmd;
+pub mod devices;
 pub mod eval;
+pub mod logging;
 pub mod migrate;
 pub mod models;
 pub mod serve;
@@ -49,6 +52,8 @@ pub enum Command {
     Eval(eval::Args),
     /// Measure inference speed (face frames/s, speech and feature real-time factors).
     Bench(bench::Args),
+    /// Cameras and microphones this machine has, and what `[capture]` resolves to.
+    Devices(devices::Args),
     /// Model and ONNX Runtime status: check.
     #[command(subcommand)]
     Models(models::ModelsCommand),
@@ -65,6 +70,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(args, &config()?),
         Command::Bench(args) => bench::run(args, &config()?),
         Command::Models(cmd) => models::run(cmd, &config()?),
+        Command::Devices(args) => devices::run(args, &config()?),
     }
 }
 
@@ -74,12 +80,16 @@ pub fn init_logging(config: &Config) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = if config.log.format == "json" {
-        builder.json().try_init()
+        // JSON strings escape control characters themselves.
+        builder.with_writer(std::io::stderr).json().try_init()
     } else {
-        builder.try_init()
+        // One event, one line: control characters in logged values are escaped.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        builder
+            .with_ansi(ansi)
+            .with_writer(logging::OneLinePerEvent { ansi })
+            .try_init()
     };
 }

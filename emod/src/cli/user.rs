@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use emo_api_types::Role;
 
-use crate::auth::{hash_password, validate_password, validate_username};
+use crate::auth::{hash_password, validate_display_name, validate_password, validate_username};
 use crate::config::Config;
 use crate::store::users::UserChanges;
 use crate::store::{now_ms, Store, UserRow};
@@ -36,6 +36,12 @@ pub enum UserCommand {
     Disable { username: String },
     /// Re-enable a disabled user.
     Enable { username: String },
+    /// Make a user an agent or an admin (the last active admin cannot be demoted).
+    Role {
+        username: String,
+        /// agent or admin
+        role: Role,
+    },
     /// Set a new password (revokes the user's tokens).
     Passwd {
         username: String,
@@ -85,6 +91,9 @@ pub fn run(cmd: UserCommand, config: &Config) -> anyhow::Result<ExitCode> {
             password_stdin,
         } => {
             validate_username(&username).map_err(|e| anyhow::anyhow!(e))?;
+            if let Some(d) = &display_name {
+                validate_display_name(d).map_err(|e| anyhow::anyhow!(e))?;
+            }
             if store.user_by_name(&username)?.is_some() {
                 bail!("username `{username}` is taken");
             }
@@ -143,6 +152,24 @@ pub fn run(cmd: UserCommand, config: &Config) -> anyhow::Result<ExitCode> {
                 },
             )?;
             println!("enabled `{username}`");
+        }
+        UserCommand::Role { username, role } => {
+            let u = find(&store, &username)?;
+            if u.role() == role {
+                println!("`{username}` is already {role}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            if role == Role::Agent && !u.disabled && store.count_active_admins()? <= 1 {
+                bail!("`{username}` is the last active admin: make another admin first");
+            }
+            store.update_user(
+                &u.id,
+                &UserChanges {
+                    role: Some(role.as_str().into()),
+                    ..Default::default()
+                },
+            )?;
+            println!("`{username}` is now {role} (takes effect within auth.token_cache_secs)");
         }
         UserCommand::Passwd {
             username,

@@ -23,8 +23,28 @@ pub fn open(url: &str, opts: &StoreOptions) -> anyhow::Result<Store> {
     })
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+/// `postgres://user:secret@host/db?password=x` → `postgres://user:***@host/db?password=***`.
 pub fn redact(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let mut out = redact_userinfo(base);
+    if let Some(q) = query {
+        let params: Vec<String> = q
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.to_ascii_lowercase().contains("password") => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
+fn redact_userinfo(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let creds = &url[scheme + 3..at];
@@ -52,5 +72,13 @@ mod tests {
         );
         assert_eq!(super::redact("postgres://u@h/d"), "postgres://u@h/d");
         assert_eq!(super::redact("postgres:///d"), "postgres:///d");
+        assert_eq!(
+            super::redact("postgres://u@h/d?sslmode=require&password=s3cret&x=1"),
+            "postgres://u@h/d?sslmode=require&password=***&x=1"
+        );
+        assert_eq!(
+            super::redact("postgres://u:pw@h/d?PassWord=a?b&sslpassword=c"),
+            "postgres://u:***@h/d?PassWord=***&sslpassword=***"
+        );
     }
 }

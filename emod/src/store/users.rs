@@ -16,20 +16,44 @@ pub struct UserChanges {
     pub disabled: Option<bool>,
 }
 
+diesel::define_sql_function! {
+    /// SQL `lower()` (both backends; usernames are ASCII, so it is exact).
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
 impl Store {
+    /// Inserts a user. Usernames are unique ignoring case: `Root1` beside `root1` is a
+    /// conflict (checked in the inserting transaction; the unique index stays case-sensitive).
     pub fn create_user(&self, row: &UserRow) -> StoreResult<UserRow> {
+        let taken = || StoreError::Conflict(format!("username `{}` is taken", row.username));
         with_conn!(self, |c| {
-            diesel::insert_into(users::table)
-                .values(row)
-                .execute(c)
-                .map_err(|e| match StoreError::from(e) {
-                    StoreError::Conflict(_) => {
-                        StoreError::Conflict(format!("username `{}` is taken", row.username))
-                    }
-                    other => other,
-                })?;
-            Ok(row.clone())
+            c.transaction::<_, StoreError, _>(|c| {
+                let same: i64 = users::table
+                    .filter(lower(users::username).eq(row.username.to_ascii_lowercase()))
+                    .count()
+                    .get_result(c)?;
+                if same > 0 {
+                    return Err(taken());
+                }
+                diesel::insert_into(users::table)
+                    .values(row)
+                    .execute(c)
+                    .map_err(|e| match StoreError::from(e) {
+                        StoreError::Conflict(_) => taken(),
+                        other => other,
+                    })?;
+                Ok(row.clone())
+            })
         })
+    }
+
+    /// Admins that are not disabled.
+    pub fn count_active_admins(&self) -> StoreResult<i64> {
+        with_conn!(self, |c| Ok(users::table
+            .filter(users::role.eq("admin"))
+            .filter(users::disabled.eq(false))
+            .count()
+            .get_result(c)?))
     }
 
     pub fn user_by_name(&self, name: &str) -> StoreResult<Option<UserRow>> {

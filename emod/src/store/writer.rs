@@ -367,7 +367,15 @@ fn save_spool(dir: &Path, rows: &[SampleRow]) -> std::io::Result<PathBuf> {
 }
 
 fn save_spool_as(dir: &Path, prefix: &str, rows: &[SampleRow]) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Samples are personal data: the directory and the files are the owner's only.
+    super::sqlite::create_private_dir(dir)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if std::fs::metadata(dir)?.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
     static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let path = dir.join(format!(
         "{prefix}-{}-{}-{}.jsonl",
@@ -376,7 +384,14 @@ fn save_spool_as(dir: &Path, prefix: &str, rows: &[SampleRow]) -> std::io::Resul
         SEQ.fetch_add(1, Ordering::Relaxed)
     ));
     let tmp = path.with_extension("tmp");
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    let mut f = std::io::BufWriter::new(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?,
+    );
     for row in rows {
         serde_json::to_writer(&mut f, row)?;
         f.write_all(b"\n")?;
@@ -436,6 +451,20 @@ pub fn replay_spool(store: &Store, dir: &Path) -> anyhow::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spool_files_and_their_directory_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("spool");
+        // An existing, world-readable spool directory is tightened too.
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = save_spool(&dir, &[]).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&path), 0o600);
+    }
 
     #[test]
     fn users_spread_over_shards_and_always_land_on_the_same_one() {

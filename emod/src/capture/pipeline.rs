@@ -1,0 +1,619 @@
+//! The live pipeline of one capturing session.
+//!
+//! ```text
+//! camera ──► FrameSlot (latest frame wins) ──► face thread: detect → subject tracker → classify ─┐
+//! microphone ──► bounded channel ──► voice thread: SpeechStream (3-s window, 1-s hop, VAD) ──────┤
+//!                                                                                               ▼
+//!                      fuse thread: Fuser (1-s windows) → face/voice/fused samples → Ingest (writer + live bus)
+//! ```
+//!
+//! Inference runs on these threads only, never on HTTP workers or the database's blocking pool.
+//! A window is emitted as soon as every active source has delivered past its end, so latency is
+//! about one frame interval plus inference. Frames and audio exist only in memory here.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use chrono::{DateTime, Utc};
+use emo_api_types::{CaptureStats, Emotion, LiveEvent, Modality, SampleIn, SourceState};
+use emo_capture::{FrameSlot, SourceKind, SourceSpec};
+use emo_inference::fusion::K;
+use emo_inference::stream::{FaceObs, FusedWindow, Fuser, SpeechStream, VoiceObs};
+use emo_inference::tracker::SubjectTracker;
+
+use super::{camera_options, CaptureRequest, Source, AUDIO_CHUNKS};
+use crate::config::CaptureConfig;
+use crate::engine::SharedEngine;
+use crate::metrics::Metrics;
+use crate::sessions::Ingest;
+
+/// How often the live stream gets a `stats` event.
+const STATS_EVERY: Duration = Duration::from_secs(5);
+/// A stalled source holds fused windows back at most this long.
+const MAX_HOLD: f64 = 1.0;
+
+fn secs(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn now_secs() -> f64 {
+    secs(SystemTime::now())
+}
+
+/// Sources opened for a session, not yet feeding a pipeline.
+pub struct Opened {
+    camera: Option<(emo_capture::Camera, Arc<FrameSlot>)>,
+    microphone: Option<(
+        emo_capture::Microphone,
+        mpsc::Receiver<emo_capture::AudioChunk>,
+    )>,
+    events: mpsc::Receiver<emo_capture::SourceEvent>,
+}
+
+impl Opened {
+    /// Open every requested source or none (the error names the one that failed).
+    pub fn open(sources: &[Source], cfg: &CaptureConfig) -> Result<Self, String> {
+        let (events_tx, events) = mpsc::channel();
+        let mut camera = None;
+        let mut microphone = None;
+        for s in sources {
+            match s {
+                Source::Camera => {
+                    let spec: SourceSpec = cfg
+                        .camera
+                        .parse()
+                        .map_err(|e| format!("camera `{}`: {e}", cfg.camera))?;
+                    if spec == SourceSpec::None {
+                        return Err("camera: capture.camera is `none` on this daemon".into());
+                    }
+                    let slot = FrameSlot::new();
+                    let cam = emo_capture::open_camera(
+                        &spec,
+                        &camera_options(cfg),
+                        slot.clone(),
+                        events_tx.clone(),
+                    )
+                    .map_err(|e| e.to_string())?;
+                    camera = Some((cam, slot));
+                }
+                Source::Microphone => {
+                    let spec: SourceSpec = cfg
+                        .microphone
+                        .parse()
+                        .map_err(|e| format!("microphone `{}`: {e}", cfg.microphone))?;
+                    if spec == SourceSpec::None {
+                        return Err(
+                            "microphone: capture.microphone is `none` on this daemon".into()
+                        );
+                    }
+                    let (tx, rx) = mpsc::sync_channel(AUDIO_CHUNKS);
+                    let mic = emo_capture::open_microphone(&spec, tx, events_tx.clone())
+                        .map_err(|e| e.to_string())?;
+                    microphone = Some((mic, rx));
+                }
+                Source::Remote => {}
+            }
+        }
+        Ok(Self {
+            camera,
+            microphone,
+            events,
+        })
+    }
+}
+
+/// State the pipeline threads share.
+struct Shared {
+    stop: AtomicBool,
+    fuser: Mutex<Fuser>,
+    /// Capture time up to which each source's data has been pushed into the fuser (f64 bits).
+    face_mark: AtomicU64,
+    voice_mark: AtomicU64,
+    /// Nothing new can change the voice of a second ending before this: the next window ends
+    /// one hop after the last one (f64 bits).
+    voice_settled: AtomicU64,
+    camera_live: AtomicBool,
+    microphone_live: AtomicBool,
+    frames_processed: AtomicU64,
+}
+
+fn load(a: &AtomicU64) -> f64 {
+    f64::from_bits(a.load(Ordering::Acquire))
+}
+
+fn store(a: &AtomicU64, v: f64) {
+    a.store(v.to_bits(), Ordering::Release);
+}
+
+/// A session's running pipeline.
+pub struct Running {
+    session: uuid::Uuid,
+    shared: Arc<Shared>,
+    camera: Option<(emo_capture::Camera, Arc<FrameSlot>)>,
+    microphone: Option<emo_capture::Microphone>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn session(&self) -> uuid::Uuid {
+        self.session
+    }
+
+    pub fn start(
+        req: CaptureRequest,
+        opened: Opened,
+        ingest: Ingest,
+        engine: SharedEngine,
+        metrics: Arc<Metrics>,
+        cfg: &CaptureConfig,
+    ) -> Self {
+        let origin = now_secs();
+        let engine_weights = engine.get().ok().map(|e| e.weights);
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            fuser: Mutex::new(Fuser::new(
+                origin,
+                1.0,
+                cfg.strategy(),
+                engine_weights.unwrap_or_default(),
+            )),
+            face_mark: AtomicU64::new(origin.to_bits()),
+            voice_mark: AtomicU64::new(origin.to_bits()),
+            voice_settled: AtomicU64::new(origin.to_bits()),
+            camera_live: AtomicBool::new(opened.camera.is_some()),
+            microphone_live: AtomicBool::new(opened.microphone.is_some()),
+            frames_processed: AtomicU64::new(0),
+        });
+        let mut threads = Vec::new();
+        let Opened {
+            camera,
+            microphone,
+            events,
+        } = opened;
+        let slot = camera.as_ref().map(|(_, s)| s.clone());
+        if let Some(slot) = slot.clone() {
+            let (sh, en, m) = (shared.clone(), engine.clone(), metrics.clone());
+            threads.push(spawn("emod-capture-face", move || {
+                face_loop(&sh, &en, &slot, &m)
+            }));
+        }
+        let (mic, audio) = match microphone {
+            Some((mic, rx)) => (Some(mic), Some(rx)),
+            None => (None, None),
+        };
+        if let Some(rx) = audio {
+            let (sh, en) = (shared.clone(), engine.clone());
+            threads.push(spawn("emod-capture-voice", move || {
+                voice_loop(&sh, &en, &rx)
+            }));
+        }
+        {
+            let sh = shared.clone();
+            let labels = engine
+                .get()
+                .ok()
+                .and_then(|e| e.speech.as_ref().ok().map(|s| s.labels().to_vec()))
+                .unwrap_or_default();
+            let ctx = FuseCtx {
+                session: req.session,
+                user: req.user,
+                ingest,
+                metrics,
+                slot,
+                voice_labels: labels,
+            };
+            threads.push(spawn("emod-capture-fuse", move || {
+                fuse_loop(&sh, &ctx, &events)
+            }));
+        }
+        Self {
+            session: req.session,
+            shared,
+            camera,
+            microphone: mic,
+            threads,
+        }
+    }
+
+    /// Stop the sources, let the threads finish what they hold, emit the completed windows.
+    pub fn stop(mut self) {
+        if let Some((cam, slot)) = self.camera.take() {
+            drop(cam);
+            slot.close();
+        }
+        drop(self.microphone.take());
+        self.shared.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if let Some((_, slot)) = &self.camera {
+            slot.close();
+        }
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .expect("spawning a capture thread")
+}
+
+fn face_loop(sh: &Shared, engine: &SharedEngine, slot: &FrameSlot, metrics: &Metrics) {
+    let engine = match engine.get() {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!("live capture: face analysis unavailable: {e}");
+            sh.camera_live.store(false, Ordering::SeqCst);
+            return;
+        }
+    };
+    let Ok(faces) = engine.faces() else {
+        tracing::warn!("live capture: face models unavailable");
+        sh.camera_live.store(false, Ordering::SeqCst);
+        return;
+    };
+    let mut tracker = SubjectTracker::new();
+    while !sh.stop.load(Ordering::Relaxed) {
+        let Some(frame) = slot.take(Duration::from_millis(100)) else {
+            continue;
+        };
+        let t = secs(frame.captured);
+        let dets = match faces.detector.detect(&frame.image) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!("live capture: face detection failed: {e}");
+                continue;
+            }
+        };
+        if let Some(i) = tracker.update(&dets) {
+            match faces.classify_detection(&frame.image, &dets[i]) {
+                Ok(r) => {
+                    let mut p = [0.0f32; K];
+                    for (x, y) in p.iter_mut().zip(&r.probabilities) {
+                        *x = *y;
+                    }
+                    sh.fuser
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push_face(FaceObs {
+                            t,
+                            probabilities: p,
+                            detection_score: r.detection.score,
+                        });
+                }
+                Err(e) => tracing::warn!("live capture: expression failed: {e}"),
+            }
+        }
+        // Bystanders' faces were detected (to know who is who) but never classified.
+        drop(frame);
+        sh.frames_processed.fetch_add(1, Ordering::Relaxed);
+        Metrics::inc(&metrics.capture.frames_processed, 1);
+        store(&sh.face_mark, t);
+    }
+}
+
+fn voice_loop(sh: &Shared, engine: &SharedEngine, rx: &mpsc::Receiver<emo_capture::AudioChunk>) {
+    let engine = match engine.get() {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!("live capture: speech analysis unavailable: {e}");
+            sh.microphone_live.store(false, Ordering::SeqCst);
+            return;
+        }
+    };
+    let Ok(sp) = engine.speech() else {
+        tracing::warn!("live capture: speech model unavailable");
+        sh.microphone_live.store(false, Ordering::SeqCst);
+        return;
+    };
+    let abstain = sp.abstain_below();
+    let hop = sp.hop_samples as f64 / sp.spec.sample_rate as f64;
+    let mut stream = SpeechStream::new(sp);
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(chunk) => {
+                let t0 = secs(chunk.captured);
+                match stream.push(sp, &chunk.samples, t0) {
+                    Ok(windows) => {
+                        let mut f = sh.fuser.lock().unwrap_or_else(|e| e.into_inner());
+                        if let Some(last) = windows.last() {
+                            store(&sh.voice_settled, last.end + hop - 0.01);
+                        }
+                        for w in windows {
+                            // An unsure voice says nothing rather than outvote a face.
+                            let sure = w.voiced
+                                && !w.probabilities.is_empty()
+                                && abstain.is_none_or(|a| w.confidence >= a);
+                            f.push_voice(VoiceObs {
+                                start: w.start,
+                                end: w.end,
+                                probabilities: sure.then(|| {
+                                    emo_inference::fusion::to_face_space(
+                                        &w.probabilities,
+                                        sp.labels(),
+                                    )
+                                }),
+                                raw: w.probabilities,
+                                label: w.label,
+                                confidence: w.confidence,
+                            });
+                        }
+                    }
+                    Err(e) => tracing::warn!("live capture: speech failed: {e}"),
+                }
+                if let Some(t) = stream.time() {
+                    store(&sh.voice_mark, t);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if sh.stop.load(Ordering::Relaxed) {
+            // Drain what is already queued (bounded), then leave.
+            while let Ok(chunk) = rx.try_recv() {
+                let t0 = secs(chunk.captured);
+                let _ = stream.push(sp, &chunk.samples, t0);
+            }
+            break;
+        }
+    }
+}
+
+struct FuseCtx {
+    session: uuid::Uuid,
+    user: uuid::Uuid,
+    ingest: Ingest,
+    metrics: Arc<Metrics>,
+    slot: Option<Arc<FrameSlot>>,
+    voice_labels: Vec<Emotion>,
+}
+
+fn to_time(t: f64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis((t * 1000.0).round() as i64).unwrap_or_else(Utc::now)
+}
+
+fn probs(p: &[f32], labels: &[Emotion]) -> std::collections::BTreeMap<Emotion, f64> {
+    // Rounded so that the stored sum stays 1 within the API's tolerance.
+    p.iter()
+        .zip(labels)
+        .map(|(v, e)| (*e, (*v as f64 * 1e6).round() / 1e6))
+        .collect()
+}
+
+/// The samples of one fused window: face, voice and fused, each when available.
+pub fn window_samples(w: &FusedWindow, voice_labels: &[Emotion]) -> Vec<SampleIn> {
+    let t = to_time(w.end);
+    let mut out = Vec::with_capacity(3);
+    if let Some((p, _)) = &w.face {
+        let (k, c) = emo_inference::classifier::argmax(p);
+        out.push(SampleIn {
+            t,
+            modality: Modality::Face,
+            emotion: Emotion::FACE[k],
+            confidence: c as f64,
+            probabilities: probs(p, &Emotion::FACE),
+        });
+    }
+    if let Some(v) = &w.voice {
+        if let Some(label) = v.label.filter(|_| v.raw.len() == voice_labels.len()) {
+            out.push(SampleIn {
+                t,
+                modality: Modality::Voice,
+                emotion: label,
+                confidence: v.confidence as f64,
+                probabilities: probs(&v.raw, voice_labels),
+            });
+        }
+    }
+    if let Some((p, k)) = &w.fused {
+        out.push(SampleIn {
+            t,
+            modality: Modality::Fused,
+            emotion: Emotion::FACE[*k],
+            confidence: p[*k] as f64,
+            probabilities: probs(p, &Emotion::FACE),
+        });
+    }
+    out
+}
+
+fn source_state(s: emo_capture::SourceState) -> SourceState {
+    match s {
+        emo_capture::SourceState::Active => SourceState::Active,
+        emo_capture::SourceState::Lost => SourceState::Lost,
+        emo_capture::SourceState::Recovered => SourceState::Recovered,
+        emo_capture::SourceState::Ended => SourceState::Ended,
+    }
+}
+
+fn fuse_loop(sh: &Shared, ctx: &FuseCtx, events: &mpsc::Receiver<emo_capture::SourceEvent>) {
+    let mut latencies: VecDeque<f64> = VecDeque::with_capacity(512);
+    let mut last_stats = Instant::now();
+    let (mut last_in, mut last_processed) = (0u64, 0u64);
+    let (mut seen_in, mut seen_dropped) = (0u64, 0u64);
+    loop {
+        let stopping = sh.stop.load(Ordering::SeqCst);
+        while let Ok(ev) = events.try_recv() {
+            let state = source_state(ev.state);
+            let live = matches!(state, SourceState::Active | SourceState::Recovered);
+            let code = match state {
+                SourceState::Active | SourceState::Recovered => 1,
+                SourceState::Lost => 2,
+                SourceState::Ended => 3,
+            };
+            match ev.kind {
+                SourceKind::Camera => {
+                    sh.camera_live.store(live, Ordering::SeqCst);
+                    ctx.metrics
+                        .capture
+                        .camera_state
+                        .store(code, Ordering::Relaxed);
+                }
+                SourceKind::Microphone => {
+                    sh.microphone_live.store(live, Ordering::SeqCst);
+                    ctx.metrics
+                        .capture
+                        .microphone_state
+                        .store(code, Ordering::Relaxed);
+                }
+            }
+            tracing::info!(session = %ctx.session, source = %ev.kind, state = ?state, "{}", ev.message);
+            ctx.ingest.live.publish(
+                ctx.session,
+                LiveEvent::Source {
+                    source: ev.kind.to_string(),
+                    state,
+                    message: ev.message,
+                },
+            );
+        }
+        // Emit windows that every live source has delivered past (a stalled source holds them
+        // back at most MAX_HOLD seconds).
+        let now = now_secs();
+        let mut marks = Vec::new();
+        if sh.camera_live.load(Ordering::SeqCst) {
+            marks.push(load(&sh.face_mark));
+        }
+        if sh.microphone_live.load(Ordering::SeqCst) {
+            marks.push(load(&sh.voice_mark).max(load(&sh.voice_settled)));
+        }
+        let until = if stopping {
+            load(&sh.face_mark).max(load(&sh.voice_mark))
+        } else {
+            marks
+                .into_iter()
+                .fold(now, f64::min)
+                .max(now - MAX_HOLD)
+                .min(now)
+        };
+        let windows = sh
+            .fuser
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .poll(until);
+        for w in &windows {
+            let samples = window_samples(w, &ctx.voice_labels);
+            if samples.is_empty() {
+                continue;
+            }
+            if let Err(e) = ctx.ingest.submit(ctx.session, ctx.user, &samples) {
+                tracing::warn!(session = %ctx.session, "live capture: samples not accepted: {e}");
+            }
+            let ms = (now_secs() - w.end) * 1000.0;
+            ctx.metrics.capture.observe_latency(ms);
+            if latencies.len() == 512 {
+                latencies.pop_front();
+            }
+            latencies.push_back(ms);
+        }
+        if let Some(slot) = &ctx.slot {
+            let (fin, fdrop) = (slot.frames_in(), slot.frames_dropped());
+            Metrics::inc(&ctx.metrics.capture.frames_in, fin - seen_in.min(fin));
+            Metrics::inc(
+                &ctx.metrics.capture.frames_dropped,
+                fdrop - seen_dropped.min(fdrop),
+            );
+            (seen_in, seen_dropped) = (fin, fdrop);
+        }
+        if last_stats.elapsed() >= STATS_EVERY {
+            let dt = last_stats.elapsed().as_secs_f64();
+            let processed = sh.frames_processed.load(Ordering::Relaxed);
+            let stats = CaptureStats {
+                fps_in: (seen_in - last_in.min(seen_in)) as f64 / dt,
+                fps_processed: (processed - last_processed.min(processed)) as f64 / dt,
+                frames_dropped: seen_dropped,
+                latency_ms_p50: percentile(&latencies, 0.50),
+                latency_ms_p95: percentile(&latencies, 0.95),
+            };
+            (last_in, last_processed) = (seen_in, processed);
+            last_stats = Instant::now();
+            ctx.ingest
+                .live
+                .publish(ctx.session, LiveEvent::Stats(stats));
+        }
+        if stopping {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The `q` quantile of `v` (nearest rank), 0 when empty.
+pub fn percentile(v: &VecDeque<f64>, q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mut s: Vec<f64> = v.iter().copied().collect();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let i = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1;
+    (s[i] * 10.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let v: VecDeque<f64> = (1..=100).map(|i| i as f64).collect();
+        assert_eq!(percentile(&v, 0.5), 50.0);
+        assert_eq!(percentile(&v, 0.95), 95.0);
+        assert_eq!(percentile(&VecDeque::new(), 0.95), 0.0);
+    }
+
+    #[test]
+    fn a_window_gives_face_voice_and_fused_samples_that_pass_validation() {
+        let mut face = [0.02f32; K];
+        face[3] = 0.88;
+        let mut raw = vec![0.02f32; 8];
+        raw[7] = 0.86; // calm, voice only
+        let w = FusedWindow {
+            start: 1_700_000_000.0,
+            end: 1_700_000_001.0,
+            face: Some((face, 4)),
+            voice: Some(VoiceObs {
+                start: 1_699_999_998.0,
+                end: 1_700_000_001.0,
+                probabilities: Some(face),
+                raw,
+                label: Some(Emotion::Calm),
+                confidence: 0.86,
+            }),
+            fused: Some((face, 3)),
+        };
+        let labels = [
+            Emotion::Angry,
+            Emotion::Disgust,
+            Emotion::Fear,
+            Emotion::Happy,
+            Emotion::Sad,
+            Emotion::Surprise,
+            Emotion::Neutral,
+            Emotion::Calm,
+        ];
+        let s = window_samples(&w, &labels);
+        assert_eq!(
+            s.iter().map(|s| s.modality).collect::<Vec<_>>(),
+            [Modality::Face, Modality::Voice, Modality::Fused]
+        );
+        assert_eq!(s[0].emotion, Emotion::Happy);
+        assert_eq!(s[1].emotion, Emotion::Calm);
+        assert_eq!(s[2].t.timestamp_millis(), 1_700_000_001_000);
+        let batch = emo_api_types::SampleBatch { samples: s };
+        crate::sessions::validate::validate_batch(&batch, 1_699_999_000_000, 1_700_000_001_000)
+            .unwrap();
+    }
+}

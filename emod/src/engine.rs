@@ -1,0 +1,58 @@
+//! The inference engine, loaded once per daemon and shared by `/analyze` and live capture.
+//!
+//! Loading takes a second or two (ONNX Runtime and three models), so it starts in the
+//! background when the daemon starts and callers that need it wait for it. A failed load (no
+//! models, no ONNX Runtime) is reported to the caller and tried again on the next use, so an
+//! admin who installs the models does not have to restart the daemon.
+
+use std::sync::{Arc, Mutex};
+
+use emo_inference::{Engine, EngineOptions};
+
+use crate::config::Config;
+
+#[derive(Clone)]
+pub struct SharedEngine {
+    opts: Result<EngineOptions, String>,
+    loaded: Arc<Mutex<Option<Arc<Engine>>>>,
+}
+
+impl SharedEngine {
+    /// Engine options from the configuration; files from the network get `[analyze]` limits.
+    pub fn new(config: &Config) -> Self {
+        let opts = crate::cli::models::engine_options(config)
+            .map(|mut o| {
+                o.limits = config.analyze.limits();
+                o
+            })
+            .map_err(|e| e.to_string());
+        Self {
+            opts,
+            loaded: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Start loading on a thread of its own (never on an HTTP worker).
+    pub fn warm_up(&self) {
+        let me = self.clone();
+        let _ = std::thread::Builder::new()
+            .name("emod-engine-load".into())
+            .spawn(move || {
+                if let Err(e) = me.get() {
+                    tracing::warn!("inference engine not loaded: {e}");
+                }
+            });
+    }
+
+    /// The engine, loading it now if needed (blocks: call from a worker thread).
+    pub fn get(&self) -> Result<Arc<Engine>, String> {
+        let mut g = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = g.as_ref() {
+            return Ok(e.clone());
+        }
+        let opts = self.opts.clone()?;
+        let e = Arc::new(Engine::load(&opts).map_err(|e| e.to_string())?);
+        *g = Some(e.clone());
+        Ok(e)
+    }
+}

@@ -1,0 +1,409 @@
+//! The session service: start (with consent, and with capture when the session asks for this
+//! daemon's camera or microphone), stop, finish, recovery after a crash, the set of running
+//! sessions, and sample ingest. HTTP handlers and the capture pipeline both call it; nothing
+//! here knows about HTTP.
+
+pub mod ingest;
+pub mod validate;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use emo_api_types::{
+    ErrorCode, LiveEvent, SampleBatch, SessionStatus, SessionSummary, StartSession,
+};
+use uuid::Uuid;
+
+use crate::audit;
+use crate::auth::AuthUser;
+use crate::capture::{CaptureRequest, Source};
+use crate::error::{AppError, AppResult};
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::store::sessions::SessionFilter;
+use crate::store::{now_ms, parse_uuid, SessionRow, StoreError};
+pub use ingest::Ingest;
+use validate::{EARLIEST_MS, SKEW_MS};
+
+#[derive(Debug, Clone, Copy)]
+pub struct RunningInfo {
+    pub user_id: Uuid,
+    pub started_at: i64,
+    checked: Instant,
+}
+
+/// Sessions known to be running, so sample ingest needs no database round trip and keeps
+/// working while the database is down.
+#[derive(Default)]
+pub struct RunningSessions {
+    map: Mutex<HashMap<Uuid, RunningInfo>>,
+}
+
+impl RunningSessions {
+    fn get(&self, id: Uuid) -> Option<RunningInfo> {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .copied()
+    }
+    fn put(&self, id: Uuid, info: RunningInfo) {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, info);
+    }
+    fn remove(&self, id: Uuid) {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+}
+
+/// The sources a start request names, checked; empty = the configured capture sources.
+fn requested_sources(state: &AppState, sources: &[String]) -> AppResult<Vec<Source>> {
+    if sources.len() > 16 {
+        return Err(AppError::invalid("at most 16 sources"));
+    }
+    let mut out: Vec<Source> = Vec::new();
+    for s in sources {
+        let src: Source = s.parse().map_err(AppError::invalid)?;
+        if !out.contains(&src) {
+            out.push(src);
+        }
+    }
+    if out.contains(&Source::Remote) && out.len() > 1 {
+        return Err(AppError::invalid(
+            "`remote` (samples posted over the API) cannot be combined with camera or microphone",
+        ));
+    }
+    if out.is_empty() {
+        out = state.config.capture.default_sources();
+    }
+    Ok(out)
+}
+
+/// Start a session for `user` with consent. Capture sources are opened before the session is
+/// stored, so a source that cannot be opened starts nothing (409 `source_unavailable`), and a
+/// second capturing session on this daemon gets 409 `capture_busy`.
+pub async fn start(state: &AppState, user: &AuthUser, body: StartSession) -> AppResult<SessionRow> {
+    if !body.consent {
+        return Err(AppError::new(
+            ErrorCode::ConsentRequired,
+            "starting a session needs the agent's explicit consent: send \"consent\": true",
+        ));
+    }
+    let now = now_ms();
+    let max_age_ms = state.config.privacy.max_backdate_hours as i64 * 3_600_000;
+    let started_at = match body.started_at {
+        Some(t) if t.timestamp_millis() > now + SKEW_MS => {
+            return Err(AppError::invalid("started_at lies in the future"))
+        }
+        Some(t) if t.timestamp_millis() < EARLIEST_MS => {
+            return Err(AppError::invalid("started_at lies before 2000-01-01"))
+        }
+        Some(t) if t.timestamp_millis() < now - max_age_ms => {
+            return Err(AppError::invalid(format!(
+                "started_at lies more than {} hours in the past (privacy.max_backdate_hours)",
+                state.config.privacy.max_backdate_hours
+            )))
+        }
+        Some(t) => t.timestamp_millis(),
+        None => now,
+    };
+    validate::text("label", body.label.as_deref().unwrap_or(""), 200)?;
+    let sources = requested_sources(state, &body.sources)?;
+    let capture: Vec<Source> = sources
+        .iter()
+        .copied()
+        .filter(|s| *s != Source::Remote)
+        .collect();
+    if !capture.is_empty() && body.started_at.is_some() {
+        return Err(AppError::invalid(
+            "started_at is for uploads of earlier recordings; a capturing session starts now",
+        ));
+    }
+    let store = state.store.clone();
+    let uid = user.id.to_string();
+    let running = crate::blocking(move || {
+        store.list_sessions(&SessionFilter {
+            user_id: Some(uid),
+            status: Some(SessionStatus::Running),
+            limit: 1,
+            ..Default::default()
+        })
+    })
+    .await??;
+    if let Some((existing, _)) = running.0.first() {
+        return Err(AppError::new(
+            ErrorCode::SessionAlreadyRunning,
+            format!("session {} is still running; stop it first", existing.id),
+        ));
+    }
+    let id = Uuid::now_v7();
+    // Devices first: nothing is stored for a session that cannot capture.
+    let reservation = if capture.is_empty() {
+        None
+    } else {
+        Some(
+            state
+                .capture
+                .open(
+                    CaptureRequest {
+                        session: id,
+                        user: user.id,
+                        sources: capture.clone(),
+                    },
+                    &state.config,
+                )
+                .await?,
+        )
+    };
+    if let Some(t) = body.started_at {
+        // Uploads of earlier recordings are allowed but visible: who dated which session back.
+        audit::record(
+            state,
+            user,
+            "session.backdated",
+            Some(user.username.clone()),
+            format!("session={id} started_at={}", t.to_rfc3339()),
+        )
+        .await?;
+    }
+    let row = SessionRow {
+        id: id.to_string(),
+        user_id: user.id.to_string(),
+        node: state.node.clone(),
+        status: SessionStatus::Running.as_str().into(),
+        started_at,
+        ended_at: None,
+        consent_at: now,
+        sources: serde_json::to_string(&sources.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+            .unwrap_or_else(|_| "[]".into()),
+        label: body.label,
+        summary: None,
+        dominant: None,
+    };
+    let store = state.store.clone();
+    let insert = row.clone();
+    match crate::blocking(move || store.insert_session(&insert)).await? {
+        Ok(()) => {}
+        // Lost a race with a concurrent start: the unique index allows one running session.
+        Err(StoreError::Conflict(_)) => {
+            return Err(AppError::new(
+                ErrorCode::SessionAlreadyRunning,
+                "another session of this user is already running; stop it first",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    state.running.put(
+        id,
+        RunningInfo {
+            user_id: user.id,
+            started_at,
+            checked: Instant::now(),
+        },
+    );
+    if let Some(r) = reservation {
+        state.capture.run(
+            r,
+            state.ingest(),
+            state.engine.clone(),
+            state.metrics.clone(),
+            &state.config,
+        );
+    }
+    Metrics::inc(&state.metrics.sessions_started, 1);
+    tracing::info!(session = %id, user = %user.username, sources = ?sources, "session started with consent");
+    Ok(row)
+}
+
+/// Loads a session the caller may see: agents get 404 for sessions that are not theirs; admins
+/// reading another user's session are audited.
+pub async fn visible(
+    state: &AppState,
+    user: &AuthUser,
+    id: Uuid,
+    action: &str,
+) -> AppResult<(SessionRow, String)> {
+    let store = state.store.clone();
+    let (row, owner) = crate::blocking(move || store.session(&id.to_string()))
+        .await??
+        .ok_or_else(|| AppError::not_found("session"))?;
+    if parse_uuid(&row.user_id) != user.id {
+        if !user.is_admin() {
+            return Err(AppError::not_found("session"));
+        }
+        audit::record(
+            state,
+            user,
+            action,
+            Some(owner.clone()),
+            format!("session={id}"),
+        )
+        .await?;
+    }
+    Ok((row, owner))
+}
+
+/// Stop a running session: capture (if any) is drained first, then every pending sample is
+/// flushed and the summary stored.
+pub async fn stop(
+    state: &AppState,
+    row: &SessionRow,
+    ended_at: Option<i64>,
+) -> AppResult<SessionRow> {
+    if row.status() != SessionStatus::Running {
+        return Err(AppError::new(
+            ErrorCode::SessionNotRunning,
+            "the session is not running",
+        ));
+    }
+    let now = now_ms();
+    let sid = parse_uuid(&row.id);
+    let ended_at = match ended_at {
+        Some(t) => {
+            if t < row.started_at || t > now + SKEW_MS {
+                return Err(AppError::invalid(
+                    "ended_at must lie between the session start and now",
+                ));
+            }
+            t
+        }
+        None => now.max(row.started_at),
+    };
+    state.capture.stop(sid).await;
+    let summary = finish(state, row, SessionStatus::Stopped, ended_at).await?;
+    let mut stopped = row.clone();
+    stopped.status = SessionStatus::Stopped.as_str().into();
+    stopped.ended_at = Some(ended_at);
+    stopped.summary = serde_json::to_string(&summary).ok();
+    tracing::info!(session = %sid, "session stopped");
+    Ok(stopped)
+}
+
+/// Flushes the session's pending samples, stores the summary and closes the session.
+async fn finish(
+    state: &AppState,
+    row: &SessionRow,
+    status: SessionStatus,
+    ended_at: i64,
+) -> AppResult<SessionSummary> {
+    let writer = state.writer.clone();
+    let flushed = crate::blocking(move || writer.flush(Duration::from_secs(15))).await?;
+    if !flushed {
+        return Err(AppError::new(
+            ErrorCode::StorageUnavailable,
+            "samples are still waiting for the database; try stopping again shortly",
+        ));
+    }
+    let store = state.store.clone();
+    let (id, started) = (row.id.clone(), row.started_at);
+    let (summary, done) = crate::blocking(move || -> Result<_, StoreError> {
+        let summary = store.compute_summary(&id, started, ended_at)?;
+        let done = store.finish_session(&id, status, ended_at, &summary)?;
+        Ok((summary, done))
+    })
+    .await??;
+    if !done {
+        return Err(AppError::new(
+            ErrorCode::SessionNotRunning,
+            "the session is not running",
+        ));
+    }
+    let sid = parse_uuid(&row.id);
+    state.running.remove(sid);
+    state
+        .live
+        .publish(sid, LiveEvent::Stopped { session_id: sid });
+    state.live.close(sid);
+    Metrics::inc(&state.metrics.sessions_stopped, 1);
+    Ok(summary)
+}
+
+/// At start: this node's sessions still marked running were cut off by a crash. Everything
+/// flushed before the crash is kept; the session becomes `interrupted` with a summary.
+pub async fn recover_interrupted(state: &AppState) -> anyhow::Result<usize> {
+    let store = state.store.clone();
+    let node = state.node.clone();
+    let n = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+        let rows = store.running_sessions_of_node(&node)?;
+        for row in &rows {
+            let last = store
+                .last_sample_t(&row.id)?
+                .unwrap_or(row.started_at)
+                .max(row.started_at);
+            let summary = store.compute_summary(&row.id, row.started_at, last)?;
+            store.finish_session(&row.id, SessionStatus::Interrupted, last, &summary)?;
+        }
+        Ok(rows.len())
+    })
+    .await??;
+    Ok(n)
+}
+
+/// Gives samples accepted a moment ago a chance to reach the database before a read, so a
+/// client that posts and then lists sees its own samples (bounded wait under heavy ingest).
+pub async fn read_your_writes(state: &AppState) -> AppResult<()> {
+    let writer = state.writer.clone();
+    crate::blocking(move || writer.flush(Duration::from_secs(2))).await?;
+    Ok(())
+}
+
+/// Validate and ingest a batch posted by the session's owner.
+pub async fn post_samples(
+    state: &AppState,
+    user: &AuthUser,
+    id: Uuid,
+    batch: &SampleBatch,
+) -> AppResult<usize> {
+    let info = running_info(state, id).await?;
+    if info.user_id != user.id {
+        return Err(AppError::not_found("session"));
+    }
+    if state.capture.is_capturing(id) {
+        return Err(AppError::new(
+            ErrorCode::Conflict,
+            "this session's samples come from the daemon's own capture; it takes no posted samples",
+        ));
+    }
+    validate::validate_batch(batch, info.started_at, now_ms()).map_err(AppError::invalid)?;
+    state.ingest().submit(id, user.id, &batch.samples)
+}
+
+/// The running session `id`, from the cache when fresh, else the database; when the database is
+/// down a cached entry of any age is used.
+pub async fn running_info(state: &AppState, id: Uuid) -> AppResult<RunningInfo> {
+    let cached = state.running.get(id);
+    if let Some(c) = cached.filter(|c| c.checked.elapsed() < Duration::from_secs(30)) {
+        return Ok(c);
+    }
+    let store = state.store.clone();
+    match crate::blocking(move || store.session(&id.to_string())).await? {
+        Ok(Some((row, _))) => {
+            if row.status() != SessionStatus::Running {
+                state.running.remove(id);
+                return Err(AppError::new(
+                    ErrorCode::SessionNotRunning,
+                    "the session is not running",
+                ));
+            }
+            let info = RunningInfo {
+                user_id: parse_uuid(&row.user_id),
+                started_at: row.started_at,
+                checked: Instant::now(),
+            };
+            state.running.put(id, info);
+            Ok(info)
+        }
+        Ok(None) => Err(AppError::not_found("session")),
+        Err(StoreError::Unavailable(msg)) => match cached {
+            Some(c) => Ok(c),
+            None => Err(StoreError::Unavailable(msg).into()),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
