@@ -19,18 +19,8 @@ use crate::fusion::{self, FusionWeights, Strategy, K};
 use crate::speech::SpeechModel;
 use crate::Result;
 
-/// One analysed speech window of a stream.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VoiceWindow {
-    pub start: f64,
-    pub end: f64,
-    pub level_dbfs: f32,
-    pub voiced: bool,
-    /// Probabilities in the model's label order (empty when not voiced).
-    pub probabilities: Vec<f32>,
-    pub label: Option<Emotion>,
-    pub confidence: f32,
-}
+/// One analysed speech window of a stream (the same shape as a file's windows).
+pub use crate::speech::WindowResult as VoiceWindow;
 
 /// Sliding-window speech analysis over pushed chunks (see the module docs).
 #[derive(Debug)]

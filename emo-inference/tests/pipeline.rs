@@ -135,3 +135,41 @@ fn resampled_input_gives_the_same_label() {
         .fold(0.0, f32::max);
     assert!(d < 0.05, "{p1:?} vs {p2:?}");
 }
+
+/// Live and files share one path: the speech fixture pushed in 100-ms chunks through
+/// [`SpeechStream`] gives a first window at 3 s, then one per second, with the same
+/// probabilities as the offline analysis of the same 3-s windows.
+#[test]
+fn speech_stream_matches_the_offline_windows() {
+    let Some(e) = engine() else { return };
+    let sp = e.speech().unwrap();
+    let a = emo_inference::audio::read_wav(&fixtures().join("speech.wav"), &Default::default())
+        .unwrap();
+    let x = sp.prepare(&a).unwrap();
+    let offline = sp.analyze(&x).unwrap();
+    let mut stream = emo_inference::stream::SpeechStream::new(sp);
+    let t0 = 1000.0;
+    let mut live = Vec::new();
+    for (i, chunk) in x.chunks(1600).enumerate() {
+        live.extend(stream.push(sp, chunk, t0 + i as f64 * 0.1).unwrap());
+    }
+    let full = x.len() / 16_000 - 2; // full 3-s windows with a 1-s hop
+    assert_eq!(live.len(), full, "{} s of audio", x.len() / 16_000);
+    for (k, w) in live.iter().enumerate() {
+        assert!(
+            (w.end - (t0 + 3.0 + k as f64)).abs() < 1e-6,
+            "{k}: {}",
+            w.end
+        );
+        let o = &offline[k];
+        assert!((o.start - k as f64).abs() < 1e-9);
+        assert_eq!(w.voiced, o.voiced);
+        if w.voiced {
+            assert_eq!(w.label, o.label);
+            for (p, q) in w.probabilities.iter().zip(&o.probabilities) {
+                assert!((p - q).abs() < 1e-4, "window {k}: {p} vs {q}");
+            }
+        }
+    }
+    assert!(live.iter().any(|w| w.voiced));
+}

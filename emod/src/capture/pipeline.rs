@@ -594,16 +594,7 @@ mod tests {
             }),
             fused: Some((face, 3)),
         };
-        let labels = [
-            Emotion::Angry,
-            Emotion::Disgust,
-            Emotion::Fear,
-            Emotion::Happy,
-            Emotion::Sad,
-            Emotion::Surprise,
-            Emotion::Neutral,
-            Emotion::Calm,
-        ];
+        let labels = Emotion::ALL;
         let s = window_samples(&w, &labels);
         assert_eq!(
             s.iter().map(|s| s.modality).collect::<Vec<_>>(),
