@@ -18,8 +18,8 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::api::AppState;
 use crate::error::AppError;
+use crate::state::AppState;
 use crate::store::{now_ms, StoreError, UserRow};
 
 /// Argon2 working memory (19 MiB per computation with the default parameters), kept and reused.

@@ -5,9 +5,11 @@
 //! models, no ONNX Runtime) is reported to the caller and tried again on the next use, so an
 //! admin who installs the models does not have to restart the daemon.
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use emo_inference::{Engine, EngineOptions};
+use emo_inference::manifest;
+use emo_inference::{Engine, EngineOptions, ExecProvider, RuntimeConfig};
 
 use crate::config::Config;
 
@@ -20,7 +22,7 @@ pub struct SharedEngine {
 impl SharedEngine {
     /// Engine options from the configuration; files from the network get `[analyze]` limits.
     pub fn new(config: &Config) -> Self {
-        let opts = crate::cli::models::engine_options(config)
+        let opts = engine_options(config)
             .map(|mut o| {
                 o.limits = config.analyze.limits();
                 o
@@ -55,4 +57,38 @@ impl SharedEngine {
         *g = Some(e.clone());
         Ok(e)
     }
+}
+
+/// The models directory: config `models.dir` (EMO_MODELS_DIR), else `./models`, else
+/// `/usr/share/emo/models`.
+pub fn models_dir(config: &Config) -> PathBuf {
+    if !config.models.dir.trim().is_empty() {
+        return PathBuf::from(config.models.dir.trim());
+    }
+    for d in ["models", "/usr/share/emo/models"] {
+        if Path::new(d).join(manifest::MANIFEST_FILE).is_file() {
+            return PathBuf::from(d);
+        }
+    }
+    PathBuf::from("models")
+}
+
+/// Runtime settings from `[onnxruntime]`.
+pub fn runtime_config(config: &Config) -> anyhow::Result<RuntimeConfig> {
+    let o = &config.onnxruntime;
+    Ok(RuntimeConfig {
+        library: (!o.library.trim().is_empty()).then(|| PathBuf::from(o.library.trim())),
+        execution_provider: o
+            .execution_provider
+            .parse::<ExecProvider>()
+            .map_err(|e| anyhow::anyhow!("onnxruntime.execution_provider: {e}"))?,
+        intra_threads: o.intra_threads,
+    })
+}
+
+pub fn engine_options(config: &Config) -> anyhow::Result<EngineOptions> {
+    Ok(EngineOptions::new(
+        models_dir(config),
+        runtime_config(config)?,
+    ))
 }

@@ -27,7 +27,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
-    let mut opts = super::models::engine_options(config)?;
+    let mut opts = crate::engine::engine_options(config)?;
     opts.strategy = args
         .strategy
         .parse::<Strategy>()

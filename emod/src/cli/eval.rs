@@ -74,7 +74,7 @@ fn progress_bar(enabled: bool) -> Option<indicatif::ProgressBar> {
 }
 
 pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
-    let mut opts = super::models::engine_options(config)?;
+    let mut opts = crate::engine::engine_options(config)?;
     match args.command {
         EvalCommand::Faces { dir, crops, json } => {
             opts.speech = false;

@@ -1,54 +1,19 @@
 //! `emod models check`: ONNX Runtime version, execution providers and each model's status.
-//! Also the helpers every inference subcommand uses to turn the config into engine options.
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
 use emo_inference::manifest::{self, Manifest};
-use emo_inference::{runtime, EngineOptions, ExecProvider, RuntimeConfig};
+use emo_inference::{runtime, ExecProvider};
 
 use crate::config::Config;
+use crate::engine::{models_dir, runtime_config};
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
     /// Print the ONNX Runtime version, execution providers and each model's status
     /// (file present, sha256, loads, input/output shapes). Exit status 1 if anything is wrong.
     Check,
-}
-
-/// The models directory: config `models.dir` (EMO_MODELS_DIR), else `./models`, else
-/// `/usr/share/emo/models`.
-pub fn models_dir(config: &Config) -> PathBuf {
-    if !config.models.dir.trim().is_empty() {
-        return PathBuf::from(config.models.dir.trim());
-    }
-    for d in ["models", "/usr/share/emo/models"] {
-        if Path::new(d).join(manifest::MANIFEST_FILE).is_file() {
-            return PathBuf::from(d);
-        }
-    }
-    PathBuf::from("models")
-}
-
-/// Runtime settings from `[onnxruntime]`.
-pub fn runtime_config(config: &Config) -> anyhow::Result<RuntimeConfig> {
-    let o = &config.onnxruntime;
-    Ok(RuntimeConfig {
-        library: (!o.library.trim().is_empty()).then(|| PathBuf::from(o.library.trim())),
-        execution_provider: o
-            .execution_provider
-            .parse::<ExecProvider>()
-            .map_err(|e| anyhow::anyhow!("onnxruntime.execution_provider: {e}"))?,
-        intra_threads: o.intra_threads,
-    })
-}
-
-pub fn engine_options(config: &Config) -> anyhow::Result<EngineOptions> {
-    Ok(EngineOptions::new(
-        models_dir(config),
-        runtime_config(config)?,
-    ))
 }
 
 pub fn run(cmd: ModelsCommand, config: &Config) -> anyhow::Result<ExitCode> {
