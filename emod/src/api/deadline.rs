@@ -124,7 +124,7 @@ pub async fn body_deadline(
     let (http_req, _) = res.into_parts();
     tracing::info!(
         peer = ?http_req.peer_addr(),
-        path = %http_req.path(),
+        path = %crate::auth::log_safe(http_req.path(), 200),
         "request body timed out; closing the connection"
     );
     let mut resp = AppError::new(ErrorCode::InvalidInput, "request body timeout").error_response();
