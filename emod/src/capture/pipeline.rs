@@ -442,8 +442,13 @@ fn source_state(s: emo_capture::SourceState) -> SourceState {
 fn fuse_loop(sh: &Shared, ctx: &FuseCtx, events: &mpsc::Receiver<emo_capture::SourceEvent>) {
     let mut latencies: VecDeque<f64> = VecDeque::with_capacity(512);
     let mut last_stats = Instant::now();
-    let (mut last_in, mut last_processed) = (0u64, 0u64);
-    let (mut seen_in, mut seen_dropped) = (0u64, 0u64);
+    // Frames the source delivered before the pipeline ran (while the session was being stored)
+    // are not the session's: counting starts here.
+    let (mut seen_in, mut seen_dropped) = ctx
+        .slot
+        .as_ref()
+        .map_or((0, 0), |s| (s.frames_in(), s.frames_dropped()));
+    let (base_dropped, mut last_in, mut last_processed) = (seen_dropped, seen_in, 0u64);
     loop {
         let stopping = sh.stop.load(Ordering::SeqCst);
         while let Ok(ev) = events.try_recv() {
@@ -534,7 +539,7 @@ fn fuse_loop(sh: &Shared, ctx: &FuseCtx, events: &mpsc::Receiver<emo_capture::So
             let stats = CaptureStats {
                 fps_in: (seen_in - last_in.min(seen_in)) as f64 / dt,
                 fps_processed: (processed - last_processed.min(processed)) as f64 / dt,
-                frames_dropped: seen_dropped,
+                frames_dropped: seen_dropped - base_dropped.min(seen_dropped),
                 latency_ms_p50: percentile(&latencies, 0.50),
                 latency_ms_p95: percentile(&latencies, 0.95),
             };
