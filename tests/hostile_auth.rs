@@ -501,6 +501,74 @@ both_backends!(the_last_admin_stays_an_admin, |b| {
     assert_eq!(u["role"], "agent");
 });
 
+both_backends!(two_admins_demoting_each_other_leave_one, |b| {
+    let Some(env) = Env::new(b) else { return };
+    // Every request reads the caller's role from the database (no token cache between rounds).
+    let env = env.with("EMO_AUTH_TOKEN_CACHE_SECS", "0");
+    env.add_user("root", "admin");
+    env.add_user("bob", "admin");
+    let srv = env.start();
+    let admins = || {
+        let out = env
+            .emod()
+            .args(["user", "list", "--json"])
+            .output()
+            .unwrap();
+        let users: Value = serde_json::from_slice(&out.stdout).unwrap();
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| u["role"] == "admin" && u["disabled"] == false)
+            .count()
+    };
+    for round in 0..8 {
+        // (Disabling revokes tokens: log in again each round.)
+        let (root, bob) = (srv.login("root"), srv.login("bob"));
+        // Each demotes the other at the same instant: checking first and updating after let
+        // both pass the "another admin exists" check.
+        let barrier = Arc::new(Barrier::new(2));
+        let statuses: Vec<u16> = [("bob", root.clone()), ("root", bob.clone())]
+            .into_iter()
+            .map(|(target, token)| {
+                let (barrier, url) = (barrier.clone(), srv.url(&format!("/api/v1/users/{target}")));
+                let change = if round % 2 == 0 {
+                    json!({"role": "agent"})
+                } else {
+                    json!({"disabled": true})
+                };
+                std::thread::spawn(move || {
+                    let client = Client::new();
+                    barrier.wait();
+                    client
+                        .patch(url)
+                        .bearer_auth(token)
+                        .json(&change)
+                        .send()
+                        .unwrap()
+                        .status()
+                        .as_u16()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        assert_eq!(admins(), 1, "round {round}: {statuses:?}");
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            1,
+            "{statuses:?}"
+        );
+        for name in ["root", "bob"] {
+            let ok = |args: &[&str]| env.emod().args(args).output().unwrap().status.success();
+            assert!(ok(&["user", "role", name, "admin"]));
+            assert!(ok(&["user", "enable", name]));
+        }
+        assert_eq!(admins(), 2);
+    }
+});
+
 both_backends!(
     usernames_are_case_insensitive_and_registration_does_not_echo_them,
     |b| {

@@ -90,10 +90,28 @@ impl Store {
     }
 
     /// Applies `changes`; disabling a user or changing the password revokes their tokens.
+    /// Demoting or disabling the last active admin is refused (`Conflict`). That is decided
+    /// inside the transaction with the active admins locked (PostgreSQL: `FOR UPDATE`; SQLite:
+    /// an immediate, i.e. write-locked, transaction), so two admins demoting each other at the
+    /// same moment cannot leave none.
     pub fn update_user(&self, id: &str, changes: &UserChanges) -> StoreResult<UserRow> {
         let revoke = changes.disabled == Some(true) || changes.password_hash.is_some();
-        with_conn!(self, |c| {
-            c.transaction::<_, StoreError, _>(|c| {
+        let demotes =
+            changes.role.as_deref().is_some_and(|r| r != "admin") || changes.disabled == Some(true);
+        let keep_an_admin = |admins: Vec<String>| -> StoreResult<()> {
+            if admins.len() <= 1 && admins.iter().any(|a| a == id) {
+                return Err(StoreError::Conflict(
+                    "this is the last active admin: make another admin first".into(),
+                ));
+            }
+            Ok(())
+        };
+        let active_admins = users::table
+            .filter(users::role.eq("admin"))
+            .filter(users::disabled.eq(false))
+            .select(users::id);
+        macro_rules! apply {
+            ($c:ident) => {{
                 if changes.display_name.is_some()
                     || changes.role.is_some()
                     || changes.password_hash.is_some()
@@ -101,21 +119,43 @@ impl Store {
                 {
                     diesel::update(users::table.find(id))
                         .set(changes)
-                        .execute(c)?;
+                        .execute($c)?;
                 }
                 if revoke {
                     diesel::update(api_tokens::table.filter(api_tokens::user_id.eq(id)))
                         .set(api_tokens::revoked.eq(true))
-                        .execute(c)?;
+                        .execute($c)?;
                 }
                 users::table
                     .find(id)
                     .select(UserRow::as_select())
-                    .first(c)
+                    .first($c)
                     .optional()?
                     .ok_or_else(|| StoreError::NotFound("user".into()))
-            })
-        })
+            }};
+        }
+        match &self.db {
+            super::Db::Pg(pool) => {
+                let mut guard = pool.get()?;
+                let c: &mut diesel::PgConnection = &mut guard;
+                c.transaction::<_, StoreError, _>(|c| {
+                    if demotes {
+                        keep_an_admin(active_admins.for_update().load(c)?)?;
+                    }
+                    apply!(c)
+                })
+            }
+            super::Db::Sqlite(pool) => {
+                let mut guard = pool.get()?;
+                let c: &mut diesel::SqliteConnection = &mut guard;
+                c.immediate_transaction::<_, StoreError, _>(|c| {
+                    if demotes {
+                        keep_an_admin(active_admins.load(c)?)?;
+                    }
+                    apply!(c)
+                })
+            }
+        }
     }
 
     pub fn insert_token(&self, row: &TokenRow) -> StoreResult<()> {
