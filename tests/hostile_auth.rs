@@ -612,6 +612,50 @@ both_backends!(
     }
 );
 
+both_backends!(
+    concurrent_registrations_of_one_name_in_several_cases_give_one_account,
+    |b| {
+        let Some(env) = Env::new(b) else { return };
+        let env = env.with("EMO_AUTH_MAX_REGISTRATIONS_PER_ADDRESS", "0");
+        let srv = env.start();
+        for round in 0..10 {
+            // Two at a time pass the hashing semaphore together and reach the insert together.
+            let names = [format!("Case{round}"), format!("cASE{round}")];
+            let barrier = Arc::new(Barrier::new(names.len()));
+            let statuses: Vec<u16> = names
+                .iter()
+                .map(|name| {
+                    let (barrier, url) = (barrier.clone(), srv.url("/api/v1/auth/register"));
+                    let body = json!({"username": name, "password": PASSWORD});
+                    std::thread::spawn(move || {
+                        let client = Client::new();
+                        barrier.wait();
+                        client
+                            .post(url)
+                            .json(&body)
+                            .send()
+                            .unwrap()
+                            .status()
+                            .as_u16()
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .collect();
+            assert_eq!(
+                statuses.iter().filter(|s| **s == 201).count(),
+                1,
+                "round {round}: {statuses:?}"
+            );
+            assert!(
+                statuses.iter().all(|s| [201, 409].contains(s)),
+                "{statuses:?}"
+            );
+        }
+    }
+);
+
 #[test]
 fn all_space_passwords_are_refused() {
     let env = Env::new(Backend::Sqlite).unwrap();

@@ -23,28 +23,49 @@ diesel::define_sql_function! {
 
 impl Store {
     /// Inserts a user. Usernames are unique ignoring case: `Root1` beside `root1` is a
-    /// conflict (checked in the inserting transaction; the unique index stays case-sensitive).
+    /// conflict (the unique index stays case-sensitive; the check runs in the inserting
+    /// transaction, serialised per lower-cased name on PostgreSQL by an advisory lock and by the
+    /// write lock on SQLite, so two registrations of `Root1` and `root1` at once cannot both
+    /// pass it).
     pub fn create_user(&self, row: &UserRow) -> StoreResult<UserRow> {
         let taken = || StoreError::Conflict(format!("username `{}` is taken", row.username));
-        with_conn!(self, |c| {
-            c.transaction::<_, StoreError, _>(|c| {
+        let lower_name = row.username.to_ascii_lowercase();
+        macro_rules! insert {
+            ($c:ident) => {{
                 let same: i64 = users::table
-                    .filter(lower(users::username).eq(row.username.to_ascii_lowercase()))
+                    .filter(lower(users::username).eq(&lower_name))
                     .count()
-                    .get_result(c)?;
+                    .get_result($c)?;
                 if same > 0 {
                     return Err(taken());
                 }
                 diesel::insert_into(users::table)
                     .values(row)
-                    .execute(c)
+                    .execute($c)
                     .map_err(|e| match StoreError::from(e) {
                         StoreError::Conflict(_) => taken(),
                         other => other,
                     })?;
                 Ok(row.clone())
-            })
-        })
+            }};
+        }
+        match &self.db {
+            super::Db::Pg(pool) => {
+                let mut guard = pool.get()?;
+                let c: &mut diesel::PgConnection = &mut guard;
+                c.transaction::<_, StoreError, _>(|c| {
+                    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                        .bind::<diesel::sql_types::Text, _>(&lower_name)
+                        .execute(c)?;
+                    insert!(c)
+                })
+            }
+            super::Db::Sqlite(pool) => {
+                let mut guard = pool.get()?;
+                let c: &mut diesel::SqliteConnection = &mut guard;
+                c.immediate_transaction::<_, StoreError, _>(|c| insert!(c))
+            }
+        }
     }
 
     /// Admins that are not disabled.
