@@ -230,6 +230,29 @@ both_backends!(
     }
 );
 
+#[test]
+fn user_list_does_not_print_stored_control_characters() {
+    use diesel::{Connection, RunQueryDsl};
+    let env = Env::new(Backend::Sqlite).unwrap();
+    env.add_user("old", "agent");
+    // A display name stored before they were refused (straight into the database).
+    let mut c = diesel::SqliteConnection::establish(env.sqlite_path().to_str().unwrap()).unwrap();
+    diesel::sql_query(
+        "UPDATE users SET display_name = 'x' || char(27) || ']2;pwned' || char(7) || 'y' \
+         WHERE username = 'old'",
+    )
+    .execute(&mut c)
+    .unwrap();
+    let out = env.emod().args(["user", "list"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.contains("x]2;pwnedy"), "{text:?}");
+    assert!(
+        !text.chars().any(|c| c == '\u{1b}' || c == '\u{7}'),
+        "{text:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Item 6: slow request bodies and heads.
 

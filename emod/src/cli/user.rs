@@ -125,7 +125,13 @@ pub fn run(cmd: UserCommand, config: &Config) -> anyhow::Result<ExitCode> {
                         u.username,
                         u.role,
                         if u.disabled { "disabled" } else { "active" },
-                        u.display_name.unwrap_or_default(),
+                        // Names stored before control characters were refused must not
+                        // drive the terminal.
+                        u.display_name
+                            .unwrap_or_default()
+                            .chars()
+                            .filter(|c| !c.is_control())
+                            .collect::<String>(),
                         u.created_at.format("%Y-%m-%d %H:%M")
                     );
                 }
