@@ -191,7 +191,7 @@ impl Engine {
         if path.is_dir() {
             return Err(Error::Media("is a directory".into()));
         }
-        let kind = media::kind_of(path)?;
+        let kind = media::kind_of(path, lim)?;
         fa.kind = Some(kind);
         match kind {
             MediaKind::Image => {

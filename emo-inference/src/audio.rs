@@ -142,15 +142,31 @@ pub fn probe(
     entries: &str,
     limits: &MediaLimits,
 ) -> Result<Vec<(String, String)>> {
+    probe_streams(path, Some(kind), entries, limits)
+}
+
+/// `key=value` lines of `ffprobe` for every stream (in order).
+pub fn probe_all(
+    path: &Path,
+    entries: &str,
+    limits: &MediaLimits,
+) -> Result<Vec<(String, String)>> {
+    probe_streams(path, None, entries, limits)
+}
+
+fn probe_streams(
+    path: &Path,
+    kind: Option<&str>,
+    entries: &str,
+    limits: &MediaLimits,
+) -> Result<Vec<(String, String)>> {
+    let mut cmd = Command::new("ffprobe");
+    cmd.args(["-v", "error"]);
+    if let Some(k) = kind {
+        cmd.args(["-select_streams", &format!("{k}:0")]);
+    }
     let (out, status, err) = ffmpeg::output(
-        Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-select_streams",
-                &format!("{kind}:0"),
-                "-show_entries",
-            ])
+        cmd.arg("-show_entries")
             .arg(entries)
             .args(["-of", "default=noprint_wrappers=1"])
             .arg(path),

@@ -14,42 +14,63 @@ use crate::limits::MediaLimits;
 use crate::{Error, Result};
 
 const IMAGE_EXT: &[&str] = &["jpg", "jpeg", "png"];
-const AUDIO_EXT: &[&str] = &[
-    "wav", "mp3", "flac", "ogg", "oga", "opus", "m4a", "aac", "wma",
-];
-const VIDEO_EXT: &[&str] = &["mp4", "mkv", "webm", "mov", "avi", "m4v"];
 
-/// Guess the media kind from the extension, then from the first bytes.
-pub fn kind_of(path: &Path) -> Result<MediaKind> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    if IMAGE_EXT.contains(&ext.as_str()) {
-        return Ok(MediaKind::Image);
-    }
-    if AUDIO_EXT.contains(&ext.as_str()) {
-        return Ok(MediaKind::Audio);
-    }
-    if VIDEO_EXT.contains(&ext.as_str()) {
-        return Ok(MediaKind::Video);
-    }
+const UNSUPPORTED: &str = "unsupported file type (images: jpg, png; audio and video: any file ffmpeg decodes, e.g. wav, mp3, flac, ogg, m4a, mp4, mkv, webm, mov, avi, flv)";
+
+/// What a file is. Pictures are recognised by their first bytes or extension (the `image` crate
+/// decodes them); anything else is asked of `ffprobe`, whatever its name says: a file with a
+/// video stream (not just a cover picture) is a video, one with only audio is audio. So `.mov`,
+/// `.avi`, `.flv`, `.m4a`, `.ogg` and files without an extension work, and a text file named
+/// `.mp4` gets the same clear error as any other unsupported file.
+pub fn kind_of(path: &Path, limits: &MediaLimits) -> Result<MediaKind> {
     let mut head = [0u8; 16];
     let n = std::fs::File::open(path)?.read(&mut head)?;
     let head = &head[..n];
     if head.starts_with(&[0xff, 0xd8, 0xff]) || head.starts_with(b"\x89PNG") {
         return Ok(MediaKind::Image);
     }
+    // RIFF/WAVE goes to our own decoder, whose checks give the clearer errors.
     if head.starts_with(b"RIFF") && head.get(8..12) == Some(b"WAVE") {
         return Ok(MediaKind::Audio);
     }
-    if head.get(4..8) == Some(b"ftyp") || head.starts_with(&[0x1a, 0x45, 0xdf, 0xa3]) {
-        return Ok(MediaKind::Video);
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    if IMAGE_EXT.contains(&ext.as_str()) {
+        // Named like a picture but not one: the image decoder says what is wrong.
+        return Ok(MediaKind::Image);
     }
-    Err(Error::Media(
-        "unsupported file type (images: jpg, png; audio: wav or any format ffmpeg decodes; video: mp4, mkv, webm)".into(),
-    ))
+    let streams = audio::probe_all(
+        path,
+        "stream=codec_type:stream_disposition=attached_pic",
+        limits,
+    )
+    .map_err(|_| Error::Media(UNSUPPORTED.into()))?;
+    // One `codec_type=` line per stream, each followed by its `attached_pic=` flag.
+    let mut video = false;
+    let mut audio_stream = false;
+    let mut last = "";
+    for (k, v) in &streams {
+        match k.as_str() {
+            "codec_type" => {
+                last = v.as_str();
+                audio_stream |= v == "audio";
+            }
+            "DISPOSITION:attached_pic" | "attached_pic" if last == "video" && v == "0" => {
+                video = true;
+            }
+            _ => {}
+        }
+    }
+    if video {
+        Ok(MediaKind::Video)
+    } else if audio_stream {
+        Ok(MediaKind::Audio)
+    } else {
+        Err(Error::Media(UNSUPPORTED.into()))
+    }
 }
 
 /// Decode an image file to RGB. The dimensions in the header are checked against
@@ -202,15 +223,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kinds_by_extension_and_magic() {
-        assert_eq!(kind_of(Path::new("a.JPG")).unwrap(), MediaKind::Image);
-        assert_eq!(kind_of(Path::new("a.wav")).unwrap(), MediaKind::Audio);
-        assert_eq!(kind_of(Path::new("a.webm")).unwrap(), MediaKind::Video);
+    fn kinds_by_content_not_by_name() {
         let d = tempfile::tempdir().unwrap();
+        let lim = MediaLimits::default();
         let p = d.path().join("noext");
         std::fs::write(&p, b"\x89PNG\r\n\x1a\n....").unwrap();
-        assert_eq!(kind_of(&p).unwrap(), MediaKind::Image);
+        assert_eq!(kind_of(&p, &lim).unwrap(), MediaKind::Image);
         std::fs::write(&p, b"hello world, plain text").unwrap();
-        assert!(kind_of(&p).unwrap_err().to_string().contains("unsupported"));
+        assert!(kind_of(&p, &lim)
+            .unwrap_err()
+            .to_string()
+            .contains("unsupported"));
+        let fake = d.path().join("fake.mp4");
+        std::fs::write(&fake, b"hello world, plain text").unwrap();
+        assert!(kind_of(&fake, &lim)
+            .unwrap_err()
+            .to_string()
+            .contains("unsupported"));
+        // Containers by what ffmpeg finds in them, whatever the extension.
+        let ff = |args: &[&str], out: &Path| {
+            let ok = std::process::Command::new("ffmpeg")
+                .args(["-nostdin", "-v", "error", "-y"])
+                .args(args)
+                .arg(out)
+                .status()
+                .expect("ffmpeg");
+            assert!(ok.success());
+        };
+        let tone = ["-f", "lavfi", "-i", "sine=f=440:d=1"];
+        let pic = ["-f", "lavfi", "-i", "testsrc=size=64x64:rate=5:d=1"];
+        for (name, args, kind) in [
+            ("a.ogg", &tone[..], MediaKind::Audio),
+            ("a.m4a", &tone[..], MediaKind::Audio),
+            ("v.mov", &pic[..], MediaKind::Video),
+            ("v.avi", &pic[..], MediaKind::Video),
+            ("v.flv", &pic[..], MediaKind::Video),
+        ] {
+            let out = d.path().join(name);
+            ff(args, &out);
+            assert_eq!(kind_of(&out, &lim).unwrap(), kind, "{name}");
+            // Renamed to something misleading, it is still what it is.
+            let renamed = d.path().join(format!("{name}.txt"));
+            std::fs::rename(&out, &renamed).unwrap();
+            assert_eq!(kind_of(&renamed, &lim).unwrap(), kind, "{name} renamed");
+        }
     }
 }

@@ -179,9 +179,34 @@ async fn write_export(path: &Path, csv: &str) -> Result<(), ClientError> {
             .await
             .map_err(|e| ClientError::Local(format!("Cannot create {}: {e}", dir.display())))?;
     }
-    tokio::fs::write(path, csv)
+    // Other people's estimates: readable by the admin who exported them only (0600).
+    let mut opts = tokio::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let write = async {
+        use tokio::io::AsyncWriteExt;
+        let mut f = opts.open(path).await?;
+        f.write_all(csv.as_bytes()).await?;
+        f.flush().await
+    };
+    write
         .await
         .map_err(|e| ClientError::Local(format!("Cannot write {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod export_tests {
+    #[tokio::test]
+    async fn exports_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x/export.csv");
+        super::write_export(&p, "a,b\n").await.unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "a,b\n");
+    }
 }
 
 /// Reads `data: <json>` lines of a server-sent-event stream and forwards each [`LiveEvent`].
