@@ -257,3 +257,31 @@ fn analyses_are_bounded_and_cancelled_when_the_client_leaves() {
         analyze(&server, &token, "a.txt", b"x".to_vec()).0 == 200
     });
 }
+
+/// A label contradicting its own probabilities, and fields the API does not know, are refused
+/// (422) instead of being stored or silently dropped.
+#[test]
+fn contradicting_labels_and_unknown_fields_are_refused() {
+    let env = env();
+    env.add_user("mallory", "agent");
+    let server = env.start();
+    let token = server.login("mallory");
+    let session = server.start_session(&token, None);
+    let t = chrono::Utc::now().to_rfc3339();
+    let url = format!("/api/v1/sessions/{session}/samples");
+    let contradicting = serde_json::json!({"samples": [{"t": t, "modality": "fused",
+        "emotion": "happy", "confidence": 0.9, "probabilities": {"happy": 0.1, "sad": 0.9}}]});
+    let (status, code) = common::error_of(server.post(&url, Some(&token), &contradicting));
+    assert_eq!((status, code.as_str()), (422, "invalid_input"));
+    let unknown = serde_json::json!({"samples": [{"t": t, "modality": "fused",
+        "emotion": "happy", "confidence": 0.9, "admin": true}]});
+    let (status, code) = common::error_of(server.post(&url, Some(&token), &unknown));
+    assert_eq!((status, code.as_str()), (422, "invalid_input"));
+    let start = serde_json::json!({"consent": true, "sources": ["remote"], "role": "admin"});
+    let (status, _) = common::error_of(server.post("/api/v1/sessions", Some(&token), &start));
+    assert_eq!(status, 422);
+    // The honest sample still goes in.
+    let ok = serde_json::json!({"samples": [{"t": t, "modality": "fused",
+        "emotion": "sad", "confidence": 0.9, "probabilities": {"happy": 0.1, "sad": 0.9}}]});
+    assert_eq!(server.post(&url, Some(&token), &ok).status(), 201);
+}

@@ -281,6 +281,7 @@ pub struct UpdateUser {
 /// Body of `POST /api/v1/sessions`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct StartSession {
     /// The agent's explicit consent to expression estimation; required to be `true`.
     #[serde(default)]
@@ -300,6 +301,7 @@ pub struct StartSession {
 /// Optional body of `POST /api/v1/sessions/{id}/stop`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct StopSession {
     /// When the session ended (for uploads of earlier recordings); defaults to now.
     #[serde(default)]
@@ -341,6 +343,7 @@ pub struct Session {
 /// One per-window estimate, as posted by a capture client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct SampleIn {
     pub t: DateTime<Utc>,
     pub modality: Modality,
@@ -353,6 +356,7 @@ pub struct SampleIn {
 /// Body of `POST /api/v1/sessions/{id}/samples`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct SampleBatch {
     pub samples: Vec<SampleIn>,
 }

@@ -66,6 +66,15 @@ pub fn validate_batch(batch: &SampleBatch, started_at: i64, now: i64) -> Result<
             if (sum - 1.0).abs() > 0.02 {
                 return Err(format!("samples[{i}].probabilities sum to {sum:.3}, not 1"));
             }
+            // The label is the most probable class; a contradicting pair is a client bug.
+            let top = s.probabilities.values().copied().fold(0.0f64, f64::max);
+            let own = s.probabilities.get(&s.emotion).copied().unwrap_or(0.0);
+            if own + 1e-6 < top {
+                return Err(format!(
+                    "samples[{i}].emotion is {} but its probabilities favour another class",
+                    s.emotion
+                ));
+            }
         }
         if !seen.insert((s.modality, t)) {
             return Err(format!(
@@ -148,8 +157,19 @@ mod tests {
         }
         let mut p = sample(1_000_000, Modality::Fused, Emotion::Happy, 0.9);
         p.probabilities.insert(Emotion::Happy, 0.5);
-        let err = validate_batch(&SampleBatch { samples: vec![p] }, 0, 1_000_000).unwrap_err();
+        let err = validate_batch(
+            &SampleBatch {
+                samples: vec![p.clone()],
+            },
+            0,
+            1_000_000,
+        )
+        .unwrap_err();
         assert!(err.contains("sum"), "{err}");
+        p.probabilities.insert(Emotion::Happy, 0.4);
+        p.probabilities.insert(Emotion::Sad, 0.6);
+        let err = validate_batch(&SampleBatch { samples: vec![p] }, 0, 1_000_000).unwrap_err();
+        assert!(err.contains("favour another class"), "{err}");
         let dup = SampleBatch {
             samples: vec![
                 sample(5, Modality::Face, Emotion::Sad, 0.1),
