@@ -828,3 +828,23 @@ fn emo_token_starts_logged_in_without_the_login_screen() {
         "EMO_TOKEN was saved to the config dir"
     );
 }
+
+/// `--token-file` keeps the token out of `ps`; an unreadable file is an error naming it.
+#[test]
+fn token_file_is_offered_and_an_unreadable_one_is_named() {
+    let tui = env!("CARGO_BIN_EXE_emo-tui");
+    let help = Command::new(tui).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        text.contains("--token-file") && text.contains("ps"),
+        "{text}"
+    );
+    let out = Command::new(tui)
+        .args(["--token-file", "/nonexistent/emo-token"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/emo-token"), "{err}");
+}

@@ -27,9 +27,13 @@ struct Cli {
     /// Base URL of the emod server.
     #[arg(long, env = "EMO_SERVER", default_value = "http://127.0.0.1:7878")]
     server: String,
-    /// Use this bearer token instead of the saved login (it is not saved).
+    /// Use this bearer token instead of the saved login (it is not saved). Prefer EMO_TOKEN or
+    /// --token-file: a token on the command line is visible to every user in `ps`.
     #[arg(long, env = "EMO_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Read the bearer token from this file (first line), e.g. one only you can read.
+    #[arg(long, value_name = "FILE", conflicts_with = "token")]
+    token_file: Option<std::path::PathBuf>,
     /// No colours (also when NO_COLOR is set).
     #[arg(long)]
     no_color: bool,
@@ -65,7 +69,19 @@ fn main() -> anyhow::Result<()> {
     app.sources = cli.sources.clone();
     app.label = cli.label.clone();
     let saved = token_path.as_deref().and_then(token::load);
-    let initial = if let Some(t) = cli.token.clone().filter(|t| !t.is_empty()) {
+    let file_token = match &cli.token_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read the token file {}", p.display()))?
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let initial = if let Some(t) = file_token.or(cli.token.clone()).filter(|t| !t.is_empty()) {
         app.resume(t)
     } else {
         match saved {
