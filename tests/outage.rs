@@ -188,15 +188,39 @@ fn a_batch_the_database_refuses_is_set_aside_not_dropped() {
     assert_eq!(s["summary"]["samples"]["fused"], 25, "{s}");
 }
 
-both_backends!(sigterm_flushes_every_accepted_sample, |b| {
-    let Some(env) = Env::new(b) else { return };
-    // A long flush interval: without the shutdown flush these samples would still be queued.
-    let env = env.with("EMO_WRITER_FLUSH_INTERVAL_MS", "60000");
+/// The shutdown flush, exercised for real: the samples table is locked from outside, so 200
+/// accepted samples provably wait in the writer (the pending gauge says so) when SIGTERM
+/// arrives; the lock is released during the shutdown, the daemon writes them and exits 0, and
+/// after a restart every one is there. (If `serve()` dropped its queue on exit, they would be
+/// spooled or lost, and the test fails.)
+#[test]
+fn sigterm_flushes_every_accepted_sample() {
+    let Some(env) = Env::new(Backend::Postgres) else {
+        return;
+    };
     let mut srv = env.start();
     let token = srv.register("alice");
     let started = Utc::now() - chrono::Duration::minutes(10);
     let sid = srv.start_session(&token, Some(&started.to_rfc3339()));
     let t0 = started.timestamp_millis() + 1_000;
+    let pg = env.pg.as_ref().unwrap();
+
+    // Another client holds the samples table: the writer's inserts wait behind it.
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let url = pg.url.clone();
+    let holder = std::thread::spawn(move || {
+        use diesel::{Connection, RunQueryDsl};
+        let mut c = diesel::PgConnection::establish(&url).unwrap();
+        diesel::sql_query("BEGIN").execute(&mut c).unwrap();
+        diesel::sql_query("LOCK TABLE samples IN EXCLUSIVE MODE")
+            .execute(&mut c)
+            .unwrap();
+        locked_tx.send(()).unwrap();
+        let _ = release_rx.recv_timeout(Duration::from_secs(60));
+        diesel::sql_query("COMMIT").execute(&mut c).unwrap();
+    });
+    locked_rx.recv().unwrap();
     let mut accepted = 0;
     for k in 0..5 {
         let r = srv.post(
@@ -206,12 +230,38 @@ both_backends!(sigterm_flushes_every_accepted_sample, |b| {
         );
         assert_eq!(r.status(), 201);
         accepted += r.json::<Value>().unwrap()["accepted"].as_i64().unwrap();
+        if k == 0 {
+            // The writer takes the first batch and waits behind the lock; the next four stay
+            // in its queue.
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
-    srv.sigterm();
+    assert_eq!(accepted, 200);
+    let pending = || {
+        srv.get("/metrics", None)
+            .text()
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("emo_writer_pending_samples "))
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(-1)
+    };
+    assert_eq!(pending(), 200, "the samples must be waiting at SIGTERM");
+    assert_eq!(pg.count("samples"), 0);
+    // Release the table a moment after SIGTERM: the shutdown flush must wait and write.
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        let _ = release_tx.send(());
+    });
+    let status = srv.sigterm_status().expect("emod was running");
+    releaser.join().unwrap();
+    holder.join().unwrap();
+    assert!(status.success(), "emod exited with {status}");
     assert!(
         !path_exists(&env.spool_dir()) || std::fs::read_dir(env.spool_dir()).unwrap().count() == 0,
-        "nothing spooled with a healthy database"
+        "the shutdown flush spooled instead of writing"
     );
+    assert_eq!(pg.count("samples"), 200, "written by the shutdown flush");
     let srv = env.start();
     let token = srv.login("alice");
     let s: Value = srv
@@ -222,8 +272,7 @@ both_backends!(sigterm_flushes_every_accepted_sample, |b| {
         .json()
         .unwrap();
     assert_eq!(s["total"], accepted);
-    assert_eq!(accepted, 200);
-});
+}
 
 both_backends!(crash_marks_session_interrupted_and_keeps_samples, |b| {
     let Some(env) = Env::new(b) else { return };

@@ -336,12 +336,17 @@ impl Server {
     }
 
     pub fn sigterm(&mut self) {
+        self.sigterm_status();
+    }
+
+    /// SIGTERM, then the exit status (`None` when the daemon was not running).
+    pub fn sigterm_status(&mut self) -> Option<std::process::ExitStatus> {
         if let Some(child) = &self.child {
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status();
         }
-        self.wait_exit();
+        self.wait_exit()
     }
 
     pub fn sigkill(&mut self) {
@@ -351,12 +356,12 @@ impl Server {
         self.wait_exit();
     }
 
-    fn wait_exit(&mut self) {
+    fn wait_exit(&mut self) -> Option<std::process::ExitStatus> {
         if let Some(mut child) = self.child.take() {
             let deadline = Instant::now() + Duration::from_secs(60);
             loop {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
+                if let Ok(Some(st)) = child.try_wait() {
+                    return Some(st);
                 }
                 if Instant::now() > deadline {
                     let _ = child.kill();
@@ -369,6 +374,7 @@ impl Server {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+        None
     }
 }
 
