@@ -181,6 +181,11 @@ impl Fuser {
         }
     }
 
+    /// Replace the fusion weights (the live pipeline learns them once the engine has loaded).
+    pub fn set_weights(&mut self, weights: FusionWeights) {
+        self.weights = weights;
+    }
+
     pub fn push_face(&mut self, f: FaceObs) {
         self.faces.push(f);
     }

@@ -154,14 +154,15 @@ impl Running {
         cfg: &CaptureConfig,
     ) -> Self {
         let origin = now_secs();
-        let engine_weights = engine.get().ok().map(|e| e.weights);
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             fuser: Mutex::new(Fuser::new(
                 origin,
                 1.0,
                 cfg.strategy(),
-                engine_weights.unwrap_or_default(),
+                // The engine's weights are set by the fuse thread: loading the engine here would
+                // block the HTTP worker that started the session.
+                Default::default(),
             )),
             face_mark: AtomicU64::new(origin.to_bits()),
             voice_mark: AtomicU64::new(origin.to_bits()),
@@ -195,20 +196,27 @@ impl Running {
         }
         {
             let sh = shared.clone();
-            let labels = engine
-                .get()
-                .ok()
-                .and_then(|e| e.speech.as_ref().ok().map(|s| s.labels().to_vec()))
-                .unwrap_or_default();
-            let ctx = FuseCtx {
-                session: req.session,
-                user: req.user,
-                ingest,
-                metrics,
-                slot,
-                voice_labels: labels,
-            };
             threads.push(spawn("emod-capture-fuse", move || {
+                // Waits for the engine on this thread (loaded in the background at start).
+                let loaded = engine.get().ok();
+                let voice_labels = loaded
+                    .as_ref()
+                    .and_then(|e| e.speech.as_ref().ok().map(|s| s.labels().to_vec()))
+                    .unwrap_or_default();
+                if let Some(e) = &loaded {
+                    sh.fuser
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .set_weights(e.weights);
+                }
+                let ctx = FuseCtx {
+                    session: req.session,
+                    user: req.user,
+                    ingest,
+                    metrics,
+                    slot,
+                    voice_labels,
+                };
                 fuse_loop(&sh, &ctx, &events)
             }));
         }
