@@ -15,8 +15,8 @@
 //! `try_send` (a full channel is an overrun, counted, never a wait). State changes arrive as
 //! [`SourceEvent`]s: `active` once open, `lost` when a device disappears or an `ffmpeg:` input
 //! dies (then it is reopened with a back-off of 0.5 s doubling up to 10 s and reported
-//! `recovered`), `ended` when a `file:` source reaches its end. [`Camera::stop`],
-//! [`Microphone::stop`] and `Drop` return within a second in every state (`ffmpeg` children are
+//! `recovered`), `ended` when a `file:` source reaches its end. [`SourceHandle::stop`]
+//! (on a camera or a microphone) and `Drop` return within a second in every state (`ffmpeg` children are
 //! killed and reaped). Frames and audio are only held in memory, never written anywhere.
 #![forbid(unsafe_code)]
 
@@ -190,15 +190,15 @@ impl CameraOptions {
     }
 }
 
-/// A running camera source. [`Camera::stop`] or dropping it stops the capture thread (and any
-/// `ffmpeg` child) within a second.
-pub struct Camera {
+/// What a running source of either kind has: its capture thread, a description, and the pids
+/// of its `ffmpeg` children. [`Camera`] and [`Microphone`] deref to it; dropping them stops it.
+pub struct SourceHandle {
     worker: Worker,
     description: String,
     pids: Arc<Mutex<Vec<u32>>>,
 }
 
-impl Camera {
+impl SourceHandle {
     /// Stop capturing (idempotent). Returns within about a second.
     pub fn stop(&mut self) {
         self.worker.stop();
@@ -210,7 +210,7 @@ impl Camera {
     }
 
     /// Process ids of the `ffmpeg` children currently running for this source (empty for a
-    /// V4L2 camera), so callers can account for their CPU.
+    /// V4L2 camera or an ALSA microphone), so callers can account for their CPU.
     pub fn child_pids(&self) -> Vec<u32> {
         self.pids.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -221,51 +221,53 @@ impl Camera {
     }
 }
 
-impl Drop for Camera {
+impl Drop for SourceHandle {
     fn drop(&mut self) {
         self.worker.stop();
     }
 }
 
+/// A running camera source. [`SourceHandle::stop`] or dropping it stops the capture thread (and
+/// any `ffmpeg` child) within a second.
+pub struct Camera(SourceHandle);
+
 /// A running microphone source. Same lifecycle as [`Camera`].
 pub struct Microphone {
-    worker: Worker,
-    description: String,
+    handle: SourceHandle,
     overruns: Arc<AtomicU64>,
-    pids: Arc<Mutex<Vec<u32>>>,
 }
 
 impl Microphone {
-    /// Stop capturing (idempotent). Returns within about a second.
-    pub fn stop(&mut self) {
-        self.worker.stop();
-    }
-
     /// Audio dropped because a buffer was full: blocks the audio callback could not hand over,
     /// chunks the consumer's channel had no room for, and device overruns (ALSA xruns).
     pub fn overruns(&self) -> u64 {
         self.overruns.load(Ordering::Relaxed)
     }
+}
 
-    /// What was opened, for people.
-    pub fn description(&self) -> &str {
-        &self.description
-    }
-
-    /// Process ids of the `ffmpeg` children currently running for this source.
-    pub fn child_pids(&self) -> Vec<u32> {
-        self.pids.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Whether the capture thread has finished.
-    pub fn is_finished(&self) -> bool {
-        self.worker.is_finished()
+impl std::ops::Deref for Camera {
+    type Target = SourceHandle;
+    fn deref(&self) -> &SourceHandle {
+        &self.0
     }
 }
 
-impl Drop for Microphone {
-    fn drop(&mut self) {
-        self.worker.stop();
+impl std::ops::DerefMut for Camera {
+    fn deref_mut(&mut self) -> &mut SourceHandle {
+        &mut self.0
+    }
+}
+
+impl std::ops::Deref for Microphone {
+    type Target = SourceHandle;
+    fn deref(&self) -> &SourceHandle {
+        &self.handle
+    }
+}
+
+impl std::ops::DerefMut for Microphone {
+    fn deref_mut(&mut self) -> &mut SourceHandle {
+        &mut self.handle
     }
 }
 
@@ -295,11 +297,11 @@ pub fn open_camera(
             v4l::open(spec, opts, slot, events)?
         }
     };
-    Ok(Camera {
+    Ok(Camera(SourceHandle {
         worker,
         description,
         pids,
-    })
+    }))
 }
 
 /// Open a microphone source: ALSA through cpal for `auto`, an index or a name; `ffmpeg` for
@@ -328,10 +330,12 @@ pub fn open_microphone(
         }
     };
     Ok(Microphone {
-        worker,
-        description,
+        handle: SourceHandle {
+            worker,
+            description,
+            pids,
+        },
         overruns,
-        pids,
     })
 }
 
