@@ -9,6 +9,12 @@ pub struct Args {
     /// Address to listen on (overrides server.listen / EMO_LISTEN).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Once the daemon is ready (storage migrated, socket bound), write the address it listens on
+    /// to FILE (replaced atomically). With `--listen 127.0.0.1:0` the system picks a free port and
+    /// this file is how a supervisor or a test learns it, without a window in which another
+    /// process could take a port chosen in advance.
+    #[arg(long, value_name = "FILE")]
+    pub port_file: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: Args, mut config: Config) -> anyhow::Result<ExitCode> {
@@ -19,6 +25,6 @@ pub fn run(args: Args, mut config: Config) -> anyhow::Result<ExitCode> {
         config.server.listen = listen;
     }
     super::init_logging(&config);
-    actix_web::rt::System::new().block_on(crate::api::serve(config))?;
+    actix_web::rt::System::new().block_on(crate::api::serve(config, args.port_file))?;
     Ok(ExitCode::SUCCESS)
 }
