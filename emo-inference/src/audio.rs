@@ -73,6 +73,17 @@ impl Audio {
 pub fn read_wav(path: &Path, limits: &MediaLimits) -> Result<Audio> {
     let r = hound::WavReader::open(path)
         .map_err(|e| Error::Media(format!("not a readable WAV file ({e})")))?;
+    decode_wav(r, limits)
+}
+
+/// [`read_wav`] on a file already in memory (the fuzz targets and their replay test use it).
+pub fn read_wav_bytes(bytes: &[u8], limits: &MediaLimits) -> Result<Audio> {
+    let r = hound::WavReader::new(std::io::Cursor::new(bytes))
+        .map_err(|e| Error::Media(format!("not a readable WAV file ({e})")))?;
+    decode_wav(r, limits)
+}
+
+fn decode_wav<R: Read>(r: hound::WavReader<R>, limits: &MediaLimits) -> Result<Audio> {
     let spec = r.spec();
     MediaLimits::check_rate(spec.sample_rate)?;
     if spec.channels == 0 || spec.channels > MAX_CHANNELS {
@@ -109,7 +120,7 @@ pub fn read_wav(path: &Path, limits: &MediaLimits) -> Result<Audio> {
                 if n > max_values {
                     return Err(limits.too_long());
                 }
-                push(s.map_err(bad)?);
+                push(full_scale(s.map_err(bad)?));
             }
         }
         hound::SampleFormat::Int => {
@@ -179,13 +190,19 @@ fn probe_streams(
             ffmpeg::last_line(&err)
         )));
     }
-    Ok(String::from_utf8_lossy(&out)
+    Ok(parse_probe(&out))
+}
+
+/// The `key=value` lines of ffprobe's `default=noprint_wrappers=1` output (what a file declares
+/// about itself, so it is parsed as untrusted input).
+pub fn parse_probe(out: &[u8]) -> Vec<(String, String)> {
+    String::from_utf8_lossy(out)
         .lines()
         .filter_map(|l| {
             l.split_once('=')
                 .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         })
-        .collect())
+        .collect()
 }
 
 /// Longest `ffprobe` may take on one file.
@@ -217,16 +234,7 @@ pub fn read_with_ffmpeg(
         .arg(rate.to_string())
         .args(["-f", "f32le", "-acodec", "pcm_f32le", "-"]);
     let mut child = FfChild::spawn(&mut cmd, Some(limits.ffmpeg_deadline))?;
-    let max_bytes = limits.max_samples(rate).saturating_mul(4);
-    let mut bytes = Vec::new();
-    child
-        .stdout()?
-        .take(max_bytes as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::Media(format!("reading ffmpeg output: {e}")))?;
-    if bytes.len() > max_bytes {
-        return Err(limits.too_long());
-    }
+    let samples = read_f32le(child.stdout()?, rate, limits)?;
     let timed_out = child.timed_out();
     let (status, err) = child.finish()?;
     if timed_out || !status.success() {
@@ -239,14 +247,40 @@ pub fn read_with_ffmpeg(
             ))
         });
     }
-    let samples = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
     Ok(Some(Audio {
         samples,
         sample_rate: rate,
     }))
+}
+
+/// Mono samples from ffmpeg's `f32le` output stream at `rate`: at most `limits.max_seconds` of
+/// them (one byte more is an error, so the stream is never read past the limit); a trailing
+/// partial sample is dropped.
+pub fn read_f32le(stream: impl Read, rate: u32, limits: &MediaLimits) -> Result<Vec<f32>> {
+    let max_bytes = limits.max_samples(rate).saturating_mul(4);
+    let mut bytes = Vec::new();
+    stream
+        .take(max_bytes as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Media(format!("reading ffmpeg output: {e}")))?;
+    if bytes.len() > max_bytes {
+        return Err(limits.too_long());
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|b| full_scale(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+        .collect())
+}
+
+/// A decoded float sample as the rest of the pipeline expects it: within [-1, 1] (a float file
+/// may hold louder values; they clip, as on any converter) and never NaN. A float WAV holding NaN
+/// or 1e38 made the resampler's FFT panic (found by the `wav` fuzz target).
+fn full_scale(v: f32) -> f32 {
+    if v.is_nan() {
+        0.0
+    } else {
+        v.clamp(-1.0, 1.0)
+    }
 }
 
 /// Resample mono audio to `to` Hz with rubato's FFT resampler (output delay removed, length
@@ -258,6 +292,12 @@ pub fn resample(x: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
     // The output length and rubato's filter scale with the rates: refuse absurd ones.
     MediaLimits::check_rate(from)?;
     MediaLimits::check_rate(to)?;
+    // rubato panics on a spectrum that is not finite; decoded audio never is (`full_scale`).
+    if !x.iter().all(|v| v.is_finite()) {
+        return Err(Error::Media(
+            "audio holds samples that are not numbers".into(),
+        ));
+    }
     let err =
         |e: &dyn std::fmt::Display| Error::Media(format!("resampling {from} Hz → {to} Hz: {e}"));
     let chunk = 1024;
@@ -302,6 +342,37 @@ pub fn resample(x: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `wav` fuzz target: a float WAV holding NaN, infinity or values far past full
+    /// scale made the resampler panic (rubato's FFT) in the analysis of an upload.
+    #[test]
+    fn float_samples_that_are_not_audio_are_clipped_not_a_panic() {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 32,
+            sample_format: hound::SampleFormat::Float,
+        };
+        let mut buf = std::io::Cursor::new(Vec::new());
+        let mut w = hound::WavWriter::new(&mut buf, spec).unwrap();
+        let odd = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e38, -1e38, 0.5];
+        for i in 0..4000 {
+            w.write_sample(odd[i % odd.len()]).unwrap();
+        }
+        w.finalize().unwrap();
+        let bytes = buf.into_inner();
+        let a = read_wav_bytes(&bytes, &MediaLimits::default()).unwrap();
+        assert_eq!(&a.samples[..6], &[0.0, 1.0, -1.0, 1.0, -1.0, 0.5]);
+        let y = resample(&a.samples, 8000, 16000).unwrap();
+        assert_eq!(y.len(), 8000);
+        assert!(y.iter().all(|v| v.is_finite()));
+        // ffmpeg's f32le output carries whatever the file held, too.
+        let raw: Vec<u8> = odd.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let x = read_f32le(&raw[..], 16000, &MediaLimits::default()).unwrap();
+        assert_eq!(x, [0.0, 1.0, -1.0, 1.0, -1.0, 0.5]);
+        // The resampler itself refuses what it cannot transform.
+        assert!(resample(&[0.0, f32::NAN, 0.0], 8000, 16000).is_err());
+    }
 
     #[test]
     fn resample_keeps_a_tone() {

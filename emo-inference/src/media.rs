@@ -77,14 +77,39 @@ pub fn kind_of(path: &Path, limits: &MediaLimits) -> Result<MediaKind> {
 /// `limits.max_pixels` before any pixel is decoded (a small PNG can declare 13000×13000), and the
 /// decoder's own allocation limit is set to what such an image needs.
 pub fn read_image(path: &Path, limits: &MediaLimits) -> Result<RgbImage> {
-    let mut r = image::ImageReader::open(path)?
+    decode_image(|| image::ImageReader::open(path), limits)
+}
+
+/// [`read_image`] on bytes in memory; `ext` stands in for the file name's extension (a hint used
+/// only when the content is not recognised).
+pub fn read_image_bytes(bytes: &[u8], ext: Option<&str>, limits: &MediaLimits) -> Result<RgbImage> {
+    let format = ext.and_then(image::ImageFormat::from_extension);
+    decode_image(
+        || {
+            let mut r = image::ImageReader::new(std::io::Cursor::new(bytes));
+            if let Some(f) = format {
+                r.set_format(f);
+            }
+            Ok(r)
+        },
+        limits,
+    )
+}
+
+/// [`read_image`] on a reader `open` makes afresh for each of its two passes (header, then
+/// pixels); the fuzz targets and their replay test decode bytes in memory through it.
+pub fn decode_image<R: std::io::BufRead + std::io::Seek>(
+    open: impl Fn() -> std::io::Result<image::ImageReader<R>>,
+    limits: &MediaLimits,
+) -> Result<RgbImage> {
+    let mut r = open()?
         .with_guessed_format()
         .map_err(|e| Error::Media(format!("cannot read image: {e}")))?;
     let (w, h) = r
         .into_dimensions()
         .map_err(|e| Error::Media(format!("corrupt or unsupported image: {e}")))?;
     limits.check_pixels(w as u64, h as u64)?;
-    r = image::ImageReader::open(path)?
+    r = open()?
         .with_guessed_format()
         .map_err(|e| Error::Media(format!("cannot read image: {e}")))?;
     let mut lim = image::Limits::default();
@@ -114,6 +139,12 @@ pub fn video_info(path: &Path, limits: &MediaLimits) -> Result<VideoInfo> {
         "stream=width,height,duration:format=duration",
         limits,
     )?;
+    video_info_from(&kv, limits)
+}
+
+/// [`VideoInfo`] from ffprobe's `key=value` lines (what the file declares: checked, never
+/// trusted).
+pub fn video_info_from(kv: &[(String, String)], limits: &MediaLimits) -> Result<VideoInfo> {
     let get = |k: &str| {
         kv.iter()
             .filter(|(a, _)| a == k)
@@ -181,19 +212,8 @@ impl VideoFrames {
             self.child = None;
             return Err(self.limits.too_long());
         }
-        let n = self.info.width as usize * self.info.height as usize * 3;
-        let mut buf = vec![0u8; n];
-        let stdout = child.stdout()?;
-        let mut filled = 0;
-        while filled < n {
-            match stdout.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(k) => filled += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::Media(format!("reading frames from ffmpeg: {e}"))),
-            }
-        }
-        if filled < n {
+        let frame = read_rgb_frame(child.stdout()?, self.info.width, self.info.height)?;
+        let Some(img) = frame else {
             let child = self.child.take().expect("checked above");
             let timed_out = child.timed_out();
             let (status, err) = child.finish()?;
@@ -209,13 +229,33 @@ impl VideoFrames {
                 )));
             }
             return Ok(None);
-        }
+        };
         let t = self.index as f64 / self.fps;
         self.index += 1;
-        let img = RgbImage::from_raw(self.info.width, self.info.height, buf)
-            .ok_or_else(|| Error::Media("bad frame size".into()))?;
         Ok(Some((t, img)))
     }
+}
+
+/// The next `w`×`h` frame of an `rgb24` rawvideo stream, `Ok(None)` when the stream ends before
+/// a whole frame (a partial last frame is dropped).
+pub fn read_rgb_frame(stream: &mut impl Read, w: u32, h: u32) -> Result<Option<RgbImage>> {
+    let n = w as usize * h as usize * 3;
+    let mut buf = vec![0u8; n];
+    let mut filled = 0;
+    while filled < n {
+        match stream.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(k) => filled += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::Media(format!("reading frames from ffmpeg: {e}"))),
+        }
+    }
+    if filled < n {
+        return Ok(None);
+    }
+    RgbImage::from_raw(w, h, buf)
+        .map(Some)
+        .ok_or_else(|| Error::Media("bad frame size".into()))
 }
 
 #[cfg(test)]
