@@ -88,55 +88,7 @@ pub async fn analyze(
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o700));
     }
-    let mut files: Vec<(PathBuf, String)> = Vec::new();
-    let mut total = 0usize;
-    while let Some(field) = payload.next().await {
-        let mut field = field.map_err(|e| AppError::invalid(format!("bad multipart body: {e}")))?;
-        let original = field
-            .content_disposition()
-            .and_then(|cd| cd.get_filename().map(str::to_string))
-            .unwrap_or_default();
-        if original.is_empty() {
-            // A plain form field, not a file: drained and ignored, but counted in the limit.
-            while let Some(chunk) = field.next().await {
-                let chunk =
-                    chunk.map_err(|e| AppError::invalid(format!("bad multipart body: {e}")))?;
-                total += chunk.len();
-                if total > limit {
-                    return Err(AppError::new(
-                        ErrorCode::PayloadTooLarge,
-                        format!("upload is over the limit of {limit} bytes"),
-                    ));
-                }
-            }
-            continue;
-        }
-        if files.len() >= MAX_FILES {
-            return Err(AppError::new(
-                ErrorCode::PayloadTooLarge,
-                format!("at most {MAX_FILES} files per request"),
-            ));
-        }
-        let path = dir.0.join(local_name(files.len(), &original));
-        let mut out = std::fs::File::create(&path)
-            .map_err(|e| AppError::Internal(format!("temporary file: {e}")))?;
-        while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(|e| AppError::invalid(format!("bad multipart body: {e}")))?;
-            total += chunk.len();
-            if total > limit {
-                return Err(AppError::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!("upload is over the limit of {limit} bytes"),
-                ));
-            }
-            out.write_all(&chunk)
-                .map_err(|e| AppError::Internal(format!("temporary file: {e}")))?;
-        }
-        files.push((path, original));
-    }
-    if files.is_empty() {
-        return Err(AppError::invalid("no file in the multipart body"));
-    }
+    let files = save_uploads(&mut payload, &dir.0, limit).await?;
     let engine = state.engine.clone();
     let timeout = Duration::from_secs(state.config.analyze.timeout_secs);
     let flag = Arc::new(AtomicBool::new(false));
@@ -210,6 +162,67 @@ pub async fn analyze(
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .streaming(body))
+}
+
+/// Reads the multipart body into files in `dir` (named by [`local_name`]), with their original
+/// names: at most [`MAX_FILES`] files and `limit` bytes in all, plain form fields drained and
+/// counted. This is the part of the handler that parses what the client sent; the fuzz target
+/// `multipart` drives it with arbitrary bodies.
+pub async fn save_uploads(
+    payload: &mut Multipart,
+    dir: &Path,
+    limit: usize,
+) -> AppResult<Vec<(PathBuf, String)>> {
+    let mut files: Vec<(PathBuf, String)> = Vec::new();
+    let mut total = 0usize;
+    while let Some(field) = payload.next().await {
+        let mut field = field.map_err(|e| AppError::invalid(format!("bad multipart body: {e}")))?;
+        let original = field
+            .content_disposition()
+            .and_then(|cd| cd.get_filename().map(str::to_string))
+            .unwrap_or_default();
+        if original.is_empty() {
+            // A plain form field, not a file: drained and ignored, but counted in the limit.
+            while let Some(chunk) = field.next().await {
+                let chunk =
+                    chunk.map_err(|e| AppError::invalid(format!("bad multipart body: {e}")))?;
+                total += chunk.len();
+                if total > limit {
+                    return Err(AppError::new(
+                        ErrorCode::PayloadTooLarge,
+                        format!("upload is over the limit of {limit} bytes"),
+                    ));
+                }
+            }
+            continue;
+        }
+        if files.len() >= MAX_FILES {
+            return Err(AppError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("at most {MAX_FILES} files per request"),
+            ));
+        }
+        let path = dir.join(local_name(files.len(), &original));
+        let mut out = std::fs::File::create(&path)
+            .map_err(|e| AppError::Internal(format!("temporary file: {e}")))?;
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|e| AppError::invalid(format!("bad multipart body: {e}")))?;
+            total += chunk.len();
+            if total > limit {
+                return Err(AppError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("upload is over the limit of {limit} bytes"),
+                ));
+            }
+            out.write_all(&chunk)
+                .map_err(|e| AppError::Internal(format!("temporary file: {e}")))?;
+        }
+        files.push((path, original));
+    }
+    if files.is_empty() {
+        return Err(AppError::invalid("no file in the multipart body"));
+    }
+    Ok(files)
 }
 
 /// Sets the flag when dropped, which tells the analysis thread to stop.
