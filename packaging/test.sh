@@ -31,4 +31,10 @@ fi
 if [ $# -eq 0 ]; then
   export EMOD_BIN="${EMOD_BIN:-${CARGO_TARGET_DIR:-target}/debug/emod}"
 fi
+# Brief libFuzzer runs of the decoders the network reaches (fuzz/, issue 18), opt-in: the
+# instrumented fuzz build is a separate cold build (18 min on the 2-core development machine).
+# The committed corpora are replayed by `cargo test` (tests/fuzz_corpus.rs) either way.
+if [ "${EMO_FUZZ_SMOKE:-0}" = 1 ]; then
+  ./packaging/fuzz-smoke.sh
+fi
 cargo test --workspace --locked "$@"
