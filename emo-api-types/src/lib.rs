@@ -6,16 +6,16 @@
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 #[cfg(feature = "openapi")]
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
+#[macro_use]
+mod wire;
 pub mod analyze;
 pub mod error;
 pub mod stats;
@@ -23,19 +23,20 @@ pub mod stats;
 pub use error::{ApiError, ErrorCode};
 pub use stats::*;
 
-/// An expression/emotion label. Faces use the 7 FER-2013 classes, speech adds `calm` (RAVDESS).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(ToSchema))]
-#[serde(rename_all = "lowercase")]
-pub enum Emotion {
-    Angry,
-    Disgust,
-    Fear,
-    Happy,
-    Sad,
-    Surprise,
-    Neutral,
-    Calm,
+wire_enum! {
+    /// An expression/emotion label. Faces use the 7 FER-2013 classes, speech adds `calm` (RAVDESS).
+    /// Parsing also takes the datasets' spellings (RAVDESS "fearful", "surprised").
+    #[derive(PartialOrd, Ord)]
+    pub enum Emotion ("emotion") {
+        Angry = "angry",
+        Disgust = "disgust" | "disgusted",
+        Fear = "fear" | "fearful",
+        Happy = "happy",
+        Sad = "sad",
+        Surprise = "surprise" | "surprised",
+        Neutral = "neutral",
+        Calm = "calm",
+    }
 }
 
 impl Emotion {
@@ -49,31 +50,6 @@ impl Emotion {
         Emotion::Surprise,
         Emotion::Neutral,
     ];
-    /// All 8 labels: the 7 face classes followed by `calm`.
-    pub const ALL: [Emotion; 8] = [
-        Emotion::Angry,
-        Emotion::Disgust,
-        Emotion::Fear,
-        Emotion::Happy,
-        Emotion::Sad,
-        Emotion::Surprise,
-        Emotion::Neutral,
-        Emotion::Calm,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Emotion::Angry => "angry",
-            Emotion::Disgust => "disgust",
-            Emotion::Fear => "fear",
-            Emotion::Happy => "happy",
-            Emotion::Sad => "sad",
-            Emotion::Surprise => "surprise",
-            Emotion::Neutral => "neutral",
-            Emotion::Calm => "calm",
-        }
-    }
-
     /// Index in [`Emotion::ALL`].
     pub fn index(self) -> usize {
         Emotion::ALL.iter().position(|e| *e == self).unwrap_or(0)
@@ -88,136 +64,29 @@ impl Emotion {
     }
 }
 
-impl fmt::Display for Emotion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+wire_enum! {
+    /// Where an estimate came from.
+    #[derive(PartialOrd, Ord)]
+    pub enum Modality ("modality") {
+        Face = "face",
+        Voice = "voice",
+        Fused = "fused",
     }
 }
 
-impl FromStr for Emotion {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let lower = s.trim().to_ascii_lowercase();
-        // Accept the spellings used by the datasets too (RAVDESS "fearful", "surprised").
-        let e = match lower.as_str() {
-            "angry" => Emotion::Angry,
-            "disgust" | "disgusted" => Emotion::Disgust,
-            "fear" | "fearful" => Emotion::Fear,
-            "happy" => Emotion::Happy,
-            "sad" => Emotion::Sad,
-            "surprise" | "surprised" => Emotion::Surprise,
-            "neutral" => Emotion::Neutral,
-            "calm" => Emotion::Calm,
-            _ => return Err(format!("unknown emotion `{s}`")),
-        };
-        Ok(e)
+wire_enum! {
+    pub enum Role ("role") {
+        Agent = "agent",
+        Admin = "admin",
     }
 }
 
-/// Where an estimate came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(ToSchema))]
-#[serde(rename_all = "lowercase")]
-pub enum Modality {
-    Face,
-    Voice,
-    Fused,
-}
-
-impl Modality {
-    pub const ALL: [Modality; 3] = [Modality::Face, Modality::Voice, Modality::Fused];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Modality::Face => "face",
-            Modality::Voice => "voice",
-            Modality::Fused => "fused",
-        }
-    }
-}
-
-impl fmt::Display for Modality {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Modality {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "face" => Ok(Modality::Face),
-            "voice" => Ok(Modality::Voice),
-            "fused" => Ok(Modality::Fused),
-            _ => Err(format!("unknown modality `{s}` (face, voice or fused)")),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(ToSchema))]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Agent,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Agent => "agent",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "agent" => Ok(Role::Agent),
-            "admin" => Ok(Role::Admin),
-            _ => Err(format!("unknown role `{s}` (agent or admin)")),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(ToSchema))]
-#[serde(rename_all = "lowercase")]
-pub enum SessionStatus {
-    Running,
-    Stopped,
-    /// The daemon stopped (crash, power loss) while the session was running.
-    Interrupted,
-}
-
-impl SessionStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SessionStatus::Running => "running",
-            SessionStatus::Stopped => "stopped",
-            SessionStatus::Interrupted => "interrupted",
-        }
-    }
-}
-
-impl FromStr for SessionStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "running" => Ok(SessionStatus::Running),
-            "stopped" => Ok(SessionStatus::Stopped),
-            "interrupted" => Ok(SessionStatus::Interrupted),
-            _ => Err(format!(
-                "unknown status `{s}` (running, stopped or interrupted)"
-            )),
-        }
+wire_enum! {
+    pub enum SessionStatus ("status") {
+        Running = "running",
+        Stopped = "stopped",
+        /// The daemon stopped (crash, power loss) while the session was running.
+        Interrupted = "interrupted",
     }
 }
 
@@ -403,22 +272,10 @@ pub struct Page<T> {
     pub next_offset: Option<u64>,
 }
 
-/// Filters shared by session lists, stats and export (query string).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(IntoParams, ToSchema))]
-pub struct Filters {
-    /// Username of the agent; agents may only name themselves.
-    pub agent: Option<String>,
-    /// Inclusive lower bound (RFC 3339).
-    pub from: Option<DateTime<Utc>>,
-    /// Exclusive upper bound (RFC 3339).
-    pub to: Option<DateTime<Utc>>,
-    pub emotion: Option<Emotion>,
-    pub status: Option<SessionStatus>,
-    /// Which estimates stats count; default `fused`.
-    pub modality: Option<Modality>,
-    pub limit: Option<u64>,
-    pub offset: Option<u64>,
+filtered_query! {
+    /// The sample filters that stats and export share (each endpoint's query adds its own
+    /// parameters: [`DistributionQuery`], [`TimelineQuery`], [`HeatmapQuery`], [`ExportQuery`]).
+    pub struct Filters {}
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -462,15 +319,14 @@ pub enum LiveEvent {
     Stats(CaptureStats),
 }
 
-/// State of a capture source, as the live stream and `GET /devices` report it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum SourceState {
-    Active,
-    Lost,
-    Recovered,
-    Ended,
+wire_enum! {
+    /// State of a capture source, as the live stream and `GET /devices` report it.
+    pub enum SourceState ("source state") {
+        Active = "active",
+        Lost = "lost",
+        Recovered = "recovered",
+        Ended = "ended",
+    }
 }
 
 /// Throughput and latency of the live pipeline (latency = capture time → event sent).

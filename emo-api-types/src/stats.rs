@@ -10,13 +10,13 @@ use utoipa::ToSchema;
 
 use crate::Emotion;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(ToSchema))]
-#[serde(rename_all = "lowercase")]
-pub enum Bucket {
-    Minute,
-    Hour,
-    Day,
+wire_enum! {
+    /// Width of a timeline bucket.
+    pub enum Bucket ("bucket") {
+        Minute = "minute",
+        Hour = "hour",
+        Day = "day",
+    }
 }
 
 impl Bucket {
@@ -29,15 +29,46 @@ impl Bucket {
     }
 }
 
-impl std::str::FromStr for Bucket {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "minute" => Ok(Bucket::Minute),
-            "hour" => Ok(Bucket::Hour),
-            "day" => Ok(Bucket::Day),
-            _ => Err(format!("unknown bucket `{s}` (minute, hour or day)")),
-        }
+wire_enum! {
+    /// What `GET /api/v1/export` writes.
+    #[derive(Default)]
+    pub enum ExportFormat ("format") {
+        #[default]
+        Csv = "csv",
+        Json = "json",
+    }
+}
+
+filtered_query! {
+    /// Query of `GET /api/v1/stats/distribution`.
+    pub struct DistributionQuery {}
+}
+
+filtered_query! {
+    /// Query of `GET /api/v1/stats/timeline`.
+    pub struct TimelineQuery {
+        /// Bucket width: minute, hour (default) or day.
+        pub bucket: Option<Bucket>,
+        /// Shift applied before bucketing by day, in minutes east of UTC (-840..=840).
+        pub tz_offset_minutes: Option<i64>,
+    }
+}
+
+filtered_query! {
+    /// Query of `GET /api/v1/stats/heatmap`.
+    pub struct HeatmapQuery {
+        /// agent_emotion (default) or weekday_hour.
+        pub kind: Option<HeatmapKind>,
+        /// Shift applied before bucketing by weekday/hour, in minutes east of UTC (-840..=840).
+        pub tz_offset_minutes: Option<i64>,
+    }
+}
+
+filtered_query! {
+    /// Query of `GET /api/v1/export`.
+    pub struct ExportQuery {
+        /// csv (default) or json.
+        pub format: Option<ExportFormat>,
     }
 }
 
@@ -81,23 +112,9 @@ pub struct Heatmap {
     pub max: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum HeatmapKind {
-    AgentEmotion,
-    WeekdayHour,
-}
-
-impl std::str::FromStr for HeatmapKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "agent_emotion" => Ok(HeatmapKind::AgentEmotion),
-            "weekday_hour" => Ok(HeatmapKind::WeekdayHour),
-            _ => Err(format!(
-                "unknown heatmap kind `{s}` (agent_emotion or weekday_hour)"
-            )),
-        }
+wire_enum! {
+    pub enum HeatmapKind ("heatmap kind") {
+        AgentEmotion = "agent_emotion",
+        WeekdayHour = "weekday_hour",
     }
 }
