@@ -169,6 +169,24 @@ both_backends!(error_codes, |b| {
         error_of(srv.get("/api/v1/export?format=xml", Some(&token))),
         (400, "invalid_query".into())
     );
+    // Each endpoint takes its own parameters only: export's `format` is no stats parameter,
+    // the heatmap's `kind` no timeline one, the time-zone shift nothing distribution or export use.
+    for path in [
+        "/api/v1/stats/distribution?format=csv",
+        "/api/v1/stats/timeline?format=json",
+        "/api/v1/stats/heatmap?format=csv",
+        "/api/v1/stats/timeline?kind=weekday_hour",
+        "/api/v1/stats/heatmap?bucket=day",
+        "/api/v1/stats/distribution?tz_offset_minutes=60",
+        "/api/v1/export?bucket=day",
+        "/api/v1/export?tz_offset_minutes=60",
+    ] {
+        assert_eq!(
+            error_of(srv.get(path, Some(&token))),
+            (400, "invalid_query".into()),
+            "{path}"
+        );
+    }
     assert_eq!(
         error_of(srv.get(
             "/api/v1/stats/distribution?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",

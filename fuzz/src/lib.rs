@@ -250,8 +250,20 @@ pub fn json_bodies(data: &[u8]) {
         8 => query::<emod::api::audit::AuditQuery>(body, |q| (q.limit, q.offset)),
         9 => {
             if let Ok(s) = std::str::from_utf8(body) {
-                if let Ok(q) = web::Query::<emod::api::stats::StatsQuery>::from_query(s) {
-                    let _ = q.describe();
+                // Each stats endpoint and export have their own query type.
+                use emo_api_types::{DistributionQuery, ExportQuery, HeatmapQuery, TimelineQuery};
+                use emod::api::stats::describe;
+                if let Ok(q) = web::Query::<DistributionQuery>::from_query(s) {
+                    let _ = describe(&q.filters());
+                }
+                if let Ok(q) = web::Query::<TimelineQuery>::from_query(s) {
+                    let _ = describe(&q.filters());
+                }
+                if let Ok(q) = web::Query::<HeatmapQuery>::from_query(s) {
+                    let _ = describe(&q.filters());
+                }
+                if let Ok(q) = web::Query::<ExportQuery>::from_query(s) {
+                    let _ = describe(&q.filters());
                 }
             }
         }

@@ -4,22 +4,16 @@
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpResponse};
-use emo_api_types::{Emotion, ExportRow};
+use emo_api_types::{Emotion, ExportFormat as Format, ExportQuery, ExportRow};
 
-use super::stats::{resolve, StatsQuery};
+use super::stats::resolve;
 use super::AppState;
 use crate::auth::AuthUser;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::store::modality_code;
 use crate::store::stats::ExportCursor;
 
 const PAGE: i64 = 5000;
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Format {
-    Csv,
-    Json,
-}
 
 pub fn csv_header() -> String {
     let mut h = "session_id,username,t,modality,emotion,confidence".to_string();
@@ -76,24 +70,16 @@ fn render(rows: &[ExportRow], format: Format, first: &mut bool) -> Bytes {
     Bytes::from(out)
 }
 
-#[utoipa::path(get, path = "/api/v1/export", tag = "export", params(StatsQuery),
+#[utoipa::path(get, path = "/api/v1/export", tag = "export", params(ExportQuery),
     responses((status = 200, description = "CSV text or a JSON array of rows", body = Vec<ExportRow>)),
     security(("bearer" = [])))]
 pub async fn export(
     state: web::Data<AppState>,
     user: AuthUser,
-    q: web::Query<StatsQuery>,
+    q: web::Query<ExportQuery>,
 ) -> AppResult<HttpResponse> {
-    let format = match q.format.as_deref().unwrap_or("csv") {
-        "csv" => Format::Csv,
-        "json" => Format::Json,
-        other => {
-            return Err(AppError::query(format!(
-                "unknown format `{other}` (csv or json)"
-            )))
-        }
-    };
-    let filter = resolve(&state, &user, &q, "read.export", None).await?;
+    let format = q.format.unwrap_or_default();
+    let filter = resolve(&state, &user, &q.filters(), None, "read.export", None).await?;
     crate::sessions::read_your_writes(&state).await?;
     let store = state.store.clone();
     let f = filter.clone();
@@ -101,62 +87,7 @@ pub async fn export(
     let first_page = web::block(move || store.export_page(&f, None, PAGE)).await??;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, actix_web::Error>>(4);
     let store = state.store.clone();
-    actix_web::rt::spawn(async move {
-        let mut first = true;
-        let head = match format {
-            Format::Csv => Bytes::from(csv_header()),
-            Format::Json => Bytes::from_static(b"["),
-        };
-        if tx.send(Ok(head)).await.is_err() {
-            return;
-        }
-        let mut page = first_page;
-        loop {
-            if page.is_empty() {
-                break;
-            }
-            let last = page.last().map(|r| ExportCursor {
-                t: r.t.timestamp_millis(),
-                session_id: r.session_id.to_string(),
-                modality: modality_code(r.modality),
-            });
-            let full = page.len() as i64 == PAGE;
-            if tx
-                .send(Ok(render(&page, format, &mut first)))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            if !full {
-                break;
-            }
-            let (s, f) = (store.clone(), filter.clone());
-            let next = match web::block(move || s.export_page(&f, last.as_ref(), PAGE)).await {
-                Ok(Ok(p)) => Ok(p),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            page = match next {
-                Ok(p) => p,
-                Err(e) => {
-                    // The status line is long gone: failing the body stream aborts the chunked
-                    // response, so the client sees a broken transfer, never a short export that
-                    // looks complete.
-                    tracing::error!("export interrupted: {e}");
-                    let _ = tx
-                        .send(Err(actix_web::error::ErrorServiceUnavailable(format!(
-                            "export interrupted: {e}"
-                        ))))
-                        .await;
-                    return;
-                }
-            };
-        }
-        if format == Format::Json {
-            let _ = tx.send(Ok(Bytes::from_static(b"]"))).await;
-        }
-    });
+    actix_web::rt::spawn(send_pages(store, filter, format, first_page, tx));
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
@@ -171,6 +102,73 @@ pub async fn export(
             format!("attachment; filename=\"emo-export.{ext}\""),
         ))
         .streaming(stream))
+}
+
+type Chunks = tokio::sync::mpsc::Sender<Result<Bytes, actix_web::Error>>;
+
+/// Writes the export into `tx` page by page: the header, `first_page` (read before answering),
+/// then each next page after the last row's cursor.
+async fn send_pages(
+    store: crate::store::Store,
+    filter: crate::store::stats::StatsFilter,
+    format: Format,
+    first_page: Vec<ExportRow>,
+    tx: Chunks,
+) {
+    let mut first = true;
+    let head = match format {
+        Format::Csv => Bytes::from(csv_header()),
+        Format::Json => Bytes::from_static(b"["),
+    };
+    if tx.send(Ok(head)).await.is_err() {
+        return;
+    }
+    let mut page = first_page;
+    loop {
+        if page.is_empty() {
+            break;
+        }
+        let last = page.last().map(|r| ExportCursor {
+            t: r.t.timestamp_millis(),
+            session_id: r.session_id.to_string(),
+            modality: modality_code(r.modality),
+        });
+        let full = page.len() as i64 == PAGE;
+        if tx
+            .send(Ok(render(&page, format, &mut first)))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        if !full {
+            break;
+        }
+        let (s, f) = (store.clone(), filter.clone());
+        let next = match web::block(move || s.export_page(&f, last.as_ref(), PAGE)).await {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        page = match next {
+            Ok(p) => p,
+            Err(e) => {
+                // The status line is long gone: failing the body stream aborts the chunked
+                // response, so the client sees a broken transfer, never a short export that
+                // looks complete.
+                tracing::error!("export interrupted: {e}");
+                let _ = tx
+                    .send(Err(actix_web::error::ErrorServiceUnavailable(format!(
+                        "export interrupted: {e}"
+                    ))))
+                    .await;
+                return;
+            }
+        };
+    }
+    if format == Format::Json {
+        let _ = tx.send(Ok(Bytes::from_static(b"]"))).await;
+    }
 }
 
 #[cfg(test)]

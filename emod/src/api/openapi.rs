@@ -58,6 +58,9 @@ impl Modify for BearerAuth {
         emo_api_types::Devices,
         emo_api_types::CaptureStats,
         emo_api_types::SourceState,
+        emo_api_types::Bucket,
+        emo_api_types::HeatmapKind,
+        emo_api_types::ExportFormat,
     )),
     modifiers(&BearerAuth)
 )]

@@ -1,9 +1,11 @@
-//! `/api/v1/stats/*`: the dashboard aggregates, all sharing the same filters.
+//! `/api/v1/stats/*`: the dashboard aggregates. Each takes the shared sample filters plus its own
+//! parameters (its own query type), and rejects any other.
 
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, Utc};
-use emo_api_types::{Bucket, Distribution, Emotion, Heatmap, HeatmapKind, Modality, Timeline};
-use serde::Deserialize;
+use emo_api_types::{
+    Bucket, Distribution, DistributionQuery, Filters, Heatmap, HeatmapKind, HeatmapQuery, Modality,
+    Timeline, TimelineQuery,
+};
 
 use super::{scope, AppState};
 use crate::auth::AuthUser;
@@ -14,55 +16,33 @@ use crate::store::{emotion_code, modality_code};
 /// Longest range a minute-bucket timeline may span (keeps answers and queries bounded).
 const MAX_MINUTE_RANGE_MS: i64 = 7 * 86_400_000;
 
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct StatsQuery {
-    /// Username; agents may only name themselves. Absent = all agents (admins).
-    pub agent: Option<String>,
-    /// Inclusive lower bound on sample time (RFC 3339).
-    pub from: Option<DateTime<Utc>>,
-    /// Exclusive upper bound on sample time (RFC 3339).
-    pub to: Option<DateTime<Utc>>,
-    pub emotion: Option<Emotion>,
-    /// Which estimates to count (default `fused`).
-    pub modality: Option<Modality>,
-    /// Timeline bucket: minute, hour (default) or day.
-    pub bucket: Option<Bucket>,
-    /// Heatmap: agent_emotion (default) or weekday_hour.
-    pub kind: Option<HeatmapKind>,
-    /// Shift applied before bucketing by day or weekday/hour, in minutes east of UTC (-840..=840).
-    pub tz_offset_minutes: Option<i64>,
-    /// Export only: csv (default) or json.
-    pub format: Option<String>,
-}
-
-impl StatsQuery {
-    pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(a) = &self.agent {
-            parts.push(format!("agent={a}"));
-        }
-        if let Some(f) = self.from {
-            parts.push(format!("from={}", f.to_rfc3339()));
-        }
-        if let Some(t) = self.to {
-            parts.push(format!("to={}", t.to_rfc3339()));
-        }
-        if let Some(e) = self.emotion {
-            parts.push(format!("emotion={e}"));
-        }
-        if let Some(m) = self.modality {
-            parts.push(format!("modality={m}"));
-        }
-        parts.join(" ")
+/// The filters as one line of audit detail.
+pub fn describe(f: &Filters) -> String {
+    let mut parts = Vec::new();
+    if let Some(a) = &f.agent {
+        parts.push(format!("agent={a}"));
     }
+    if let Some(from) = f.from {
+        parts.push(format!("from={}", from.to_rfc3339()));
+    }
+    if let Some(to) = f.to {
+        parts.push(format!("to={}", to.to_rfc3339()));
+    }
+    if let Some(e) = f.emotion {
+        parts.push(format!("emotion={e}"));
+    }
+    if let Some(m) = f.modality {
+        parts.push(format!("modality={m}"));
+    }
+    parts.join(" ")
 }
 
 /// Validates the query and resolves it (with access checks and auditing) into a store filter.
 pub async fn resolve(
     state: &web::Data<AppState>,
     user: &AuthUser,
-    q: &StatsQuery,
+    q: &Filters,
+    tz_offset_minutes: Option<i64>,
     action: &str,
     default_modality: Option<Modality>,
 ) -> AppResult<StatsFilter> {
@@ -71,13 +51,13 @@ pub async fn resolve(
             return Err(AppError::query("`from` must be before `to`"));
         }
     }
-    let tz = q.tz_offset_minutes.unwrap_or(0);
+    let tz = tz_offset_minutes.unwrap_or(0);
     if !(-840..=840).contains(&tz) {
         return Err(AppError::query(
             "tz_offset_minutes must be between -840 and 840",
         ));
     }
-    let user_id = scope::data_scope(state, user, q.agent.as_deref(), action, q.describe()).await?;
+    let user_id = scope::data_scope(state, user, q.agent.as_deref(), action, describe(q)).await?;
     Ok(StatsFilter {
         user_id,
         from_ms: q.from.map(|t| t.timestamp_millis()),
@@ -88,17 +68,18 @@ pub async fn resolve(
     })
 }
 
-#[utoipa::path(get, path = "/api/v1/stats/distribution", tag = "stats", params(StatsQuery),
+#[utoipa::path(get, path = "/api/v1/stats/distribution", tag = "stats", params(DistributionQuery),
     responses((status = 200, body = Distribution)), security(("bearer" = [])))]
 pub async fn distribution(
     state: web::Data<AppState>,
     user: AuthUser,
-    q: web::Query<StatsQuery>,
+    q: web::Query<DistributionQuery>,
 ) -> AppResult<HttpResponse> {
     let f = resolve(
         &state,
         &user,
-        &q,
+        &q.filters(),
+        None,
         "read.stats.distribution",
         Some(Modality::Fused),
     )
@@ -108,12 +89,12 @@ pub async fn distribution(
     Ok(HttpResponse::Ok().json(d))
 }
 
-#[utoipa::path(get, path = "/api/v1/stats/timeline", tag = "stats", params(StatsQuery),
+#[utoipa::path(get, path = "/api/v1/stats/timeline", tag = "stats", params(TimelineQuery),
     responses((status = 200, body = Timeline)), security(("bearer" = [])))]
 pub async fn timeline(
     state: web::Data<AppState>,
     user: AuthUser,
-    q: web::Query<StatsQuery>,
+    q: web::Query<TimelineQuery>,
 ) -> AppResult<HttpResponse> {
     let bucket = q.bucket.unwrap_or(Bucket::Hour);
     if bucket == Bucket::Minute {
@@ -129,7 +110,8 @@ pub async fn timeline(
     let f = resolve(
         &state,
         &user,
-        &q,
+        &q.filters(),
+        q.tz_offset_minutes,
         "read.stats.timeline",
         Some(Modality::Fused),
     )
@@ -139,18 +121,19 @@ pub async fn timeline(
     Ok(HttpResponse::Ok().json(t))
 }
 
-#[utoipa::path(get, path = "/api/v1/stats/heatmap", tag = "stats", params(StatsQuery),
+#[utoipa::path(get, path = "/api/v1/stats/heatmap", tag = "stats", params(HeatmapQuery),
     responses((status = 200, body = Heatmap)), security(("bearer" = [])))]
 pub async fn heatmap(
     state: web::Data<AppState>,
     user: AuthUser,
-    q: web::Query<StatsQuery>,
+    q: web::Query<HeatmapQuery>,
 ) -> AppResult<HttpResponse> {
     let kind = q.kind.unwrap_or(HeatmapKind::AgentEmotion);
     let f = resolve(
         &state,
         &user,
-        &q,
+        &q.filters(),
+        q.tz_offset_minutes,
         "read.stats.heatmap",
         Some(Modality::Fused),
     )
