@@ -455,9 +455,9 @@ async fn authenticate(state: web::Data<AppState>, token: String) -> Result<AuthU
         ));
     }
     let auth = AuthUser {
-        id: crate::store::parse_uuid(&user.id),
+        id: crate::store::parse_uuid(&user.id)?,
         username: user.username.clone(),
-        role: user.role(),
+        role: user.role()?,
         token_hash: hash.clone(),
     };
     state.tokens.put(

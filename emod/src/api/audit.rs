@@ -36,6 +36,9 @@ pub async fn list(
     .await?;
     let store = state.store.clone();
     let (rows, total) = web::block(move || store.list_audit(limit as i64, offset as i64)).await??;
-    let items: Vec<AuditEntry> = rows.iter().map(AuditRow::to_api).collect();
+    let items = rows
+        .iter()
+        .map(AuditRow::to_api)
+        .collect::<Result<Vec<AuditEntry>, _>>()?;
     Ok(HttpResponse::Ok().json(super::paging::page(items, total, limit, offset)))
 }

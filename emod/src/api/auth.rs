@@ -104,7 +104,7 @@ pub async fn register(
         other => other?,
     };
     tracing::info!(username = %row.username, %ip, "agent registered");
-    Ok(HttpResponse::Created().json(row.to_api()))
+    Ok(HttpResponse::Created().json(row.to_api()?))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Credentials,
@@ -227,5 +227,5 @@ pub async fn me(state: web::Data<AppState>, user: AuthUser) -> AppResult<HttpRes
     let row = web::block(move || store.user_by_id(&id))
         .await??
         .ok_or_else(|| AppError::unauthenticated("the account no longer exists"))?;
-    Ok(HttpResponse::Ok().json(row.to_api()))
+    Ok(HttpResponse::Ok().json(row.to_api()?))
 }

@@ -31,7 +31,7 @@ pub async fn stream(
     let id = Uuid::parse_str(&path).map_err(|_| AppError::not_found("session"))?;
     let (row, _) = sessions::visible(&state, &user, id, "read.live").await?;
     let (rx, current) = state.live.subscribe_with_state(id);
-    let already_over = row.status() != SessionStatus::Running;
+    let already_over = row.status()? != SessionStatus::Running;
     if already_over {
         // Nothing will be published for a finished session: do not keep a channel for it.
         state.live.close(id);

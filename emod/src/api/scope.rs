@@ -37,7 +37,7 @@ pub async fn data_scope(
                 .await??
                 .ok_or_else(|| AppError::not_found(&format!("agent `{name}`")))?;
             audit::record(state, user, action, Some(name.to_string()), detail).await?;
-            Ok(Some(parse_uuid(&row.id)))
+            Ok(Some(parse_uuid(&row.id)?))
         }
         None => {
             audit::record(state, user, action, None, detail).await?;

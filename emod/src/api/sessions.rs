@@ -50,7 +50,7 @@ pub async fn start(
     body: web::Json<StartSession>,
 ) -> AppResult<HttpResponse> {
     let row = sessions::start(&state, &user, body.into_inner()).await?;
-    Ok(HttpResponse::Created().json(row.to_api(&user.username)))
+    Ok(HttpResponse::Created().json(row.to_api(&user.username)?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -92,7 +92,10 @@ pub async fn list(
     };
     let store = state.store.clone();
     let (rows, total) = crate::blocking(move || store.list_sessions(&filter)).await??;
-    let items: Vec<Session> = rows.iter().map(|(r, u)| r.to_api(u)).collect();
+    let items = rows
+        .iter()
+        .map(|(r, u)| r.to_api(u))
+        .collect::<Result<Vec<Session>, _>>()?;
     Ok(HttpResponse::Ok().json(paging::page(items, total, limit, offset)))
 }
 
@@ -106,7 +109,7 @@ pub async fn get(
 ) -> AppResult<HttpResponse> {
     let id = parse_id(&path)?;
     let (row, owner) = sessions::visible(&state, &user, id, "read.session").await?;
-    Ok(HttpResponse::Ok().json(row.to_api(&owner)))
+    Ok(HttpResponse::Ok().json(row.to_api(&owner)?))
 }
 
 #[utoipa::path(post, path = "/api/v1/sessions/{id}/stop", tag = "sessions", params(("id" = Uuid, Path)),
@@ -124,7 +127,7 @@ pub async fn stop(
     let (row, owner) = sessions::visible(&state, &user, id, "session.stop").await?;
     let ended_at = body.and_then(|b| b.ended_at).map(|t| t.timestamp_millis());
     let stopped = sessions::stop(&state, &row, ended_at).await?;
-    Ok(HttpResponse::Ok().json(stopped.to_api(&owner)))
+    Ok(HttpResponse::Ok().json(stopped.to_api(&owner)?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -156,7 +159,10 @@ pub async fn samples(
         store.list_samples(&id.to_string(), modality, limit as i64, offset as i64)
     })
     .await??;
-    let items: Vec<Sample> = rows.iter().map(SampleRow::to_api).collect();
+    let items = rows
+        .iter()
+        .map(SampleRow::to_api)
+        .collect::<Result<Vec<Sample>, _>>()?;
     Ok(HttpResponse::Ok().json(paging::page(items, total, limit, offset)))
 }
 

@@ -20,7 +20,10 @@ pub async fn list(state: web::Data<AppState>, user: AuthUser) -> AppResult<HttpR
     audit::record(&state, &user, "read.users", None, String::new()).await?;
     let store = state.store.clone();
     let rows = web::block(move || store.list_users()).await??;
-    let users: Vec<User> = rows.iter().map(UserRow::to_api).collect();
+    let users = rows
+        .iter()
+        .map(UserRow::to_api)
+        .collect::<Result<Vec<User>, _>>()?;
     Ok(HttpResponse::Ok().json(users))
 }
 
@@ -50,7 +53,7 @@ pub async fn get(
     let row = web::block(move || store.user_by_name(&name))
         .await??
         .ok_or_else(|| AppError::not_found("user"))?;
-    Ok(HttpResponse::Ok().json(row.to_api()))
+    Ok(HttpResponse::Ok().json(row.to_api()?))
 }
 
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser,
@@ -79,7 +82,7 @@ pub async fn create(
         format!("role={}", row.role),
     )
     .await?;
-    Ok(HttpResponse::Created().json(row.to_api()))
+    Ok(HttpResponse::Created().json(row.to_api()?))
 }
 
 #[utoipa::path(patch, path = "/api/v1/users/{username}", tag = "users", request_body = UpdateUser,
@@ -108,7 +111,7 @@ pub async fn update(
     // Nobody may leave the daemon without an active admin (the last admin demoting or
     // disabling themselves, or being demoted or disabled by... nobody else there is).
     let loses_admin = body.role == Some(Role::Agent) || body.disabled == Some(true);
-    if loses_admin && target.role() == Role::Admin && !target.disabled {
+    if loses_admin && target.role()? == Role::Admin && !target.disabled {
         let store = state.store.clone();
         let admins = web::block(move || store.count_active_admins()).await??;
         if admins <= 1 {
@@ -145,7 +148,7 @@ pub async fn update(
     let id = target.id.clone();
     let updated = web::block(move || store.update_user(&id, &changes)).await??;
     // Cached tokens carry the user's role and state: any change must take effect at once.
-    state.tokens.forget_user(parse_uuid(&updated.id));
+    state.tokens.forget_user(parse_uuid(&updated.id)?);
     let mut what = Vec::new();
     if let Some(d) = body.disabled {
         what.push(format!("disabled={d}"));
@@ -160,5 +163,5 @@ pub async fn update(
         what.push("display_name".to_string());
     }
     audit::record(&state, &user, "user.update", Some(name), what.join(",")).await?;
-    Ok(HttpResponse::Ok().json(updated.to_api()))
+    Ok(HttpResponse::Ok().json(updated.to_api()?))
 }

@@ -319,7 +319,7 @@ fn bench(args: &StoreArgs, target: &Target, connections: usize) -> anyhow::Resul
     let stored = store.count_samples(None)? as u64;
     anyhow::ensure!(stored == n, "seeded {n} samples but {stored} are stored");
 
-    let agent = crate::store::parse_uuid(&users[0].id);
+    let agent = crate::store::parse_uuid(&users[0].id)?;
     let hour = 3_600_000;
     let week_from = day0 - 7 * 86_400_000;
     let fused = |f: StatsFilter| StatsFilter {

@@ -79,6 +79,8 @@ fn find(store: &Store, name: &str) -> anyhow::Result<UserRow> {
         .with_context(|| format!("no user named `{name}`"))
 }
 
+/// Long on purpose: one short match arm per `emod user` subcommand, each reading like the
+/// command-line help it implements.
 pub fn run(cmd: UserCommand, config: &Config) -> anyhow::Result<ExitCode> {
     let store = Store::open(config)?;
     store.migrate()?;
@@ -111,7 +113,11 @@ pub fn run(cmd: UserCommand, config: &Config) -> anyhow::Result<ExitCode> {
             println!("created {role} `{username}`");
         }
         UserCommand::List { json } => {
-            let users: Vec<_> = store.list_users()?.iter().map(UserRow::to_api).collect();
+            let users = store
+                .list_users()?
+                .iter()
+                .map(UserRow::to_api)
+                .collect::<Result<Vec<_>, _>>()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&users)?);
             } else {
@@ -161,7 +167,7 @@ pub fn run(cmd: UserCommand, config: &Config) -> anyhow::Result<ExitCode> {
         }
         UserCommand::Role { username, role } => {
             let u = find(&store, &username)?;
-            if u.role() == role {
+            if u.role()? == role {
                 println!("`{username}` is already {role}");
                 return Ok(ExitCode::SUCCESS);
             }

@@ -233,7 +233,7 @@ pub async fn visible(
     let (row, owner) = crate::blocking(move || store.session(&id.to_string()))
         .await??
         .ok_or_else(|| AppError::not_found("session"))?;
-    if parse_uuid(&row.user_id) != user.id {
+    if parse_uuid(&row.user_id)? != user.id {
         if !user.is_admin() {
             return Err(AppError::not_found("session"));
         }
@@ -256,14 +256,14 @@ pub async fn stop(
     row: &SessionRow,
     ended_at: Option<i64>,
 ) -> AppResult<SessionRow> {
-    if row.status() != SessionStatus::Running {
+    if row.status()? != SessionStatus::Running {
         return Err(AppError::new(
             ErrorCode::SessionNotRunning,
             "the session is not running",
         ));
     }
     let now = now_ms();
-    let sid = parse_uuid(&row.id);
+    let sid = parse_uuid(&row.id)?;
     let ended_at = match ended_at {
         Some(t) => {
             if t < row.started_at || t > now + SKEW_MS {
@@ -314,7 +314,7 @@ async fn finish(
             "the session is not running",
         ));
     }
-    let sid = parse_uuid(&row.id);
+    let sid = parse_uuid(&row.id)?;
     state.running.remove(sid);
     state
         .live
@@ -384,7 +384,7 @@ pub async fn running_info(state: &AppState, id: Uuid) -> AppResult<RunningInfo> 
     let store = state.store.clone();
     match crate::blocking(move || store.session(&id.to_string())).await? {
         Ok(Some((row, _))) => {
-            if row.status() != SessionStatus::Running {
+            if row.status()? != SessionStatus::Running {
                 state.running.remove(id);
                 return Err(AppError::new(
                     ErrorCode::SessionNotRunning,
@@ -392,7 +392,7 @@ pub async fn running_info(state: &AppState, id: Uuid) -> AppResult<RunningInfo> 
                 ));
             }
             let info = RunningInfo {
-                user_id: parse_uuid(&row.user_id),
+                user_id: parse_uuid(&row.user_id)?,
                 started_at: row.started_at,
                 checked: Instant::now(),
             };

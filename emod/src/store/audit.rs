@@ -21,15 +21,15 @@ pub struct AuditRow {
 }
 
 impl AuditRow {
-    pub fn to_api(&self) -> AuditEntry {
-        AuditEntry {
-            id: parse_uuid(&self.id),
+    pub fn to_api(&self) -> StoreResult<AuditEntry> {
+        Ok(AuditEntry {
+            id: parse_uuid(&self.id)?,
             at: ms_to_datetime(self.at),
             actor: self.actor.clone(),
             action: self.action.clone(),
             target_user: self.target_user.clone(),
             detail: self.detail.clone(),
-        }
+        })
     }
 }
 

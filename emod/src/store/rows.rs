@@ -1,4 +1,8 @@
 //! Database rows and their conversion to the API types.
+//!
+//! A row that does not convert (a malformed id, an unknown code or role, unreadable JSON) is a
+//! [`StoreError::Other`] naming the row and the value: a corrupt database must show up as an
+//! error, never as a nil id, a `fused` or a `neutral` that nobody stored.
 
 use std::collections::BTreeMap;
 
@@ -7,8 +11,22 @@ use emo_api_types::{Emotion, Modality, Role, Sample, SampleIn, Session, SessionS
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::ms_to_datetime;
 use super::schema::*;
+use super::{ms_to_datetime, StoreError, StoreResult};
+
+/// Calls `$m!` with the eight probability columns of `samples` (and of its staging twin
+/// `samples_in`) as `[column Emotion]` pairs in `Emotion::ALL` order. Row types, their
+/// conversions and raw SQL are generated from this one list; `schema.rs` names the columns again
+/// because diesel's `table!` has to.
+macro_rules! probability_columns {
+    ($m:ident) => {
+        $m! {
+            [p_angry Angry] [p_disgust Disgust] [p_fear Fear] [p_happy Happy]
+            [p_sad Sad] [p_surprise Surprise] [p_neutral Neutral] [p_calm Calm]
+        }
+    };
+}
+pub(crate) use probability_columns;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
@@ -23,18 +41,18 @@ pub struct UserRow {
 }
 
 impl UserRow {
-    pub fn role(&self) -> Role {
-        self.role.parse().unwrap_or(Role::Agent)
+    pub fn role(&self) -> StoreResult<Role> {
+        parse_field("users.role", &self.role)
     }
-    pub fn to_api(&self) -> User {
-        User {
-            id: parse_uuid(&self.id),
+    pub fn to_api(&self) -> StoreResult<User> {
+        Ok(User {
+            id: parse_uuid(&self.id)?,
             username: self.username.clone(),
             display_name: self.display_name.clone(),
-            role: self.role(),
+            role: self.role()?,
             disabled: self.disabled,
             created_at: ms_to_datetime(self.created_at),
-        }
+        })
     }
 }
 
@@ -65,98 +83,87 @@ pub struct SessionRow {
 }
 
 impl SessionRow {
-    pub fn status(&self) -> SessionStatus {
-        self.status.parse().unwrap_or(SessionStatus::Interrupted)
+    pub fn status(&self) -> StoreResult<SessionStatus> {
+        parse_field("sessions.status", &self.status)
     }
-    pub fn to_api(&self, username: &str) -> Session {
-        Session {
-            id: parse_uuid(&self.id),
-            user_id: parse_uuid(&self.user_id),
+    pub fn to_api(&self, username: &str) -> StoreResult<Session> {
+        Ok(Session {
+            id: parse_uuid(&self.id)?,
+            user_id: parse_uuid(&self.user_id)?,
             username: username.to_string(),
-            status: self.status(),
+            status: self.status()?,
             started_at: ms_to_datetime(self.started_at),
             ended_at: self.ended_at.map(ms_to_datetime),
             consent_at: ms_to_datetime(self.consent_at),
-            sources: serde_json::from_str(&self.sources).unwrap_or_default(),
+            sources: parse_json("sessions.sources", &self.sources)?,
             label: self.label.clone(),
-            summary: self
-                .summary
-                .as_deref()
-                .and_then(|s| serde_json::from_str(s).ok()),
-        }
+            summary: match self.summary.as_deref() {
+                Some(text) => Some(parse_json("sessions.summary", text)?),
+                None => None,
+            },
+        })
     }
 }
 
-/// A sample as stored. Serializable so the writer can spool it to disk on shutdown.
-/// `None` binds SQL NULL (not DEFAULT), which lets SQLite take a whole batch as one
-/// multi-row INSERT.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
-#[diesel(table_name = samples, treat_none_as_default_value = false)]
-pub struct SampleRow {
-    pub session_id: String,
-    pub user_id: String,
-    pub t: i64,
-    pub modality: i16,
-    pub emotion: i16,
-    pub confidence: f32,
-    pub p_angry: Option<f32>,
-    pub p_disgust: Option<f32>,
-    pub p_fear: Option<f32>,
-    pub p_happy: Option<f32>,
-    pub p_sad: Option<f32>,
-    pub p_surprise: Option<f32>,
-    pub p_neutral: Option<f32>,
-    pub p_calm: Option<f32>,
+macro_rules! sample_row {
+    ($([$column:ident $emotion:ident])*) => {
+        /// A sample as stored. Serializable so the writer can spool it to disk on shutdown.
+        /// `None` binds SQL NULL (not DEFAULT), which lets SQLite take a whole batch as one
+        /// multi-row INSERT.
+        #[derive(
+            Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, Insertable,
+            Serialize, Deserialize,
+        )]
+        #[diesel(table_name = samples, treat_none_as_default_value = false)]
+        pub struct SampleRow {
+            pub session_id: String,
+            pub user_id: String,
+            pub t: i64,
+            pub modality: i16,
+            pub emotion: i16,
+            pub confidence: f32,
+            $(pub $column: Option<f32>,)*
+        }
+
+        /// The probability columns' names with their emotions, in `Emotion::ALL` order.
+        pub const PROBABILITY_COLUMNS: [(&str, Emotion); 8] =
+            [$((stringify!($column), Emotion::$emotion)),*];
+
+        impl SampleRow {
+            pub fn from_api(session_id: Uuid, user_id: Uuid, s: &SampleIn) -> SampleRow {
+                let p = |e: Emotion| s.probabilities.get(&e).map(|v| *v as f32);
+                SampleRow {
+                    session_id: session_id.to_string(),
+                    user_id: user_id.to_string(),
+                    t: s.t.timestamp_millis(),
+                    modality: modality_code(s.modality),
+                    emotion: emotion_code(s.emotion),
+                    confidence: s.confidence as f32,
+                    $($column: p(Emotion::$emotion),)*
+                }
+            }
+
+            pub fn probabilities(&self) -> BTreeMap<Emotion, f64> {
+                [$((Emotion::$emotion, self.$column)),*]
+                    .into_iter()
+                    .filter_map(|(e, v)| v.map(|v| (e, round6(v))))
+                    .collect()
+            }
+        }
+    };
 }
+probability_columns!(sample_row);
 
 impl SampleRow {
-    pub fn from_api(session_id: Uuid, user_id: Uuid, s: &SampleIn) -> SampleRow {
-        let p = |e: Emotion| s.probabilities.get(&e).map(|v| *v as f32);
-        SampleRow {
-            session_id: session_id.to_string(),
-            user_id: user_id.to_string(),
-            t: s.t.timestamp_millis(),
-            modality: modality_code(s.modality),
-            emotion: emotion_code(s.emotion),
-            confidence: s.confidence as f32,
-            p_angry: p(Emotion::Angry),
-            p_disgust: p(Emotion::Disgust),
-            p_fear: p(Emotion::Fear),
-            p_happy: p(Emotion::Happy),
-            p_sad: p(Emotion::Sad),
-            p_surprise: p(Emotion::Surprise),
-            p_neutral: p(Emotion::Neutral),
-            p_calm: p(Emotion::Calm),
-        }
-    }
-
-    pub fn probabilities(&self) -> BTreeMap<Emotion, f64> {
-        let values = [
-            self.p_angry,
-            self.p_disgust,
-            self.p_fear,
-            self.p_happy,
-            self.p_sad,
-            self.p_surprise,
-            self.p_neutral,
-            self.p_calm,
-        ];
-        Emotion::ALL
-            .iter()
-            .zip(values)
-            .filter_map(|(e, v)| v.map(|v| (*e, round6(v))))
-            .collect()
-    }
-
-    pub fn to_api(&self) -> Sample {
-        Sample {
-            session_id: parse_uuid(&self.session_id),
+    pub fn to_api(&self) -> StoreResult<Sample> {
+        Ok(Sample {
+            session_id: parse_uuid(&self.session_id)?,
             t: ms_to_datetime(self.t),
-            modality: modality_from_code(self.modality),
-            emotion: emotion_from_code(self.emotion),
+            modality: modality_from_code(self.modality)?,
+            emotion: emotion_from_code(self.emotion)?,
             confidence: round6(self.confidence),
             probabilities: self.probabilities(),
-        }
+        })
     }
 }
 
@@ -169,11 +176,11 @@ pub fn emotion_code(e: Emotion) -> i16 {
     e.index() as i16
 }
 
-pub fn emotion_from_code(c: i16) -> Emotion {
-    Emotion::ALL
-        .get(c as usize)
-        .copied()
-        .unwrap_or(Emotion::Neutral)
+pub fn emotion_from_code(c: i16) -> StoreResult<Emotion> {
+    usize::try_from(c)
+        .ok()
+        .and_then(|i| Emotion::ALL.get(i).copied())
+        .ok_or_else(|| corrupt("emotion code", c, "not an index of Emotion::ALL"))
 }
 
 pub fn modality_code(m: Modality) -> i16 {
@@ -184,14 +191,90 @@ pub fn modality_code(m: Modality) -> i16 {
     }
 }
 
-pub fn modality_from_code(c: i16) -> Modality {
-    match c {
-        0 => Modality::Face,
-        1 => Modality::Voice,
-        _ => Modality::Fused,
-    }
+pub fn modality_from_code(c: i16) -> StoreResult<Modality> {
+    Modality::ALL
+        .into_iter()
+        .find(|m| modality_code(*m) == c)
+        .ok_or_else(|| corrupt("modality code", c, "not 0 (face), 1 (voice) or 2 (fused)"))
 }
 
-pub fn parse_uuid(s: &str) -> Uuid {
-    Uuid::parse_str(s).unwrap_or_default()
+pub fn parse_uuid(s: &str) -> StoreResult<Uuid> {
+    Uuid::parse_str(s).map_err(|e| corrupt("id", s, e))
+}
+
+/// A column's text parsed by the wire enum's `FromStr`.
+fn parse_field<T: std::str::FromStr<Err = String>>(column: &str, text: &str) -> StoreResult<T> {
+    text.parse().map_err(|e| corrupt(column, text, e))
+}
+
+/// A JSON column.
+fn parse_json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| corrupt(column, text, e))
+}
+
+/// The error for a stored value that does not convert.
+pub fn corrupt(
+    what: &str,
+    value: impl std::fmt::Display,
+    why: impl std::fmt::Display,
+) -> StoreError {
+    StoreError::Other(format!("corrupt row: {what} `{value}`: {why}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probability_columns_follow_emotion_order_and_names() {
+        let emotions: Vec<Emotion> = PROBABILITY_COLUMNS.iter().map(|(_, e)| *e).collect();
+        assert_eq!(emotions, Emotion::ALL);
+        for (column, e) in PROBABILITY_COLUMNS {
+            assert_eq!(column, format!("p_{e}"));
+        }
+    }
+
+    #[test]
+    fn corrupt_values_are_errors_not_defaults() {
+        for e in Emotion::ALL {
+            assert_eq!(emotion_from_code(emotion_code(e)).unwrap(), e);
+        }
+        for m in Modality::ALL {
+            assert_eq!(modality_from_code(modality_code(m)).unwrap(), m);
+        }
+        let err = |r: StoreResult<_>| match r {
+            Err(StoreError::Other(msg)) => msg,
+            _ => panic!("expected an error"),
+        };
+        assert!(err(emotion_from_code(8).map(|_| ())).contains("emotion code `8`"));
+        assert!(err(emotion_from_code(-1).map(|_| ())).contains("corrupt row"));
+        assert!(err(modality_from_code(3).map(|_| ())).contains("modality code `3`"));
+        assert!(err(parse_uuid("garbage").map(|_| ())).contains("id `garbage`"));
+        let mut user = UserRow {
+            id: Uuid::new_v4().to_string(),
+            username: "ann".into(),
+            display_name: None,
+            role: "agent".into(),
+            password_hash: String::new(),
+            disabled: false,
+            created_at: 0,
+        };
+        assert_eq!(user.to_api().unwrap().role, Role::Agent);
+        user.role = "overlord".into();
+        assert!(err(user.to_api().map(|_| ())).contains("users.role `overlord`"));
+        let session = SessionRow {
+            id: Uuid::new_v4().to_string(),
+            user_id: user.id.clone(),
+            node: "n".into(),
+            status: "running".into(),
+            started_at: 0,
+            ended_at: None,
+            consent_at: 0,
+            sources: "not json".into(),
+            label: None,
+            summary: None,
+            dominant: None,
+        };
+        assert!(err(session.to_api("ann").map(|_| ())).contains("sessions.sources"));
+    }
 }

@@ -9,7 +9,7 @@ use diesel::sql_types::BigInt;
 use diesel::upsert::excluded;
 use emo_api_types::{Emotion, Modality, SessionStatus, SessionSummary};
 
-use super::rows::{emotion_code, emotion_from_code, modality_from_code};
+use super::rows::{emotion_code, emotion_from_code, modality_from_code, probability_columns};
 use super::schema::{
     sample_counts_hourly, sample_counts_minute, samples, samples_in, sessions, users,
 };
@@ -28,45 +28,36 @@ struct Inserted {
     n: i64,
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = samples_in, treat_none_as_default_value = false)]
-struct StagedSample<'a> {
-    session_id: &'a str,
-    user_id: &'a str,
-    t: i64,
-    modality: i16,
-    emotion: i16,
-    confidence: f32,
-    p_angry: Option<f32>,
-    p_disgust: Option<f32>,
-    p_fear: Option<f32>,
-    p_happy: Option<f32>,
-    p_sad: Option<f32>,
-    p_surprise: Option<f32>,
-    p_neutral: Option<f32>,
-    p_calm: Option<f32>,
-}
-
-impl<'a> From<&'a SampleRow> for StagedSample<'a> {
-    fn from(r: &'a SampleRow) -> Self {
-        StagedSample {
-            session_id: &r.session_id,
-            user_id: &r.user_id,
-            t: r.t,
-            modality: r.modality,
-            emotion: r.emotion,
-            confidence: r.confidence,
-            p_angry: r.p_angry,
-            p_disgust: r.p_disgust,
-            p_fear: r.p_fear,
-            p_happy: r.p_happy,
-            p_sad: r.p_sad,
-            p_surprise: r.p_surprise,
-            p_neutral: r.p_neutral,
-            p_calm: r.p_calm,
+macro_rules! staged_sample {
+    ($([$column:ident $emotion:ident])*) => {
+        #[derive(Insertable)]
+        #[diesel(table_name = samples_in, treat_none_as_default_value = false)]
+        struct StagedSample<'a> {
+            session_id: &'a str,
+            user_id: &'a str,
+            t: i64,
+            modality: i16,
+            emotion: i16,
+            confidence: f32,
+            $($column: Option<f32>,)*
         }
-    }
+
+        impl<'a> From<&'a SampleRow> for StagedSample<'a> {
+            fn from(r: &'a SampleRow) -> Self {
+                StagedSample {
+                    session_id: &r.session_id,
+                    user_id: &r.user_id,
+                    t: r.t,
+                    modality: r.modality,
+                    emotion: r.emotion,
+                    confidence: r.confidence,
+                    $($column: r.$column,)*
+                }
+            }
+        }
+    };
 }
+probability_columns!(staged_sample);
 
 /// Adds newly stored samples to the hourly and minute roll-ups (SQLite path; PostgreSQL does
 /// the same server-side in the insert statement).
@@ -372,7 +363,7 @@ impl Store {
                 .load::<(i16, i64)>(c)?;
             Ok::<_, StoreError>((groups, seconds))
         })?;
-        Ok(summarize(&groups, &seconds, started_at, ended_at))
+        summarize(&groups, &seconds, started_at, ended_at)
     }
 }
 
@@ -399,12 +390,12 @@ pub fn summarize(
     seconds: &[(i16, i64)],
     started_at: i64,
     ended_at: i64,
-) -> SessionSummary {
+) -> StoreResult<SessionSummary> {
     let duration_ms = (ended_at - started_at).max(0);
     let session_secs = ((duration_ms + 999) / 1000).max(1) as f64;
     let mut samples: BTreeMap<Modality, u64> = BTreeMap::new();
     for (m, _, n, _) in groups {
-        *samples.entry(modality_from_code(*m)).or_default() += *n as u64;
+        *samples.entry(modality_from_code(*m)?).or_default() += *n as u64;
     }
     let basis = [Modality::Fused, Modality::Face, Modality::Voice]
         .into_iter()
@@ -414,8 +405,8 @@ pub fn summarize(
     let mut total = 0u64;
     if let Some(basis) = basis {
         for (m, e, n, s) in groups {
-            if modality_from_code(*m) == basis {
-                *counts.entry(emotion_from_code(*e)).or_default() += *n as u64;
+            if modality_from_code(*m)? == basis {
+                *counts.entry(emotion_from_code(*e)?).or_default() += *n as u64;
                 conf_sum += s.unwrap_or(0.0);
                 total += *n as u64;
             }
@@ -433,20 +424,20 @@ pub fn summarize(
     let coverage = seconds
         .iter()
         .map(|(m, secs)| {
-            (
-                modality_from_code(*m),
+            Ok((
+                modality_from_code(*m)?,
                 (*secs as f64 / session_secs).min(1.0),
-            )
+            ))
         })
-        .collect();
-    SessionSummary {
+        .collect::<StoreResult<_>>()?;
+    Ok(SessionSummary {
         distribution,
         dominant,
         samples,
         coverage,
         mean_confidence: (total > 0).then(|| (conf_sum / total as f64 * 1e6).round() / 1e6),
         duration_seconds: duration_ms as f64 / 1000.0,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -463,7 +454,7 @@ mod tests {
             (0, 0, 10, Some(9.0)),
         ];
         let seconds = vec![(2, 7), (0, 5)];
-        let s = summarize(&groups, &seconds, 0, 10_000);
+        let s = summarize(&groups, &seconds, 0, 10_000).unwrap();
         assert_eq!(s.dominant, Some(Emotion::Happy));
         assert!((s.distribution[&Emotion::Happy] - 3.0 / 7.0).abs() < 1e-12);
         assert!(!s.distribution.contains_key(&Emotion::Angry));
@@ -476,7 +467,7 @@ mod tests {
 
     #[test]
     fn empty_session_has_no_dominant() {
-        let s = summarize(&[], &[], 0, 0);
+        let s = summarize(&[], &[], 0, 0).unwrap();
         assert_eq!(s.dominant, None);
         assert!(s.distribution.is_empty());
         assert_eq!(s.mean_confidence, None);
@@ -484,7 +475,7 @@ mod tests {
 
     #[test]
     fn face_only_session_uses_face_estimates() {
-        let s = summarize(&[(0, 5, 2, Some(1.0))], &[(0, 2)], 0, 1000);
+        let s = summarize(&[(0, 5, 2, Some(1.0))], &[(0, 2)], 0, 1000).unwrap();
         assert_eq!(s.dominant, Some(Emotion::Surprise));
         assert_eq!(s.coverage[&Modality::Face], 1.0);
     }

@@ -9,13 +9,13 @@
 use std::collections::BTreeMap;
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Float, Nullable, SmallInt, Text};
+use diesel::sql_types::{BigInt, SmallInt, Text};
 use emo_api_types::{
     Bucket, Distribution, Emotion, ExportRow, Heatmap, HeatmapKind, Timeline, TimelinePoint,
 };
 use uuid::Uuid;
 
-use super::rows::{emotion_from_code, modality_from_code, parse_uuid, round6};
+use super::rows::{emotion_from_code, parse_uuid};
 use super::{ms_to_datetime, SampleRow, Store, StoreResult};
 use crate::with_conn;
 
@@ -178,34 +178,8 @@ struct WeekdayHourCount {
 
 #[derive(QueryableByName)]
 struct ExportSql {
-    #[diesel(sql_type = Text)]
-    session_id: String,
-    #[diesel(sql_type = Text)]
-    user_id: String,
-    #[diesel(sql_type = BigInt)]
-    t: i64,
-    #[diesel(sql_type = SmallInt)]
-    modality: i16,
-    #[diesel(sql_type = SmallInt)]
-    emotion: i16,
-    #[diesel(sql_type = Float)]
-    confidence: f32,
-    #[diesel(sql_type = Nullable<Float>)]
-    p_angry: Option<f32>,
-    #[diesel(sql_type = Nullable<Float>)]
-    p_disgust: Option<f32>,
-    #[diesel(sql_type = Nullable<Float>)]
-    p_fear: Option<f32>,
-    #[diesel(sql_type = Nullable<Float>)]
-    p_happy: Option<f32>,
-    #[diesel(sql_type = Nullable<Float>)]
-    p_sad: Option<f32>,
-    #[diesel(sql_type = Nullable<Float>)]
-    p_surprise: Option<f32>,
-    #[diesel(sql_type = Nullable<Float>)]
-    p_neutral: Option<f32>,
-    #[diesel(sql_type = Nullable<Float>)]
-    p_calm: Option<f32>,
+    #[diesel(embed)]
+    sample: SampleRow,
     #[diesel(sql_type = Text)]
     username: String,
 }
@@ -234,7 +208,7 @@ impl Store {
         let mut counts = BTreeMap::new();
         let mut total = 0u64;
         for r in rows {
-            *counts.entry(emotion_from_code(r.emotion)).or_insert(0u64) += r.n as u64;
+            *counts.entry(emotion_from_code(r.emotion)?).or_insert(0u64) += r.n as u64;
             total += r.n as u64;
         }
         let shares = counts
@@ -276,7 +250,7 @@ impl Store {
             }
             if let Some(p) = points.last_mut() {
                 p.total += r.n as u64;
-                *p.counts.entry(emotion_from_code(r.emotion)).or_insert(0) += r.n as u64;
+                *p.counts.entry(emotion_from_code(r.emotion)?).or_insert(0) += r.n as u64;
             }
         }
         Ok(Timeline { bucket, points })
@@ -305,7 +279,7 @@ impl Store {
                 let mut cells = vec![vec![0u64; Emotion::ALL.len()]; agents.len()];
                 for r in &rows {
                     if let Ok(i) = agents.binary_search(&r.username) {
-                        cells[i][r.emotion.clamp(0, 7) as usize] += r.n as u64;
+                        cells[i][emotion_from_code(r.emotion)?.index()] += r.n as u64;
                     }
                 }
                 Heatmap {
@@ -361,50 +335,34 @@ impl Store {
     ) -> StoreResult<Vec<ExportRow>> {
         let mut wheres = f.where_sql("t", "s.");
         if let Some(c) = after {
-            let sid = parse_uuid(&c.session_id).hyphenated().to_string();
+            let sid = parse_uuid(&c.session_id)?.hyphenated().to_string();
             wheres.push_str(&format!(
                 " AND (s.t > {t} OR (s.t = {t} AND (s.session_id > '{sid}' OR (s.session_id = '{sid}' AND s.modality > {m}))))",
                 t = c.t,
                 m = c.modality
             ));
         }
+        // `s.*`: the row is read by column name into `SampleRow`, whose columns (the
+        // probability columns included) are declared once, in `rows.rs`.
         let sql = format!(
-            "SELECT s.session_id, s.user_id, s.t, s.modality, s.emotion, s.confidence, s.p_angry, \
-             s.p_disgust, s.p_fear, s.p_happy, s.p_sad, s.p_surprise, s.p_neutral, s.p_calm, \
-             u.username FROM samples s JOIN users u ON u.id = s.user_id WHERE {wheres} \
-             ORDER BY s.t, s.session_id, s.modality LIMIT {limit}"
+            "SELECT s.*, u.username FROM samples s JOIN users u ON u.id = s.user_id \
+             WHERE {wheres} ORDER BY s.t, s.session_id, s.modality LIMIT {limit}"
         );
         let rows: Vec<ExportSql> = with_conn!(self, |c| diesel::sql_query(&sql).load(c)?);
-        Ok(rows
-            .into_iter()
+        rows.into_iter()
             .map(|r| {
-                let sample = SampleRow {
-                    session_id: r.session_id,
-                    user_id: r.user_id,
-                    t: r.t,
-                    modality: r.modality,
-                    emotion: r.emotion,
-                    confidence: r.confidence,
-                    p_angry: r.p_angry,
-                    p_disgust: r.p_disgust,
-                    p_fear: r.p_fear,
-                    p_happy: r.p_happy,
-                    p_sad: r.p_sad,
-                    p_surprise: r.p_surprise,
-                    p_neutral: r.p_neutral,
-                    p_calm: r.p_calm,
-                };
-                ExportRow {
-                    session_id: parse_uuid(&sample.session_id),
+                let sample = r.sample.to_api()?;
+                Ok(ExportRow {
+                    session_id: sample.session_id,
                     username: r.username,
-                    t: ms_to_datetime(sample.t),
-                    modality: modality_from_code(sample.modality),
-                    emotion: emotion_from_code(sample.emotion),
-                    confidence: round6(sample.confidence),
-                    probabilities: sample.probabilities(),
-                }
+                    t: sample.t,
+                    modality: sample.modality,
+                    emotion: sample.emotion,
+                    confidence: sample.confidence,
+                    probabilities: sample.probabilities,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Deletes data older than `cutoff_ms` (aligned down to the hour so the roll-up stays exact).
