@@ -3,7 +3,7 @@
 //! the ratio to librosa's MFCC measured in the same run. Warm-up, then the median of repeated
 //! runs. Run it with one intra-op thread for the per-core figures.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,12 +16,34 @@ use crate::face::FaceTimings;
 use crate::features::{Dct, FeatureExtractor};
 use crate::{Error, Result};
 
-/// Public-domain face fixture (NASA portrait from scikit-image), embedded for the benchmark.
-pub const FACE_JPEG: &[u8] = include_bytes!("../tests/fixtures/astronaut.jpg");
+/// Public-domain face fixture (NASA portrait from scikit-image).
+pub const FACE_FIXTURE: &str = "astronaut.jpg";
 /// Synthetic speech fixture (espeak-ng), 16 kHz mono.
-pub const SPEECH_WAV: &[u8] = include_bytes!("../tests/fixtures/speech.wav");
-/// The librosa timing script.
-pub const LIBROSA_SCRIPT: &str = include_str!("../benches/librosa_mfcc.py");
+pub const SPEECH_FIXTURE: &str = "speech.wav";
+
+/// Where the benchmark reads its fixtures: `EMO_BENCH_FIXTURES`, else this crate's
+/// `tests/fixtures` in the source checkout. They are read at run time, so the daemon binary
+/// carries no test data.
+pub fn fixtures_dir() -> PathBuf {
+    std::env::var_os("EMO_BENCH_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
+}
+
+fn fixture(name: &str) -> Result<Vec<u8>> {
+    let path = fixtures_dir().join(name);
+    std::fs::read(&path).map_err(|e| {
+        Error::Media(format!(
+            "bench fixture {}: {e} (EMO_BENCH_FIXTURES names a directory with {FACE_FIXTURE} and {SPEECH_FIXTURE})",
+            path.display()
+        ))
+    })
+}
+
+/// The librosa timing script, run from the source checkout (never compiled in).
+fn librosa_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/librosa_mfcc.py")
+}
 /// Seconds of audio used for the speech and feature timings.
 pub const AUDIO_SECONDS: usize = 60;
 /// MFCC coefficients for the feature timing (as the librosa script).
@@ -67,7 +89,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn face_image() -> Result<RgbImage> {
-    Ok(image::load_from_memory(FACE_JPEG)
+    Ok(image::load_from_memory(&fixture(FACE_FIXTURE)?)
         .map_err(|e| Error::Media(format!("bench fixture: {e}")))?
         .to_rgb8())
 }
@@ -93,7 +115,7 @@ pub fn bench_frame(faces: usize) -> Result<RgbImage> {
 
 /// 16 kHz mono test speech tiled to `seconds`.
 pub fn bench_audio(seconds: usize) -> Result<Vec<f32>> {
-    let r = hound::WavReader::new(std::io::Cursor::new(SPEECH_WAV))
+    let r = hound::WavReader::new(std::io::Cursor::new(fixture(SPEECH_FIXTURE)?))
         .map_err(|e| Error::Media(format!("bench fixture: {e}")))?;
     let base: Vec<f32> = r
         .into_samples::<i16>()
@@ -132,22 +154,17 @@ fn time_faces(
 
 /// Run `librosa_mfcc.py` on `wav`: the seconds of each timed run (after its own warm-up).
 pub fn librosa_runs(wav: &Path, reps: usize) -> std::result::Result<Vec<f64>, String> {
-    let mut child = Command::new("python3")
-        .arg("-")
+    let script = librosa_script();
+    if !script.exists() {
+        return Err(format!("{} not found (needs the source checkout)", script.display()));
+    }
+    let out = Command::new("python3")
+        .arg(&script)
         .arg(wav)
         .arg(reps.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+        .stdin(Stdio::null())
+        .output()
         .map_err(|e| format!("python3: {e}"))?;
-    {
-        use std::io::Write;
-        let mut si = child.stdin.take().ok_or("no stdin")?;
-        si.write_all(LIBROSA_SCRIPT.as_bytes())
-            .map_err(|e| e.to_string())?;
-    }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
     if !out.status.success() {
         let e = String::from_utf8_lossy(&out.stderr);
         return Err(format!(
