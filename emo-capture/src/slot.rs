@@ -89,11 +89,6 @@ impl FrameSlot {
         drop(s);
         self.cv.notify_all();
     }
-
-    /// Whether [`FrameSlot::close`] was called.
-    pub fn is_closed(&self) -> bool {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).closed
-    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,6 @@
 //! * `ln(mel + log_offset)`, then a z-score over the whole window (population std, `+ norm_eps`
 //!   on the std).
 
-use std::f64::consts::PI;
 use std::sync::Arc;
 
 use rustfft::num_complex::Complex;
@@ -66,168 +65,12 @@ impl FeatureSpec {
     }
 }
 
-/// Number of frames of a signal of `len` samples without centre padding.
-pub fn n_frames(len: usize, n_fft: usize, hop: usize) -> usize {
-    if len < n_fft {
-        0
-    } else {
-        1 + (len - n_fft) / hop
-    }
-}
+mod filters;
+mod math;
 
-/// Slaney mel scale (librosa `hz_to_mel(htk=False)`).
-pub fn hz_to_mel(hz: f64) -> f64 {
-    let f_sp = 200.0 / 3.0;
-    let min_log_hz = 1000.0;
-    let min_log_mel = min_log_hz / f_sp;
-    let logstep = 6.4f64.ln() / 27.0;
-    if hz >= min_log_hz {
-        min_log_mel + (hz / min_log_hz).ln() / logstep
-    } else {
-        hz / f_sp
-    }
-}
-
-/// Inverse of [`hz_to_mel`] (librosa `mel_to_hz(htk=False)`).
-pub fn mel_to_hz(mel: f64) -> f64 {
-    let f_sp = 200.0 / 3.0;
-    let min_log_hz = 1000.0;
-    let min_log_mel = min_log_hz / f_sp;
-    let logstep = 6.4f64.ln() / 27.0;
-    if mel >= min_log_mel {
-        min_log_hz * (logstep * (mel - min_log_mel)).exp()
-    } else {
-        f_sp * mel
-    }
-}
-
-/// One mel filter stored sparsely: weights for bins `start .. start + weights.len()`.
-#[derive(Debug, Clone)]
-pub struct MelFilter {
-    pub start: usize,
-    pub weights: Vec<f32>,
-}
-
-/// Slaney-normalised mel filterbank, as `librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax,
-/// htk=False, norm="slaney")` (computed in f64, stored in f32 like librosa).
-pub fn mel_filterbank(
-    sr: f64,
-    n_fft: usize,
-    n_mels: usize,
-    fmin: f64,
-    fmax: f64,
-) -> Vec<MelFilter> {
-    let n_bins = n_fft / 2 + 1;
-    let fft_freqs: Vec<f64> = (0..n_bins).map(|k| k as f64 * sr / n_fft as f64).collect();
-    let (mmin, mmax) = (hz_to_mel(fmin), hz_to_mel(fmax));
-    let mel_f: Vec<f64> = (0..n_mels + 2)
-        .map(|i| mel_to_hz(mmin + (mmax - mmin) * i as f64 / (n_mels + 1) as f64))
-        .collect();
-    (0..n_mels)
-        .map(|i| {
-            let fdiff_lo = mel_f[i + 1] - mel_f[i];
-            let fdiff_hi = mel_f[i + 2] - mel_f[i + 1];
-            let enorm = 2.0 / (mel_f[i + 2] - mel_f[i]);
-            let dense: Vec<f64> = fft_freqs
-                .iter()
-                .map(|&f| {
-                    let lower = (f - mel_f[i]) / fdiff_lo;
-                    let upper = (mel_f[i + 2] - f) / fdiff_hi;
-                    lower.min(upper).max(0.0) * enorm
-                })
-                .collect();
-            let start = dense.iter().position(|&w| w > 0.0).unwrap_or(0);
-            let end = dense
-                .iter()
-                .rposition(|&w| w > 0.0)
-                .map_or(start, |e| e + 1);
-            MelFilter {
-                start,
-                weights: dense[start..end].iter().map(|&w| w as f32).collect(),
-            }
-        })
-        .collect()
-}
-
-/// Periodic Hann window of `win_length`, zero-padded centrally to `n_fft` (librosa `pad_center`).
-pub fn padded_hann(win_length: usize, n_fft: usize) -> Vec<f32> {
-    let mut w = vec![0.0f32; n_fft];
-    let left = (n_fft - win_length) / 2;
-    for i in 0..win_length {
-        w[left + i] = (0.5 - 0.5 * (2.0 * PI * i as f64 / win_length as f64).cos()) as f32;
-    }
-    w
-}
-
-/// Orthonormal DCT-II matrix (`n_out × n_in`, row-major), as `scipy.fft.dct(type=2, norm="ortho")`.
-pub fn dct2_ortho_matrix(n_out: usize, n_in: usize) -> Vec<f32> {
-    let mut m = vec![0.0f32; n_out * n_in];
-    for k in 0..n_out {
-        let scale = if k == 0 {
-            (1.0 / n_in as f64).sqrt()
-        } else {
-            (2.0 / n_in as f64).sqrt()
-        };
-        for n in 0..n_in {
-            m[k * n_in + n] =
-                (scale * (PI * k as f64 * (2 * n + 1) as f64 / (2 * n_in) as f64).cos()) as f32;
-        }
-    }
-    m
-}
-
-/// The orthonormal DCT-II of [`dct2_ortho_matrix`], folded by its symmetry.
-///
-/// Row `k` of the matrix satisfies `c[k][N-1-n] = (-1)^k · c[k][n]`, so with
-/// `s[n] = x[n] + x[N-1-n]` and `d[n] = x[n] - x[N-1-n]` (for `n < N/2`; for odd `N` the middle
-/// value goes into `s` alone) the even coefficients are `Σ c[k][n]·s[n]` and the odd ones
-/// `Σ c[k][n]·d[n]`: half the multiply-adds of the plain matrix product (the DCT was about a
-/// fifth of the MFCC's instructions before).
-#[derive(Debug, Clone)]
-pub struct Dct {
-    n_out: usize,
-    n_in: usize,
-    /// Half-rows (`n_in.div_ceil(2)` values each) of the coefficients, in output order.
-    rows: Vec<f32>,
-}
-
-impl Dct {
-    pub fn new(n_out: usize, n_in: usize) -> Self {
-        let m = dct2_ortho_matrix(n_out, n_in);
-        let h = n_in.div_ceil(2);
-        let mut rows = Vec::with_capacity(n_out * h);
-        for k in 0..n_out {
-            rows.extend_from_slice(&m[k * n_in..k * n_in + h]);
-            if k % 2 == 1 && n_in % 2 == 1 {
-                // The middle value sits in no odd sum (its odd coefficients are cos(k·π/2) = 0).
-                rows[k * h + h - 1] = 0.0;
-            }
-        }
-        Self { n_out, n_in, rows }
-    }
-
-    pub fn n_out(&self) -> usize {
-        self.n_out
-    }
-
-    pub fn n_in(&self) -> usize {
-        self.n_in
-    }
-}
-
-/// Centre-crop (longer) or zero-pad (shorter: `floor((window - len)/2)` zeros left, the rest
-/// right) a clip to exactly `window` samples, as the training code does for a whole clip.
-pub fn fit_window(samples: &[f32], window: usize) -> Vec<f32> {
-    if samples.len() >= window {
-        let start = (samples.len() - window) / 2;
-        samples[start..start + window].to_vec()
-    } else {
-        let left = (window - samples.len()) / 2;
-        let mut out = vec![0.0f32; window];
-        out[left..left + samples.len()].copy_from_slice(samples);
-        out
-    }
-}
+pub use filters::*;
+use math::{ln_any, max_of};
+pub use math::{ln_offset, rms, zscore};
 
 /// A reusable feature extractor (FFT plan, window, filterbank and DCT are built once).
 pub struct FeatureExtractor {
@@ -628,110 +471,10 @@ fn copy_prefix<const N: usize>(dst: &mut [f32], src: &[f32], n: usize) {
     }
 }
 
-/// Largest value (`-inf` for an empty slice), in eight lanes so it vectorises.
-fn max_of(x: &[f32]) -> f32 {
-    let mut lanes = [f32::NEG_INFINITY; 8];
-    let chunks = x.chunks_exact(8);
-    let tail = chunks
-        .remainder()
-        .iter()
-        .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-    for c in chunks {
-        for (l, &v) in lanes.iter_mut().zip(c) {
-            *l = if v > *l { v } else { *l };
-        }
-    }
-    lanes.iter().fold(tail, |a, &b| a.max(b))
-}
-
-/// `x ← ln(x + offset)` for a whole slice, as `f32::ln` would compute it.
-///
-/// `f32::ln` is a libm call per element that the compiler cannot vectorise, and it was the
-/// largest single cost of the features after the FFT. This is Cephes' `logf` (the algorithm
-/// behind most SIMD math libraries; within about 1 ulp of the correctly rounded result), written
-/// branch-free (zero, negative, subnormal and non-finite arguments by selects) so the loop
-/// vectorises.
-pub fn ln_offset(x: &mut [f32], offset: f32) {
-    for v in x.iter_mut() {
-        *v = ln_any(*v + offset);
-    }
-}
-
-#[inline(always)]
-fn ln_any(a: f32) -> f32 {
-    // Subnormals: scale into the normal range, then take the scale's log back out.
-    let sub = a < f32::MIN_POSITIVE;
-    let s = if sub { a * 33_554_432.0 } else { a }; // 2^25
-    let y = ln_normal(s)
-        - if sub {
-            25.0 * std::f32::consts::LN_2
-        } else {
-            0.0
-        };
-    if a > 0.0 && a < f32::INFINITY {
-        y
-    } else if a == 0.0 {
-        f32::NEG_INFINITY
-    } else if a == f32::INFINITY {
-        f32::INFINITY
-    } else {
-        f32::NAN
-    }
-}
-
-/// Cephes `logf` for a positive normal `x` (see [`ln_offset`]).
-#[inline(always)]
-fn ln_normal(x: f32) -> f32 {
-    const SQRT_HALF: f32 = std::f32::consts::FRAC_1_SQRT_2;
-    let bits = x.to_bits();
-    // x = m · 2^e with m in [0.5, 1).
-    let e = ((bits >> 23) & 0xff) as i32 - 126;
-    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f00_0000);
-    // Centre m on 1: for m < √½ use 2m and one less in the exponent.
-    let small = m < SQRT_HALF;
-    let e = (e - small as i32) as f32;
-    let r = if small { m + m - 1.0 } else { m - 1.0 };
-    let z = r * r;
-    let mut y = 7.037_683_6e-2;
-    y = y * r - 1.151_461e-1;
-    y = y * r + 1.167_699_9e-1;
-    y = y * r - 1.242_014_1e-1;
-    y = y * r + 1.424_932_3e-1;
-    y = y * r - 1.666_805_8e-1;
-    y = y * r + 2.000_071_5e-1;
-    y = y * r - 2.499_999_4e-1;
-    y = y * r + 3.333_333e-1;
-    y *= r * z;
-    y += -2.121_944_4e-4 * e;
-    y += -0.5 * z;
-    r + y + 0.693_359_4 * e
-}
-
-/// In-place z-score with population std and `eps` added to the std.
-pub fn zscore(x: &mut [f32], eps: f64) {
-    if x.is_empty() {
-        return;
-    }
-    let n = x.len() as f64;
-    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
-    let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
-    let denom = var.sqrt() + eps;
-    for v in x.iter_mut() {
-        *v = ((*v as f64 - mean) / denom) as f32;
-    }
-}
-
-/// Root-mean-square level of a signal (0 for an empty one).
-pub fn rms(x: &[f32]) -> f32 {
-    if x.is_empty() {
-        return 0.0;
-    }
-    (x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / x.len() as f64).sqrt() as f32
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::f64::consts::PI;
 
     pub(crate) fn spec() -> FeatureSpec {
         FeatureSpec {

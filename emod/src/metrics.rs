@@ -77,6 +77,9 @@ impl Metrics {
     }
 
     /// Prometheus text exposition format 0.0.4.
+    ///
+    /// Long on purpose: one `family(...)` per metric, in the order `/metrics` prints them, so the
+    /// whole exposition reads top to bottom in one place.
     pub fn render(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut out = String::new();

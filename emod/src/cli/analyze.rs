@@ -90,6 +90,9 @@ fn pct(v: f64) -> String {
 }
 
 /// Human-readable report of one file.
+///
+/// Long on purpose: the report's sections in print order (file, faces, voice windows, fused
+/// timeline, summary), so changing the layout means reading one function.
 pub fn table(r: &FileAnalysis) -> String {
     let mut s = format!("== {}", r.file);
     if let Some(e) = &r.error {

@@ -169,10 +169,28 @@ fn pct(v: &mut [f64], q: f64) -> f64 {
 
 pub fn run(args: LiveArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let tmp = tempfile::tempdir()?;
+    let cfg = bench_config(&args, config, tmp.path())?;
+    let seconds = args.seconds.max(3);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(measure(cfg, seconds, args.json))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_report(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The daemon's configuration on a throw-away database in `dir`, capturing from the given
+/// sources or from a generated video of a face photo.
+fn bench_config(args: &LiveArgs, config: &Config, dir: &Path) -> anyhow::Result<Config> {
     let mut cfg = config.clone();
     cfg.database.url.clear();
-    cfg.database.sqlite_path = tmp.path().join("bench.sqlite3").display().to_string();
-    cfg.writer.spool_dir = tmp.path().join("spool").display().to_string();
+    cfg.database.sqlite_path = dir.join("bench.sqlite3").display().to_string();
+    cfg.writer.spool_dir = dir.join("spool").display().to_string();
     cfg.privacy.retention_days = 0;
     if let Some(f) = args.fps {
         cfg.capture.fps = f;
@@ -191,7 +209,7 @@ pub fn run(args: LiveArgs, config: &Config) -> anyhow::Result<ExitCode> {
                 face.display()
             );
         }
-        Some(make_fixture(tmp.path(), &face, args.seconds + 5)?)
+        Some(make_fixture(dir, &face, args.seconds + 5)?)
     } else {
         None
     };
@@ -205,135 +223,144 @@ pub fn run(args: LiveArgs, config: &Config) -> anyhow::Result<ExitCode> {
     };
     cfg.capture.camera = args.camera.clone().unwrap_or_else(|| file(&fixture));
     cfg.capture.microphone = args.microphone.clone().unwrap_or_else(|| file(&fixture));
+    Ok(cfg)
+}
+
+/// Starts the daemon's state, runs one capture session for `seconds` and reports on it.
+async fn measure(cfg: Config, seconds: u64, quiet: bool) -> anyhow::Result<LiveReport> {
     let fps_target = cfg.capture.fps;
-    let seconds = args.seconds.max(3);
-    let quiet = args.json;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let report = rt.block_on(async move {
-        let state = crate::state::prepare(cfg).await?;
-        // Wait for the models so loading is not measured.
-        let engine = state.engine.clone();
-        tokio::task::spawn_blocking(move || engine.get())
-            .await?
-            .map_err(|e| anyhow::anyhow!("models: {e}"))?;
-        let user = UserRow {
-            id: uuid::Uuid::now_v7().to_string(),
-            username: "bench".into(),
-            display_name: None,
-            role: Role::Agent.as_str().into(),
-            password_hash: String::new(),
-            disabled: false,
-            created_at: now_ms(),
-        };
-        let store = state.store.clone();
-        let u = user.clone();
-        tokio::task::spawn_blocking(move || store.create_user(&u)).await??;
-        let who = AuthUser {
-            id: uuid::Uuid::parse_str(&user.id)?,
-            username: user.username.clone(),
-            role: Role::Agent,
-            token_hash: String::new(),
-        };
-        let cpu0 = cpu_seconds();
-        let t0 = Instant::now();
-        let row = crate::sessions::start(
-            &state,
-            &who,
-            StartSession {
-                consent: true,
-                sources: vec!["camera".into(), "microphone".into()],
-                label: Some("bench".into()),
-                started_at: None,
-            },
-        )
+    let state = crate::state::prepare(cfg).await?;
+    // Wait for the models so loading is not measured.
+    let engine = state.engine.clone();
+    tokio::task::spawn_blocking(move || engine.get())
+        .await?
+        .map_err(|e| anyhow::anyhow!("models: {e}"))?;
+    let who = bench_user(&state).await?;
+    let cpu0 = cpu_seconds();
+    let t0 = Instant::now();
+    let row = crate::sessions::start(
+        &state,
+        &who,
+        StartSession {
+            consent: true,
+            sources: vec!["camera".into(), "microphone".into()],
+            label: Some("bench".into()),
+            started_at: None,
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("starting the session: {e}"))?;
+    let sid = uuid::Uuid::parse_str(&row.id)?;
+    let rx = state.live.subscribe(sid);
+    if !quiet {
+        eprintln!("capturing for {seconds} s …");
+    }
+    let (counts, mut face_lat, mut fused_lat) = collect(rx, seconds).await;
+    crate::sessions::stop(&state, &row, None)
         .await
-        .map_err(|e| anyhow::anyhow!("starting the session: {e}"))?;
-        let sid = uuid::Uuid::parse_str(&row.id)?;
-        let mut rx = state.live.subscribe(sid);
-        if !quiet {
-            eprintln!("capturing for {seconds} s …");
-        }
-        let (mut face_lat, mut fused_lat) = (Vec::new(), Vec::new());
-        let mut counts = [0u64; 3];
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
-        loop {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Ok(LiveEvent::Sample(s))) => {
-                    let ms =
-                        (chrono::Utc::now() - s.t).num_microseconds().unwrap_or(0) as f64 / 1000.0;
-                    match s.modality {
-                        Modality::Face => {
-                            counts[0] += 1;
-                            face_lat.push(ms);
-                        }
-                        Modality::Voice => counts[1] += 1,
-                        Modality::Fused => {
-                            counts[2] += 1;
-                            fused_lat.push(ms);
-                        }
+        .map_err(|e| anyhow::anyhow!("stopping the session: {e}"))?;
+    let elapsed = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    let m = &state.metrics.capture;
+    let g = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let report = LiveReport {
+        cpu: cpu_name(),
+        seconds: (elapsed * 10.0).round() / 10.0,
+        fps_target,
+        frames_in: g(&m.frames_in),
+        frames_processed: g(&m.frames_processed),
+        frames_dropped: g(&m.frames_dropped),
+        fps_processed: ((g(&m.frames_processed) as f64 / elapsed) * 100.0).round() / 100.0,
+        samples_face: counts[0],
+        samples_voice: counts[1],
+        samples_fused: counts[2],
+        latency_ms_p50: pct(&mut face_lat, 0.50),
+        latency_ms_p95: pct(&mut face_lat, 0.95),
+        fused_latency_ms_p95: pct(&mut fused_lat, 0.95),
+        audio_overruns: g(&m.audio_overruns),
+        cpu_percent_one_core: (cpu / elapsed * 1000.0).round() / 10.0,
+        peak_rss_mb: (peak_rss_mb() * 10.0).round() / 10.0,
+    };
+    let writer = state.writer.clone();
+    tokio::task::spawn_blocking(move || writer.shutdown(Duration::from_secs(5))).await??;
+    Ok(report)
+}
+
+/// An agent in the bench database, signed in.
+async fn bench_user(state: &crate::state::AppState) -> anyhow::Result<AuthUser> {
+    let user = UserRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        username: "bench".into(),
+        display_name: None,
+        role: Role::Agent.as_str().into(),
+        password_hash: String::new(),
+        disabled: false,
+        created_at: now_ms(),
+    };
+    let store = state.store.clone();
+    let u = user.clone();
+    tokio::task::spawn_blocking(move || store.create_user(&u)).await??;
+    Ok(AuthUser {
+        id: uuid::Uuid::parse_str(&user.id)?,
+        username: user.username,
+        role: Role::Agent,
+        token_hash: String::new(),
+    })
+}
+
+/// Live samples for `seconds`: counts (face, voice, fused) and the face and fused latencies
+/// (capture time → event received), in milliseconds.
+async fn collect(
+    mut rx: tokio::sync::broadcast::Receiver<LiveEvent>,
+    seconds: u64,
+) -> ([u64; 3], Vec<f64>, Vec<f64>) {
+    let (mut face_lat, mut fused_lat) = (Vec::new(), Vec::new());
+    let mut counts = [0u64; 3];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(LiveEvent::Sample(s))) => {
+                let ms = (chrono::Utc::now() - s.t).num_microseconds().unwrap_or(0) as f64 / 1000.0;
+                match s.modality {
+                    Modality::Face => {
+                        counts[0] += 1;
+                        face_lat.push(ms);
+                    }
+                    Modality::Voice => counts[1] += 1,
+                    Modality::Fused => {
+                        counts[2] += 1;
+                        fused_lat.push(ms);
                     }
                 }
-                Ok(Ok(_)) => {}
-                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
-                Ok(Err(_)) | Err(_) => break,
             }
+            Ok(Ok(_)) => {}
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(_)) | Err(_) => break,
         }
-        crate::sessions::stop(&state, &row, None)
-            .await
-            .map_err(|e| anyhow::anyhow!("stopping the session: {e}"))?;
-        let elapsed = t0.elapsed().as_secs_f64();
-        let cpu = cpu_seconds() - cpu0;
-        let m = &state.metrics.capture;
-        let g = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-        let report = LiveReport {
-            cpu: cpu_name(),
-            seconds: (elapsed * 10.0).round() / 10.0,
-            fps_target,
-            frames_in: g(&m.frames_in),
-            frames_processed: g(&m.frames_processed),
-            frames_dropped: g(&m.frames_dropped),
-            fps_processed: ((g(&m.frames_processed) as f64 / elapsed) * 100.0).round() / 100.0,
-            samples_face: counts[0],
-            samples_voice: counts[1],
-            samples_fused: counts[2],
-            latency_ms_p50: pct(&mut face_lat, 0.50),
-            latency_ms_p95: pct(&mut face_lat, 0.95),
-            fused_latency_ms_p95: pct(&mut fused_lat, 0.95),
-            audio_overruns: g(&m.audio_overruns),
-            cpu_percent_one_core: (cpu / elapsed * 1000.0).round() / 10.0,
-            peak_rss_mb: (peak_rss_mb() * 10.0).round() / 10.0,
-        };
-        let writer = state.writer.clone();
-        tokio::task::spawn_blocking(move || writer.shutdown(Duration::from_secs(5))).await??;
-        anyhow::Ok(report)
-    })?;
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        println!("live pipeline, {} s on {}", report.seconds, report.cpu);
-        println!(
-            "  frames: {} in, {} processed ({} fps, target {}), {} dropped",
-            report.frames_in,
-            report.frames_processed,
-            report.fps_processed,
-            report.fps_target,
-            report.frames_dropped
-        );
-        println!(
-            "  samples: {} face, {} voice, {} fused; audio overruns {}",
-            report.samples_face, report.samples_voice, report.samples_fused, report.audio_overruns
-        );
-        println!(
-            "  face-sample latency p50 {} ms, p95 {} ms (fused p95 {} ms)",
-            report.latency_ms_p50, report.latency_ms_p95, report.fused_latency_ms_p95
-        );
-        println!(
-            "  CPU {}% of one core (with ffmpeg children), peak RSS {} MB",
-            report.cpu_percent_one_core, report.peak_rss_mb
-        );
     }
-    Ok(ExitCode::SUCCESS)
+    (counts, face_lat, fused_lat)
+}
+
+fn print_report(report: &LiveReport) {
+    println!("live pipeline, {} s on {}", report.seconds, report.cpu);
+    println!(
+        "  frames: {} in, {} processed ({} fps, target {}), {} dropped",
+        report.frames_in,
+        report.frames_processed,
+        report.fps_processed,
+        report.fps_target,
+        report.frames_dropped
+    );
+    println!(
+        "  samples: {} face, {} voice, {} fused; audio overruns {}",
+        report.samples_face, report.samples_voice, report.samples_fused, report.audio_overruns
+    );
+    println!(
+        "  face-sample latency p50 {} ms, p95 {} ms (fused p95 {} ms)",
+        report.latency_ms_p50, report.latency_ms_p95, report.fused_latency_ms_p95
+    );
+    println!(
+        "  CPU {}% of one core (with ffmpeg children), peak RSS {} MB",
+        report.cpu_percent_one_core, report.peak_rss_mb
+    );
 }

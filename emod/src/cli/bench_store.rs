@@ -172,6 +172,9 @@ pub fn run(args: StoreArgs, config: &Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Seconds (one-second windows) per seeded session.
+const PER_SESSION: u64 = 3600;
+
 fn bench(args: &StoreArgs, target: &Target, connections: usize) -> anyhow::Result<StoreBench> {
     let store = &target.store;
     store.migrate()?;
@@ -179,7 +182,38 @@ fn bench(args: &StoreArgs, target: &Target, connections: usize) -> anyhow::Resul
     let n = args
         .samples
         .unwrap_or(if is_pg { 10_000_000 } else { 1_000_000 });
-    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
+    let seeded = seed_sessions(args, target, n)?;
+    let ingest = ingest(args, store, &seeded.plan, n, connections)?;
+    if is_pg {
+        store.analyze()?;
+    }
+    let stored = store.count_samples(None)? as u64;
+    anyhow::ensure!(stored == n, "seeded {n} samples but {stored} are stored");
+    let agent = crate::store::parse_uuid(&seeded.users[0].id)?;
+    let queries_ms = time_queries(store, agent, seeded.day0, args.runs)?;
+    Ok(StoreBench {
+        backend: target.backend.clone(),
+        samples: n,
+        agents: args.agents,
+        sessions: seeded.plan.len() as u64,
+        connections: if is_pg { connections } else { 1 },
+        ingest_seconds: ingest.as_secs_f64(),
+        ingest_samples_per_second: n as f64 / ingest.as_secs_f64().max(1e-9),
+        queries_ms,
+    })
+}
+
+/// The agents and sessions [`seed_sessions`] stored; `plan` is (session id, user id, start ms).
+struct Seeded {
+    users: Vec<UserRow>,
+    plan: Vec<(String, String, i64)>,
+    /// Midnight UTC yesterday: the sessions go back in time from it.
+    day0: i64,
+}
+
+/// Creates the agents and enough one-hour sessions for `n` samples, on working hours.
+fn seed_sessions(args: &StoreArgs, target: &Target, n: u64) -> anyhow::Result<Seeded> {
+    let store = &target.store;
     let hash = crate::auth::hash_password("bench-password")?;
     let users: Vec<UserRow> = (0..args.agents)
         .map(|i| UserRow {
@@ -195,14 +229,9 @@ fn bench(args: &StoreArgs, target: &Target, connections: usize) -> anyhow::Resul
     for u in &users {
         store.create_user(u)?;
     }
-    // Sessions of one hour (3,600 one-second windows), on working hours, going back in time from now.
-    let per_session = 3600u64;
-    let sessions = n.div_ceil(per_session);
+    let sessions = n.div_ceil(PER_SESSION);
     let now = chrono::Utc::now().timestamp_millis();
     let day0 = now - now.rem_euclid(86_400_000) - 86_400_000;
-    // Skewed like real data: mostly neutral and happy.
-    let weights = [6u32, 1, 4, 18, 10, 5, 56];
-    let total_w: u32 = weights.iter().sum();
     if !args.json {
         eprintln!("seeding {n} samples on {} …", target.backend);
     }
@@ -220,7 +249,7 @@ fn bench(args: &StoreArgs, target: &Target, connections: usize) -> anyhow::Resul
             node: "bench".into(),
             status: SessionStatus::Stopped.as_str().into(),
             started_at: start,
-            ended_at: Some(start + per_session as i64 * 1000),
+            ended_at: Some(start + PER_SESSION as i64 * 1000),
             consent_at: start,
             sources: "[\"bench\"]".into(),
             label: None,
@@ -229,8 +258,54 @@ fn bench(args: &StoreArgs, target: &Target, connections: usize) -> anyhow::Resul
         })?;
         plan.push((sid, user.id.clone(), start));
     }
-    // The daemon's writer, with the daemon's batching: samples are generated and submitted here
-    // while its threads write them, and the clock runs until everything is in the database.
+    Ok(Seeded { users, plan, day0 })
+}
+
+/// A fused sample with a skewed emotion (mostly neutral and happy, like real data).
+fn random_sample(rng: &mut impl Rng, session_id: &str, user_id: &str, t: i64) -> SampleRow {
+    const WEIGHTS: [u32; 7] = [6, 1, 4, 18, 10, 5, 56];
+    let mut pick = rng.gen_range(0..WEIGHTS.iter().sum::<u32>());
+    let mut emotion = 0i16;
+    for (k, w) in WEIGHTS.iter().enumerate() {
+        if pick < *w {
+            emotion = k as i16;
+            break;
+        }
+        pick -= w;
+    }
+    let conf: f32 = rng.gen_range(0.3..0.99);
+    let rest = (1.0 - conf) / 6.0;
+    let probabilities = emo_api_types::Emotion::FACE
+        .iter()
+        .enumerate()
+        .map(|(k, e)| (*e, f64::from(if k as i16 == emotion { conf } else { rest })))
+        .collect();
+    let mut row = SampleRow::from_api(
+        uuid::Uuid::nil(),
+        uuid::Uuid::nil(),
+        &emo_api_types::SampleIn {
+            t: crate::store::ms_to_datetime(t),
+            modality: emo_api_types::Modality::Fused,
+            emotion: emo_api_types::Emotion::ALL[emotion as usize],
+            confidence: f64::from(conf),
+            probabilities,
+        },
+    );
+    row.session_id = session_id.to_string();
+    row.user_id = user_id.to_string();
+    row
+}
+
+/// Generates the samples and writes them through the daemon's writer, with the daemon's
+/// batching; the clock runs until everything is in the database.
+fn ingest(
+    args: &StoreArgs,
+    store: &Store,
+    plan: &[(String, String, i64)],
+    n: u64,
+    connections: usize,
+) -> anyhow::Result<Duration> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let batch = args.batch as usize;
     let metrics = Arc::new(Metrics::default());
     let capacity = (batch * 4 * connections).max(100_000);
@@ -258,36 +333,14 @@ fn bench(args: &StoreArgs, target: &Target, connections: usize) -> anyhow::Resul
         Ok(())
     };
     for (s, (sid, user_id, start)) in plan.iter().enumerate() {
-        let count = per_session.min(n - seeded);
+        let count = PER_SESSION.min(n - seeded);
         for i in 0..count {
-            let mut pick = rng.gen_range(0..total_w);
-            let mut emotion = 0i16;
-            for (k, w) in weights.iter().enumerate() {
-                if pick < *w {
-                    emotion = k as i16;
-                    break;
-                }
-                pick -= w;
-            }
-            let conf: f32 = rng.gen_range(0.3..0.99);
-            let rest = (1.0 - conf) / 6.0;
-            let p = |k: i16| Some(if k == emotion { conf } else { rest });
-            buf.push(SampleRow {
-                session_id: sid.clone(),
-                user_id: user_id.clone(),
-                t: start + i as i64 * 1000,
-                modality: 2,
-                emotion,
-                confidence: conf,
-                p_angry: p(0),
-                p_disgust: p(1),
-                p_fear: p(2),
-                p_happy: p(3),
-                p_sad: p(4),
-                p_surprise: p(5),
-                p_neutral: p(6),
-                p_calm: None,
-            });
+            buf.push(random_sample(
+                &mut rng,
+                sid,
+                user_id,
+                start + i as i64 * 1000,
+            ));
             if buf.len() == batch {
                 submit(std::mem::replace(&mut buf, Vec::with_capacity(batch)))?;
             }
@@ -313,165 +366,112 @@ fn bench(args: &StoreArgs, target: &Target, connections: usize) -> anyhow::Resul
         flushed && errors == 0,
         "the writer did not store every sample ({errors} failed transactions)"
     );
-    if is_pg {
-        store.analyze()?;
-    }
-    let stored = store.count_samples(None)? as u64;
-    anyhow::ensure!(stored == n, "seeded {n} samples but {stored} are stored");
+    Ok(ingest)
+}
 
-    let agent = crate::store::parse_uuid(&users[0].id)?;
+/// One timed dashboard query.
+enum Query<'a> {
+    Distribution(&'a StatsFilter),
+    Timeline(&'a StatsFilter, Bucket),
+    Heatmap(&'a StatsFilter, HeatmapKind),
+    SessionsFirstPage,
+    ExportFirstPage(&'a StatsFilter),
+}
+
+impl Query<'_> {
+    fn run(&self, store: &Store) -> anyhow::Result<()> {
+        match self {
+            Query::Distribution(f) => drop(store.distribution(f)?),
+            Query::Timeline(f, b) => drop(store.timeline(f, *b)?),
+            Query::Heatmap(f, k) => drop(store.heatmap(f, *k)?),
+            Query::SessionsFirstPage => drop(store.list_sessions(&SessionFilter {
+                limit: 50,
+                ..Default::default()
+            })?),
+            Query::ExportFirstPage(f) => drop(store.export_page(f, None, 5000)?),
+        }
+        Ok(())
+    }
+}
+
+/// Every dashboard query on the seeded data: the median of `runs` timed runs after a warm-up.
+fn time_queries(
+    store: &Store,
+    agent: uuid::Uuid,
+    day0: i64,
+    runs: usize,
+) -> anyhow::Result<Vec<(String, f64)>> {
     let hour = 3_600_000;
     let week_from = day0 - 7 * 86_400_000;
-    let fused = |f: StatsFilter| StatsFilter {
-        modality: Some(2),
-        ..f
-    };
-    let all = fused(StatsFilter::default());
-    let one = fused(StatsFilter {
-        user_id: Some(agent),
-        ..Default::default()
-    });
-    let week = fused(StatsFilter {
-        from_ms: Some(week_from),
-        to_ms: Some(day0 + 86_400_000),
-        ..Default::default()
-    });
-    let odd_range = fused(StatsFilter {
-        from_ms: Some(week_from + 1_234_567),
-        to_ms: Some(day0 + 86_400_000 - 7_654_321),
-        ..Default::default()
-    });
-    let one_day = fused(StatsFilter {
-        from_ms: Some(day0 + 8 * hour),
-        to_ms: Some(day0 + 16 * hour),
-        ..Default::default()
-    });
-    let one_hour = fused(StatsFilter {
-        from_ms: Some(day0 + 9 * hour),
-        to_ms: Some(day0 + 10 * hour),
-        ..Default::default()
-    });
-    let agent_day = StatsFilter {
-        user_id: Some(agent),
-        ..one_day.clone()
-    };
-    type Query<'a> = Box<dyn Fn() -> anyhow::Result<()> + 'a>;
-    let queries: Vec<(&str, Query)> = vec![
-        (
-            "distribution, all agents",
-            Box::new(|| {
-                store.distribution(&all)?;
-                Ok(())
-            }),
-        ),
-        (
-            "distribution, one agent",
-            Box::new(|| {
-                store.distribution(&one)?;
-                Ok(())
-            }),
-        ),
-        (
-            "distribution, last week",
-            Box::new(|| {
-                store.distribution(&week)?;
-                Ok(())
-            }),
-        ),
+    let fused =
+        |from_ms: Option<i64>, to_ms: Option<i64>, user_id: Option<uuid::Uuid>| StatsFilter {
+            modality: Some(2),
+            from_ms,
+            to_ms,
+            user_id,
+            ..Default::default()
+        };
+    let all = fused(None, None, None);
+    let one = fused(None, None, Some(agent));
+    let week = fused(Some(week_from), Some(day0 + 86_400_000), None);
+    let odd_range = fused(
+        Some(week_from + 1_234_567),
+        Some(day0 + 86_400_000 - 7_654_321),
+        None,
+    );
+    let one_day = fused(Some(day0 + 8 * hour), Some(day0 + 16 * hour), None);
+    let one_hour = fused(Some(day0 + 9 * hour), Some(day0 + 10 * hour), None);
+    let agent_day = fused(Some(day0 + 8 * hour), Some(day0 + 16 * hour), Some(agent));
+    let queries = [
+        ("distribution, all agents", Query::Distribution(&all)),
+        ("distribution, one agent", Query::Distribution(&one)),
+        ("distribution, last week", Query::Distribution(&week)),
         (
             "distribution, week, unaligned (raw rows)",
-            Box::new(|| {
-                store.distribution(&odd_range)?;
-                Ok(())
-            }),
+            Query::Distribution(&odd_range),
         ),
-        (
-            "timeline by hour, all",
-            Box::new(|| {
-                store.timeline(&all, Bucket::Hour)?;
-                Ok(())
-            }),
-        ),
+        ("timeline by hour, all", Query::Timeline(&all, Bucket::Hour)),
         (
             "timeline by day, one agent",
-            Box::new(|| {
-                store.timeline(&one, Bucket::Day)?;
-                Ok(())
-            }),
+            Query::Timeline(&one, Bucket::Day),
         ),
         (
             "timeline by minute, one hour, all agents",
-            Box::new(|| {
-                store.timeline(&one_hour, Bucket::Minute)?;
-                Ok(())
-            }),
+            Query::Timeline(&one_hour, Bucket::Minute),
         ),
         (
             "timeline by minute, one day, one agent",
-            Box::new(|| {
-                store.timeline(&agent_day, Bucket::Minute)?;
-                Ok(())
-            }),
+            Query::Timeline(&agent_day, Bucket::Minute),
         ),
         (
             "timeline by minute, one day, all agents",
-            Box::new(|| {
-                store.timeline(&one_day, Bucket::Minute)?;
-                Ok(())
-            }),
+            Query::Timeline(&one_day, Bucket::Minute),
         ),
         (
             "heatmap agent x emotion, all",
-            Box::new(|| {
-                store.heatmap(&all, HeatmapKind::AgentEmotion)?;
-                Ok(())
-            }),
+            Query::Heatmap(&all, HeatmapKind::AgentEmotion),
         ),
         (
             "heatmap weekday x hour, all",
-            Box::new(|| {
-                store.heatmap(&all, HeatmapKind::WeekdayHour)?;
-                Ok(())
-            }),
+            Query::Heatmap(&all, HeatmapKind::WeekdayHour),
         ),
-        (
-            "sessions list, first page",
-            Box::new(|| {
-                store.list_sessions(&SessionFilter {
-                    limit: 50,
-                    ..Default::default()
-                })?;
-                Ok(())
-            }),
-        ),
+        ("sessions list, first page", Query::SessionsFirstPage),
         (
             "export, first page (5,000 rows)",
-            Box::new(|| {
-                store.export_page(&one, None, 5000)?;
-                Ok(())
-            }),
+            Query::ExportFirstPage(&one),
         ),
     ];
     let mut queries_ms = Vec::new();
     for (name, q) in &queries {
-        q()?; // warm-up
-        let mut times: Vec<f64> = (0..args.runs.max(1))
+        q.run(store)?; // warm-up
+        let mut times: Vec<f64> = (0..runs.max(1))
             .map(|_| {
                 let t = Instant::now();
-                q().map(|_| t.elapsed().as_secs_f64() * 1000.0)
+                q.run(store).map(|_| t.elapsed().as_secs_f64() * 1000.0)
             })
             .collect::<anyhow::Result<_>>()?;
         times.sort_by(|a, b| a.total_cmp(b));
         queries_ms.push((name.to_string(), times[times.len() / 2]));
     }
-    Ok(StoreBench {
-        backend: target.backend.clone(),
-        samples: n,
-        agents: args.agents,
-        sessions,
-        connections: if is_pg { connections } else { 1 },
-        ingest_seconds: ingest.as_secs_f64(),
-        ingest_samples_per_second: n as f64 / ingest.as_secs_f64().max(1e-9),
-        queries_ms,
-    })
+    Ok(queries_ms)
 }

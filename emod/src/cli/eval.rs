@@ -73,6 +73,8 @@ fn progress_bar(enabled: bool) -> Option<indicatif::ProgressBar> {
     })
 }
 
+/// Long on purpose: one match arm per `emod eval` target (face, speech, fusion), each loading
+/// its data, running it and printing its report.
 pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
     let mut opts = crate::engine::engine_options(config)?;
     match args.command {

@@ -106,10 +106,6 @@ impl Store {
         })
     }
 
-    pub fn count_users(&self) -> StoreResult<i64> {
-        with_conn!(self, |c| Ok(users::table.count().get_result(c)?))
-    }
-
     /// Applies `changes`; disabling a user or changing the password revokes their tokens.
     /// Demoting or disabling the last active admin is refused (`Conflict`). That is decided
     /// inside the transaction with the active admins locked (PostgreSQL: `FOR UPDATE`; SQLite:
