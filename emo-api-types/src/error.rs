@@ -9,117 +9,119 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct ApiError {
-    pub error: String,
+    pub error: ErrorCode,
     pub message: String,
 }
 
-/// Stable error codes. The string form is part of the API contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
-    /// 400: body is not valid JSON.
-    MalformedJson,
-    /// 400/422: JSON is well formed but a field has the wrong type or value.
-    InvalidInput,
-    /// 400: a query-string parameter is invalid.
-    InvalidQuery,
-    /// 400: `POST /sessions` without `"consent": true`.
-    ConsentRequired,
-    /// 401: no, unknown, expired or revoked token.
-    Unauthenticated,
-    /// 401: wrong username or password.
-    InvalidCredentials,
-    /// 403: authenticated but not allowed.
-    Forbidden,
-    /// 403: the account is disabled.
-    AccountDisabled,
-    /// 403: self-registration is switched off.
-    RegistrationClosed,
-    /// 404
-    NotFound,
-    /// 405
-    MethodNotAllowed,
-    /// 409: e.g. username taken.
-    Conflict,
-    /// 409: the session is not running.
-    SessionNotRunning,
-    /// 409: this user already has a running session.
-    SessionAlreadyRunning,
-    /// 409: this daemon's camera/microphone already capture for another session.
-    CaptureBusy,
-    /// 409: a requested capture source cannot be opened (the message names it).
-    SourceUnavailable,
-    /// 413: body over the configured limit.
-    PayloadTooLarge,
-    /// 415
-    UnsupportedMediaType,
-    /// 429: too many failed logins.
-    TooManyAttempts,
-    /// 429: the daemon is already doing as much of this work as it allows at once.
-    TooManyRequests,
-    /// 503: the database is unreachable and the spool is full (nothing was accepted).
-    StorageUnavailable,
-    /// 503: the inference models are not available.
-    ModelsUnavailable,
-    /// 500
-    Internal,
+/// Declares [`ErrorCode`] from one list: each code's wire name and HTTP status are written once,
+/// and serde, [`ErrorCode::as_str`] and [`ErrorCode::http_status`] are all derived from it.
+macro_rules! error_codes {
+    ($($(#[doc = $doc:literal])* $name:ident = $wire:literal, $status:literal;)*) => {
+        /// Stable error codes. The string form is part of the API contract.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(ToSchema))]
+        pub enum ErrorCode {
+            $($(#[doc = $doc])* #[serde(rename = $wire)] $name,)*
+            /// A code this build does not know (sent by a newer daemon): clients fall back to
+            /// the message. The daemon never sends it.
+            #[serde(rename = "unknown", other)]
+            Unknown,
+        }
+
+        impl ErrorCode {
+            /// Every code the daemon may send (all but [`ErrorCode::Unknown`]).
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$name,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$name => $wire,)*
+                    ErrorCode::Unknown => "unknown",
+                }
+            }
+
+            /// The HTTP status that goes with the code.
+            pub fn http_status(self) -> u16 {
+                match self {
+                    $(ErrorCode::$name => $status,)*
+                    ErrorCode::Unknown => 500,
+                }
+            }
+        }
+    };
 }
 
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::MalformedJson => "malformed_json",
-            ErrorCode::InvalidInput => "invalid_input",
-            ErrorCode::InvalidQuery => "invalid_query",
-            ErrorCode::ConsentRequired => "consent_required",
-            ErrorCode::Unauthenticated => "unauthenticated",
-            ErrorCode::InvalidCredentials => "invalid_credentials",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::AccountDisabled => "account_disabled",
-            ErrorCode::RegistrationClosed => "registration_closed",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::MethodNotAllowed => "method_not_allowed",
-            ErrorCode::Conflict => "conflict",
-            ErrorCode::SessionNotRunning => "session_not_running",
-            ErrorCode::SessionAlreadyRunning => "session_already_running",
-            ErrorCode::CaptureBusy => "capture_busy",
-            ErrorCode::SourceUnavailable => "source_unavailable",
-            ErrorCode::PayloadTooLarge => "payload_too_large",
-            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
-            ErrorCode::TooManyAttempts => "too_many_attempts",
-            ErrorCode::TooManyRequests => "too_many_requests",
-            ErrorCode::StorageUnavailable => "storage_unavailable",
-            ErrorCode::ModelsUnavailable => "models_unavailable",
-            ErrorCode::Internal => "internal",
-        }
-    }
-
-    /// The HTTP status that goes with the code.
-    pub fn http_status(self) -> u16 {
-        match self {
-            ErrorCode::MalformedJson | ErrorCode::InvalidQuery | ErrorCode::ConsentRequired => 400,
-            ErrorCode::InvalidInput => 422,
-            ErrorCode::Unauthenticated | ErrorCode::InvalidCredentials => 401,
-            ErrorCode::Forbidden | ErrorCode::AccountDisabled | ErrorCode::RegistrationClosed => {
-                403
-            }
-            ErrorCode::NotFound => 404,
-            ErrorCode::MethodNotAllowed => 405,
-            ErrorCode::Conflict
-            | ErrorCode::SessionNotRunning
-            | ErrorCode::SessionAlreadyRunning
-            | ErrorCode::CaptureBusy
-            | ErrorCode::SourceUnavailable => 409,
-            ErrorCode::PayloadTooLarge => 413,
-            ErrorCode::UnsupportedMediaType => 415,
-            ErrorCode::TooManyAttempts | ErrorCode::TooManyRequests => 429,
-            ErrorCode::StorageUnavailable | ErrorCode::ModelsUnavailable => 503,
-            ErrorCode::Internal => 500,
-        }
-    }
+error_codes! {
+    /// 400: body is not valid JSON.
+    MalformedJson = "malformed_json", 400;
+    /// 422: JSON is well formed but a field has the wrong type or value.
+    InvalidInput = "invalid_input", 422;
+    /// 400: a query-string parameter is invalid.
+    InvalidQuery = "invalid_query", 400;
+    /// 400: `POST /sessions` without `"consent": true`.
+    ConsentRequired = "consent_required", 400;
+    /// 401: no, unknown, expired or revoked token.
+    Unauthenticated = "unauthenticated", 401;
+    /// 401: wrong username or password.
+    InvalidCredentials = "invalid_credentials", 401;
+    /// 403: authenticated but not allowed.
+    Forbidden = "forbidden", 403;
+    /// 403: the account is disabled.
+    AccountDisabled = "account_disabled", 403;
+    /// 403: self-registration is switched off.
+    RegistrationClosed = "registration_closed", 403;
+    /// 404
+    NotFound = "not_found", 404;
+    /// 405
+    MethodNotAllowed = "method_not_allowed", 405;
+    /// 409: e.g. username taken.
+    Conflict = "conflict", 409;
+    /// 409: the session is not running.
+    SessionNotRunning = "session_not_running", 409;
+    /// 409: this user already has a running session.
+    SessionAlreadyRunning = "session_already_running", 409;
+    /// 409: this daemon's camera/microphone already capture for another session.
+    CaptureBusy = "capture_busy", 409;
+    /// 409: a requested capture source cannot be opened (the message names it).
+    SourceUnavailable = "source_unavailable", 409;
+    /// 413: body over the configured limit.
+    PayloadTooLarge = "payload_too_large", 413;
+    /// 415
+    UnsupportedMediaType = "unsupported_media_type", 415;
+    /// 429: too many failed logins.
+    TooManyAttempts = "too_many_attempts", 429;
+    /// 429: the daemon is already doing as much of this work as it allows at once.
+    TooManyRequests = "too_many_requests", 429;
+    /// 503: the database is unreachable and the spool is full (nothing was accepted).
+    StorageUnavailable = "storage_unavailable", 503;
+    /// 503: the inference models are not available.
+    ModelsUnavailable = "models_unavailable", 503;
+    /// 500
+    Internal = "internal", 500;
 }
 
 impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_travel_as_their_snake_case_names_and_unknown_ones_still_parse() {
+        for c in ErrorCode::ALL {
+            let json = serde_json::to_string(c).unwrap();
+            assert_eq!(json, format!("\"{}\"", c.as_str()));
+            assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), *c);
+        }
+        assert_eq!(
+            serde_json::to_string(&ErrorCode::SessionAlreadyRunning).unwrap(),
+            "\"session_already_running\""
+        );
+        let e: ApiError =
+            serde_json::from_str(r#"{"error":"a_code_from_2030","message":"m"}"#).unwrap();
+        assert_eq!(e.error, ErrorCode::Unknown);
     }
 }

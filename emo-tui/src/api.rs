@@ -22,7 +22,7 @@ pub enum ClientError {
     /// The daemon answered with an error body.
     Api {
         status: u16,
-        code: String,
+        code: ErrorCode,
         message: String,
     },
     /// The answer could not be understood (wrong server, version skew).
@@ -32,16 +32,16 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    pub fn code(&self) -> Option<&str> {
+    pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            ClientError::Api { code, .. } => Some(code),
+            ClientError::Api { code, .. } => Some(*code),
             _ => None,
         }
     }
 
     /// True when the token is missing, expired or revoked: the UI goes back to the login screen.
     pub fn is_unauthenticated(&self) -> bool {
-        self.code() == Some(ErrorCode::Unauthenticated.as_str())
+        self.code() == Some(ErrorCode::Unauthenticated)
     }
 
     /// A sentence for the status line.
@@ -57,35 +57,42 @@ impl ClientError {
                 code,
                 message,
             } => {
-                let fixed = match code.as_str() {
-                    "invalid_credentials" => Some("Wrong username or password."),
-                    "unauthenticated" => {
+                let fixed = match code {
+                    ErrorCode::InvalidCredentials => Some("Wrong username or password."),
+                    ErrorCode::Unauthenticated => {
                         Some("Your login has expired or was revoked. Please log in again.")
                     }
-                    "too_many_attempts" => {
+                    ErrorCode::TooManyAttempts => {
                         Some("Too many failed logins. Wait a moment, then try again.")
                     }
-                    "registration_closed" => Some(
+                    ErrorCode::RegistrationClosed => Some(
                         "Self-registration is switched off on this server. Ask an admin for an account.",
                     ),
-                    "conflict" => Some("That username is already taken."),
-                    "account_disabled" => Some("This account is disabled. Ask an admin."),
-                    "forbidden" => Some("You are not allowed to do that."),
-                    "consent_required" => Some("A session needs your explicit consent."),
-                    "session_already_running" => {
-                        Some("This workstation already runs a live session.")
+                    ErrorCode::Conflict => Some("That username is already taken."),
+                    ErrorCode::AccountDisabled => Some("This account is disabled. Ask an admin."),
+                    ErrorCode::Forbidden => Some("You are not allowed to do that."),
+                    ErrorCode::ConsentRequired => Some("A session needs your explicit consent."),
+                    ErrorCode::SessionAlreadyRunning => {
+                        Some("You already have a running session. Stop it with x first.")
                     }
-                    "session_not_running" => Some("That session is not running."),
-                    "storage_unavailable" => {
+                    ErrorCode::CaptureBusy => Some(
+                        "The server's camera and microphone are recording another session. Try again when it stops.",
+                    ),
+                    ErrorCode::SessionNotRunning => Some("That session is not running."),
+                    ErrorCode::StorageUnavailable => {
                         Some("The server's database is unavailable. Try again later.")
                     }
-                    "models_unavailable" => Some("The server's inference models are not available."),
+                    ErrorCode::ModelsUnavailable => {
+                        Some("The server's inference models are not available.")
+                    }
                     _ => None,
                 };
-                match fixed {
-                    Some(s) => s.to_string(),
-                    None if message.is_empty() => format!("Server error {status} ({code})."),
-                    None => format!("{message} ({code})"),
+                match (fixed, code) {
+                    (Some(s), _) => s.to_string(),
+                    (None, _) if message.is_empty() => format!("Server error {status} ({code})."),
+                    // A code this build does not know: the server's own words.
+                    (None, ErrorCode::Unknown) => message.clone(),
+                    (None, _) => format!("{message} ({code})"),
                 }
             }
         }
@@ -467,10 +474,10 @@ pub fn error_from_body(status: StatusCode, body: &str) -> ClientError {
         Err(_) => ClientError::Api {
             status: status.as_u16(),
             code: match status.as_u16() {
-                401 => "unauthenticated".into(),
-                403 => "forbidden".into(),
-                404 => "not_found".into(),
-                _ => format!("http_{}", status.as_u16()),
+                401 => ErrorCode::Unauthenticated,
+                403 => ErrorCode::Forbidden,
+                404 => ErrorCode::NotFound,
+                _ => ErrorCode::Unknown,
             },
             message: body.chars().take(200).collect(),
         },
@@ -510,7 +517,14 @@ mod tests {
         assert!(e.is_unauthenticated());
         assert!(e.user_message().contains("expired"));
         let e = error_from_body(StatusCode::BAD_GATEWAY, "<html>oops</html>");
-        assert_eq!(e.code(), Some("http_502"));
+        assert_eq!(e.code(), Some(ErrorCode::Unknown));
+        assert_eq!(e.user_message(), "<html>oops</html>");
+        let e = error_from_body(
+            StatusCode::CONFLICT,
+            r#"{"error":"capture_busy","message":"busy"}"#,
+        );
+        assert_eq!(e.code(), Some(ErrorCode::CaptureBusy));
+        assert!(e.user_message().contains("recording another session"));
         let e = ClientError::Unreachable {
             server: "http://127.0.0.1:1".into(),
             detail: "connection refused or host unreachable".into(),

@@ -9,7 +9,7 @@ use anyhow::Context;
 use chrono::{Local, Utc};
 use clap::Parser;
 use emo_tui::api::Client;
-use emo_tui::app::{App, Msg};
+use emo_tui::app::{App, Cmd, Msg};
 use emo_tui::net::Net;
 use emo_tui::{token, ui};
 use ratatui::crossterm::event::{
@@ -68,65 +68,13 @@ fn main() -> anyhow::Result<()> {
     let mut app = App::new(&server, color, now, tz);
     app.sources = cli.sources.clone();
     app.label = cli.label.clone();
-    let saved = token_path.as_deref().and_then(token::load);
-    let file_token = match &cli.token_file {
-        Some(p) => Some(
-            std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read the token file {}", p.display()))?
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string(),
-        ),
-        None => None,
-    };
-    let initial = if let Some(t) = file_token.or(cli.token.clone()).filter(|t| !t.is_empty()) {
-        app.resume(t)
-    } else {
-        match saved {
-            Some(s) if s.valid_for(&app.server, now) => {
-                app.login.username.value = s.username.clone();
-                app.resume(s.token)
-            }
-            Some(s) if s.server.trim_end_matches('/') == app.server => {
-                app.login.username.value = s.username;
-                app.login.focus = 1;
-                let c = app.start_at_login();
-                app.error("Your saved login has expired. Please log in again.");
-                c
-            }
-            _ => app.start_at_login(),
-        }
-    };
+    let initial = first_commands(&cli, &mut app, token_path.as_deref(), now)?;
     for c in initial {
         net.dispatch(c);
     }
 
-    // SIGTERM / SIGHUP (e.g. the SSH connection dropped): leave cleanly, restoring the terminal.
     let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        rt.spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut hup)) = (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::hangup()),
-            ) else {
-                return;
-            };
-            let code = tokio::select! {
-                _ = term.recv() => 143,
-                _ = hup.recv() => 129,
-            };
-            stop.store(true, Ordering::SeqCst);
-            // After a hang-up the terminal reads end-of-file forever and crossterm's poll never
-            // returns to the loop that checks `stop`: exit from here if the loop has not within
-            // a moment, instead of spinning on a dead terminal.
-            tokio::time::sleep(Duration::from_millis(1500)).await;
-            std::process::exit(code);
-        });
-    }
+    watch_hangup(&rt, stop.clone());
 
     let mut terminal = ratatui::init(); // raw mode + alternate screen + a panic hook that restores
     if !cli.no_mouse {
@@ -159,16 +107,14 @@ fn run(
 ) -> anyhow::Result<()> {
     loop {
         app.now = Utc::now();
-        terminal.draw(|f| ui::draw(f, app))?;
+        let mut hits = app.hits.clone();
+        terminal.draw(|f| hits = ui::draw(f, app))?;
+        app.hits = hits;
         let mut cmds = Vec::new();
         if event::poll(Duration::from_millis(100))? {
             match event::read()? {
                 Event::Key(k) if k.kind != KeyEventKind::Release => {
-                    // Lets the end-to-end test prove the terminal is restored after a panic.
-                    if k.code == KeyCode::F(12) && std::env::var_os("EMO_TUI_TEST_PANIC").is_some()
-                    {
-                        panic!("test panic requested with F12 (EMO_TUI_TEST_PANIC is set)");
-                    }
+                    test_panic_hook(k.code);
                     cmds.extend(app.on_key(k))
                 }
                 Event::Mouse(m) => cmds.extend(app.on_mouse(m)),
@@ -186,4 +132,82 @@ fn run(
             return Ok(());
         }
     }
+}
+
+/// Lets the end-to-end test prove the terminal is restored after a panic: F12 panics when
+/// `EMO_TUI_TEST_PANIC` is set. Compiled only into debug builds (what `cargo test` runs), so a
+/// release binary has no key that crashes it on purpose; `tui_tmux` checks both.
+#[cfg(debug_assertions)]
+fn test_panic_hook(code: KeyCode) {
+    if code == KeyCode::F(12) && std::env::var_os("EMO_TUI_TEST_PANIC").is_some() {
+        panic!("test panic requested with F12 (EMO_TUI_TEST_PANIC is set)");
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn test_panic_hook(_: KeyCode) {}
+
+/// What to do first: a token from `--token-file`, `--token` or `EMO_TOKEN` is checked as is;
+/// else the saved login for this server, if still valid; else the login screen.
+fn first_commands(
+    cli: &Cli,
+    app: &mut App,
+    token_path: Option<&std::path::Path>,
+    now: chrono::DateTime<Utc>,
+) -> anyhow::Result<Vec<Cmd>> {
+    let saved = token_path.and_then(token::load);
+    let file_token = match &cli.token_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read the token file {}", p.display()))?
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let initial = if let Some(t) = file_token.or(cli.token.clone()).filter(|t| !t.is_empty()) {
+        app.resume(t)
+    } else {
+        match saved {
+            Some(s) if s.valid_for(&app.server, now) => {
+                app.login.username.value = s.username.clone();
+                app.resume(s.token)
+            }
+            Some(s) if s.server.trim_end_matches('/') == app.server => {
+                app.login.username.value = s.username;
+                app.login.focus = 1;
+                let c = app.start_at_login();
+                app.error("Your saved login has expired. Please log in again.");
+                c
+            }
+            _ => app.start_at_login(),
+        }
+    };
+    Ok(initial)
+}
+
+/// SIGTERM / SIGHUP (e.g. the SSH connection dropped): leave cleanly, restoring the terminal.
+fn watch_hangup(rt: &tokio::runtime::Runtime, stop: Arc<AtomicBool>) {
+    rt.spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            return;
+        };
+        let code = tokio::select! {
+            _ = term.recv() => 143,
+            _ = hup.recv() => 129,
+        };
+        stop.store(true, Ordering::SeqCst);
+        // After a hang-up the terminal reads end-of-file forever and crossterm's poll never
+        // returns to the loop that checks `stop`: exit from here if the loop has not within
+        // a moment, instead of spinning on a dead terminal.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        std::process::exit(code);
+    });
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use emo_api_types::LiveEvent;
+use emo_api_types::{ErrorCode, LiveEvent};
 use futures_util::StreamExt;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc::UnboundedSender;
@@ -47,8 +47,9 @@ impl Net {
         });
     }
 
+    /// Runs a command: the local ones here and now, each request as a task whose answer comes
+    /// back over the channel.
     pub fn dispatch(&mut self, cmd: Cmd) {
-        let c = self.client.clone();
         match cmd {
             Cmd::SetToken(t) => self.client.set_token(t),
             Cmd::SaveToken(t) => {
@@ -71,106 +72,112 @@ impl Net {
                     }
                 }
             }
-            Cmd::Login { username, password } => self.spawn(async move {
-                Msg::Login(c.login(&username, &password).await.map(|r| (username, r)))
-            }),
-            Cmd::Register { username, password } => self.spawn(async move {
-                Msg::Register(
-                    c.register(&username, &password)
-                        .await
-                        .map(|u| (u, password)),
-                )
-            }),
-            Cmd::Health => self.spawn(async move { Msg::Health(c.health().await) }),
-            Cmd::Me => self.spawn(async move { Msg::Me(c.me().await) }),
-            Cmd::Logout => self.spawn(async move {
-                // Logging out locally works even if the server is gone.
-                let _ = c.logout().await;
-                Msg::LoggedOut
-            }),
-            Cmd::MySessions { agent } => self.spawn(async move {
-                let q = crate::api::Query {
-                    agent: Some(agent).filter(|a| !a.is_empty()),
-                    ..Default::default()
-                };
-                Msg::MySessions(c.sessions(&q, None, 100, 0).await)
-            }),
-            Cmd::StartSession { sources, label } => {
-                self.spawn(async move { Msg::Started(c.start_session(sources, label).await) })
-            }
-            Cmd::Devices => self.spawn(async move { Msg::Devices(c.devices().await) }),
-            Cmd::StopSession(id) => {
-                self.spawn(async move { Msg::Stopped(c.stop_session(id).await) })
-            }
-            Cmd::OpenSession(id) => self.spawn(async move {
-                let r = async {
-                    let s = c.session(id).await?;
-                    let samples = c.samples(id, 20_000).await?;
-                    Ok((s, samples))
-                }
-                .await;
-                Msg::SessionDetail(r)
-            }),
-            Cmd::Dashboard { query, bucket, gen } => self.spawn(async move {
-                let (d, t, s) = tokio::join!(
-                    c.distribution(&query),
-                    c.timeline(&query, bucket),
-                    c.sessions(&query, None, 200, 0)
-                );
-                Msg::Dashboard(
-                    gen,
-                    (|| {
-                        Ok(Box::new(DashData {
-                            distribution: d?,
-                            timeline: t?,
-                            sessions: s?,
-                        }))
-                    })(),
-                )
-            }),
-            Cmd::Timeline { query, bucket, gen } => {
-                self.spawn(async move { Msg::Timeline(gen, c.timeline(&query, bucket).await) })
-            }
-            Cmd::Heatmap {
-                query,
-                kind,
-                tz_offset_minutes,
-                gen,
-            } => self.spawn(async move {
-                Msg::Heatmap(gen, c.heatmap(&query, kind, tz_offset_minutes).await)
-            }),
-            Cmd::Users => self.spawn(async move { Msg::Users(c.users().await) }),
-            Cmd::Audit { offset } => {
-                self.spawn(async move { Msg::Audit(c.audit(crate::app::AUDIT_PAGE, offset).await) })
-            }
-            Cmd::Export { query, path } => self.spawn(async move {
-                let r = async {
-                    let csv = c.export_csv(&query).await?;
-                    write_export(&path, &csv).await?;
-                    let rows = csv
-                        .lines()
-                        .filter(|l| !l.trim().is_empty())
-                        .count()
-                        .saturating_sub(1);
-                    Ok((path, rows))
-                }
-                .await;
-                Msg::Exported(r)
-            }),
             Cmd::Live(id) => {
                 if let Some(h) = self.live.take() {
                     h.abort();
                 }
                 let tx = self.tx.clone();
-                self.live = Some(self.rt.spawn(live_loop(c, id, tx)));
+                self.live = Some(self.rt.spawn(live_loop(self.client.clone(), id, tx)));
             }
             Cmd::StopLive => {
                 if let Some(h) = self.live.take() {
                     h.abort();
                 }
             }
+            request => self.spawn(answer(self.client.clone(), request)),
         }
     }
+}
+
+/// Sends one request and turns its result into the message that answers it.
+async fn answer(c: Client, cmd: Cmd) -> Msg {
+    match cmd {
+        Cmd::Login { username, password } => {
+            Msg::Login(c.login(&username, &password).await.map(|r| (username, r)))
+        }
+        Cmd::Register { username, password } => Msg::Register(
+            c.register(&username, &password)
+                .await
+                .map(|u| (u, password)),
+        ),
+        Cmd::Health => Msg::Health(c.health().await),
+        Cmd::Me => Msg::Me(c.me().await),
+        Cmd::Logout => {
+            // Logging out locally works even if the server is gone.
+            let _ = c.logout().await;
+            Msg::LoggedOut
+        }
+        Cmd::MySessions { agent } => {
+            let q = crate::api::Query {
+                agent: Some(agent).filter(|a| !a.is_empty()),
+                ..Default::default()
+            };
+            Msg::MySessions(c.sessions(&q, None, 100, 0).await)
+        }
+        Cmd::StartSession { sources, label } => Msg::Started(c.start_session(sources, label).await),
+        Cmd::Devices => Msg::Devices(c.devices().await),
+        Cmd::StopSession(id) => Msg::Stopped(c.stop_session(id).await),
+        Cmd::OpenSession(id) => Msg::SessionDetail(open_session(&c, id).await),
+        Cmd::Dashboard { query, bucket, gen } => {
+            let (d, t, s) = tokio::join!(
+                c.distribution(&query),
+                c.timeline(&query, bucket),
+                c.sessions(&query, None, 200, 0)
+            );
+            let data = (|| {
+                Ok(Box::new(DashData {
+                    distribution: d?,
+                    timeline: t?,
+                    sessions: s?,
+                }))
+            })();
+            Msg::Dashboard(gen, data)
+        }
+        Cmd::Timeline { query, bucket, gen } => {
+            Msg::Timeline(gen, c.timeline(&query, bucket).await)
+        }
+        Cmd::Heatmap {
+            query,
+            kind,
+            tz_offset_minutes,
+            gen,
+        } => Msg::Heatmap(gen, c.heatmap(&query, kind, tz_offset_minutes).await),
+        Cmd::Users => Msg::Users(c.users().await),
+        Cmd::Audit { offset } => Msg::Audit(c.audit(crate::app::AUDIT_PAGE, offset).await),
+        Cmd::Export { query, path } => Msg::Exported(export(&c, &query, path).await),
+        Cmd::SetToken(_)
+        | Cmd::SaveToken(_)
+        | Cmd::ClearToken(_)
+        | Cmd::Live(_)
+        | Cmd::StopLive => {
+            unreachable!("local commands are handled by Net::dispatch")
+        }
+    }
+}
+
+async fn open_session(
+    c: &Client,
+    id: uuid::Uuid,
+) -> Result<(emo_api_types::Session, Vec<emo_api_types::Sample>), ClientError> {
+    let s = c.session(id).await?;
+    let samples = c.samples(id, 20_000).await?;
+    Ok((s, samples))
+}
+
+/// Writes the filtered samples as CSV to `path`; answers with the path and the row count.
+async fn export(
+    c: &Client,
+    query: &crate::api::Query,
+    path: std::path::PathBuf,
+) -> Result<(std::path::PathBuf, usize), ClientError> {
+    let csv = c.export_csv(query).await?;
+    write_export(&path, &csv).await?;
+    let rows = csv
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count()
+        .saturating_sub(1);
+    Ok((path, rows))
 }
 
 async fn write_export(path: &Path, csv: &str) -> Result<(), ClientError> {
@@ -230,7 +237,12 @@ async fn live_loop(c: Client, id: uuid::Uuid, tx: UnboundedSender<Msg>) {
             Err(e) => {
                 let fatal = matches!(
                     e.code(),
-                    Some("not_found" | "unauthenticated" | "forbidden" | "session_not_running")
+                    Some(
+                        ErrorCode::NotFound
+                            | ErrorCode::Unauthenticated
+                            | ErrorCode::Forbidden
+                            | ErrorCode::SessionNotRunning
+                    )
                 );
                 if tx.send(Msg::LiveError(e)).is_err() || fatal {
                     return;

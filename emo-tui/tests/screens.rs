@@ -114,7 +114,10 @@ fn new_app() -> App {
 
 fn render(app: &App, w: u16, h: u16) -> String {
     let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-    term.draw(|f| emo_tui::ui::draw(f, app)).unwrap();
+    term.draw(|f| {
+        emo_tui::ui::draw(f, app);
+    })
+    .unwrap();
     let buf = term.backend().buffer().clone();
     let mut out = String::new();
     for y in 0..h {
@@ -129,7 +132,10 @@ fn render(app: &App, w: u16, h: u16) -> String {
 /// 16-colour safe: only the 16 ANSI colours; with colour off (NO_COLOR) no colour at all.
 fn check_colours(app: &App, w: u16, h: u16, name: &str) {
     let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-    term.draw(|f| emo_tui::ui::draw(f, app)).unwrap();
+    term.draw(|f| {
+        emo_tui::ui::draw(f, app);
+    })
+    .unwrap();
     let buf = term.backend().buffer().clone();
     for y in 0..h {
         for x in 0..w {
@@ -299,7 +305,7 @@ fn login_screen() {
     }
     a.on_msg(Msg::Login(Err(emo_tui::api::ClientError::Api {
         status: 401,
-        code: "invalid_credentials".into(),
+        code: emo_api_types::ErrorCode::InvalidCredentials,
         message: "no".into(),
     })));
     check(
@@ -340,7 +346,7 @@ fn register_screen() {
     );
     a.on_msg(Msg::Register(Err(emo_tui::api::ClientError::Api {
         status: 403,
-        code: "registration_closed".into(),
+        code: emo_api_types::ErrorCode::RegistrationClosed,
         message: "".into(),
     })));
     check(
@@ -623,7 +629,7 @@ fn help_overlay_lists_keys_and_no_color_renders() {
         &["Keys", "Everywhere", "Ctrl-C", "any key closes"],
     );
     // Every key of the list is reachable by scrolling.
-    let all = emo_tui::ui::help::KEYS.len();
+    let all = help_rows().count();
     for _ in 0..all + 20 {
         key(&mut a, KeyCode::Down);
     }
@@ -841,6 +847,13 @@ fn every_screen_renders_at_80x24_and_large() {
     }
 }
 
+/// Every row of the key tables with its section, in the order the help shows them.
+fn help_rows() -> impl Iterator<Item = (&'static str, &'static emo_tui::keys::Row)> {
+    emo_tui::keys::ALL
+        .into_iter()
+        .flat_map(|t| t.rows.iter().map(move |r| (t.section, r)))
+}
+
 /// Every row of the key table can be read in full in the overlay at 80×24 by scrolling.
 #[test]
 fn help_shows_every_documented_key_and_action() {
@@ -848,18 +861,18 @@ fn help_shows_every_documented_key_and_action() {
     a.color = false;
     key(&mut a, KeyCode::Char('?'));
     let mut seen = String::new();
-    for _ in 0..emo_tui::ui::help::KEYS.len() + 40 {
+    for _ in 0..help_rows().count() + 40 {
         seen.push_str(&render(&a, 80, 24));
         key(&mut a, KeyCode::Down);
     }
     assert!(a.show_help);
     let mut last = "";
-    for e in emo_tui::ui::help::KEYS {
-        if e.section != last {
-            assert!(seen.contains(e.section), "section {}", e.section);
-            last = e.section;
+    for (section, r) in help_rows() {
+        if section != last {
+            assert!(seen.contains(section), "section {section}");
+            last = section;
         }
-        let row = format!("{:<19} {}", emo_tui::ui::help::keys_text(e), e.action);
+        let row = format!("{:<19} {}", emo_tui::ui::help::keys_text(r), r.help);
         assert!(seen.contains(&row), "help row missing or cut: {row:?}");
     }
     for d in emo_tui::ui::help::DATES {

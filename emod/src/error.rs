@@ -95,7 +95,7 @@ impl ResponseError for AppError {
             resp.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"emo\""));
         }
         resp.json(ApiError {
-            error: self.code().as_str().to_string(),
+            error: self.code(),
             message,
         })
     }

@@ -8,7 +8,8 @@ use ratatui::Frame;
 use crate::app::{App, DashTab};
 use crate::ui::{audit, distribution, export, filters, heatmap, sessions, sparklines, theme};
 
-pub fn render(frame: &mut Frame, app: &App, area: Rect) {
+/// Draws the dashboard; returns where each tab's title was drawn (for mouse clicks).
+pub fn render(frame: &mut Frame, app: &App, area: Rect) -> Vec<(Rect, DashTab)> {
     let [bar, tabs, content] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
@@ -26,15 +27,13 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             ])
         })
         .collect();
-    let idx = DashTab::ALL
-        .iter()
-        .position(|t| *t == app.dash.tab)
-        .unwrap_or(0);
+    let hits = tab_rects(&titles, tabs);
     frame.render_widget(
         Tabs::new(titles)
-            .select(idx)
+            .select(app.dash.tab.index())
             .highlight_style(theme::selected(app))
-            .divider("│"),
+            .padding(PAD, PAD)
+            .divider(DIVIDER),
         tabs,
     );
     match app.dash.tab {
@@ -49,6 +48,27 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     if app.dash.export_prompt.is_some() {
         export::render(frame, app, area);
     }
+    hits
+}
+
+const PAD: &str = " ";
+const DIVIDER: &str = "│";
+
+/// Where [`Tabs`] puts each title in `area` with [`PAD`] on each side and [`DIVIDER`] between
+/// them: padding and title are the tab's clickable rectangle, cut at the area's right edge.
+fn tab_rects(titles: &[Line], area: Rect) -> Vec<(Rect, DashTab)> {
+    let (pad, div) = (PAD.chars().count() as u16, DIVIDER.chars().count() as u16);
+    let mut x = area.x;
+    let mut out = Vec::new();
+    for (title, tab) in titles.iter().zip(DashTab::ALL) {
+        let w = (pad + title.width() as u16 + pad).min(area.right().saturating_sub(x));
+        if w == 0 {
+            break;
+        }
+        out.push((Rect::new(x, area.y, w, 1), tab));
+        x += w + div;
+    }
+    out
 }
 
 fn render_overview(frame: &mut Frame, app: &App, area: Rect) {

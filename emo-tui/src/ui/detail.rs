@@ -1,6 +1,6 @@
 //! One session: summary and a per-emotion timeline from its stored samples.
 
-use emo_api_types::Modality;
+use emo_api_types::{Modality, Session, SessionSummary};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Paragraph, Wrap};
@@ -34,6 +34,23 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     };
     let [info, timeline] =
         Layout::vertical([Constraint::Length(6), Constraint::Min(0)]).areas(area);
+    let info_block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .title(Span::styled(
+            format!(" Session {} ", &s.id.to_string()[..8]),
+            theme::title(app),
+        ));
+    frame.render_widget(
+        Paragraph::new(info_lines(app, s))
+            .block(info_block)
+            .wrap(Wrap { trim: true }),
+        info,
+    );
+    render_timeline(frame, app, s, timeline);
+}
+
+/// Who, when, how long, and the stored summary.
+fn info_lines(app: &App, s: &Session) -> Vec<Line<'static>> {
     let tz = &app.tz;
     let end = s
         .ended_at
@@ -54,68 +71,64 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     }
     let mut lines = vec![Line::from(l1)];
     match &s.summary {
-        Some(sum) => {
-            let mut l2 = vec![Span::raw("dominant ")];
-            match sum.dominant {
-                Some(e) => l2.push(Span::styled(e.as_str(), theme::emotion(app, e))),
-                None => l2.push(Span::raw("—")),
-            }
-            let counts: Vec<String> = Modality::ALL
-                .iter()
-                .filter_map(|m| sum.samples.get(m).map(|n| format!("{m} {n}")))
-                .collect();
-            l2.push(Span::raw(format!(
-                " · samples {}",
-                if counts.is_empty() {
-                    "0".into()
-                } else {
-                    counts.join(", ")
-                }
-            )));
-            let cov: Vec<String> = Modality::ALL
-                .iter()
-                .filter_map(|m| {
-                    sum.coverage
-                        .get(m)
-                        .map(|c| format!("{m} {:.0}%", c * 100.0))
-                })
-                .collect();
-            if !cov.is_empty() {
-                l2.push(Span::raw(format!(" · coverage {}", cov.join(", "))));
-            }
-            if let Some(c) = sum.mean_confidence {
-                l2.push(Span::raw(format!(" · conf {c:.2}")));
-            }
-            lines.push(Line::from(l2));
-            let mut dist: Vec<_> = sum.distribution.iter().filter(|(_, v)| **v > 0.0).collect();
-            dist.sort_by(|a, b| b.1.total_cmp(a.1));
-            let mut l3 = vec![Span::styled("shares ", theme::dim(app))];
-            for (e, v) in dist {
-                l3.push(Span::styled(
-                    format!("{} {:.0}%  ", e.as_str(), v * 100.0),
-                    theme::emotion(app, *e),
-                ));
-            }
-            lines.push(Line::from(l3));
-        }
+        Some(sum) => lines.extend(summary_lines(app, sum)),
         None => lines.push(Line::styled(
             "No summary yet (the session is still running or was interrupted).",
             theme::dim(app),
         )),
     }
-    let info_block = Block::bordered()
-        .border_type(BorderType::Rounded)
-        .title(Span::styled(
-            format!(" Session {} ", &s.id.to_string()[..8]),
-            theme::title(app),
-        ));
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(info_block)
-            .wrap(Wrap { trim: true }),
-        info,
-    );
+    lines
+}
 
+/// Dominant emotion, sample counts, coverage and confidence; then the emotions' shares.
+fn summary_lines(app: &App, sum: &SessionSummary) -> [Line<'static>; 2] {
+    let mut l2 = vec![Span::raw("dominant ")];
+    match sum.dominant {
+        Some(e) => l2.push(Span::styled(e.as_str(), theme::emotion(app, e))),
+        None => l2.push(Span::raw("—")),
+    }
+    let counts: Vec<String> = Modality::ALL
+        .iter()
+        .filter_map(|m| sum.samples.get(m).map(|n| format!("{m} {n}")))
+        .collect();
+    l2.push(Span::raw(format!(
+        " · samples {}",
+        if counts.is_empty() {
+            "0".into()
+        } else {
+            counts.join(", ")
+        }
+    )));
+    let cov: Vec<String> = Modality::ALL
+        .iter()
+        .filter_map(|m| {
+            sum.coverage
+                .get(m)
+                .map(|c| format!("{m} {:.0}%", c * 100.0))
+        })
+        .collect();
+    if !cov.is_empty() {
+        l2.push(Span::raw(format!(" · coverage {}", cov.join(", "))));
+    }
+    if let Some(c) = sum.mean_confidence {
+        l2.push(Span::raw(format!(" · conf {c:.2}")));
+    }
+    let mut dist: Vec<_> = sum.distribution.iter().filter(|(_, v)| **v > 0.0).collect();
+    dist.sort_by(|a, b| b.1.total_cmp(a.1));
+    let mut l3 = vec![Span::styled("shares ", theme::dim(app))];
+    for (e, v) in dist {
+        l3.push(Span::styled(
+            format!("{} {:.0}%  ", e.as_str(), v * 100.0),
+            theme::emotion(app, *e),
+        ));
+    }
+    [Line::from(l2), Line::from(l3)]
+}
+
+/// The per-emotion timeline of the modality chosen with `m`.
+fn render_timeline(frame: &mut Frame, app: &App, s: &Session, timeline: Rect) {
+    let d = &app.detail;
+    let tz = &app.tz;
     let Some(m) = d.modality else {
         frame.render_widget(
             Paragraph::new(Span::styled(

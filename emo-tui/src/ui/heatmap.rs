@@ -62,36 +62,7 @@ pub fn grid_lines(app: &App, h: &Heatmap, width: u16, height: u16) -> Vec<Line<'
         + 1;
     let ncols = h.columns.len().max(1);
     let cell_w = (width.saturating_sub(label_w) / ncols).clamp(1, 8);
-    let mut lines = Vec::new();
-
-    // Column header: full labels when they fit, else every k-th label.
-    let mut head = " ".repeat(label_w);
-    let col_label_w = h
-        .columns
-        .iter()
-        .map(|c| c.chars().count())
-        .max()
-        .unwrap_or(1);
-    let every = if cell_w > col_label_w.min(4) {
-        1
-    } else {
-        (col_label_w + 1).div_ceil(cell_w)
-    };
-    let mut j = 0;
-    while j < h.columns.len() {
-        if j % every == 0 {
-            let span_w = cell_w * every;
-            let l = shaping::ellipsize(&h.columns[j], span_w.saturating_sub(1).max(1));
-            head.push_str(&format!("{l:<span_w$}"));
-            j += every;
-        } else {
-            j += 1;
-        }
-    }
-    lines.push(Line::from(Span::styled(
-        shaping::ellipsize(&head, width),
-        theme::dim(app),
-    )));
+    let mut lines = vec![header_line(app, h, width, label_w, cell_w)];
 
     let room = (height as usize).saturating_sub(3); // header, legend, blank
     let shown_rows = h.rows.len().min(room.max(1));
@@ -136,4 +107,41 @@ pub fn grid_lines(app: &App, h: &Heatmap, width: u16, height: u16) -> Vec<Line<'
     }
     lines.push(Line::from(legend));
     lines
+}
+
+/// The column labels: in full when they fit the cells, else every k-th label.
+fn header_line(
+    app: &App,
+    h: &Heatmap,
+    width: usize,
+    label_w: usize,
+    cell_w: usize,
+) -> Line<'static> {
+    let mut head = " ".repeat(label_w);
+    let col_label_w = h
+        .columns
+        .iter()
+        .map(|c| c.chars().count())
+        .max()
+        .unwrap_or(1);
+    let every = if cell_w > col_label_w.min(4) {
+        1
+    } else {
+        (col_label_w + 1).div_ceil(cell_w)
+    };
+    let mut j = 0;
+    while j < h.columns.len() {
+        if j % every == 0 {
+            let span_w = cell_w * every;
+            let l = shaping::ellipsize(&h.columns[j], span_w.saturating_sub(1).max(1));
+            head.push_str(&format!("{l:<span_w$}"));
+            j += every;
+        } else {
+            j += 1;
+        }
+    }
+    Line::from(Span::styled(
+        shaping::ellipsize(&head, width),
+        theme::dim(app),
+    ))
 }

@@ -23,10 +23,12 @@ pub mod theme;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::Frame;
 
-use crate::app::{App, Screen};
+use crate::app::{App, Hits, Screen};
 
-/// Draws the whole UI for the current state.
-pub fn draw(frame: &mut Frame, app: &App) {
+/// Draws the whole UI for the current state and returns where it drew what the mouse can click
+/// (the event loop hands it to [`App::on_mouse`] through [`App::hits`]).
+pub fn draw(frame: &mut Frame, app: &App) -> Hits {
+    let mut hits = Hits::default();
     let [head, body, foot] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(0),
@@ -38,13 +40,14 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Screen::Connecting | Screen::Login => login::render(frame, app, body),
         Screen::Register => register::render(frame, app, body),
         Screen::Agent => agent::render(frame, app, body),
-        Screen::Dashboard => dashboard::render(frame, app, body),
+        Screen::Dashboard => hits.tabs = dashboard::render(frame, app, body),
         Screen::Detail => detail::render(frame, app, body),
     }
     status::render(frame, app, foot);
     if app.show_help {
         help::render(frame, app, frame.area());
     }
+    hits
 }
 
 /// A centred rectangle of at most `w`×`h` inside `area`.

@@ -132,7 +132,7 @@ pub async fn body_deadline(
     resp.head_mut()
         .set_connection_type(actix_web::http::ConnectionType::Close);
     let json = serde_json::to_vec(&emo_api_types::ApiError {
-        error: ErrorCode::InvalidInput.as_str().into(),
+        error: ErrorCode::InvalidInput,
         message: format!("the request body did not arrive within {secs} s"),
     })
     .unwrap_or_default();

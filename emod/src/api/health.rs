@@ -35,7 +35,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         })
     } else {
         HttpResponse::ServiceUnavailable().json(ApiError {
-            error: "storage_unavailable".into(),
+            error: emo_api_types::ErrorCode::StorageUnavailable,
             message: format!(
                 "the database is unreachable; {} samples are waiting in the spool",
                 state.writer.pending()
