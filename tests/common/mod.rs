@@ -184,7 +184,7 @@ impl Env {
     }
 
     pub fn emod(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_emod"));
+        let mut cmd = Command::new(emod_bin());
         // The config file named by EMO_CONFIG must exist; an empty one means all defaults.
         let _ = std::fs::write(self.dir.path().join("none.toml"), "");
         for (k, v) in self.vars() {
@@ -458,4 +458,34 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 
 pub fn path_exists(p: &Path) -> bool {
     p.exists()
+}
+
+/// The workspace's root directory (every package that includes this harness is one level down).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("a package directory inside the workspace")
+        .to_path_buf()
+}
+
+/// The `emod` binary: cargo's own for emod's tests; for another package's tests (emo-tui's
+/// `tui_tmux`), which cargo builds no emod for, the one `EMOD_BIN` names (relative to the
+/// workspace root). Nothing is built here: a missing binary fails with what to do.
+pub fn emod_bin() -> PathBuf {
+    if let Some(p) = option_env!("CARGO_BIN_EXE_emod") {
+        return PathBuf::from(p);
+    }
+    let Some(p) = std::env::var_os("EMOD_BIN").filter(|p| !p.is_empty()) else {
+        panic!(
+            "EMOD_BIN is not set: these tests run the emod binary and build nothing. Run \
+             packaging/test.sh, or `cargo build -p emod` and set EMOD_BIN=target/debug/emod"
+        );
+    };
+    let p = workspace_root().join(p);
+    assert!(
+        p.is_file(),
+        "EMOD_BIN={} is not a file: build it first (`cargo build -p emod`)",
+        p.display()
+    );
+    p
 }
