@@ -100,27 +100,36 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
 /// Hourly housekeeping: retention and expired tokens.
 pub async fn maintenance(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    // The first tick completes at once: `serve` has just run that pass itself.
+    tick.tick().await;
     loop {
         tick.tick().await;
-        let st = state.clone();
-        let res = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            let now = crate::store::now_ms();
-            st.store.purge_tokens(now)?;
-            let days = st.config.privacy.retention_days;
-            if days > 0 {
-                let (samples, sessions) = st.store.purge_before(now - days as i64 * 86_400_000)?;
-                if samples + sessions > 0 {
-                    tracing::info!(samples, sessions, days, "retention: deleted old data");
-                }
+        maintain_once(&state).await;
+    }
+}
+
+/// One maintenance pass: expired tokens are purged and data older than the retention period is
+/// deleted. `serve` runs one before it accepts requests, so nothing past retention is ever served
+/// by a daemon that has just started (and a test can rely on that instead of racing the task).
+pub async fn maintain_once(state: &Arc<AppState>) {
+    let st = state.clone();
+    let res = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let now = crate::store::now_ms();
+        st.store.purge_tokens(now)?;
+        let days = st.config.privacy.retention_days;
+        if days > 0 {
+            let (samples, sessions) = st.store.purge_before(now - days as i64 * 86_400_000)?;
+            if samples + sessions > 0 {
+                tracing::info!(samples, sessions, days, "retention: deleted old data");
             }
-            Ok(())
-        })
-        .await;
-        match res {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!("maintenance failed: {e:#}"),
-            Err(e) => tracing::warn!("maintenance task failed: {e}"),
         }
+        Ok(())
+    })
+    .await;
+    match res {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("maintenance failed: {e:#}"),
+        Err(e) => tracing::warn!("maintenance task failed: {e}"),
     }
 }
 

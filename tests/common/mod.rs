@@ -22,7 +22,33 @@ pub fn admin_url() -> String {
 }
 
 fn require_postgres() -> bool {
-    std::env::var("EMO_REQUIRE_POSTGRES").is_ok_and(|v| v == "1")
+    env_flag("EMO_REQUIRE_POSTGRES")
+}
+
+/// Whether a switch such as `EMO_REQUIRE_POSTGRES` is on: `1`, `true` or `yes` (any case).
+pub fn env_flag(name: &str) -> bool {
+    std::env::var(name)
+        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+}
+
+/// Reports a test that skips itself: `SKIPPED: <reason>` on stderr (which cargo shows only
+/// for failing tests) and `<test>: <reason>` appended to the file named by `EMO_SKIP_LOG`,
+/// which `packaging/test.sh` counts and prints after the run so a skip is never silent.
+pub fn skipped(reason: &str) {
+    eprintln!("SKIPPED: {reason}");
+    if let Some(path) = std::env::var_os("EMO_SKIP_LOG") {
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("<unnamed test>")
+            .to_string();
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{test}: {reason}");
+        }
+    }
 }
 
 /// A throw-away PostgreSQL database, dropped when this goes out of scope.
@@ -32,17 +58,21 @@ pub struct PgDb {
 }
 
 impl PgDb {
-    /// `None` (after printing a skip notice) when no server is reachable, unless
-    /// `EMO_REQUIRE_POSTGRES=1`, which makes that a failure.
+    /// `None` (after reporting the skip, see [`skipped`]) when no server is reachable, unless
+    /// `EMO_REQUIRE_POSTGRES` is `1`/`true`/`yes`, which makes that a failure.
     pub fn create() -> Option<PgDb> {
         let admin = admin_url();
         let mut conn = match PgConnection::establish(&admin) {
             Ok(c) => c,
             Err(e) => {
                 if require_postgres() {
-                    panic!("EMO_REQUIRE_POSTGRES=1 but PostgreSQL at {admin} is unreachable: {e}");
+                    panic!(
+                        "EMO_REQUIRE_POSTGRES is set but PostgreSQL at {admin} is unreachable: {e}"
+                    );
                 }
-                eprintln!("SKIPPED: PostgreSQL at {admin} is unreachable ({e}); set EMO_TEST_DATABASE_URL");
+                skipped(&format!(
+                    "PostgreSQL at {admin} is unreachable; set EMO_TEST_DATABASE_URL"
+                ));
                 return None;
             }
         };
@@ -183,6 +213,42 @@ impl Env {
         v
     }
 
+    /// Runs SQL statements on this environment's database directly, outside the daemon: to seed
+    /// rows as older versions wrote them, or to make the database misbehave (triggers, locks).
+    pub fn sql(&self, statements: &str) {
+        use diesel::connection::SimpleConnection;
+        match &self.pg {
+            Some(pg) => PgConnection::establish(&pg.url)
+                .expect("test db connection")
+                .batch_execute(statements),
+            None => diesel::SqliteConnection::establish(self.sqlite_path().to_str().unwrap())
+                .expect("sqlite connection")
+                .batch_execute(statements),
+        }
+        .unwrap_or_else(|e| panic!("{statements}: {e}"));
+    }
+
+    /// The rows of `query`, which must return one text column named `r`.
+    pub fn sql_lines(&self, query: &str) -> Vec<String> {
+        #[derive(diesel::QueryableByName)]
+        struct Line {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            r: String,
+        }
+        match &self.pg {
+            Some(pg) => diesel::sql_query(query)
+                .load::<Line>(&mut PgConnection::establish(&pg.url).expect("test db connection")),
+            None => diesel::sql_query(query).load::<Line>(
+                &mut diesel::SqliteConnection::establish(self.sqlite_path().to_str().unwrap())
+                    .expect("sqlite connection"),
+            ),
+        }
+        .unwrap_or_else(|e| panic!("{query}: {e}"))
+        .into_iter()
+        .map(|l| l.r)
+        .collect()
+    }
+
     pub fn emod(&self) -> Command {
         let mut cmd = Command::new(emod_bin());
         // The config file named by EMO_CONFIG must exist; an empty one means all defaults.
@@ -213,18 +279,26 @@ impl Env {
         );
     }
 
+    /// Starts `emod serve` on a port the system picks (`--listen 127.0.0.1:0`) and learns it
+    /// from `--port-file`: a port chosen by the test and released before emod binds it could be
+    /// taken by another process in between.
     pub fn start(&self) -> Server {
-        let port = free_port();
-        let log = self.dir.path().join(format!("emod-{port}.log"));
-        let child = self
+        static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = self.dir.path().join(format!("emod-{n}.log"));
+        let port_file = self.dir.path().join(format!("emod-{n}.port"));
+        let _ = std::fs::remove_file(&port_file);
+        let mut child = self
             .emod()
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["serve", "--listen", "127.0.0.1:0", "--port-file"])
+            .arg(&port_file)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("spawn emod serve");
+        let addr = wait_port_file(&port_file, &mut child, &log);
         let server = Server {
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("http://{addr}"),
             child: Some(child),
             client: Client::builder()
                 .timeout(Duration::from_secs(60))
@@ -237,6 +311,35 @@ impl Env {
     }
 }
 
+/// The address `emod serve --port-file` wrote; panics with the log if emod exits first.
+pub fn wait_port_file(port_file: &Path, child: &mut Child, log: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(port_file) {
+            let addr = text.trim().to_string();
+            if !addr.is_empty() {
+                return addr;
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "emod serve exited ({status}) before listening; log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "emod serve did not write its port file; log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A port that was free a moment ago. `Env::start` does not use it (emod binds port 0 itself);
+/// it is for tests that need an address nobody listens on.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -147,15 +147,30 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
+/// Writes `addr` to `path` through a temporary file and a rename, so a reader never sees a
+/// partly written address.
+fn write_port_file(path: &std::path::Path, addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, format!("{addr}\n"))
+        .with_context(|| format!("cannot write --port-file {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot write --port-file {}", path.display()))?;
+    Ok(())
+}
+
 /// Opens storage, migrates, recovers from a previous crash, then serves until SIGTERM/SIGINT;
-/// on the way out, pending samples are flushed (or spooled to disk).
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+/// on the way out, pending samples are flushed (or spooled to disk). When `port_file` is given,
+/// the bound address is written there once requests can be served (see `serve --port-file`).
+pub async fn serve(config: Config, port_file: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&config.server.listen)
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let state = prepare(config).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, database = %state.store.describe, "emod listening");
     let data = web::Data::new(state);
+    crate::state::maintain_once(&data.clone().into_inner()).await;
     let json_limit = data.config.server.json_limit_bytes;
     let workers = data.config.server.workers;
     let app_data = data.clone();
@@ -189,6 +204,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let server = server.run();
     let handle = server.handle();
+    if let Some(path) = &port_file {
+        write_port_file(path, addr)?;
+    }
     let maint = tokio::spawn(crate::state::maintenance(data.clone().into_inner()));
     let result = server.await;
     maint.abort();
