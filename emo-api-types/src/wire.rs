@@ -128,9 +128,15 @@ mod tests {
         for v in all {
             let name = v.to_string();
             assert_eq!(serde_json::to_string(v).unwrap(), format!("\"{name}\""));
-            assert_eq!(serde_json::from_str::<T>(&format!("\"{name}\"")).unwrap(), *v);
+            assert_eq!(
+                serde_json::from_str::<T>(&format!("\"{name}\"")).unwrap(),
+                *v
+            );
             assert_eq!(name.parse::<T>().unwrap(), *v);
-            assert_eq!(format!(" {} ", name.to_uppercase()).parse::<T>().unwrap(), *v);
+            assert_eq!(
+                format!(" {} ", name.to_uppercase()).parse::<T>().unwrap(),
+                *v
+            );
         }
         assert!("nonsense".parse::<T>().is_err());
     }
@@ -159,14 +165,16 @@ mod tests {
     #[test]
     fn each_query_takes_only_its_own_parameters() {
         let q: TimelineQuery =
-            serde_json::from_str(r#"{"agent":"ann","bucket":"day","tz_offset_minutes":60}"#).unwrap();
+            serde_json::from_str(r#"{"agent":"ann","bucket":"day","tz_offset_minutes":60}"#)
+                .unwrap();
         assert_eq!(q.bucket, Some(Bucket::Day));
         assert_eq!(q.filters().agent.as_deref(), Some("ann"));
         // Export's `format` is not a stats parameter, and stats' `bucket` is not export's.
         assert!(serde_json::from_str::<DistributionQuery>(r#"{"format":"csv"}"#).is_err());
         assert!(serde_json::from_str::<HeatmapQuery>(r#"{"format":"csv"}"#).is_err());
         assert!(serde_json::from_str::<ExportQuery>(r#"{"bucket":"day"}"#).is_err());
-        let e: ExportQuery = serde_json::from_str(r#"{"format":"json","modality":"face"}"#).unwrap();
+        let e: ExportQuery =
+            serde_json::from_str(r#"{"format":"json","modality":"face"}"#).unwrap();
         assert_eq!(e.format, Some(ExportFormat::Json));
         assert_eq!(e.filters().modality, Some(Modality::Face));
     }
