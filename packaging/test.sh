@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs EMO's whole test suite: unit tests, the daemon's end-to-end tests against SQLite and
 # PostgreSQL (EMO_TEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres; they
-# are skipped with a notice when no server answers unless EMO_REQUIRE_POSTGRES=1), the model
+# are skipped with a notice when no server answers unless EMO_REQUIRE_POSTGRES=1/true/yes), the model
 # checks with the real ONNX models, and the TUI tests (tmux).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +12,9 @@ cd "$(dirname "$0")/.."
 # output capture), so say it here where it is seen.
 pg_url="${EMO_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 if command -v pg_isready >/dev/null && ! pg_isready -q -d "$pg_url"; then
-  if [ "${EMO_REQUIRE_POSTGRES:-0}" = 1 ]; then
-    echo "PostgreSQL at $pg_url does not answer and EMO_REQUIRE_POSTGRES=1: its tests will fail" >&2
+  require_pg="${EMO_REQUIRE_POSTGRES:-0}"
+  if [[ "${require_pg,,}" =~ ^(1|true|yes)$ ]]; then
+    echo "PostgreSQL at $pg_url does not answer and EMO_REQUIRE_POSTGRES=$require_pg: its tests will fail" >&2
   else
     echo "NOTICE: PostgreSQL at $pg_url does not answer: the PostgreSQL tests are SKIPPED" >&2
     echo "        (start a server or set EMO_TEST_DATABASE_URL; EMO_REQUIRE_POSTGRES=1 makes this a failure)" >&2
@@ -37,4 +38,19 @@ fi
 if [ "${EMO_FUZZ_SMOKE:-0}" = 1 ]; then
   ./packaging/fuzz-smoke.sh
 fi
-cargo test --workspace --locked "$@"
+# Tests that skip themselves (no PostgreSQL, no tmux, no audio server, ...) append
+# `<test>: <reason>` to $EMO_SKIP_LOG; cargo hides a passing test's stderr, so the count and the
+# reasons are printed here after the run, whatever its outcome.
+skip_log="$(mktemp "${TMPDIR:-/tmp}/emo-skips.XXXXXX")"
+export EMO_SKIP_LOG="$skip_log"
+status=0
+cargo test --workspace --locked "$@" || status=$?
+if [ -s "$skip_log" ]; then
+  echo "SKIPPED: $(wc -l <"$skip_log") test(s) skipped themselves:" >&2
+  sed 's/^[^:]*: //' "$skip_log" | sort | uniq -c | sort -rn | sed 's/^/  /' >&2
+  echo "  (tests: $(cut -d: -f1 "$skip_log" | sort -u | tr '\n' ' '))" >&2
+else
+  echo "No test skipped itself."
+fi
+rm -f "$skip_log"
+exit "$status"

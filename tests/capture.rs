@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::media::{long_speech, speech, video};
-use common::{error_of, Backend, Env, Server};
+use common::{env_flag, error_of, skipped, Backend, Env, Server};
 use serde_json::{json, Value};
 
 fn root() -> PathBuf {
@@ -320,7 +320,7 @@ fn audio_server() -> bool {
                 o.status.success() && String::from_utf8_lossy(&o.stdout).contains("emo_speaker")
             })
     };
-    let required = std::env::var("EMO_REQUIRE_AUDIO").is_ok_and(|v| v == "1");
+    let required = env_flag("EMO_REQUIRE_AUDIO");
     if !ready() && required {
         let _ = std::process::Command::new("bash")
             .arg(root().join("packaging/audio-test-env.sh"))
@@ -333,7 +333,7 @@ fn audio_server() -> bool {
         !required,
         "EMO_REQUIRE_AUDIO=1 but no PulseAudio test server runs"
     );
-    eprintln!("SKIPPED: no PulseAudio test server (packaging/audio-test-env.sh)");
+    skipped("no PulseAudio test server (packaging/audio-test-env.sh)");
     false
 }
 

@@ -46,6 +46,12 @@ fn have_models() -> bool {
 fn models_check_reports_runtime_and_models() {
     let o = emod(&["models", "check"]);
     let out = text(&o.stdout);
+    // The exit status is what scripts and the systemd unit's pre-start check act on.
+    assert!(
+        o.status.success(),
+        "models check failed: {out}\n{}",
+        text(&o.stderr)
+    );
     assert!(
         out.contains("ONNX Runtime 1."),
         "{out}\n{}",

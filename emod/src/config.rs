@@ -155,6 +155,9 @@ pub struct AuthConfig {
     pub allow_register: bool,
     /// Lifetime of a login token, in hours.
     pub token_ttl_hours: u64,
+    /// Lifetime of a login token in seconds; when not 0 it replaces `token_ttl_hours` (short
+    /// lifetimes for kiosks, and tests that watch a token expire).
+    pub token_ttl_secs: u64,
     /// Failed logins for one username before further attempts are refused.
     pub max_failed_logins: u32,
     /// Failed logins from one client address before it is refused (higher: clients behind a
@@ -258,6 +261,7 @@ impl Default for AuthConfig {
         AuthConfig {
             allow_register: true,
             token_ttl_hours: 12,
+            token_ttl_secs: 0,
             max_failed_logins: 5,
             max_failed_logins_per_address: 50,
             lockout_secs: 300,
@@ -276,6 +280,17 @@ impl Default for WriterConfig {
             spool_capacity: 1_000_000,
             spool_dir: String::new(),
             connections: 2,
+        }
+    }
+}
+
+impl AuthConfig {
+    /// A login token's lifetime: `token_ttl_secs` when set, else `token_ttl_hours`.
+    pub fn token_ttl_ms(&self) -> i64 {
+        if self.token_ttl_secs > 0 {
+            (self.token_ttl_secs as i64).saturating_mul(1000)
+        } else {
+            (self.token_ttl_hours as i64).saturating_mul(3_600_000)
         }
     }
 }

@@ -190,7 +190,7 @@ pub async fn login(
     }
     let (token, hash) = new_token();
     let now = now_ms();
-    let expires_at = now + (cfg.token_ttl_hours as i64) * 3_600_000;
+    let expires_at = now + cfg.token_ttl_ms();
     let row = TokenRow {
         token_hash: hash,
         user_id: user.id.clone(),

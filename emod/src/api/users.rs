@@ -66,20 +66,30 @@ pub async fn create(
 ) -> AppResult<HttpResponse> {
     user.require_admin()?;
     let body = body.into_inner();
-    let row = super::auth::create_user_row(
-        &state,
-        body.username.trim(),
-        &body.password,
-        body.role,
-        body.display_name,
-    )
-    .await?;
+    let username = body.username.trim();
+    // The entry is written before the account exists, so no account is created unaudited (if
+    // the audit write fails, nothing happens); invalid input is refused before it. An entry can
+    // therefore record an attempt the database then refused (409, name taken).
+    validate_username(username).map_err(AppError::invalid)?;
+    validate_password(&body.password, state.config.auth.min_password_len)
+        .map_err(AppError::invalid)?;
+    if let Some(d) = &body.display_name {
+        validate_display_name(d).map_err(AppError::invalid)?;
+    }
     audit::record(
         &state,
         &user,
         "user.create",
-        Some(row.username.clone()),
-        format!("role={}", row.role),
+        Some(username.to_string()),
+        format!("role={}", body.role.as_str()),
+    )
+    .await?;
+    let row = super::auth::create_user_row(
+        &state,
+        username,
+        &body.password,
+        body.role,
+        body.display_name,
     )
     .await?;
     Ok(HttpResponse::Created().json(row.to_api()?))
@@ -138,17 +148,6 @@ pub async fn update(
         }
         None => None,
     };
-    let changes = UserChanges {
-        display_name: body.display_name.clone().map(Some),
-        role: body.role.map(|r| r.as_str().to_string()),
-        password_hash,
-        disabled: body.disabled,
-    };
-    let store = state.store.clone();
-    let id = target.id.clone();
-    let updated = web::block(move || store.update_user(&id, &changes)).await??;
-    // Cached tokens carry the user's role and state: any change must take effect at once.
-    state.tokens.forget_user(parse_uuid(&updated.id)?);
     let mut what = Vec::new();
     if let Some(d) = body.disabled {
         what.push(format!("disabled={d}"));
@@ -162,6 +161,19 @@ pub async fn update(
     if body.display_name.is_some() {
         what.push("display_name".to_string());
     }
+    // Written before the change: an account is never changed unaudited (if the audit write
+    // fails, nothing changes).
     audit::record(&state, &user, "user.update", Some(name), what.join(",")).await?;
+    let changes = UserChanges {
+        display_name: body.display_name.clone().map(Some),
+        role: body.role.map(|r| r.as_str().to_string()),
+        password_hash,
+        disabled: body.disabled,
+    };
+    let store = state.store.clone();
+    let id = target.id.clone();
+    let updated = web::block(move || store.update_user(&id, &changes)).await??;
+    // Cached tokens carry the user's role and state: any change must take effect at once.
+    state.tokens.forget_user(parse_uuid(&updated.id)?);
     Ok(HttpResponse::Ok().json(updated.to_api()?))
 }

@@ -345,11 +345,20 @@ pub async fn recover_interrupted(state: &AppState) -> anyhow::Result<usize> {
     Ok(n)
 }
 
-/// Gives samples accepted a moment ago a chance to reach the database before a read, so a
-/// client that posts and then lists sees its own samples (bounded wait under heavy ingest).
+/// Lets samples accepted a moment ago reach the database before a read, so a client that posts
+/// and then lists or exports sees its own samples. When they cannot be written within 2 s (the
+/// database is down or refuses the writer, or the writer is still replaying a spool after an
+/// outage), the read fails with 503 `storage_unavailable` instead of silently returning data
+/// without them: an export that looks complete but is not is worse than a retry.
 pub async fn read_your_writes(state: &AppState) -> AppResult<()> {
     let writer = state.writer.clone();
-    crate::blocking(move || writer.flush(Duration::from_secs(2))).await?;
+    let written = crate::blocking(move || writer.flush(Duration::from_secs(2))).await?;
+    if !written {
+        return Err(crate::store::StoreError::Unavailable(
+            "samples accepted earlier are not written yet; retry shortly".into(),
+        )
+        .into());
+    }
     Ok(())
 }
 
