@@ -8,7 +8,7 @@ version="${ORT_VERSION:-1.31.1}"
 package="${ORT_PACKAGE:-onnxruntime}"
 if [ "$(id -u)" = 0 ]; then default_dest=/usr/local/lib/emo; else default_dest="$HOME/.local/lib/emo"; fi
 dest="${1:-$default_dest}"
-if [ -e "$dest/libonnxruntime.so" ] && [ -e "$dest/libonnxruntime.so.$version" ]; then
+if [ -e "$dest/libonnxruntime.so" ] && [ -e "$dest/libonnxruntime.so.$version" ] && [ -e "$dest/LICENSE.onnxruntime" ]; then
   echo "ONNX Runtime $version already installed in $dest"
   exit 0
 fi
@@ -21,11 +21,15 @@ python3 - "$wheel" "$tmp/x" <<'PY'
 import sys, zipfile
 z = zipfile.ZipFile(sys.argv[1])
 for n in z.namelist():
-    if n.startswith("onnxruntime/capi/libonnxruntime"):
+    if n.startswith("onnxruntime/capi/libonnxruntime") or n in ("onnxruntime/LICENSE", "onnxruntime/ThirdPartyNotices.txt"):
         z.extract(n, sys.argv[2])
 PY
 mkdir -p "$dest"
 cp "$tmp"/x/onnxruntime/capi/libonnxruntime* "$dest"/
+# Its licence (MIT) and third-party notices go with it (the Debian package's copyright file
+# quotes them).
+cp "$tmp"/x/onnxruntime/LICENSE "$dest"/LICENSE.onnxruntime
+cp "$tmp"/x/onnxruntime/ThirdPartyNotices.txt "$dest"/ThirdPartyNotices.onnxruntime.txt
 lib=$(cd "$dest" && ls libonnxruntime.so.1.* | grep -v providers | sort -V | tail -n 1)
 ln -sf "$lib" "$dest/libonnxruntime.so"
 [ -e "$dest/libonnxruntime.so.$version" ] || ln -sf "$lib" "$dest/libonnxruntime.so.$version"

@@ -16,7 +16,9 @@ install -m 0644 README.md /usr/share/doc/emo/
 [ -f /etc/emo/emod.toml ] || install -m 0640 packaging/emod.example.toml /etc/emo/emod.toml
 id emo >/dev/null 2>&1 || useradd --system --home-dir /var/lib/emo --shell /usr/sbin/nologin emo
 chgrp emo /etc/emo/emod.toml
-install -m 0644 packaging/emod.service /etc/systemd/system/emod.service
+# The unit is the Debian package's; this install puts the binary in /usr/local/bin.
+sed 's|/usr/bin/emod|/usr/local/bin/emod|' packaging/emod.service > /etc/systemd/system/emod.service
+chmod 0644 /etc/systemd/system/emod.service
 if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
   systemctl daemon-reload
   echo "installed; start with: systemctl enable --now emod"
