@@ -8,16 +8,19 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 
 pub mod analyze;
+pub mod backup;
 pub mod bench;
 pub mod bench_live;
 pub mod bench_store;
 pub mod config_cmd;
 pub mod devices;
+pub mod doctor;
 pub mod eval;
 pub mod logging;
 pub mod migrate;
 pub mod models;
 pub mod serve;
+pub mod systemd;
 pub mod user;
 
 /// emod: the EMO daemon. Estimates facial and vocal expressions with the agent's consent,
@@ -57,6 +60,12 @@ pub enum Command {
     /// Model and ONNX Runtime status: check.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Consistent copy of the SQLite database while the daemon runs (PostgreSQL: prints the
+    /// pg_dump command).
+    Backup(backup::Args),
+    /// Check this installation, one line per check: configuration, database, ONNX Runtime and
+    /// models, devices, spool, disk space. Exit status 1 if anything is wrong.
+    Doctor(doctor::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -71,6 +80,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench::run(args, &config()?),
         Command::Models(cmd) => models::run(cmd, &config()?),
         Command::Devices(args) => devices::run(args, &config()?),
+        Command::Backup(args) => backup::run(args, &config()?),
+        Command::Doctor(args) => doctor::run(args, cli.config.as_deref()),
     }
 }
 
@@ -84,6 +95,14 @@ pub fn init_logging(config: &Config) {
     let _ = if config.log.format == "json" {
         // JSON strings escape control characters themselves.
         builder.with_writer(std::io::stderr).json().try_init()
+    } else if systemd::stderr_is_journal() {
+        // Under systemd: the journal stamps each line with its own time and host, so neither
+        // a timestamp nor colours are written; a `<N>` prefix gives each line its priority.
+        builder
+            .with_ansi(false)
+            .without_time()
+            .with_writer(systemd::JournalWriter)
+            .try_init()
     } else {
         // One event, one line: control characters in logged values are escaped.
         let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

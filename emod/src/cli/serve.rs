@@ -25,6 +25,24 @@ pub fn run(args: Args, mut config: Config) -> anyhow::Result<ExitCode> {
         config.server.listen = listen;
     }
     super::init_logging(&config);
-    actix_web::rt::System::new().block_on(crate::api::serve(config, args.port_file))?;
+    // Under systemd (`Type=notify`): READY=1 once the API answers. The daemon says when it
+    // serves by writing the port file, so one is kept in a private temporary directory when
+    // none was asked for.
+    let mut port_file = args.port_file;
+    let _notify_dir = if super::systemd::notify_wanted() {
+        let (file, dir) = match &port_file {
+            Some(f) => (f.clone(), None),
+            None => {
+                let dir = tempfile::Builder::new().prefix("emod-ready").tempdir()?;
+                (dir.path().join("port"), Some(dir))
+            }
+        };
+        port_file = Some(file.clone());
+        super::systemd::notify_when_ready(file);
+        dir
+    } else {
+        None
+    };
+    actix_web::rt::System::new().block_on(crate::api::serve(config, port_file))?;
     Ok(ExitCode::SUCCESS)
 }
