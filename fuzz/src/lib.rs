@@ -322,6 +322,7 @@ pub fn multipart(data: &[u8]) {
     let mut payload = Multipart::new(&headers, futures_util::stream::iter(chunks));
     let dir = tempfile::tempdir().expect("temporary directory");
     let r = runtime().block_on(emod::api::analyze::save_uploads(
+        &headers,
         &mut payload,
         dir.path(),
         limit,
