@@ -85,7 +85,55 @@ both_backends!(concurrent_guesses_get_no_more_checks_than_the_limit, |b| {
         &json!({"username": "alice", "password": PASSWORD}),
     );
     assert_eq!(error_of(r), (429, "too_many_attempts".into()));
+    // ... from this address only: alice herself, elsewhere, is not locked out.
+    let r = from_address(&srv, "127.0.0.2", "alice", PASSWORD);
+    assert_eq!(r.status(), 200, "alice from another address");
 });
+
+/// `POST /api/v1/auth/login` with the connection's source address bound to `source` (any
+/// 127.0.0.0/8 address reaches the loopback listener): a second client on another address.
+fn from_address(srv: &Server, source: &str, user: &str, password: &str) -> reqwest::blocking::Response {
+    Client::builder()
+        .local_address(source.parse::<std::net::IpAddr>().unwrap())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+        .post(srv.url("/api/v1/auth/login"))
+        .json(&json!({"username": user, "password": password}))
+        .send()
+        .expect("login")
+}
+
+/// Low item: the lockout was per username, so anybody could lock anybody out. Now it is per
+/// username and client address: an attacker on 127.0.0.1 locks only itself out of alice's
+/// account (alice logs in from 127.0.0.2 meanwhile), and each further lockout of the attacker
+/// lasts twice as long (Retry-After 1, 2, 4 s with `lockout_secs = 1`).
+#[test]
+fn lockout_is_per_user_and_address_with_growing_back_off() {
+    let env = Env::new(Backend::Sqlite)
+        .unwrap()
+        .with("EMO_AUTH_MAX_FAILED_LOGINS", "3")
+        .with("EMO_AUTH_LOCKOUT_SECS", "1")
+        .with("EMO_AUTH_LOCKOUT_MAX_SECS", "60");
+    env.add_user("alice", "agent");
+    let srv = env.start();
+    let attack = || from_address(&srv, "127.0.0.1", "alice", "wrong-password-guess");
+    for (round, lock) in [1u64, 2, 4].into_iter().enumerate() {
+        for i in 0..3 {
+            assert_eq!(error_of(attack()), (401, "invalid_credentials".into()), "round {round}, try {i}");
+        }
+        let r = attack();
+        let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert_eq!(error_of(r), (429, "too_many_attempts".into()));
+        assert_eq!(retry, lock, "round {round}: Retry-After");
+        // The attacker's right guess would be refused too, but alice elsewhere is let in.
+        let r = from_address(&srv, "127.0.0.1", "alice", PASSWORD);
+        assert_eq!(r.status(), 429);
+        let r = from_address(&srv, "127.0.0.2", "alice", PASSWORD);
+        assert_eq!(r.status(), 200, "round {round}: alice from another address");
+        std::thread::sleep(Duration::from_millis(retry * 1000 + 150));
+    }
+}
 
 #[test]
 fn a_login_flood_does_not_exhaust_memory() {

@@ -233,7 +233,12 @@ pub struct SampleBatch {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Accepted {
+    /// New samples that will be stored (and were published live).
     pub accepted: usize,
+    /// Samples of the batch the session already had (same modality and `t`): not stored again.
+    /// Added later; older daemons omit it.
+    #[serde(default)]
+    pub duplicates: usize,
 }
 
 /// A stored sample.

@@ -198,8 +198,13 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Counts failed logins per key (username, client address) inside a sliding window, and bounds
-/// the password hashing everybody can trigger.
+/// Counts failed logins per key (a username *from one client address*, and the client address
+/// alone), and bounds the password hashing everybody can trigger.
+///
+/// The user's key includes the address: counted per username alone, anybody could lock anybody
+/// out by typing wrong passwords for their name. A key that reached its limit is locked for
+/// [`Backoff::lock`], which doubles with each further lockout (up to `max`), so a patient
+/// guesser from one address slows down exponentially while the user logs in from elsewhere.
 ///
 /// A login *reserves* a failure on each of its keys before its password is checked
 /// ([`LoginThrottle::reserve`]) and gives it back only when the password was right
@@ -207,7 +212,7 @@ pub fn hash_token(token: &str) -> String {
 /// than the limit are ever verified (checking first and recording after let 60 concurrent
 /// guesses through 40 checks with a limit of 5).
 pub struct LoginThrottle {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
+    failures: Mutex<HashMap<String, Failures>>,
     /// Registrations per client address (every attempt counts), in their own window.
     registrations: Mutex<HashMap<String, (u32, Instant)>>,
     /// Permits for concurrent argon2 computations (≈ cores; each costs 19 MiB while it runs).
@@ -216,6 +221,33 @@ pub struct LoginThrottle {
 
 /// How long a login or registration waits for a hashing permit before it is refused with 429.
 pub const HASH_QUEUE_WAIT: Duration = Duration::from_secs(5);
+
+/// Failed logins of one key.
+struct Failures {
+    /// Failures (and attempts in flight) since the last lockout or reset.
+    n: u32,
+    /// The latest failure or attempt; a lockout runs from here.
+    last: Instant,
+    /// Lockouts served so far: the next one lasts `base × 2^strikes`.
+    strikes: u32,
+}
+
+/// How long a key that reached its limit is locked: `base` the first time, doubled with each
+/// further lockout, at most `max`. Failures below the limit are forgotten after the current lock
+/// length without any; the lockout history (strikes) after `max`.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Backoff {
+    pub fn lock(&self, strikes: u32) -> Duration {
+        self.base
+            .saturating_mul(1u32 << strikes.min(30))
+            .min(self.max.max(self.base))
+    }
+}
 
 impl Default for LoginThrottle {
     fn default() -> Self {
@@ -259,9 +291,39 @@ impl LoginThrottle {
     }
 
     /// Reserves one failure on every key, atomically: `Err(seconds to wait)` (and nothing
-    /// reserved) if any key has reached its limit (`limits[i]` for `keys[i]`).
-    pub fn reserve(&self, keys: &[String], limits: &[u32], window: Duration) -> Result<(), u64> {
-        count_in_window(&self.failures, keys, limits, window)
+    /// reserved) if any key is locked (it reached `limits[i]` for `keys[i]` less than its lock
+    /// length ago). A key whose lock has run out starts again from zero, with the next lock
+    /// twice as long.
+    pub fn reserve(&self, keys: &[String], limits: &[u32], backoff: Backoff) -> Result<(), u64> {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let keep = backoff.max.max(backoff.base);
+        map.retain(|_, f| now.duration_since(f.last) < keep);
+        for (k, &max) in keys.iter().zip(limits) {
+            let Some(f) = map.get_mut(k) else { continue };
+            let lock = backoff.lock(f.strikes);
+            let idle = now.duration_since(f.last);
+            if f.n >= max {
+                if idle < lock {
+                    let left = lock - idle;
+                    return Err(left.as_millis().div_ceil(1000).max(1) as u64);
+                }
+                f.n = 0;
+                f.strikes = f.strikes.saturating_add(1);
+            } else if idle >= lock {
+                f.n = 0;
+            }
+        }
+        for k in keys {
+            let f = map.entry(k.clone()).or_insert(Failures {
+                n: 0,
+                last: now,
+                strikes: 0,
+            });
+            f.n += 1;
+            f.last = now;
+        }
+        Ok(())
     }
 
     /// The password was right: the user's failures are forgotten and the other keys' reserved
@@ -271,7 +333,7 @@ impl LoginThrottle {
         map.remove(user_key);
         for k in other_keys {
             if let Some(e) = map.get_mut(k) {
-                e.0 = e.0.saturating_sub(1);
+                e.n = e.n.saturating_sub(1);
             }
         }
     }
@@ -281,7 +343,7 @@ impl LoginThrottle {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         for k in keys {
             if let Some(e) = map.get_mut(k) {
-                e.0 = e.0.saturating_sub(1);
+                e.n = e.n.saturating_sub(1);
             }
         }
     }
@@ -578,31 +640,59 @@ mod tests {
     #[test]
     fn throttle_locks_after_max_failures() {
         let t = LoginThrottle::default();
-        let keys = vec!["u:alice".to_string(), "ip:1.2.3.4".to_string()];
-        let w = Duration::from_secs(60);
+        let keys = vec!["u:alice@1.2.3.4".to_string(), "ip:1.2.3.4".to_string()];
+        let w = backoff(60_000, 600_000);
         for _ in 0..3 {
             assert!(t.reserve(&keys, &[3, 3], w).is_ok());
         }
         let wait = t.reserve(&keys, &[3, 3], w).unwrap_err();
         assert!((1..=60).contains(&wait));
-        t.succeeded("u:alice", &keys[1..]);
+        t.succeeded("u:alice@1.2.3.4", &keys[1..]);
         // The address still has two failures and one free slot; the user none.
         assert!(t.reserve(&keys, &[3, 3], w).is_ok());
         assert!(t.reserve(&keys, &[3, 3], w).is_err());
-        assert!(t.reserve(&["u:alice".to_string()], &[3], w).is_ok());
+        assert!(t.reserve(&["u:alice@1.2.3.4".to_string()], &[3], w).is_ok());
+    }
+
+    #[test]
+    fn lockouts_double_up_to_the_maximum() {
+        assert_eq!(backoff(1000, 5000).lock(0), Duration::from_secs(1));
+        assert_eq!(backoff(1000, 5000).lock(2), Duration::from_secs(4));
+        assert_eq!(backoff(1000, 5000).lock(3), Duration::from_secs(5));
+        assert_eq!(backoff(1000, 5000).lock(u32::MAX), Duration::from_secs(5));
+        // Served for real: 2 failures lock for 100 ms, then 200 ms, then 400 ms.
+        let t = LoginThrottle::default();
+        let key = ["u:alice@1.2.3.4".to_string()];
+        let w = backoff(100, 10_000);
+        for lock_ms in [100u64, 200, 400] {
+            t.reserve(&key, &[2], w).unwrap();
+            t.reserve(&key, &[2], w).unwrap();
+            let start = Instant::now();
+            assert!(t.reserve(&key, &[2], w).is_err());
+            std::thread::sleep(Duration::from_millis(lock_ms * 3 / 4));
+            assert!(t.reserve(&key, &[2], w).is_err(), "lock of {lock_ms} ms");
+            while start.elapsed() < Duration::from_millis(lock_ms + 20) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        // The right password ends the history: the next lock is the base again.
+        t.succeeded(&key[0], &[]);
+        t.reserve(&key, &[2], w).unwrap();
+        t.reserve(&key, &[2], w).unwrap();
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(t.reserve(&key, &[2], w).is_ok());
     }
 
     #[test]
     fn in_flight_attempts_count() {
         // Reservations are taken before the password check: 60 concurrent attempts, 5 pass.
         let t = std::sync::Arc::new(LoginThrottle::default());
-        let keys = vec!["u:alice".to_string(), "ip:1.2.3.4".to_string()];
+        let keys = vec!["u:alice@1.2.3.4".to_string(), "ip:1.2.3.4".to_string()];
+        let w = backoff(60_000, 600_000);
         let passed: usize = (0..60)
             .map(|_| {
                 let (t, keys) = (t.clone(), keys.clone());
-                std::thread::spawn(move || {
-                    t.reserve(&keys, &[5, 50], Duration::from_secs(60)).is_ok() as usize
-                })
+                std::thread::spawn(move || t.reserve(&keys, &[5, 50], w).is_ok() as usize)
             })
             .collect::<Vec<_>>()
             .into_iter()
@@ -611,22 +701,22 @@ mod tests {
         assert_eq!(passed, 5);
         // A reservation given back (database error) frees its slot.
         t.release(&keys);
-        assert!(t.reserve(&keys, &[5, 50], Duration::from_secs(60)).is_ok());
+        assert!(t.reserve(&keys, &[5, 50], w).is_ok());
     }
 
     #[test]
     fn a_shared_address_has_its_own_higher_limit() {
-        // Behind a reverse proxy everyone shares one address: one user's typos lock that user,
-        // not the address; many failures across usernames do lock the address.
+        // Behind a reverse proxy everyone shares one address: one user's typos lock that user
+        // there, not the address; many failures across usernames do lock the address.
         let t = LoginThrottle::default();
-        let w = Duration::from_secs(60);
-        let keys = |u: &str| vec![format!("u:{u}"), "ip:127.0.0.1".to_string()];
+        let w = backoff(60_000, 600_000);
+        let keys = |u: &str| vec![format!("u:{u}@127.0.0.1"), "ip:127.0.0.1".to_string()];
         for _ in 0..5 {
             t.reserve(&keys("typo"), &[5, 20], w).unwrap();
         }
         assert!(t.reserve(&keys("typo"), &[5, 20], w).is_err());
         t.reserve(&keys("bob"), &[5, 20], w).unwrap();
-        t.succeeded("u:bob", &keys("bob")[1..]);
+        t.succeeded("u:bob@127.0.0.1", &keys("bob")[1..]);
         for i in 0..15 {
             t.reserve(&keys(&format!("guess{i}")), &[5, 20], w).unwrap();
         }

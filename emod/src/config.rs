@@ -158,13 +158,18 @@ pub struct AuthConfig {
     /// Lifetime of a login token in seconds; when not 0 it replaces `token_ttl_hours` (short
     /// lifetimes for kiosks, and tests that watch a token expire).
     pub token_ttl_secs: u64,
-    /// Failed logins for one username before further attempts are refused.
+    /// Failed logins for one username from one client address before further attempts of that
+    /// pair are refused (per username alone, anybody could lock anybody out).
     pub max_failed_logins: u32,
     /// Failed logins from one client address before it is refused (higher: clients behind a
     /// reverse proxy share an address, and one person's typos must not lock everybody out).
     pub max_failed_logins_per_address: u32,
-    /// How long, in seconds, failures are remembered and a locked-out login stays refused.
+    /// How long, in seconds, failures are remembered and the first lockout lasts; each further
+    /// lockout of the same username and address (or address) lasts twice as long as the last.
     pub lockout_secs: u64,
+    /// The longest lockout, in seconds (the back-off stops doubling there); also how long a
+    /// lockout history is remembered without failures.
+    pub lockout_max_secs: u64,
     /// How long a verified token is trusted without asking the database again (also how long
     /// it keeps working while the database is down).
     pub token_cache_secs: u64,
@@ -190,6 +195,10 @@ pub struct WriterConfig {
     /// Concurrent write transactions on PostgreSQL (each a writer thread and a pool
     /// connection, each owning a fixed share of the users). SQLite always writes with one.
     pub connections: usize,
+    /// Most samples one user may have waiting to be written (0 = no per-user limit); past it
+    /// that user's posts get 429 `too_many_requests`, so one agent cannot fill the spool the
+    /// others share.
+    pub user_quota: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -265,6 +274,7 @@ impl Default for AuthConfig {
             max_failed_logins: 5,
             max_failed_logins_per_address: 50,
             lockout_secs: 300,
+            lockout_max_secs: 86_400,
             token_cache_secs: 30,
             min_password_len: 8,
             max_registrations_per_address: 20,
@@ -280,6 +290,7 @@ impl Default for WriterConfig {
             spool_capacity: 1_000_000,
             spool_dir: String::new(),
             connections: 2,
+            user_quota: 100_000,
         }
     }
 }

@@ -32,6 +32,8 @@ pub struct AppState {
     pub engine: SharedEngine,
     /// This daemon's camera and microphone (one capturing session at a time).
     pub capture: CaptureManager,
+    /// The sample keys of running sessions (duplicate re-posts are counted, not stored twice).
+    pub seen: Arc<crate::sessions::ingest::SeenSamples>,
 }
 
 /// Everything `serve` does before it accepts connections.
@@ -66,6 +68,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
             capacity: config.writer.spool_capacity,
             spool_dir,
             connections: config.writer.connections,
+            user_quota: config.writer.user_quota,
         },
         metrics.clone(),
     );
@@ -85,6 +88,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
         analyses,
         engine,
         capture: CaptureManager::default(),
+        seen: Arc::default(),
         node,
     };
     let recovered = crate::sessions::recover_interrupted(&state).await?;
@@ -139,6 +143,8 @@ impl AppState {
         crate::sessions::Ingest {
             writer: self.writer.clone(),
             live: self.live.clone(),
+            store: self.store.clone(),
+            seen: self.seen.clone(),
         }
     }
 }

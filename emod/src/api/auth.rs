@@ -128,9 +128,17 @@ pub async fn login(
             "wrong username or password",
         ));
     }
-    let keys = vec![format!("u:{username}"), format!("ip:{ip}")];
+    // The username key is per client address: counted per name alone, anybody could lock
+    // anybody out. Names are case-insensitive, so `Root` and `root` share a key.
+    let keys = vec![
+        format!("u:{}@{ip}", username.to_lowercase()),
+        format!("ip:{ip}"),
+    ];
     let limits = [cfg.max_failed_logins, cfg.max_failed_logins_per_address];
-    let window = Duration::from_secs(cfg.lockout_secs);
+    let window = crate::auth::Backoff {
+        base: Duration::from_secs(cfg.lockout_secs),
+        max: Duration::from_secs(cfg.lockout_max_secs),
+    };
     // The failure is reserved before the password is checked and given back only when it was
     // right: attempts in flight count, so concurrency cannot buy more guesses.
     if let Err(retry_after) = state.throttle.reserve(&keys, &limits, window) {

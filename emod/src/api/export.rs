@@ -71,7 +71,8 @@ fn render(rows: &[ExportRow], format: Format, first: &mut bool) -> Bytes {
 }
 
 #[utoipa::path(get, path = "/api/v1/export", tag = "export", params(ExportQuery),
-    responses((status = 200, description = "CSV text or a JSON array of rows", body = Vec<ExportRow>)),
+    responses((status = 200, description = "`format=csv` (the default): CSV text with a header line; `format=json`: a JSON array of rows",
+        content((String = "text/csv"), (Vec<ExportRow> = "application/json")))),
     security(("bearer" = [])))]
 pub async fn export(
     state: web::Data<AppState>,

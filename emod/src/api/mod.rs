@@ -72,13 +72,20 @@ async fn not_found() -> actix_web::HttpResponse {
     AppError::not_found("route").error_response()
 }
 
-async fn method_not_allowed() -> actix_web::HttpResponse {
+/// 405 with the `Allow` header RFC 9110 requires: the route's methods, from the OpenAPI document.
+async fn method_not_allowed(req: HttpRequest) -> actix_web::HttpResponse {
     use actix_web::ResponseError;
-    AppError::new(
+    let allow = openapi::allowed_methods(req.match_pattern().as_deref().unwrap_or_default());
+    let mut resp = AppError::new(
         ErrorCode::MethodNotAllowed,
-        "method not allowed on this route",
+        format!("method not allowed on this route (allowed: {allow})"),
     )
-    .error_response()
+    .error_response();
+    resp.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        actix_web::http::header::HeaderValue::from_static(allow),
+    );
+    resp
 }
 
 async fn count_responses(

@@ -169,7 +169,9 @@ pub async fn samples(
 #[utoipa::path(post, path = "/api/v1/sessions/{id}/samples", tag = "sessions",
     params(("id" = Uuid, Path)), request_body = SampleBatch,
     responses((status = 201, body = Accepted), (status = 409, description = "session_not_running", body = emo_api_types::ApiError),
-        (status = 422, body = emo_api_types::ApiError), (status = 503, description = "storage_unavailable", body = emo_api_types::ApiError)),
+        (status = 422, body = emo_api_types::ApiError),
+        (status = 429, description = "too_many_requests: this user's samples waiting to be written reached writer.user_quota (Retry-After)", body = emo_api_types::ApiError),
+        (status = 503, description = "storage_unavailable", body = emo_api_types::ApiError)),
     security(("bearer" = [])))]
 pub async fn post_samples(
     state: web::Data<AppState>,
@@ -178,6 +180,9 @@ pub async fn post_samples(
     body: web::Json<SampleBatch>,
 ) -> AppResult<HttpResponse> {
     let id = parse_id(&path)?;
-    let accepted = sessions::post_samples(&state, &user, id, &body).await?;
-    Ok(HttpResponse::Created().json(Accepted { accepted }))
+    let done = sessions::post_samples(&state, &user, id, &body).await?;
+    Ok(HttpResponse::Created().json(Accepted {
+        accepted: done.accepted,
+        duplicates: done.duplicates,
+    }))
 }

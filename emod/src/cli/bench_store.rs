@@ -317,6 +317,8 @@ fn ingest(
             capacity,
             spool_dir: None,
             connections,
+            // The bench paces itself against the total capacity; no per-user share applies.
+            user_quota: 0,
         },
         metrics.clone(),
     );

@@ -207,6 +207,7 @@ pub async fn start(state: &AppState, user: &AuthUser, body: StartSession) -> App
             checked: Instant::now(),
         },
     );
+    state.seen.started(id);
     if let Some(r) = reservation {
         state.capture.run(
             r,
@@ -292,8 +293,12 @@ async fn finish(
     status: SessionStatus,
     ended_at: i64,
 ) -> AppResult<SessionSummary> {
+    // Only this session's user's samples are waited for: another user's backlog (bounded by
+    // writer.user_quota) must not make this stop time out.
     let writer = state.writer.clone();
-    let flushed = crate::blocking(move || writer.flush(Duration::from_secs(15))).await?;
+    let owner = row.user_id.clone();
+    let flushed =
+        crate::blocking(move || writer.flush_user(&owner, Duration::from_secs(15))).await?;
     if !flushed {
         return Err(AppError::new(
             ErrorCode::StorageUnavailable,
@@ -316,6 +321,7 @@ async fn finish(
     }
     let sid = parse_uuid(&row.id)?;
     state.running.remove(sid);
+    state.seen.forget(sid);
     state
         .live
         .publish(sid, LiveEvent::Stopped { session_id: sid });
@@ -368,7 +374,7 @@ pub async fn post_samples(
     user: &AuthUser,
     id: Uuid,
     batch: &SampleBatch,
-) -> AppResult<usize> {
+) -> AppResult<ingest::Submitted> {
     let info = running_info(state, id).await?;
     if info.user_id != user.id {
         return Err(AppError::not_found("session"));
@@ -380,7 +386,10 @@ pub async fn post_samples(
         ));
     }
     validate::validate_batch(batch, info.started_at, now_ms()).map_err(AppError::invalid)?;
-    state.ingest().submit(id, user.id, &batch.samples)
+    let ingest = state.ingest();
+    let loader = ingest.clone();
+    crate::blocking(move || loader.load_keys(id)).await?;
+    ingest.submit(id, user.id, &batch.samples)
 }
 
 /// The running session `id`, from the cache when fresh, else the database; when the database is

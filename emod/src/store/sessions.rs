@@ -322,6 +322,17 @@ impl Store {
         })
     }
 
+    /// The (modality, t) keys of a session's stored samples: what ingest already has, so a
+    /// re-post seen by another daemon on the same database is counted as the duplicate it is.
+    pub fn sample_keys(&self, session_id: &str) -> StoreResult<Vec<(i16, i64)>> {
+        with_conn!(self, |c| {
+            Ok(samples::table
+                .filter(samples::session_id.eq(session_id))
+                .select((samples::modality, samples::t))
+                .load(c)?)
+        })
+    }
+
     pub fn count_samples(&self, session_id: Option<&str>) -> StoreResult<i64> {
         with_conn!(self, |c| {
             let n = match session_id {

@@ -9,11 +9,13 @@
 //!
 //! While the database is unreachable the queues are the spool: they keep everything up to
 //! `capacity` samples in all and the writers retry with back-off; past that the API refuses new
-//! samples (503) rather than silently dropping them. On shutdown whatever could
+//! samples (503) rather than silently dropping them. Each user may hold at most `user_quota` of
+//! them (429 past it): one agent flooding the queue must not fill the spool the others share,
+//! nor make their `stop` (which waits for their own samples only) time out. On shutdown whatever could
 //! not be written is saved to a JSON-lines file in the spool directory and replayed at the next
 //! start (inserts are idempotent, so a replay never double-counts).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -32,6 +34,18 @@ pub struct WriterOptions {
     pub spool_dir: Option<PathBuf>,
     /// Concurrent write transactions (PostgreSQL; SQLite always uses one).
     pub connections: usize,
+    /// Most samples one user may have waiting (queued or being written); 0 = no per-user limit.
+    pub user_quota: usize,
+}
+
+/// Why a batch was not queued. Nothing of it was.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    SpoolFull(#[from] SpoolFull),
+    /// This user already has `quota` samples waiting: the client should slow down and retry.
+    #[error("{pending} of this user's samples are still waiting to be written (writer.user_quota {quota})")]
+    UserQuota { pending: usize, quota: usize },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +60,8 @@ struct State {
     queues: Vec<VecDeque<SampleRow>>,
     /// Samples each thread is writing right now.
     in_flight: Vec<usize>,
+    /// Samples waiting (queued or in flight) per user id; users with none have no entry.
+    per_user: HashMap<String, usize>,
     shutdown: bool,
     /// Set by `shutdown`: stop retrying after this instant.
     give_up_at: Option<Instant>,
@@ -56,6 +72,7 @@ impl State {
         State {
             queues: (0..shards).map(|_| VecDeque::new()).collect(),
             in_flight: vec![0; shards],
+            per_user: HashMap::new(),
             shutdown: false,
             give_up_at: None,
         }
@@ -63,6 +80,22 @@ impl State {
 
     fn pending(&self) -> usize {
         self.queues.iter().map(VecDeque::len).sum::<usize>() + self.in_flight.iter().sum::<usize>()
+    }
+
+    fn pending_of(&self, user_id: &str) -> usize {
+        self.per_user.get(user_id).copied().unwrap_or(0)
+    }
+
+    /// `rows` left the writer (written, or set aside to a spool file).
+    fn done(&mut self, rows: &[SampleRow]) {
+        for row in rows {
+            if let Some(n) = self.per_user.get_mut(&row.user_id) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.per_user.remove(&row.user_id);
+                }
+            }
+        }
     }
 }
 
@@ -129,8 +162,9 @@ impl Writer {
         }
     }
 
-    /// Queues samples for writing; all or nothing.
-    pub fn submit(&self, rows: Vec<SampleRow>) -> Result<usize, SpoolFull> {
+    /// Queues samples for writing; all or nothing. The user quota is checked per user id in
+    /// the batch (the API and the capture pipeline submit one user's samples at a time).
+    pub fn submit(&self, rows: Vec<SampleRow>) -> Result<usize, SubmitError> {
         let n = rows.len();
         let mut st = self.inner.lock();
         let pending = st.pending();
@@ -139,10 +173,26 @@ impl Writer {
             return Err(SpoolFull {
                 pending,
                 capacity: self.inner.opts.capacity,
-            });
+            }
+            .into());
+        }
+        let quota = self.inner.opts.user_quota;
+        if quota > 0 {
+            let mut per_user: HashMap<&str, usize> = HashMap::new();
+            for row in &rows {
+                *per_user.entry(row.user_id.as_str()).or_default() += 1;
+            }
+            for (user, adding) in per_user {
+                let pending = st.pending_of(user);
+                if pending + adding > quota {
+                    Metrics::inc(&self.inner.metrics.samples_rejected, n as u64);
+                    return Err(SubmitError::UserQuota { pending, quota });
+                }
+            }
         }
         let shards = st.queues.len();
         for row in rows {
+            *st.per_user.entry(row.user_id.clone()).or_default() += 1;
             st.queues[shard_of(&row.user_id, shards)].push_back(row);
         }
         self.inner
@@ -161,10 +211,21 @@ impl Writer {
 
     /// Waits until everything queued so far is written; false on timeout.
     pub fn flush(&self, timeout: Duration) -> bool {
+        self.flush_while(timeout, |st| st.pending() > 0)
+    }
+
+    /// Waits until `user_id`'s samples queued so far are written; false on timeout. Another
+    /// user's backlog delays this only by what sits ahead in the same queue, which the user
+    /// quota bounds.
+    pub fn flush_user(&self, user_id: &str, timeout: Duration) -> bool {
+        self.flush_while(timeout, |st| st.pending_of(user_id) > 0)
+    }
+
+    fn flush_while(&self, timeout: Duration, waiting: impl Fn(&State) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
         let mut st = self.inner.lock();
         self.inner.work.notify_all();
-        while st.pending() > 0 {
+        while waiting(&st) {
             let now = Instant::now();
             if now >= deadline {
                 return false;
@@ -263,6 +324,7 @@ fn run(inner: &Inner, shard: usize) {
         match result {
             Ok(inserted) => {
                 st.in_flight[shard] = 0;
+                st.done(&batch);
                 backoff = Duration::from_millis(100);
                 failures_with_db_up = 0;
                 let m = &inner.metrics;
@@ -294,6 +356,9 @@ fn run(inner: &Inner, shard: usize) {
                     drop(st);
                     let saved = set_aside_refused(inner, &batch, &e);
                     st = inner.lock();
+                    if saved {
+                        st.done(&batch);
+                    }
                     saved
                 } else {
                     false
@@ -329,14 +394,12 @@ fn run(inner: &Inner, shard: usize) {
                 }
             }
         }
-        let pending = st.pending();
         inner
             .metrics
             .writer_pending
-            .store(pending as i64, Ordering::Relaxed);
-        if pending == 0 {
-            inner.idle.notify_all();
-        }
+            .store(st.pending() as i64, Ordering::Relaxed);
+        // Every finished batch wakes the flushers: `flush_user` waits for one user's share only.
+        inner.idle.notify_all();
     }
 }
 

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Checks the running daemon against its own OpenAPI document with Schemathesis (issue 18, "keep it
+# fixed"): a debug `emod` on a fresh SQLite file in a temporary directory, an admin and an agent
+# created with `emod user add`, one bounded Schemathesis run per token, zero failures allowed
+# (server errors and every mismatch between the document and the answers). Exits non-zero on any
+# failure; the daemon is stopped in every case.
+#
+#   EMOD_BIN            the emod binary (default: target/debug/emod, built if missing)
+#   ST_MAX_EXAMPLES     test cases per operation and phase (default 25)
+#   ST_MAX_TIME         seconds per run, one run per token (default 80)
+#   ST_SEED             Hypothesis seed (default: random; printed, so a failure can be replayed)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+
+ST_VERSION=4.32.5
+venv="${XDG_CACHE_HOME:-$HOME/.cache}/emo/schemathesis-$ST_VERSION"
+if ! "$venv/bin/st" --version 2>/dev/null | grep -q "$ST_VERSION"; then
+  echo "installing schemathesis $ST_VERSION into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$ST_VERSION"
+fi
+
+emod="${EMOD_BIN:-${CARGO_TARGET_DIR:-target}/debug/emod}"
+if [ ! -x "$emod" ]; then
+  cargo build -p emod --locked
+fi
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/emo-schemathesis.XXXXXX")"
+pid=""
+cleanup() {
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+base="http://127.0.0.1:$port"
+# Throttles are set out of the way, not off: generated logins and registrations come from one
+# address, and meaningless 429s would hide what is being checked. 429 stays documented (the
+# hashing queue can still answer it) and the throttles have their own tests (tests/hostile*.rs).
+cat >"$work/emod.toml" <<EOF
+[server]
+listen = "127.0.0.1:$port"
+[auth]
+max_failed_logins = 1000000
+max_failed_logins_per_address = 1000000
+max_registrations_per_address = 0
+[analyze]
+max_concurrent = 2
+EOF
+export EMO_CONFIG="$work/emod.toml"
+export EMO_SQLITE_PATH="$work/emo.sqlite3"
+export EMO_WRITER_SPOOL_DIR="$work/spool"
+export EMO_MODELS_DIR="$PWD/models"
+export EMO_ONNXRUNTIME_INTRA_THREADS=1
+export EMO_LOG=warn
+unset RUST_LOG
+
+password="schemathesis-password-1"
+for who in "root admin" "agent1 agent"; do
+  set -- $who
+  printf '%s\n' "$password" | "$emod" user add "$1" --role "$2" --password-stdin >/dev/null
+done
+
+"$emod" serve >"$work/emod.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do
+  curl -fsS "$base/healthz" >/dev/null 2>&1 && break
+  kill -0 "$pid" 2>/dev/null || { cat "$work/emod.log" >&2; echo "emod exited at start" >&2; exit 1; }
+  sleep 0.2
+done
+curl -fsS "$base/healthz" >/dev/null
+
+token() {
+  curl -fsS -H 'Content-Type: application/json' \
+    -d "{\"username\":\"$1\",\"password\":\"$password\"}" "$base/api/v1/auth/login" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
+}
+admin_token="$(token root)"
+agent_token="$(token agent1)"
+
+seed="${ST_SEED:-$RANDOM$RANDOM}"
+checks=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,unsupported_method,allow_header_conformance
+status=0
+for who in admin agent; do
+  tok="${who}_token"
+  echo "== schemathesis $ST_VERSION as the $who (seed $seed)"
+  start=$(date +%s)
+  # Excluded, with reasons:
+  #  - POST /auth/logout revokes the very token the run authenticates with; every later request
+  #    would be a 401 (its behaviour is tested in tests/api_auth.rs).
+  #  - GET /sessions/{id}/live is an endless event stream; on a running session a request never
+  #    completes (it is tested in tests/hostile_ingest.rs and tests/api_sessions.rs).
+  # One worker: with two, Hypothesis failed inside itself ("AST constructor recursion depth
+  # mismatch" while describing a strategy, a thread-safety fault of the tool, not a finding).
+  "$venv/bin/st" --no-color run "$base/api/v1/openapi.json" \
+    --url "$base" \
+    -H "Authorization: Bearer ${!tok}" \
+    --checks "$checks" \
+    --phases examples,coverage,fuzzing \
+    --max-examples "${ST_MAX_EXAMPLES:-25}" \
+    --max-time "${ST_MAX_TIME:-80}" \
+    --seed "$seed" \
+    --workers 1 \
+    --request-timeout 20 \
+    --exclude-path /api/v1/auth/logout \
+    --exclude-path '/api/v1/sessions/{id}/live' \
+    --suppress-health-check all \
+    --generation-database none \
+    --report junit --report-dir "$work/report-$who" || status=$?
+  echo "== $who run: $(( $(date +%s) - start )) s, exit $status"
+  kill -0 "$pid" 2>/dev/null || { echo "emod died during the run" >&2; status=1; break; }
+done
+
+if grep -E "panicked|internal error" "$work/emod.log" >&2; then
+  echo "emod logged a panic or an internal error during the run" >&2
+  status=1
+fi
+exit "$status"
