@@ -49,9 +49,30 @@ def split_indices(y: np.ndarray, seed: int = SPLIT_SEED, frac: float = VAL_FRACT
     return np.sort(tr), np.sort(va)
 
 
+def link_validation(root, out_dir) -> int:
+    """Symlink the validation split's images into OUT/<class>/ so that the Rust side
+    (`emod eval faces|fusion --faces OUT`) reads exactly the split the cards report. Links, not
+    copies: dataset files never enter the repository (../shared/datasets/README.md)."""
+    root, out = Path(root).resolve(), Path(out_dir)
+    _, y, names = load_fer(root)
+    _, va = split_indices(y)
+    for i in va:
+        dst = out / names[i]
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if not dst.exists():
+            dst.symlink_to(root / names[i])
+    return len(va)
+
+
 if __name__ == "__main__":
     import sys
 
-    x, y, n = load_fer(sys.argv[1] if len(sys.argv) > 1 else HERE / "../../../shared/datasets/fer2013/train")
-    tr, va = split_indices(y)
-    print(x.shape, np.bincount(y), len(tr), len(va), np.bincount(y[va]))
+    # fer_data.py [FER_TRAIN_DIR] [--link-validation OUT_DIR]
+    args = [a for a in sys.argv[1:] if a != "--link-validation"]
+    root = args[0] if args else HERE / "../../../shared/datasets/fer2013/train"
+    if "--link-validation" in sys.argv:
+        print(link_validation(root, args[1]), "validation images linked into", args[1])
+    else:
+        x, y, n = load_fer(root)
+        tr, va = split_indices(y)
+        print(x.shape, np.bincount(y), len(tr), len(va), np.bincount(y[va]))
