@@ -19,6 +19,7 @@ use crate::media::{self, VideoFrames};
 use crate::runtime::{self, RuntimeConfig, RuntimeInfo};
 use crate::speech::{SpeechModel, WindowResult};
 use crate::stream::{FaceObs, Fuser, VoiceObs};
+use crate::precision::PrecisionPolicy;
 use crate::{Error, Result};
 
 /// Default frames per second sampled from videos.
@@ -36,6 +37,10 @@ pub struct EngineOptions {
     pub speech: bool,
     /// What decoding one file may cost.
     pub limits: MediaLimits,
+    /// Which precision of the expression model to run (see [`crate::precision`]).
+    pub expression_precision: PrecisionPolicy,
+    /// Where the precision measurement is remembered between runs (None: measure each load).
+    pub precision_cache: Option<PathBuf>,
 }
 
 impl EngineOptions {
@@ -48,6 +53,8 @@ impl EngineOptions {
             faces: true,
             speech: true,
             limits: MediaLimits::default(),
+            expression_precision: PrecisionPolicy::Auto,
+            precision_cache: None,
         }
     }
 }
@@ -93,7 +100,12 @@ impl Engine {
                 .and_then(|detector| {
                     Ok(FacePipeline {
                         detector,
-                        expression: ExpressionModel::load(&manifest, &opts.runtime)?,
+                        expression: ExpressionModel::load_with(
+                            &manifest,
+                            &opts.runtime,
+                            &opts.expression_precision,
+                            opts.precision_cache.as_deref(),
+                        )?,
                     })
                 })
                 .map_err(|e| e.to_string())

@@ -73,6 +73,20 @@ pub struct BenchReport {
     pub librosa_error: Option<String>,
     pub iterations: usize,
     pub intra_threads: usize,
+    /// The expression model in each precision it ships, timed side by side in this run.
+    pub expression_precisions: Vec<PrecisionTiming>,
+    /// The precision the engine runs (and why).
+    pub expression_precision_chosen: String,
+}
+
+/// Classifying one face (with its mirror image when the model uses TTA) in one precision.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PrecisionTiming {
+    pub precision: String,
+    /// Median milliseconds per face, TTA included.
+    pub classify_ms: f64,
+    /// `classify_ms` of this precision / that of the engine's chosen precision.
+    pub ratio_to_chosen: f64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -203,6 +217,8 @@ pub fn run(
     let (fps1, t1, n1) = time_faces(engine, &bench_frame(1)?, iters)?;
     progress("face pipeline, four faces");
     let (fps4, t4, n4) = time_faces(engine, &bench_frame(4)?, iters)?;
+    progress("expression model, each precision");
+    let precisions = time_precisions(engine, intra_threads, iters)?;
 
     progress("speech");
     let sp = engine.speech()?;
@@ -280,7 +296,73 @@ pub fn run(
         librosa_error: lib_err,
         iterations: iters,
         intra_threads,
+        expression_precisions: precisions,
+        expression_precision_chosen: {
+            let c = &engine.faces()?.expression.precision;
+            format!("{} ({})", c.precision, c.reason)
+        },
     })
+}
+
+/// Each precision of the expression model on the same real face crop, in alternating rounds so
+/// that the machine's load skews every precision alike.
+fn time_precisions(
+    engine: &Engine,
+    intra_threads: usize,
+    iters: usize,
+) -> Result<Vec<PrecisionTiming>> {
+    let fp = engine.faces()?;
+    let frame = bench_frame(1)?;
+    let det = fp
+        .detector
+        .detect(&frame)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Inference("bench fixture: no face found".into()))?;
+    let size = fp.expression.size;
+    let mut crop = vec![0.0; size * size];
+    crate::face::aligned_crop(&frame, &det, size, fp.expression.crop_scale, &mut crop);
+    let crops = vec![crop];
+    let rt = crate::runtime::RuntimeConfig {
+        intra_threads,
+        ..Default::default()
+    };
+    let models = crate::precision::variants(&engine.manifest, "expression")?
+        .into_iter()
+        .map(|v| {
+            let policy = crate::precision::PrecisionPolicy::Fixed(v.precision.clone());
+            crate::face::ExpressionModel::load_with(&engine.manifest, &rt, &policy, None)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut times = vec![Vec::new(); models.len()];
+    let per_round = (iters / 5).max(3);
+    for round in 0..6 {
+        for (i, m) in models.iter().enumerate() {
+            for _ in 0..per_round {
+                let t0 = Instant::now();
+                std::hint::black_box(m.classify(&crops)?);
+                if round > 0 {
+                    times[i].push(t0.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+        }
+    }
+    let medians: Vec<f64> = times.into_iter().map(median).collect();
+    let chosen = &fp.expression.precision.precision;
+    let base = models
+        .iter()
+        .zip(&medians)
+        .find(|(m, _)| &m.precision.precision == chosen)
+        .map_or(1.0, |(_, &t)| t);
+    Ok(models
+        .iter()
+        .zip(medians)
+        .map(|(m, t)| PrecisionTiming {
+            precision: m.precision.precision.clone(),
+            classify_ms: t,
+            ratio_to_chosen: t / base.max(1e-9),
+        })
+        .collect())
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf> {
@@ -324,6 +406,16 @@ impl BenchReport {
             self.face_crop_ms_4faces,
             self.face_classify_ms_4faces,
             self.faces_found_4faces
+        );
+        for p in &self.expression_precisions {
+            s += &format!(
+                "expression {:<5}         {:>8.2} ms per face with TTA ({:.2}x the chosen one)\n",
+                p.precision, p.classify_ms, p.ratio_to_chosen
+            );
+        }
+        s += &format!(
+            "expression precision:    {}\n",
+            self.expression_precision_chosen
         );
         s += &format!("speech:                  {:>8.0}x real time (3-s windows, 1-s hop, features + model)\n", self.speech_realtime_factor);
         s += &format!(

@@ -57,8 +57,15 @@ pub fn argmax(p: &[f32]) -> (usize, f32) {
 
 impl Classifier {
     pub fn load(manifest: &Manifest, name: &str, rt: &RuntimeConfig) -> Result<Self> {
+        let e = manifest.entry(name)?;
+        let session = open(rt, &manifest.path_of(e))?;
+        Self::with_session(manifest, name, session)
+    }
+
+    /// The classifier of `[models.NAME]` over a session opened elsewhere (e.g. the precision
+    /// variant [`crate::precision::choose`] picked).
+    pub fn with_session(manifest: &Manifest, name: &str, session: Session) -> Result<Self> {
         let e = manifest.entry(name)?.clone();
-        let path = manifest.path_of(&e);
         let input_name = e.req(name, "input_name", &e.input_name)?.clone();
         let output_name = e.req(name, "output_name", &e.output_name)?.clone();
         let shape = e.req(name, "input_shape", &e.input_shape)?;
@@ -77,7 +84,6 @@ impl Classifier {
             })
             .collect::<Result<Vec<_>>>()?;
         let temperature = e.temperature.unwrap_or(1.0);
-        let session = open(rt, &path)?;
         Ok(Self {
             name: name.to_string(),
             session: Mutex::new(session),
@@ -136,7 +142,7 @@ impl Classifier {
     }
 }
 
-pub(crate) fn open(rt: &RuntimeConfig, path: &Path) -> Result<Session> {
+pub fn open(rt: &RuntimeConfig, path: &Path) -> Result<Session> {
     if !path.is_file() {
         return Err(Error::Model(format!(
             "model file {} not found",

@@ -11,6 +11,7 @@ use ort::value::TensorRef;
 
 use crate::classifier::{argmax, Classifier};
 use crate::manifest::Manifest;
+use crate::precision::{self, PrecisionChoice, PrecisionPolicy, Probe};
 use crate::runtime::RuntimeConfig;
 use crate::{Error, Result};
 
@@ -505,12 +506,46 @@ pub struct ExpressionModel {
     std: f32,
     tta_hflip: bool,
     pub crop_scale: f32,
+    /// Which precision of the model runs, and why.
+    pub precision: PrecisionChoice,
 }
 
 impl ExpressionModel {
+    /// Load with the precision measured fastest on this CPU (no cache).
     pub fn load(manifest: &Manifest, rt: &RuntimeConfig) -> Result<Self> {
+        Self::load_with(manifest, rt, &PrecisionPolicy::Auto, None)
+    }
+
+    /// Load the precision `policy` picks among those the manifest ships; `cache` remembers the
+    /// measurement (see [`crate::precision`]).
+    pub fn load_with(
+        manifest: &Manifest,
+        rt: &RuntimeConfig,
+        policy: &PrecisionPolicy,
+        cache: Option<&std::path::Path>,
+    ) -> Result<Self> {
         const N: &str = "expression";
-        let clf = Classifier::load(manifest, N, rt)?;
+        let entry = manifest.entry(N)?;
+        let shape = entry.req(N, "input_shape", &entry.input_shape)?;
+        let probe = Probe {
+            input_name: entry.req(N, "input_name", &entry.input_name)?.clone(),
+            item_shape: shape.iter().skip(1).map(|&d| d.max(1) as usize).collect(),
+            // The product classifies a face together with its mirror image.
+            batch: if entry.tta_hflip.unwrap_or(false) { 2 } else { 1 },
+            runs: 20,
+            rounds: 3,
+        };
+        let variants = precision::variants(manifest, N)?;
+        let (choice, session) = precision::choose(
+            N,
+            &variants,
+            policy,
+            rt,
+            &crate::classifier::open,
+            &probe,
+            cache,
+        )?;
+        let clf = Classifier::with_session(manifest, N, session)?;
         let e = &clf.entry;
         if clf.item_shape.len() != 3
             || clf.item_shape[0] != 1
@@ -547,6 +582,7 @@ impl ExpressionModel {
             tta_hflip: e.tta_hflip.unwrap_or(false),
             crop_scale,
             clf,
+            precision: choice,
         })
     }
 

@@ -24,6 +24,7 @@ pub mod fusion;
 pub mod limits;
 pub mod manifest;
 pub mod media;
+pub mod precision;
 pub mod runtime;
 pub mod speech;
 pub mod stream;
@@ -31,6 +32,7 @@ pub mod tracker;
 
 pub use analyze::{Engine, EngineOptions};
 pub use limits::MediaLimits;
+pub use precision::{PrecisionChoice, PrecisionPolicy};
 pub use runtime::{ExecProvider, RuntimeConfig, RuntimeInfo};
 
 /// Errors of the inference engine. Every message is one line and names what to do.

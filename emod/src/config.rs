@@ -222,11 +222,23 @@ pub struct LogConfig {
     pub level: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelsConfig {
     /// Directory holding `manifest.toml` and the `.onnx` files; empty = search the usual places.
     pub dir: String,
+    /// `auto` (time every precision the manifest ships on this CPU, run the fastest), `int8` or
+    /// `fp32`.
+    pub expression_precision: String,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        Self {
+            dir: String::new(),
+            expression_precision: "auto".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -379,6 +391,13 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        if let Err(e) = self
+            .models
+            .expression_precision
+            .parse::<emo_inference::PrecisionPolicy>()
+        {
+            bail!("models.expression_precision: {e}");
+        }
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
             bail!(
                 "server.listen `{}` is not an address like 127.0.0.1:7878",
@@ -446,6 +465,13 @@ impl Config {
         let dirs =
             project_dirs().context("cannot determine a data directory (set writer.spool_dir)")?;
         Ok(dirs.data_dir().join("spool"))
+    }
+
+    /// Where the measured model precision choice is remembered (beside the spool, in the data
+    /// directory): it holds timings and CPU names, nothing about people.
+    pub fn precision_cache_path(&self) -> Option<PathBuf> {
+        let spool = self.spool_dir().ok()?;
+        Some(spool.parent()?.join("model-precision.json"))
     }
 
     /// This daemon's name in `sessions.node`: the host name unless configured.

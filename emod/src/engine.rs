@@ -87,8 +87,12 @@ pub fn runtime_config(config: &Config) -> anyhow::Result<RuntimeConfig> {
 }
 
 pub fn engine_options(config: &Config) -> anyhow::Result<EngineOptions> {
-    Ok(EngineOptions::new(
-        models_dir(config),
-        runtime_config(config)?,
-    ))
+    let mut o = EngineOptions::new(models_dir(config), runtime_config(config)?);
+    o.expression_precision = config
+        .models
+        .expression_precision
+        .parse()
+        .map_err(|e| anyhow::anyhow!("models.expression_precision: {e}"))?;
+    o.precision_cache = config.precision_cache_path();
+    Ok(o)
 }

@@ -3,11 +3,12 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
+use emo_inference::face::ExpressionModel;
 use emo_inference::manifest::{self, Manifest};
-use emo_inference::{runtime, ExecProvider};
+use emo_inference::{precision, runtime, ExecProvider};
 
 use crate::config::Config;
-use crate::engine::{models_dir, runtime_config};
+use crate::engine::{engine_options, models_dir, runtime_config};
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
@@ -20,6 +21,33 @@ pub fn run(cmd: ModelsCommand, config: &Config) -> anyhow::Result<ExitCode> {
     match cmd {
         ModelsCommand::Check => check(config),
     }
+}
+
+/// Every precision the expression model ships (each verified and loaded) and which one this
+/// machine runs, with the measurement or setting that decided it.
+fn precision_report(config: &Config, m: &Manifest) -> anyhow::Result<String> {
+    let opts = engine_options(config)?;
+    let shipped = precision::variants(m, "expression")?;
+    let mut out = String::from("expression precisions:");
+    for v in &shipped {
+        v.verify()?;
+        out.push_str(&format!(
+            "\n  {:<14} ok       {}",
+            v.precision,
+            v.path.file_name().unwrap_or_default().to_string_lossy()
+        ));
+    }
+    let model = ExpressionModel::load_with(
+        m,
+        &opts.runtime,
+        &opts.expression_precision,
+        opts.precision_cache.as_deref(),
+    )?;
+    out.push_str(&format!(
+        "\n  chosen: {} ({})",
+        model.precision.precision, model.precision.reason
+    ));
+    Ok(out)
 }
 
 fn check(config: &Config) -> anyhow::Result<ExitCode> {
@@ -70,6 +98,13 @@ fn check(config: &Config) -> anyhow::Result<ExitCode> {
                 bad += 1;
                 println!("  {name:<14} FAILED   {err}");
             }
+        }
+    }
+    match precision_report(config, &m) {
+        Ok(line) => println!("{line}"),
+        Err(err) => {
+            bad += 1;
+            println!("  expression precision FAILED {err}");
         }
     }
     for needed in ["face_detector", "expression", "speech"] {
