@@ -284,6 +284,67 @@ pub fn ravdess_label(file_name: &str) -> Option<Emotion> {
     })
 }
 
+/// EmoDB (`03a01Fa.wav`: speaker, text, emotion letter, version) → label. Boredom (`L`) has no
+/// class here and is left out.
+pub fn emodb_label(file_name: &str) -> Option<Emotion> {
+    let stem = wav_stem(file_name)?;
+    if stem.len() != 7 || !stem.is_ascii() || !stem[..2].bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(match &stem[5..6] {
+        "W" => Emotion::Angry,
+        "E" => Emotion::Disgust,
+        "A" => Emotion::Fear,
+        "F" => Emotion::Happy,
+        "T" => Emotion::Sad,
+        "N" => Emotion::Neutral,
+        _ => return None,
+    })
+}
+
+/// Which naming scheme gives the speech clips' labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpeechCorpus {
+    /// `03-01-EE-II-SS-RR-AA.wav` (the speech model's training corpus).
+    Ravdess,
+    /// `03a01Fa.wav` (cross-corpus validation; never trained on).
+    Emodb,
+}
+
+impl std::str::FromStr for SpeechCorpus {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "ravdess" => Ok(Self::Ravdess),
+            "emodb" => Ok(Self::Emodb),
+            o => Err(format!("unknown speech corpus `{o}` (ravdess or emodb)")),
+        }
+    }
+}
+
+impl SpeechCorpus {
+    fn label(self, file_name: &str) -> Option<Emotion> {
+        match self {
+            Self::Ravdess => ravdess_label(file_name),
+            Self::Emodb => emodb_label(file_name),
+        }
+    }
+
+    /// The corpus whose naming the WAVs below `dir` follow (RAVDESS first).
+    pub fn detect(dir: &Path) -> Result<Self> {
+        for c in [Self::Ravdess, Self::Emodb] {
+            if speech_files_of(dir, c, None).is_ok() {
+                return Ok(c);
+            }
+        }
+        Err(Error::Media(format!(
+            "{}: neither RAVDESS-named (03-01-EE-II-SS-RR-AA.wav) nor EmoDB-named (03a01Fa.wav) WAV files",
+            dir.display()
+        )))
+    }
+}
+
 /// RAVDESS actor number (last field).
 pub fn ravdess_actor(file_name: &str) -> Option<u32> {
     wav_stem(file_name)?.rsplit('-').next()?.parse().ok()
@@ -292,6 +353,15 @@ pub fn ravdess_actor(file_name: &str) -> Option<u32> {
 /// All RAVDESS-named WAVs below `dir` (actor folders or flat), sorted, optionally restricted to
 /// some actors.
 pub fn speech_files(dir: &Path, actors: Option<&[u32]>) -> Result<Vec<(PathBuf, Emotion)>> {
+    speech_files_of(dir, SpeechCorpus::Ravdess, actors)
+}
+
+/// All WAVs below `dir` named as `corpus` names them, sorted; `actors` applies to RAVDESS.
+pub fn speech_files_of(
+    dir: &Path,
+    corpus: SpeechCorpus,
+    actors: Option<&[u32]>,
+) -> Result<Vec<(PathBuf, Emotion)>> {
     fn walk(d: &Path, out: &mut Vec<PathBuf>, depth: usize) {
         let Ok(rd) = std::fs::read_dir(d) else { return };
         for e in rd.flatten() {
@@ -313,8 +383,8 @@ pub fn speech_files(dir: &Path, actors: Option<&[u32]>) -> Result<Vec<(PathBuf, 
         .into_iter()
         .filter_map(|p| {
             let name = p.file_name()?.to_str()?.to_string();
-            let e = ravdess_label(&name)?;
-            if let Some(a) = actors {
+            let e = corpus.label(&name)?;
+            if let (Some(a), SpeechCorpus::Ravdess) = (actors, corpus) {
                 if !a.contains(&ravdess_actor(&name)?) {
                     return None;
                 }
@@ -323,10 +393,15 @@ pub fn speech_files(dir: &Path, actors: Option<&[u32]>) -> Result<Vec<(PathBuf, 
         })
         .collect();
     if v.is_empty() {
-        return Err(Error::Media(format!(
-            "{}: no RAVDESS-named WAV files (03-01-EE-II-SS-RR-AA.wav)",
-            dir.display()
-        )));
+        return Err(Error::Media(match corpus {
+            SpeechCorpus::Ravdess => format!(
+                "{}: no RAVDESS-named WAV files (03-01-EE-II-SS-RR-AA.wav)",
+                dir.display()
+            ),
+            SpeechCorpus::Emodb => {
+                format!("{}: no EmoDB-named WAV files (03a01Fa.wav)", dir.display())
+            }
+        }));
     }
     Ok(v)
 }
@@ -398,8 +473,15 @@ pub struct FusionReport {
     pub speech_accuracy: f64,
     pub fused_accuracy: f64,
     pub mode_accuracy: f64,
+    /// Expected calibration error (15 bins) of each modality and of the fused estimates.
+    pub face_ece: f64,
+    pub speech_ece: f64,
+    pub fused_ece: f64,
+    pub speech_corpus: SpeechCorpus,
     pub face_weight: f32,
     pub voice_weight: f32,
+    pub voice_full_confidence: f32,
+    pub fused_temperature: f32,
     /// Set with `--tune`: weights chosen on the even-indexed pairs, accuracies above measured
     /// on the odd-indexed (held-out) pairs only.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -415,6 +497,7 @@ pub fn eval_fusion(
     engine: &Engine,
     faces_dir: &Path,
     speech_dir: &Path,
+    corpus: SpeechCorpus,
     seed: u64,
     crops: bool,
     actors: Option<&[u32]>,
@@ -423,7 +506,7 @@ pub fn eval_fusion(
 ) -> Result<FusionReport> {
     let sp = engine.speech()?;
     let labels = sp.labels().to_vec();
-    let speech = speech_files(speech_dir, actors)?;
+    let speech = speech_files_of(speech_dir, corpus, actors)?;
     let faces = face_files(faces_dir)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut by_class: Vec<Vec<PathBuf>> = vec![Vec::new(); K];
@@ -476,6 +559,13 @@ pub fn eval_fusion(
     let acc = |f: &dyn Fn(&Row) -> Option<usize>| {
         eval_rows.iter().filter(|r| f(r) == Some(r.2)).count() as f64 / m
     };
+    let ece_of = |f: &dyn Fn(&Row) -> Option<[f32; K]>| {
+        let rows: Vec<([f32; K], usize)> = eval_rows
+            .iter()
+            .filter_map(|r| Some((f(r)?, r.2)))
+            .collect();
+        fusion::ece(&rows)
+    };
     Ok(FusionReport {
         n: eval_rows.len(),
         face_accuracy: acc(&|r| Some(argmax(&r.0).0)),
@@ -486,8 +576,16 @@ pub fn eval_fusion(
         mode_accuracy: acc(&|r| {
             fusion::fuse(Strategy::Mode, Some(&r.0), Some(&r.1), weights).map(|x| x.1)
         }),
+        face_ece: ece_of(&|r| Some(r.0)),
+        speech_ece: ece_of(&|r| Some(r.1)),
+        fused_ece: ece_of(&|r| {
+            fusion::fuse(Strategy::Calibrated, Some(&r.0), Some(&r.1), weights).map(|x| x.0)
+        }),
+        speech_corpus: corpus,
         face_weight: weights.face,
         voice_weight: weights.voice,
+        voice_full_confidence: weights.voice_full_confidence,
+        fused_temperature: weights.temperature,
         tuned,
         seed,
     })
@@ -520,6 +618,20 @@ mod tests {
             assert!(j.get(k).is_some());
         }
         assert!(r.to_table().contains("macro-F1"));
+    }
+
+    #[test]
+    fn emodb_names() {
+        assert_eq!(emodb_label("03a01Fa.wav"), Some(Emotion::Happy));
+        assert_eq!(emodb_label("16b10Td.wav"), Some(Emotion::Sad));
+        assert_eq!(emodb_label("03a01Wa.wav"), Some(Emotion::Angry));
+        assert_eq!(emodb_label("08a02Ab.wav"), Some(Emotion::Fear));
+        assert_eq!(emodb_label("09b03Eb.wav"), Some(Emotion::Disgust));
+        assert_eq!(emodb_label("11a04Nc.wav"), Some(Emotion::Neutral));
+        assert_eq!(emodb_label("03a01La.wav"), None, "boredom has no class");
+        assert_eq!(emodb_label("03-01-05-01-02-01-12.wav"), None);
+        assert_eq!(emodb_label("readme.wav"), None);
+        assert_eq!("EmoDB".parse::<SpeechCorpus>(), Ok(SpeechCorpus::Emodb));
     }
 
     #[test]

@@ -46,6 +46,10 @@ pub enum EvalCommand {
         faces: PathBuf,
         #[arg(long)]
         speech: PathBuf,
+        /// How the speech clips are named: ravdess (03-01-EE-II-SS-RR-AA.wav) or emodb
+        /// (03a01Fa.wav; cross-corpus validation). Detected from the file names when omitted.
+        #[arg(long)]
+        speech_corpus: Option<String>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Classify face images as crops (see `eval faces --crops`).
@@ -120,18 +124,26 @@ pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
         EvalCommand::Fusion {
             faces,
             speech,
+            speech_corpus,
             seed,
             crops,
             actors,
             tune,
             json,
         } => {
+            let corpus = match speech_corpus {
+                Some(c) => c
+                    .parse::<eval::SpeechCorpus>()
+                    .map_err(|e| anyhow::anyhow!("--speech-corpus: {e}"))?,
+                None => eval::SpeechCorpus::detect(&speech)?,
+            };
             let engine = Engine::load(&opts)?;
             let bar = progress_bar(true);
             let r = eval::eval_fusion(
                 &engine,
                 &faces,
                 &speech,
+                corpus,
                 seed,
                 crops,
                 actors.as_deref(),
@@ -160,11 +172,18 @@ pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
                         ""
                     }
                 );
-                println!("  face only         {:.4}", r.face_accuracy);
-                println!("  speech only       {:.4}", r.speech_accuracy);
+                println!("  speech corpus     {:?}", r.speech_corpus);
                 println!(
-                    "  fused (calibrated){:>7.4}  weights face {:.2} voice {:.2}",
-                    r.fused_accuracy, r.face_weight, r.voice_weight
+                    "  face only         {:.4}  ECE {:.4}",
+                    r.face_accuracy, r.face_ece
+                );
+                println!(
+                    "  speech only       {:.4}  ECE {:.4}",
+                    r.speech_accuracy, r.speech_ece
+                );
+                println!(
+                    "  fused (calibrated){:>7.4}  ECE {:.4}  weights face {:.2} voice {:.2}, full voice trust from confidence {:.2}, temperature {:.2}",
+                    r.fused_accuracy, r.fused_ece, r.face_weight, r.voice_weight, r.voice_full_confidence, r.fused_temperature
                 );
                 println!("  mode (vote)       {:.4}", r.mode_accuracy);
             }
