@@ -98,7 +98,8 @@ for who in admin agent; do
   #    completes (it is tested in tests/hostile_ingest.rs and tests/api_sessions.rs).
   # One worker: with two, Hypothesis failed inside itself ("AST constructor recursion depth
   # mismatch" while describing a strategy, a thread-safety fault of the tool, not a finding).
-  "$venv/bin/st" --no-color run "$base/api/v1/openapi.json" \
+  # Run from the temporary directory: Schemathesis keeps state in ./.schemathesis.
+  (cd "$work" && "$venv/bin/st" --no-color run "$base/api/v1/openapi.json" \
     --url "$base" \
     -H "Authorization: Bearer ${!tok}" \
     --checks "$checks" \
@@ -112,7 +113,7 @@ for who in admin agent; do
     --exclude-path '/api/v1/sessions/{id}/live' \
     --suppress-health-check all \
     --generation-database none \
-    --report junit --report-dir "$work/report-$who" || status=$?
+    --report junit --report-dir "$work/report-$who") || status=$?
   echo "== $who run: $(( $(date +%s) - start )) s, exit $status"
   kill -0 "$pid" 2>/dev/null || { echo "emod died during the run" >&2; status=1; break; }
 done
