@@ -272,7 +272,7 @@ fn seed(conn: &mut Conn) -> Seed {
             let probs = if k == 2 {
                 "NULL, NULL, NULL, NULL, NULL, NULL, 1.0, NULL".to_string()
             } else {
-                let mut v = vec!["0.0"; 8];
+                let mut v = ["0.0"; 8];
                 v[*emotion as usize] = p;
                 v[6] = if *emotion == 3 { "0.25" } else { "0.5" };
                 v.join(", ")
