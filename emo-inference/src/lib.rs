@@ -17,6 +17,7 @@ pub mod audio;
 pub mod bench;
 pub mod classifier;
 pub mod eval;
+pub mod expression;
 pub mod face;
 pub mod features;
 pub mod ffmpeg;

@@ -169,51 +169,39 @@ pub fn choose(
     probe: &Probe,
     cache: Option<&Path>,
 ) -> Result<(PrecisionChoice, Session)> {
-    let open = |rt: &RuntimeConfig, v: &Variant| -> Result<Session> {
+    let open = |v: &Variant| -> Result<Session> {
         v.verify()?;
         open(rt, &v.path)
     };
     let first = variants
         .first()
         .ok_or_else(|| Error::Manifest(format!("[models.{name}] has no file")))?;
+    let fixed = |v: &Variant, reason: &str| -> Result<(PrecisionChoice, Session)> {
+        let choice = PrecisionChoice {
+            precision: v.precision.clone(),
+            path: v.path.clone(),
+            reason: reason.into(),
+            probe_ms: BTreeMap::new(),
+        };
+        Ok((choice, open(v)?))
+    };
     if let PrecisionPolicy::Fixed(p) = policy {
         let v = variants.iter().find(|v| &v.precision == p).ok_or_else(|| {
+            let shipped: Vec<&str> = variants.iter().map(|v| v.precision.as_str()).collect();
             Error::Manifest(format!(
                 "models.{name}_precision = \"{p}\" but [models.{name}] ships only {}",
-                variants
-                    .iter()
-                    .map(|v| v.precision.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                shipped.join(", ")
             ))
         })?;
-        let s = open(rt, v)?;
-        return Ok((
-            PrecisionChoice {
-                precision: p.clone(),
-                path: v.path.clone(),
-                reason: "set by the configuration".into(),
-                probe_ms: BTreeMap::new(),
-            },
-            s,
-        ));
+        return fixed(v, "set by the configuration");
     }
     if variants.len() == 1 {
-        let s = open(rt, first)?;
-        return Ok((
-            PrecisionChoice {
-                precision: first.precision.clone(),
-                path: first.path.clone(),
-                reason: "the only precision shipped".into(),
-                probe_ms: BTreeMap::new(),
-            },
-            s,
-        ));
+        return fixed(first, "the only precision shipped");
     }
     let key = cache_key(name, variants, rt);
     if let Some(hit) = cache.and_then(|c| read_cache(c).remove(&key)) {
         if let Some(v) = variants.iter().find(|v| v.precision == hit.precision) {
-            if let Ok(s) = open(rt, v) {
+            if let Ok(s) = open(v) {
                 let mut c = hit;
                 c.path = v.path.clone();
                 c.reason = format!("{} (measured earlier on this machine)", c.reason);
@@ -223,7 +211,7 @@ pub fn choose(
     }
     let mut sessions = Vec::new();
     for v in variants {
-        match open(rt, v) {
+        match open(v) {
             Ok(s) => sessions.push((v, s)),
             Err(e) => tracing::warn!("{name}: {} not usable: {e}", v.precision),
         }
@@ -233,36 +221,43 @@ pub fn choose(
             "{name}: no precision could be loaded"
         )));
     }
+    let (choice, s) = fastest(sessions, probe)?;
+    if let Some(c) = cache {
+        write_cache(c, &key, &choice);
+    }
+    Ok((choice, s))
+}
+
+/// Time every session with `probe` and keep the fastest, with the timings as its reason.
+fn fastest(
+    mut sessions: Vec<(&Variant, Session)>,
+    probe: &Probe,
+) -> Result<(PrecisionChoice, Session)> {
     let timings = probe.measure(&mut sessions)?;
-    let (best, _) = timings
-        .iter()
-        .enumerate()
-        .min_by(|a, b| a.1.total_cmp(b.1))
-        .expect("at least one session");
+    let best = (0..timings.len())
+        .min_by(|&a, &b| timings[a].total_cmp(&timings[b]))
+        .unwrap_or(0);
     let probe_ms: BTreeMap<String, f64> = sessions
         .iter()
         .zip(&timings)
         .map(|((v, _), t)| (v.precision.clone(), (t * 1e6).round() / 1000.0))
         .collect();
+    let listed: Vec<String> = probe_ms
+        .iter()
+        .map(|(p, t)| format!("{p} {t:.2} ms"))
+        .collect();
     let (v, s) = sessions.swap_remove(best);
-    let reason = format!(
-        "fastest on {}: {}",
-        cpu_summary(),
-        probe_ms
-            .iter()
-            .map(|(p, t)| format!("{p} {t:.2} ms"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ) + &format!(" per batch of {}", probe.batch);
     let choice = PrecisionChoice {
         precision: v.precision.clone(),
         path: v.path.clone(),
-        reason,
+        reason: format!(
+            "fastest on {}: {} per batch of {}",
+            cpu_summary(),
+            listed.join(", "),
+            probe.batch
+        ),
         probe_ms,
     };
-    if let Some(c) = cache {
-        write_cache(c, &key, &choice);
-    }
     Ok((choice, s))
 }
 
