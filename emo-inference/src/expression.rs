@@ -105,13 +105,27 @@ impl ExpressionModel {
         })
     }
 
+    /// A pixel value times `scale`, computed as the training code computes it: `scale` is 1/255,
+    /// and the training code divides by 255. The int8 model quantizes its input with a step of
+    /// 2/255 around zero point 128, so every pixel lands exactly on a rounding boundary and
+    /// `v * 0.003921569` (rounded differently from `v / 255` for 55 of the 256 gray levels) would
+    /// move a fifth of the pixels by one quantization level away from what validation measured.
+    fn unit(&self, v: f32) -> f32 {
+        let inv = 1.0 / self.scale as f64;
+        if (inv - inv.round()).abs() < 1e-3 {
+            v / inv.round() as f32
+        } else {
+            v * self.scale
+        }
+    }
+
     /// Normalise one gray crop (0..255) into `dst` (optionally mirrored).
     fn normalise(&self, crop: &[f32], mirror: bool, dst: &mut Vec<f32>) {
         let s = self.size;
         for y in 0..s {
             for x in 0..s {
                 let sx = if mirror { s - 1 - x } else { x };
-                dst.push((crop[y * s + sx] * self.scale - self.mean) / self.std);
+                dst.push((self.unit(crop[y * s + sx]) - self.mean) / self.std);
             }
         }
     }
