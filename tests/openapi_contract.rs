@@ -26,14 +26,22 @@ fn documented(op: &Value, status: u16) -> bool {
     op["responses"].get(status.to_string()).is_some()
 }
 
-fn send(srv: &Server, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> reqwest::blocking::Response {
+fn send(
+    srv: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> reqwest::blocking::Response {
     let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
     let mut r = srv.client.request(m, srv.url(path));
     if let Some(t) = token {
         r = r.bearer_auth(t);
     }
     if let Some(b) = body {
-        r = r.header("Content-Type", "application/json").body(b.to_string());
+        r = r
+            .header("Content-Type", "application/json")
+            .body(b.to_string());
     }
     r.send().unwrap()
 }
@@ -63,7 +71,10 @@ fn every_operation_documents_what_it_answers() {
             .unwrap();
         let r = send(&srv, other, &concrete(path), Some(&admin), None);
         assert_eq!(r.status(), 405, "{other} {path}");
-        let allow = r.headers().get("allow").map(|v| v.to_str().unwrap().to_string());
+        let allow = r
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().to_string());
         let mut got: Vec<String> = allow
             .unwrap_or_else(|| panic!("405 without Allow: {other} {path}"))
             .split(',')
@@ -94,12 +105,17 @@ fn every_operation_documents_what_it_answers() {
                 assert_eq!(r.status(), 401, "{label} without a token");
                 assert!(documented(op, 401), "{label}: 401 undocumented");
             }
-            let json_body = op["requestBody"]["content"].get("application/json").is_some();
+            let json_body = op["requestBody"]["content"]
+                .get("application/json")
+                .is_some();
             if json_body {
                 let token = Some(admin.as_str());
                 let r = send(&srv, method, &concrete(path), token, Some("{not json"));
                 let status = r.status().as_u16();
-                assert!(documented(op, status), "{label}: malformed JSON got undocumented {status}");
+                assert!(
+                    documented(op, status),
+                    "{label}: malformed JSON got undocumented {status}"
+                );
                 let r = srv
                     .client
                     .request(
@@ -112,7 +128,10 @@ fn every_operation_documents_what_it_answers() {
                     .send()
                     .unwrap();
                 let status = r.status().as_u16();
-                assert!(documented(op, status), "{label}: text/plain got undocumented {status}");
+                assert!(
+                    documented(op, status),
+                    "{label}: text/plain got undocumented {status}"
+                );
                 for s in [400, 413, 415, 422] {
                     assert!(documented(op, s), "{label}: {s} undocumented");
                 }
@@ -127,7 +146,10 @@ fn every_operation_documents_what_it_answers() {
                 // As the agent (admin-only routes answer 403, documented).
                 let r = send(&srv, method, &concrete(path), Some(&agent), None);
                 let status = r.status().as_u16();
-                assert!(documented(op, status), "{label} as an agent: undocumented {status}");
+                assert!(
+                    documented(op, status),
+                    "{label} as an agent: undocumented {status}"
+                );
             }
             checked += 1;
         }
@@ -149,7 +171,46 @@ fn every_operation_documents_what_it_answers() {
     let ctype = r.headers()["content-type"].to_str().unwrap().to_string();
     assert!(ctype.starts_with("text/csv"), "{ctype}");
     let r = srv.get("/api/v1/export?format=json", Some(&admin));
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
     let rows: Value = r.json().unwrap();
     assert!(rows.is_array());
+}
+
+/// The error body's `error` field is documented with the codes the daemon really sends (the wire
+/// names), not the Rust variant names a derive can fall back to.
+#[test]
+fn error_codes_are_documented_by_their_wire_names() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    let srv = env.start();
+    let doc = spec(&srv);
+    let listed: Vec<String> = doc["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .unwrap_or_else(|| {
+            panic!(
+                "no ErrorCode enum: {}",
+                doc["components"]["schemas"]["ErrorCode"]
+            )
+        })
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    for code in emo_api_types::ErrorCode::ALL {
+        assert!(
+            listed.iter().any(|l| l == code.as_str()),
+            "{} missing from {listed:?}",
+            code.as_str()
+        );
+    }
+    // The body a client really gets carries one of them.
+    let r = srv.post(
+        "/api/v1/auth/login",
+        None,
+        &serde_json::json!({"username": 1}),
+    );
+    let body: Value = r.json().unwrap();
+    let sent = body["error"].as_str().unwrap().to_string();
+    assert!(listed.contains(&sent), "{sent} not in {listed:?}");
 }

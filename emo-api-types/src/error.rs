@@ -15,8 +15,10 @@ pub struct ApiError {
 
 /// Declares [`ErrorCode`] from one list: each code's wire name and HTTP status are written once,
 /// and serde, [`ErrorCode::as_str`] and [`ErrorCode::http_status`] are all derived from it.
+// `$wire` is a `tt`, not a `literal`: utoipa's derive does not see through the invisible group a
+// `literal` fragment is wrapped in, and would document the Rust variant names instead.
 macro_rules! error_codes {
-    ($($(#[doc = $doc:literal])* $name:ident = $wire:literal, $status:literal;)*) => {
+    ($($(#[doc = $doc:literal])* $name:ident = $wire:tt, $status:literal;)*) => {
         /// Stable error codes. The string form is part of the API contract.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[cfg_attr(feature = "openapi", derive(ToSchema))]
