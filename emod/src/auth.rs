@@ -637,6 +637,13 @@ mod tests {
         );
     }
 
+    fn backoff(base_ms: u64, max_ms: u64) -> Backoff {
+        Backoff {
+            base: Duration::from_millis(base_ms),
+            max: Duration::from_millis(max_ms),
+        }
+    }
+
     #[test]
     fn throttle_locks_after_max_failures() {
         let t = LoginThrottle::default();

@@ -323,7 +323,7 @@ impl Store {
     }
 
     /// The (modality, t) keys of a session's stored samples: what ingest already has, so a
-    /// re-post seen by another daemon on the same database is counted as the duplicate it is.
+    /// re-post after a restart is counted as the duplicate it is.
     pub fn sample_keys(&self, session_id: &str) -> StoreResult<Vec<(i16, i64)>> {
         with_conn!(self, |c| {
             Ok(samples::table
