@@ -92,7 +92,12 @@ both_backends!(concurrent_guesses_get_no_more_checks_than_the_limit, |b| {
 
 /// `POST /api/v1/auth/login` with the connection's source address bound to `source` (any
 /// 127.0.0.0/8 address reaches the loopback listener): a second client on another address.
-fn from_address(srv: &Server, source: &str, user: &str, password: &str) -> reqwest::blocking::Response {
+fn from_address(
+    srv: &Server,
+    source: &str,
+    user: &str,
+    password: &str,
+) -> reqwest::blocking::Response {
     Client::builder()
         .local_address(source.parse::<std::net::IpAddr>().unwrap())
         .timeout(Duration::from_secs(60))
@@ -120,10 +125,18 @@ fn lockout_is_per_user_and_address_with_growing_back_off() {
     let attack = || from_address(&srv, "127.0.0.1", "alice", "wrong-password-guess");
     for (round, lock) in [1u64, 2, 4].into_iter().enumerate() {
         for i in 0..3 {
-            assert_eq!(error_of(attack()), (401, "invalid_credentials".into()), "round {round}, try {i}");
+            assert_eq!(
+                error_of(attack()),
+                (401, "invalid_credentials".into()),
+                "round {round}, try {i}"
+            );
         }
         let r = attack();
-        let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        let retry: u64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert_eq!(error_of(r), (429, "too_many_attempts".into()));
         assert_eq!(retry, lock, "round {round}: Retry-After");
         // The attacker's right guess would be refused too, but alice elsewhere is let in.

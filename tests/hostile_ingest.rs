@@ -25,7 +25,11 @@ fn samples_from(start_ms: i64, n: i64) -> Value {
 }
 
 fn post(srv: &Server, token: &str, sid: &str, body: &Value) -> (u16, Value, Option<String>) {
-    let r = srv.post(&format!("/api/v1/sessions/{sid}/samples"), Some(token), body);
+    let r = srv.post(
+        &format!("/api/v1/sessions/{sid}/samples"),
+        Some(token),
+        body,
+    );
     let status = r.status().as_u16();
     let retry = r
         .headers()
@@ -36,7 +40,11 @@ fn post(srv: &Server, token: &str, sid: &str, body: &Value) -> (u16, Value, Opti
 
 /// Reads a session's SSE stream until its `stopped` event; the (modality, t) of every sample
 /// event, in arrival order.
-fn collect_live(srv: &Server, token: &str, sid: &str) -> std::thread::JoinHandle<Vec<(String, String)>> {
+fn collect_live(
+    srv: &Server,
+    token: &str,
+    sid: &str,
+) -> std::thread::JoinHandle<Vec<(String, String)>> {
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()
@@ -107,7 +115,10 @@ fn one_agent_cannot_fill_the_spool_and_duplicates_are_not_counted() {
     // Half old, half new: only the new half counts.
     let (s, body, _) = post(&srv, &alice, &a_sid, &samples_from(t0 + 50, 100));
     assert_eq!(s, 201, "{body}");
-    assert_eq!((body["accepted"].as_i64(), body["duplicates"].as_i64()), (Some(50), Some(50)));
+    assert_eq!(
+        (body["accepted"].as_i64(), body["duplicates"].as_i64()),
+        (Some(50), Some(50))
+    );
     wait_until("the first samples written", Duration::from_secs(20), || {
         env.pg.as_ref().unwrap().count("samples") == 150
     });
@@ -134,7 +145,12 @@ fn one_agent_cannot_fill_the_spool_and_duplicates_are_not_counted() {
     let mut accepted_in_flood = 0;
     let mut refusal = None;
     for k in 0..20 {
-        let (s, body, retry) = post(&srv, &alice, &a_sid, &samples_from(t0 + 1_000 + k * 100, 100));
+        let (s, body, retry) = post(
+            &srv,
+            &alice,
+            &a_sid,
+            &samples_from(t0 + 1_000 + k * 100, 100),
+        );
         if s != 201 {
             refusal = Some((s, body, retry));
             break;
@@ -152,21 +168,37 @@ fn one_agent_cannot_fill_the_spool_and_duplicates_are_not_counted() {
 
     // Another agent is not affected: its samples are taken.
     let (s, body, _) = post(&srv, &bob, &b_sid, &samples_from(t0, 100));
-    assert_eq!((s, body["accepted"].as_i64()), (201, Some(100)), "bob: {body}");
+    assert_eq!(
+        (s, body["accepted"].as_i64()),
+        (201, Some(100)),
+        "bob: {body}"
+    );
 
     // The database comes back: bob stops (his samples written), alice's queue drains.
     release_tx.send(()).unwrap();
     holder.join().unwrap();
-    let r = srv.post(&format!("/api/v1/sessions/{b_sid}/stop"), Some(&bob), &json!({}));
+    let r = srv.post(
+        &format!("/api/v1/sessions/{b_sid}/stop"),
+        Some(&bob),
+        &json!({}),
+    );
     assert_eq!(r.status(), 200, "bob's stop: {}", r.text().unwrap());
     // Re-posting what is now stored is still no new sample.
     let (s, body, _) = post(&srv, &alice, &a_sid, &samples_from(t0 + 1_000, 100));
     assert_eq!((s, body["accepted"].as_i64()), (201, Some(0)), "{body}");
     assert_eq!(body["duplicates"], 100, "{body}");
-    let r = srv.post(&format!("/api/v1/sessions/{a_sid}/stop"), Some(&alice), &json!({}));
+    let r = srv.post(
+        &format!("/api/v1/sessions/{a_sid}/stop"),
+        Some(&alice),
+        &json!({}),
+    );
     assert_eq!(r.status(), 200, "alice's stop: {}", r.text().unwrap());
     let stopped: Value = r.json().unwrap();
-    assert_eq!(stopped["summary"]["samples"]["fused"], 150 + 300, "{stopped}");
+    assert_eq!(
+        stopped["summary"]["samples"]["fused"],
+        150 + 300,
+        "{stopped}"
+    );
     assert_eq!(pg.count("samples"), 150 + 300 + 100);
 
     // Every stored sample was published live exactly once, and nothing else.
@@ -191,12 +223,16 @@ fn another_node_recognises_stored_samples_as_duplicates() {
     assert_eq!((s, body["accepted"].as_i64()), (201, Some(80)), "{body}");
     wait_until("80 samples stored", Duration::from_secs(20), || {
         let page: Value = a
-            .get(&format!("/api/v1/sessions/{sid}/samples?limit=1"), Some(&alice))
+            .get(
+                &format!("/api/v1/sessions/{sid}/samples?limit=1"),
+                Some(&alice),
+            )
             .json()
             .unwrap();
         page["total"] == 80
     });
-    env.extra.push(("EMO_SERVER_NODE_NAME".into(), "node-b".into()));
+    env.extra
+        .push(("EMO_SERVER_NODE_NAME".into(), "node-b".into()));
     let b = env.start();
     let (s, body, _) = post(&b, &alice, &sid, &samples_from(t0 + 40, 80));
     assert_eq!(s, 201, "{body}");
@@ -205,7 +241,11 @@ fn another_node_recognises_stored_samples_as_duplicates() {
         (Some(40), Some(40)),
         "{body}"
     );
-    let r = b.post(&format!("/api/v1/sessions/{sid}/stop"), Some(&alice), &json!({}));
+    let r = b.post(
+        &format!("/api/v1/sessions/{sid}/stop"),
+        Some(&alice),
+        &json!({}),
+    );
     assert_eq!(r.status(), 200);
     let s: Value = r.json().unwrap();
     assert_eq!(s["summary"]["samples"]["fused"], 120, "{s}");

@@ -16,10 +16,10 @@ use crate::fusion::{self, FusionWeights, Strategy, K};
 use crate::limits::MediaLimits;
 use crate::manifest::Manifest;
 use crate::media::{self, VideoFrames};
+use crate::precision::PrecisionPolicy;
 use crate::runtime::{self, RuntimeConfig, RuntimeInfo};
 use crate::speech::{SpeechModel, WindowResult};
 use crate::stream::{FaceObs, Fuser, VoiceObs};
-use crate::precision::PrecisionPolicy;
 use crate::{Error, Result};
 
 /// Default frames per second sampled from videos.

@@ -170,7 +170,10 @@ fn time_faces(
 pub fn librosa_runs(wav: &Path, reps: usize) -> std::result::Result<Vec<f64>, String> {
     let script = librosa_script();
     if !script.exists() {
-        return Err(format!("{} not found (needs the source checkout)", script.display()));
+        return Err(format!(
+            "{} not found (needs the source checkout)",
+            script.display()
+        ));
     }
     let out = Command::new("python3")
         .arg(&script)

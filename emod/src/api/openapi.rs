@@ -54,7 +54,8 @@ fn complete(path: &str, op: &mut Operation) {
         .any(|p| matches!(p.parameter_in, ParameterIn::Query));
     // Filters naming an agent or a session answer 404 when it does not exist (or is hidden).
     let names_a_resource = params.iter().any(|p| {
-        matches!(p.parameter_in, ParameterIn::Query) && matches!(p.name.as_str(), "agent" | "session")
+        matches!(p.parameter_in, ParameterIn::Query)
+            && matches!(p.name.as_str(), "agent" | "session")
     });
     let body_types: Vec<String> = op
         .request_body
@@ -62,30 +63,70 @@ fn complete(path: &str, op: &mut Operation) {
         .map(|b| b.content.keys().cloned().collect())
         .unwrap_or_default();
     if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
-        add(op, 401, "unauthenticated: no, unknown, expired or revoked bearer token");
-        add(op, 403, "account_disabled (or forbidden: an agent asking for what only admins may)");
+        add(
+            op,
+            401,
+            "unauthenticated: no, unknown, expired or revoked bearer token",
+        );
+        add(
+            op,
+            403,
+            "account_disabled (or forbidden: an agent asking for what only admins may)",
+        );
     }
     if body_types.iter().any(|t| t == "application/json") {
         add(op, 400, "malformed_json: the body is not JSON");
-        add(op, 413, "payload_too_large: the body is over server.json_limit_bytes");
-        add(op, 415, "unsupported_media_type: the body is not application/json");
-        add(op, 422, "invalid_input: a field is missing, unknown, of the wrong type or out of range");
+        add(
+            op,
+            413,
+            "payload_too_large: the body is over server.json_limit_bytes",
+        );
+        add(
+            op,
+            415,
+            "unsupported_media_type: the body is not application/json",
+        );
+        add(
+            op,
+            422,
+            "invalid_input: a field is missing, unknown, of the wrong type or out of range",
+        );
     }
     if body_types.iter().any(|t| t == "multipart/form-data") {
         add(op, 400, "invalid_input: the multipart body is malformed");
-        add(op, 422, "invalid_input: the multipart body is incomplete or carries no file");
-        add(op, 413, "payload_too_large: the upload is over server.upload_limit_bytes");
-        add(op, 415, "unsupported_media_type: the body is not multipart/form-data");
+        add(
+            op,
+            422,
+            "invalid_input: the multipart body is incomplete or carries no file",
+        );
+        add(
+            op,
+            413,
+            "payload_too_large: the upload is over server.upload_limit_bytes",
+        );
+        add(
+            op,
+            415,
+            "unsupported_media_type: the body is not multipart/form-data",
+        );
     }
     if has_query {
-        add(op, 400, "invalid_query: a query parameter is malformed or out of range");
+        add(
+            op,
+            400,
+            "invalid_query: a query parameter is malformed or out of range",
+        );
     }
     if has_path || names_a_resource {
         add(op, 404, "not_found: no such resource visible to the caller");
     }
     // Everything behind /api/v1 reads or writes the database (or the token cache falls back to it).
     if path.starts_with("/api/v1/") {
-        add(op, 503, "storage_unavailable: the database is unreachable; retry later");
+        add(
+            op,
+            503,
+            "storage_unavailable: the database is unreachable; retry later",
+        );
     }
     for (status, resp) in op.responses.responses.iter_mut() {
         let RefOr::T(resp) = resp else { continue };
