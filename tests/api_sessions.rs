@@ -250,7 +250,10 @@ both_backends!(error_codes, |b| {
         &fused_samples(now, 1, &["happy", "sad"]),
     );
     assert_eq!(ok.status(), 201);
-    assert_eq!(ok.json::<Value>().unwrap(), json!({"accepted": 2}));
+    assert_eq!(
+        ok.json::<Value>().unwrap(),
+        json!({"accepted": 2, "duplicates": 0})
+    );
     // A broken stop body is an error and leaves the session running.
     let stop_url = srv.url(&format!("/api/v1/sessions/{sid}/stop"));
     let r = c
