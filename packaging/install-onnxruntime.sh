@@ -25,7 +25,13 @@ for n in z.namelist():
         z.extract(n, sys.argv[2])
 PY
 mkdir -p "$dest"
-cp "$tmp"/x/onnxruntime/capi/libonnxruntime* "$dest"/
+# Each file is written beside its final name and renamed over it: a daemon already running keeps
+# the library it mapped (copying over a mapped library in place crashes that process; seen when a
+# re-run added the licence files while `emod eval` was running).
+for f in "$tmp"/x/onnxruntime/capi/libonnxruntime*; do
+  cp "$f" "$dest/.$(basename "$f").new"
+  mv -f "$dest/.$(basename "$f").new" "$dest/$(basename "$f")"
+done
 # Its licence (MIT) and third-party notices go with it (the Debian package's copyright file
 # quotes them).
 cp "$tmp"/x/onnxruntime/LICENSE "$dest"/LICENSE.onnxruntime
