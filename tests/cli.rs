@@ -193,8 +193,14 @@ both_backends!(bench_store_seeds_and_times_every_dashboard_query, |b| {
     assert!(r["ingest_samples_per_second"].as_f64().unwrap() > 0.0);
     let queries = r["queries_ms"].as_array().unwrap();
     assert!(queries.len() >= 5, "{r}");
+    // Each query is named once and really timed (a dropped or skipped query would show as a
+    // missing name or a zero/non-finite time).
+    let mut names = std::collections::BTreeSet::new();
     for q in queries {
-        assert!(q[1].as_f64().unwrap() >= 0.0, "{q}");
+        let name = q[0].as_str().unwrap_or_default();
+        assert!(!name.is_empty() && names.insert(name.to_string()), "{q}");
+        let ms = q[1].as_f64().unwrap();
+        assert!(ms.is_finite() && ms > 0.0, "{q}");
     }
     let (ok, _, err) = run(&env, &["bench", "store", "--agents", "0"]);
     assert!(!ok && err.contains("agents"), "{err}");
