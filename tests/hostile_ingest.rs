@@ -125,21 +125,7 @@ fn one_agent_cannot_fill_the_spool_and_duplicates_are_not_counted() {
 
     // The database stops taking samples: another client holds the table.
     let pg = env.pg.as_ref().unwrap();
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel::<()>();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let url = pg.url.clone();
-    let holder = std::thread::spawn(move || {
-        use diesel::{Connection, RunQueryDsl};
-        let mut c = diesel::PgConnection::establish(&url).unwrap();
-        diesel::sql_query("BEGIN").execute(&mut c).unwrap();
-        diesel::sql_query("LOCK TABLE samples IN EXCLUSIVE MODE")
-            .execute(&mut c)
-            .unwrap();
-        locked_tx.send(()).unwrap();
-        let _ = release_rx.recv_timeout(Duration::from_secs(120));
-        diesel::sql_query("COMMIT").execute(&mut c).unwrap();
-    });
-    locked_rx.recv().unwrap();
+    let lock = pg.lock_table("samples", Duration::from_secs(120));
 
     // The flood: new batches (each interleaved with a re-post of the first) until refused.
     let mut accepted_in_flood = 0;
@@ -175,8 +161,7 @@ fn one_agent_cannot_fill_the_spool_and_duplicates_are_not_counted() {
     );
 
     // The database comes back: bob stops (his samples written), alice's queue drains.
-    release_tx.send(()).unwrap();
-    holder.join().unwrap();
+    lock.release();
     let r = srv.post(
         &format!("/api/v1/sessions/{b_sid}/stop"),
         Some(&bob),

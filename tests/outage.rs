@@ -206,21 +206,7 @@ fn sigterm_flushes_every_accepted_sample() {
     let pg = env.pg.as_ref().unwrap();
 
     // Another client holds the samples table: the writer's inserts wait behind it.
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel::<()>();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let url = pg.url.clone();
-    let holder = std::thread::spawn(move || {
-        use diesel::{Connection, RunQueryDsl};
-        let mut c = diesel::PgConnection::establish(&url).unwrap();
-        diesel::sql_query("BEGIN").execute(&mut c).unwrap();
-        diesel::sql_query("LOCK TABLE samples IN EXCLUSIVE MODE")
-            .execute(&mut c)
-            .unwrap();
-        locked_tx.send(()).unwrap();
-        let _ = release_rx.recv_timeout(Duration::from_secs(60));
-        diesel::sql_query("COMMIT").execute(&mut c).unwrap();
-    });
-    locked_rx.recv().unwrap();
+    let lock = pg.lock_table("samples", Duration::from_secs(60));
     let mut accepted = 0;
     for k in 0..5 {
         let r = srv.post(
@@ -251,11 +237,10 @@ fn sigterm_flushes_every_accepted_sample() {
     // Release the table a moment after SIGTERM: the shutdown flush must wait and write.
     let releaser = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(1500));
-        let _ = release_tx.send(());
+        lock.release();
     });
     let status = srv.sigterm_status().expect("emod was running");
     releaser.join().unwrap();
-    holder.join().unwrap();
     assert!(status.success(), "emod exited with {status}");
     assert!(
         !path_exists(&env.spool_dir()) || std::fs::read_dir(env.spool_dir()).unwrap().count() == 0,

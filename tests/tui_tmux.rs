@@ -9,13 +9,12 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::{media, wait_until, Backend, PASSWORD};
+use common::{env_flag, media, skipped, wait_until, Backend, PASSWORD};
 use emo_api_types::{Emotion, Modality, SampleBatch, SampleIn, Session};
 use serde_json::json;
 
@@ -134,28 +133,13 @@ fn seed_session(
 /// instead of skipping it.
 fn tmux_available() -> bool {
     let ok = Command::new("tmux").arg("-V").output().is_ok();
-    if !ok && std::env::var("EMO_REQUIRE_TMUX").is_ok_and(|v| !v.is_empty() && v != "0") {
+    if !ok && env_flag("EMO_REQUIRE_TMUX") {
         panic!("tmux is not installed and EMO_REQUIRE_TMUX is set");
     }
     if !ok {
-        note_skip("tmux is not installed");
+        skipped("tmux is not installed");
     }
     ok
-}
-
-/// Appends `<test>: <reason>` to the file named by `EMO_SKIP_LOG`: `packaging/test.sh` counts
-/// these after the run (cargo hides a passing test's stderr, so the `SKIP` line alone is unseen).
-fn note_skip(reason: &str) {
-    if let Some(path) = std::env::var_os("EMO_SKIP_LOG") {
-        let test = std::thread::current().name().unwrap_or("?").to_string();
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
-            let _ = writeln!(f, "{test}: {reason}");
-        }
-    }
 }
 
 /// A running daemon with its data dir, base URL and an HTTP client.
@@ -254,7 +238,6 @@ fn launch_tui_cmd(tag: &str, env: &str, args: &str, after: &str) -> Tmux {
 #[test]
 fn exits_when_the_terminal_hangs_up() {
     if !tmux_available() {
-        eprintln!("SKIP: tmux is not installed");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -283,7 +266,6 @@ fn exits_when_the_terminal_hangs_up() {
 #[test]
 fn terminal_is_restored_after_a_panic() {
     if !tmux_available() {
-        eprintln!("SKIP: tmux is not installed");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -333,7 +315,6 @@ fn terminal_is_restored_after_a_panic() {
 #[test]
 fn admin_logs_in_and_filters_the_dashboard_in_tmux() {
     if !tmux_available() {
-        eprintln!("SKIP: tmux is not installed");
         return;
     }
     let env = start_emod();
@@ -461,7 +442,6 @@ fn admin_logs_in_and_filters_the_dashboard_in_tmux() {
 #[test]
 fn agent_consents_records_with_live_bars_and_stops_in_tmux() {
     if !tmux_available() {
-        eprintln!("SKIP: tmux is not installed");
         return;
     }
     let env = start_emod();
@@ -589,7 +569,6 @@ const LOGIN_FORM: [&str; 2] = ["Username", "Password"];
 #[test]
 fn saved_login_from_emo_server_is_reused_until_revoked() {
     if !tmux_available() {
-        eprintln!("SKIP: tmux is not installed");
         return;
     }
     let env = start_emod();
@@ -675,7 +654,6 @@ fn saved_login_from_emo_server_is_reused_until_revoked() {
 #[test]
 fn expired_saved_login_asks_for_the_password_again() {
     if !tmux_available() {
-        eprintln!("SKIP: tmux is not installed");
         return;
     }
     let env = start_emod();
@@ -720,7 +698,6 @@ fn expired_saved_login_asks_for_the_password_again() {
 #[test]
 fn emo_token_starts_logged_in_without_the_login_screen() {
     if !tmux_available() {
-        eprintln!("SKIP: tmux is not installed");
         return;
     }
     let env = start_emod();

@@ -17,6 +17,8 @@ pub struct ExpressionModel {
     pub clf: Classifier,
     pub size: usize,
     scale: f32,
+    /// `1 / scale` when it is a whole number (255): pixels are divided by it (see `unit`).
+    divisor: Option<f32>,
     mean: f32,
     std: f32,
     tta_hflip: bool,
@@ -88,6 +90,7 @@ impl ExpressionModel {
                 "[models.{N}] labels must be the 7 FER-2013 classes in order"
             )));
         }
+        let scale = *e.req(N, "scale", &e.scale)?;
         let crop_scale = e
             .extra
             .get("crop_scale")
@@ -95,7 +98,11 @@ impl ExpressionModel {
             .map_or(DEFAULT_CROP_SCALE, |v| v as f32);
         Ok(Self {
             size: clf.item_shape[1],
-            scale: *e.req(N, "scale", &e.scale)?,
+            scale,
+            divisor: {
+                let inv = 1.0 / scale as f64;
+                ((inv - inv.round()).abs() < 1e-3).then_some(inv.round() as f32)
+            },
             mean: *e.req(N, "mean", &e.mean)?,
             std: *e.req(N, "std", &e.std)?,
             tta_hflip: e.tta_hflip.unwrap_or(false),
@@ -111,11 +118,9 @@ impl ExpressionModel {
     /// `v * 0.003921569` (rounded differently from `v / 255` for 55 of the 256 gray levels) would
     /// move a fifth of the pixels by one quantization level away from what validation measured.
     fn unit(&self, v: f32) -> f32 {
-        let inv = 1.0 / self.scale as f64;
-        if (inv - inv.round()).abs() < 1e-3 {
-            v / inv.round() as f32
-        } else {
-            v * self.scale
+        match self.divisor {
+            Some(d) => v / d,
+            None => v * self.scale,
         }
     }
 

@@ -57,7 +57,57 @@ pub struct PgDb {
     pub url: String,
 }
 
+/// Another client holding `LOCK TABLE ... IN EXCLUSIVE MODE` in an open transaction: the daemon's
+/// writes to that table wait behind it until [`TableLock::release`] (or `max` passes, or drop).
+pub struct TableLock {
+    release: std::sync::mpsc::Sender<()>,
+    holder: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TableLock {
+    /// Commit the holding transaction and wait until the lock is gone.
+    pub fn release(mut self) {
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        let _ = self.release.send(());
+        if let Some(h) = self.holder.take() {
+            h.join().unwrap();
+        }
+    }
+}
+
+impl Drop for TableLock {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
 impl PgDb {
+    /// Lock `table` from another connection until the returned guard is released (at most `max`).
+    pub fn lock_table(&self, table: &str, max: Duration) -> TableLock {
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel::<()>();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let (url, sql) = (
+            self.url.clone(),
+            format!("LOCK TABLE {table} IN EXCLUSIVE MODE"),
+        );
+        let holder = std::thread::spawn(move || {
+            let mut c = PgConnection::establish(&url).unwrap();
+            diesel::sql_query("BEGIN").execute(&mut c).unwrap();
+            diesel::sql_query(sql).execute(&mut c).unwrap();
+            locked_tx.send(()).unwrap();
+            let _ = release_rx.recv_timeout(max);
+            diesel::sql_query("COMMIT").execute(&mut c).unwrap();
+        });
+        locked_rx.recv().unwrap();
+        TableLock {
+            release,
+            holder: Some(holder),
+        }
+    }
+
     /// `None` (after reporting the skip, see [`skipped`]) when no server is reachable, unless
     /// `EMO_REQUIRE_POSTGRES` is `1`/`true`/`yes`, which makes that a failure.
     pub fn create() -> Option<PgDb> {
