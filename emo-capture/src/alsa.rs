@@ -5,7 +5,7 @@
 //! stateful resampler per stream, so chunk boundaries are seamless) and sends ~100 ms chunks.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, Sender, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -44,22 +44,27 @@ pub(crate) fn devices() -> Vec<AlsaDevice> {
     let Ok(devs) = host.input_devices() else {
         return Vec::new();
     };
-    devs.map(|d| {
+    devs.map(|d| AlsaDevice::new(d, |d| d.to_string()))
+        .collect()
+}
+
+impl AlsaDevice {
+    /// `d` with its ALSA id (`fallback_id` when cpal cannot tell it) and description.
+    fn new(d: cpal::Device, fallback_id: impl FnOnce(&cpal::Device) -> String) -> Self {
         let id = d
             .id()
             .map(|i| i.id().to_string())
-            .unwrap_or_else(|_| d.to_string());
+            .unwrap_or_else(|_| fallback_id(&d));
         let description = d
             .description()
             .map(|x| x.name().to_string())
             .unwrap_or_else(|_| id.clone());
-        AlsaDevice {
+        Self {
             device: d,
             id,
             description,
         }
-    })
-    .collect()
+    }
 }
 
 /// ALSA plugins that the hints list as capture-capable but that are no microphone (rate
@@ -100,19 +105,7 @@ pub(crate) fn microphones() -> Vec<AlsaDevice> {
 /// The default capture device ("default" on ALSA: whatever the ALSA configuration routes it to).
 pub(crate) fn default_device() -> Option<AlsaDevice> {
     let d = cpal::default_host().default_input_device()?;
-    let id = d
-        .id()
-        .map(|i| i.id().to_string())
-        .unwrap_or_else(|_| "default".into());
-    let description = d
-        .description()
-        .map(|x| x.name().to_string())
-        .unwrap_or_else(|_| id.clone());
-    Some(AlsaDevice {
-        device: d,
-        id,
-        description,
-    })
+    Some(AlsaDevice::new(d, |_| "default".into()))
 }
 
 pub(crate) fn pick(spec: &SourceSpec) -> Result<AlsaDevice, String> {
@@ -254,6 +247,8 @@ where
     )
 }
 
+/// One attempt at capturing from `dev`: open its stream, then hand its audio on as chunks until
+/// stop is asked, the device goes away or it falls silent.
 fn run(
     dev: &AlsaDevice,
     chunks: &SyncSender<AudioChunk>,
@@ -261,65 +256,11 @@ fn run(
     stopper: &Stopper,
     n: &mut Notifier,
 ) -> Outcome {
-    let supported = match dev.device.default_input_config() {
-        Ok(c) => c,
-        Err(e) => return Outcome::Failed(format!("{}: {e}", dev.id)),
-    };
-    let mut config = supported.config();
-    let rate = config.sample_rate;
-    // Ask for short periods (~20 ms): left to itself a sound server's plugin may pick periods
-    // of a second or more, which would delay every chunk by that much.
-    let want = (rate / 50).max(64);
-    config.buffer_size = match *supported.buffer_size() {
-        cpal::SupportedBufferSize::Range { min, max } if min <= max => {
-            cpal::BufferSize::Fixed(want.clamp(min, max))
-        }
-        _ => cpal::BufferSize::Fixed(want),
-    };
-    let (btx, brx) = mpsc::sync_channel::<Block>(BLOCKS);
-    let (etx, erx) = mpsc::sync_channel::<cpal::Error>(16);
-    let build_with = |config: cpal::StreamConfig| {
-        let (d, b, e, o) = (&dev.device, btx.clone(), etx.clone(), overruns.clone());
-        match supported.sample_format() {
-            SampleFormat::F32 => build::<f32>(d, config, b, e, o),
-            SampleFormat::I16 => build::<i16>(d, config, b, e, o),
-            SampleFormat::I32 => build::<i32>(d, config, b, e, o),
-            SampleFormat::U8 => build::<u8>(d, config, b, e, o),
-            SampleFormat::U16 => build::<u16>(d, config, b, e, o),
-            SampleFormat::I8 => build::<i8>(d, config, b, e, o),
-            SampleFormat::U32 => build::<u32>(d, config, b, e, o),
-            SampleFormat::F64 => build::<f64>(d, config, b, e, o),
-            SampleFormat::I24 => build::<cpal::I24>(d, config, b, e, o),
-            other => Err(cpal::Error::with_message(
-                cpal::ErrorKind::UnsupportedConfig,
-                format!("unsupported sample format {other}"),
-            )),
-        }
-    };
-    let stream = match build_with(config) {
+    let open = match OpenStream::open(dev, overruns) {
         Ok(s) => s,
-        Err(e) => {
-            tracing::debug!(device = %dev.id, "short periods refused ({e}); using the default");
-            config.buffer_size = cpal::BufferSize::Default;
-            match build_with(config) {
-                Ok(s) => s,
-                Err(e) => return Outcome::Failed(format!("{}: {e}", dev.id)),
-            }
-        }
+        Err(message) => return Outcome::Failed(message),
     };
-    drop((btx, etx));
-    if let Err(e) = stream.play() {
-        return Outcome::Failed(format!("{}: {e}", dev.id));
-    }
-    tracing::info!(
-        device = %dev.id,
-        "microphone {} Hz, {} channel(s), {}, buffer {:?}",
-        rate,
-        supported.channels(),
-        supported.sample_format(),
-        config.buffer_size
-    );
-    let mut conv = match Converter::new(rate) {
+    let mut conv = match Converter::new(open.rate) {
         Ok(c) => c,
         Err(e) => return Outcome::Failed(e),
     };
@@ -329,21 +270,10 @@ fn run(
         if stopper.is_stopped() {
             break Outcome::Stopped;
         }
-        while let Ok(e) = erx.try_recv() {
-            match e.kind() {
-                cpal::ErrorKind::Xrun => {
-                    overruns.fetch_add(1, Ordering::Relaxed);
-                }
-                cpal::ErrorKind::DeviceNotAvailable
-                | cpal::ErrorKind::StreamInvalidated
-                | cpal::ErrorKind::HostUnavailable => {
-                    drop(stream);
-                    return Outcome::Failed(e.to_string());
-                }
-                _ => tracing::debug!(device = %dev.id, "audio stream: {e}"),
-            }
+        if let Some(failure) = stream_errors(&open.errors, dev, overruns) {
+            break failure;
         }
-        match brx.recv_timeout(POLL) {
+        match open.blocks.recv_timeout(POLL) {
             Ok(b) => {
                 last = Some(Instant::now());
                 n.started();
@@ -365,8 +295,122 @@ fn run(
             }
         }
     };
-    drop(stream);
+    drop(open);
     outcome
+}
+
+/// The errors the stream reported since the last look: an xrun is counted as an overrun, a
+/// device that went away ends the attempt.
+fn stream_errors(
+    errors: &Receiver<cpal::Error>,
+    dev: &AlsaDevice,
+    overruns: &AtomicU64,
+) -> Option<Outcome> {
+    while let Ok(e) = errors.try_recv() {
+        match e.kind() {
+            cpal::ErrorKind::Xrun => {
+                overruns.fetch_add(1, Ordering::Relaxed);
+            }
+            cpal::ErrorKind::DeviceNotAvailable
+            | cpal::ErrorKind::StreamInvalidated
+            | cpal::ErrorKind::HostUnavailable => return Some(Outcome::Failed(e.to_string())),
+            _ => tracing::debug!(device = %dev.id, "audio stream: {e}"),
+        }
+    }
+    None
+}
+
+/// A playing input stream, the blocks and errors its callbacks send, and its sample rate.
+struct OpenStream {
+    /// First, so that it is dropped (and stops calling back) before the channels are.
+    _stream: cpal::Stream,
+    blocks: Receiver<Block>,
+    errors: Receiver<cpal::Error>,
+    rate: u32,
+}
+
+impl OpenStream {
+    /// Open `dev` in its default format, asking for short periods (and taking the default ones
+    /// when those are refused), and start it.
+    fn open(dev: &AlsaDevice, overruns: &Arc<AtomicU64>) -> Result<Self, String> {
+        let supported = dev
+            .device
+            .default_input_config()
+            .map_err(|e| format!("{}: {e}", dev.id))?;
+        let mut config = short_periods(&supported);
+        let rate = config.sample_rate;
+        let (btx, blocks) = mpsc::sync_channel::<Block>(BLOCKS);
+        let (etx, errors) = mpsc::sync_channel::<cpal::Error>(16);
+        let build_with = |config: cpal::StreamConfig| {
+            let (b, e, o) = (btx.clone(), etx.clone(), overruns.clone());
+            build_any(&dev.device, supported.sample_format(), config, b, e, o)
+        };
+        let stream = match build_with(config) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(device = %dev.id, "short periods refused ({e}); using the default");
+                config.buffer_size = cpal::BufferSize::Default;
+                build_with(config).map_err(|e| format!("{}: {e}", dev.id))?
+            }
+        };
+        drop((btx, etx));
+        stream.play().map_err(|e| format!("{}: {e}", dev.id))?;
+        tracing::info!(
+            device = %dev.id,
+            "microphone {} Hz, {} channel(s), {}, buffer {:?}",
+            rate,
+            supported.channels(),
+            supported.sample_format(),
+            config.buffer_size
+        );
+        Ok(Self {
+            _stream: stream,
+            blocks,
+            errors,
+            rate,
+        })
+    }
+}
+
+/// The device's default configuration with short periods (~20 ms): left to itself a sound
+/// server's plugin may pick periods of a second or more, which would delay every chunk by that
+/// much.
+fn short_periods(supported: &cpal::SupportedStreamConfig) -> cpal::StreamConfig {
+    let mut config = supported.config();
+    let want = (config.sample_rate / 50).max(64);
+    config.buffer_size = match *supported.buffer_size() {
+        cpal::SupportedBufferSize::Range { min, max } if min <= max => {
+            cpal::BufferSize::Fixed(want.clamp(min, max))
+        }
+        _ => cpal::BufferSize::Fixed(want),
+    };
+    config
+}
+
+/// [`build`] for the device's sample format.
+fn build_any(
+    d: &cpal::Device,
+    format: SampleFormat,
+    config: cpal::StreamConfig,
+    b: SyncSender<Block>,
+    e: SyncSender<cpal::Error>,
+    o: Arc<AtomicU64>,
+) -> Result<cpal::Stream, cpal::Error> {
+    match format {
+        SampleFormat::F32 => build::<f32>(d, config, b, e, o),
+        SampleFormat::I16 => build::<i16>(d, config, b, e, o),
+        SampleFormat::I32 => build::<i32>(d, config, b, e, o),
+        SampleFormat::U8 => build::<u8>(d, config, b, e, o),
+        SampleFormat::U16 => build::<u16>(d, config, b, e, o),
+        SampleFormat::I8 => build::<i8>(d, config, b, e, o),
+        SampleFormat::U32 => build::<u32>(d, config, b, e, o),
+        SampleFormat::F64 => build::<f64>(d, config, b, e, o),
+        SampleFormat::I24 => build::<cpal::I24>(d, config, b, e, o),
+        other => Err(cpal::Error::with_message(
+            cpal::ErrorKind::UnsupportedConfig,
+            format!("unsupported sample format {other}"),
+        )),
+    }
 }
 
 /// Mono blocks at the device rate → 16 kHz chunks of [`CHUNK_SAMPLES`], with the wall-clock

@@ -187,7 +187,7 @@ pub(crate) fn start(
     description: String,
     retry: Retry,
     events: Sender<SourceEvent>,
-    mut attempt: impl FnMut(&Stopper, &mut Notifier) -> Outcome + Send + 'static,
+    attempt: impl FnMut(&Stopper, &mut Notifier) -> Outcome + Send + 'static,
 ) -> Result<Worker, CaptureError> {
     let (ready_tx, ready_rx) = mpsc::sync_channel(1);
     let mut n = Notifier {
@@ -198,77 +198,90 @@ pub(crate) fn start(
         started_this_attempt: false,
     };
     let name = format!("emo-{kind}");
-    let mut worker = Worker::spawn(&name, move |stopper| {
-        let mut backoff = BACKOFF_START;
-        loop {
-            n.started_this_attempt = false;
-            let t0 = Instant::now();
-            let outcome = attempt(&stopper, &mut n);
-            let (end, message) = match outcome {
-                Outcome::Stopped => return,
-                Outcome::End(m) => (true, m),
-                Outcome::Failed(m) => (false, m),
-            };
-            if stopper.is_stopped() {
-                return;
-            }
-            if let Some(ready) = n.ready.take() {
-                // Never delivered: `open_*` reports why.
-                let _ = ready.try_send(Err(message));
-                return;
-            }
-            if retry == Retry::Never {
-                let m = if end {
-                    format!("{}: {message}", n.description)
-                } else {
-                    format!("{} failed: {message}", n.description)
-                };
-                n.event(SourceState::Ended, m);
-                return;
-            }
-            if n.started_this_attempt {
-                n.event(
-                    SourceState::Lost,
-                    format!("{} lost: {message}", n.description),
-                );
-                if t0.elapsed() >= STABLE_RUN {
-                    backoff = BACKOFF_START;
-                }
-            } else {
-                tracing::debug!(source = %kind, "reopening failed: {message}");
-            }
-            if stopper.sleep(backoff) {
-                return;
-            }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
-        }
+    let worker = Worker::spawn(&name, move |stopper| {
+        keep_running(&stopper, &mut n, retry, attempt)
     })
     .map_err(|e| CaptureError::unavailable(kind, format!("cannot start a thread: {e}")))?;
-    match ready_rx.recv_timeout(OPEN_TIMEOUT) {
-        Ok(Ok(())) => Ok(worker),
-        Ok(Err(message)) => {
-            worker.stop();
-            Err(CaptureError::unavailable(
-                kind,
-                format!("{description}: {message}"),
-            ))
+    wait_until_open(worker, &ready_rx, kind, &description)
+}
+
+/// The source thread: run `attempt` again and again, with back-off between reopenings, until
+/// stop is asked, the source ends for good or it fails before ever delivering.
+fn keep_running(
+    stopper: &Stopper,
+    n: &mut Notifier,
+    retry: Retry,
+    mut attempt: impl FnMut(&Stopper, &mut Notifier) -> Outcome,
+) {
+    let mut backoff = BACKOFF_START;
+    loop {
+        n.started_this_attempt = false;
+        let t0 = Instant::now();
+        let (end, message) = match attempt(stopper, n) {
+            Outcome::Stopped => return,
+            Outcome::End(m) => (true, m),
+            Outcome::Failed(m) => (false, m),
+        };
+        if stopper.is_stopped() || !n.reopen_after(retry, end, message) {
+            return;
         }
-        Err(RecvTimeoutError::Timeout) => {
-            worker.stop();
-            Err(CaptureError::unavailable(
-                kind,
-                format!(
-                    "{description}: nothing received within {} s",
-                    OPEN_TIMEOUT.as_secs()
-                ),
-            ))
+        if n.started_this_attempt && t0.elapsed() >= STABLE_RUN {
+            backoff = BACKOFF_START;
         }
-        Err(RecvTimeoutError::Disconnected) => {
-            worker.stop();
-            Err(CaptureError::unavailable(
-                kind,
-                format!("{description}: the capture thread ended unexpectedly"),
-            ))
+        if stopper.sleep(backoff) {
+            return;
         }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
     }
+}
+
+impl Notifier {
+    /// Report how an attempt ended (`end`: the input ended rather than failed); whether the
+    /// source is to be reopened.
+    fn reopen_after(&mut self, retry: Retry, end: bool, message: String) -> bool {
+        if let Some(ready) = self.ready.take() {
+            // Never delivered: `open_*` reports why.
+            let _ = ready.try_send(Err(message));
+            return false;
+        }
+        if retry == Retry::Never {
+            let m = if end {
+                format!("{}: {message}", self.description)
+            } else {
+                format!("{} failed: {message}", self.description)
+            };
+            self.event(SourceState::Ended, m);
+            return false;
+        }
+        if self.started_this_attempt {
+            let m = format!("{} lost: {message}", self.description);
+            self.event(SourceState::Lost, m);
+        } else {
+            tracing::debug!(source = %self.kind, "reopening failed: {message}");
+        }
+        true
+    }
+}
+
+/// Wait for the source's first delivery (or its reason not to); a worker that does not start
+/// is stopped.
+fn wait_until_open(
+    mut worker: Worker,
+    ready: &Receiver<Result<(), String>>,
+    kind: SourceKind,
+    description: &str,
+) -> Result<Worker, CaptureError> {
+    let why = match ready.recv_timeout(OPEN_TIMEOUT) {
+        Ok(Ok(())) => return Ok(worker),
+        Ok(Err(message)) => message,
+        Err(RecvTimeoutError::Timeout) => {
+            format!("nothing received within {} s", OPEN_TIMEOUT.as_secs())
+        }
+        Err(RecvTimeoutError::Disconnected) => "the capture thread ended unexpectedly".into(),
+    };
+    worker.stop();
+    Err(CaptureError::unavailable(
+        kind,
+        format!("{description}: {why}"),
+    ))
 }
