@@ -43,12 +43,39 @@ fn local_name(i: usize, original: &str) -> String {
     }
 }
 
+/// The request's private upload directory (`emod-analyze-<uuid>` in the system's temporary
+/// directory, `TMPDIR`), removed with everything in it when this is dropped: by the handler when
+/// the request is refused or the client leaves during the upload, by the analysis thread once the
+/// work ends (finished, failed or cancelled).
 struct TempDir(PathBuf);
+
+impl TempDir {
+    fn create() -> AppResult<TempDir> {
+        let dir =
+            TempDir(std::env::temp_dir().join(format!("emod-analyze-{}", uuid::Uuid::new_v4())));
+        std::fs::create_dir_all(&dir.0)
+            .map_err(|e| AppError::Internal(format!("temporary directory: {e}")))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o700));
+        }
+        Ok(dir)
+    }
+}
 
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// What one analysis owns for as long as it runs (not as long as the request): its permit among
+/// `analyze.max_concurrent`, and the uploaded files.
+struct Job {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    dir: TempDir,
+    files: Vec<(PathBuf, String)>,
 }
 
 #[utoipa::path(
@@ -58,10 +85,10 @@ impl Drop for TempDir {
     request_body(content_type = "multipart/form-data", description = "one or more files (any field name)"),
     responses(
         (status = 200, description = "Expression estimates per file (failed files carry `error`)", body = AnalyzeResponse),
-        (status = 400, description = "no file in the request"),
-        (status = 413, description = "upload over server.upload_limit_bytes"),
-        (status = 429, description = "analyze.max_concurrent analyses are already running (Retry-After)"),
-        (status = 503, description = "models or ONNX Runtime unavailable")
+        (status = 413, description = "`payload_too_large`: upload over server.upload_limit_bytes, or more than 16 files"),
+        (status = 422, description = "`invalid_input`: no file in the request, or a malformed multipart body"),
+        (status = 429, description = "`too_many_requests`: analyze.max_concurrent analyses are already running (Retry-After)"),
+        (status = 503, description = "`models_unavailable`: models or ONNX Runtime unavailable")
     ),
     security(("bearer" = []))
 )]
@@ -81,66 +108,91 @@ pub async fn analyze(
             ),
         )
     })?;
+    let dir = TempDir::create()?;
     let limit = state.config.server.upload_limit_bytes;
-    let dir = TempDir(std::env::temp_dir().join(format!("emod-analyze-{}", uuid::Uuid::new_v4())));
-    std::fs::create_dir_all(&dir.0)
-        .map_err(|e| AppError::Internal(format!("temporary directory: {e}")))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o700));
-    }
     let files = save_uploads(req.headers(), &mut payload, &dir.0, limit).await?;
-    let engine = state.engine.clone();
+    let job = Job {
+        _permit: permit,
+        dir,
+        files,
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    let (ready, done) = spawn_analysis(state.engine.clone(), job, cancel.clone())?;
+    ready
+        .await
+        .map_err(|_| AppError::Internal("analysis thread ended early".into()))??;
+    // The models are loaded: the answer is 200 from here on.
     let timeout = Duration::from_secs(state.config.analyze.timeout_secs);
-    let flag = Arc::new(AtomicBool::new(false));
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .streaming(answer_when_done(CancelOnDrop(cancel), done, timeout)))
+}
+
+type Ready = tokio::sync::oneshot::Receiver<AppResult<()>>;
+type Done = tokio::sync::oneshot::Receiver<AnalyzeResponse>;
+
+/// Runs `job` on a thread of its own. `Ready` says whether the models could be loaded (an error
+/// is the request's answer); `Done` carries the result. The thread stops early once `cancel` is
+/// set, and removes the uploads before it reports either way.
+fn spawn_analysis(
+    engine: crate::engine::SharedEngine,
+    job: Job,
+    cancel: Arc<AtomicBool>,
+) -> AppResult<(Ready, Done)> {
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<AppResult<()>>();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<AnalyzeResponse>();
-    let worker_flag = flag.clone();
     std::thread::Builder::new()
         .name("emod-analyze".into())
         .spawn(move || {
-            // The permit and the files live as long as the work, not as the request.
-            let _permit = permit;
-            let engine = match engine
-                .get()
-                .map_err(|e| AppError::new(ErrorCode::ModelsUnavailable, e))
-            {
-                Ok(e) => {
-                    let _ = ready_tx.send(Ok(()));
-                    e
-                }
+            let engine = match engine.get() {
+                Ok(e) => e,
                 Err(e) => {
-                    let _ = ready_tx.send(Err(e));
+                    drop(job);
+                    let _ = ready_tx.send(Err(AppError::new(ErrorCode::ModelsUnavailable, e)));
                     return;
                 }
             };
-            let stop = || worker_flag.load(Ordering::Relaxed);
-            let mut files: Vec<_> = files
-                .iter()
-                .map(|(p, name)| engine.analyze_file_until(p, name, &|_| {}, &stop))
-                .collect();
-            let tmp = dir.0.display().to_string();
-            for f in &mut files {
-                // Messages quote ffmpeg, which names the private temporary file.
-                if let Some(e) = f.error.as_mut() {
-                    *e = e.replace(&tmp, "").replace("upload-", "");
-                }
-            }
-            drop(dir);
+            let _ = ready_tx.send(Ok(()));
+            let files = analyze_files(&engine, &job, &|| cancel.load(Ordering::Relaxed));
+            drop(job);
             let _ = done_tx.send(AnalyzeResponse { files });
         })
         .map_err(|e| AppError::Internal(format!("analysis thread: {e}")))?;
-    ready_rx
-        .await
-        .map_err(|_| AppError::Internal("analysis thread ended early".into()))??;
-    // The models are loaded: the answer is 200 from here on. Until it is ready, a space (which
-    // JSON ignores) goes out every second: writing is how the server notices a client that left,
-    // and then this stream is dropped, which stops the work (actix does not cancel a handler that
-    // only waits). The deadline stops it too; files not finished by then carry an error.
-    let guard = CancelOnDrop(flag);
+    Ok((ready_rx, done_rx))
+}
+
+/// Every file of `job`, in order; errors never name the private temporary file.
+fn analyze_files(
+    engine: &emo_inference::Engine,
+    job: &Job,
+    stop: &dyn Fn() -> bool,
+) -> Vec<emo_api_types::analyze::FileAnalysis> {
+    let tmp = job.dir.0.display().to_string();
+    job.files
+        .iter()
+        .map(|(path, name)| {
+            let mut f = engine.analyze_file_until(path, name, &|_| {}, stop);
+            // Messages quote ffmpeg, which names the private temporary file.
+            if let Some(e) = f.error.as_mut() {
+                *e = e.replace(&tmp, "").replace("upload-", "");
+            }
+            f
+        })
+        .collect()
+}
+
+/// The response body: the result once `done` delivers it. Until then a space (which JSON
+/// ignores) goes out every second: writing is how the server notices a client that left, and
+/// then this stream is dropped with `guard`, which stops the work (actix does not cancel a
+/// handler that only waits). Past `timeout` the work is stopped too; files not finished by then
+/// carry an error.
+fn answer_when_done(
+    guard: CancelOnDrop,
+    done: Done,
+    timeout: Duration,
+) -> impl futures_util::Stream<Item = Result<web::Bytes, actix_web::Error>> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let body = futures_util::stream::unfold(Some((guard, done_rx)), move |st| async move {
+    futures_util::stream::unfold(Some((guard, done)), move |st| async move {
         let (guard, mut rx) = st?;
         let tick = tokio::time::sleep(Duration::from_secs(1));
         let past = tokio::time::sleep_until(deadline);
@@ -152,7 +204,7 @@ pub async fn analyze(
                     Err(_) => b"{\"files\":[]}".to_vec(),
                 };
                 drop(guard);
-                Some((Ok::<_, actix_web::Error>(web::Bytes::from(bytes)), None))
+                Some((Ok(web::Bytes::from(bytes)), None))
             }
             _ = tick => Some((Ok(web::Bytes::from_static(b" ")), Some((guard, rx)))),
             _ = past, if !stopped => {
@@ -160,10 +212,7 @@ pub async fn analyze(
                 Some((Ok(web::Bytes::from_static(b" ")), Some((guard, rx))))
             }
         }
-    });
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .streaming(body))
+    })
 }
 
 /// Reads the multipart body into files in `dir` (named by [`local_name`]), with their original

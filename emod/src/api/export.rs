@@ -108,7 +108,8 @@ pub async fn export(
 type Chunks = tokio::sync::mpsc::Sender<Result<Bytes, actix_web::Error>>;
 
 /// Writes the export into `tx` page by page: the header, `first_page` (read before answering),
-/// then each next page after the last row's cursor.
+/// then each next page after the last row's cursor, then the JSON array's end. A client that
+/// leaves (the stream is dropped, so sending fails) ends it: no further page is read for nobody.
 async fn send_pages(
     store: crate::store::Store,
     filter: crate::store::stats::StatsFilter,
@@ -117,47 +118,36 @@ async fn send_pages(
     tx: Chunks,
 ) {
     let mut first = true;
+    let mut rows = 0usize;
     let head = match format {
         Format::Csv => Bytes::from(csv_header()),
         Format::Json => Bytes::from_static(b"["),
     };
     if tx.send(Ok(head)).await.is_err() {
-        return;
+        return abandoned(rows);
     }
     let mut page = first_page;
-    loop {
-        if page.is_empty() {
-            break;
-        }
-        let last = page.last().map(|r| ExportCursor {
-            t: r.t.timestamp_millis(),
-            session_id: r.session_id.to_string(),
-            modality: modality_code(r.modality),
-        });
+    while !page.is_empty() {
         let full = page.len() as i64 == PAGE;
+        let last = page.last().map(cursor);
         if tx
             .send(Ok(render(&page, format, &mut first)))
             .await
             .is_err()
         {
-            return;
+            return abandoned(rows);
         }
+        rows += page.len();
         if !full {
             break;
         }
-        let (s, f) = (store.clone(), filter.clone());
-        let next = match web::block(move || s.export_page(&f, last.as_ref(), PAGE)).await {
-            Ok(Ok(p)) => Ok(p),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        page = match next {
+        page = match next_page(&store, &filter, last).await {
             Ok(p) => p,
             Err(e) => {
                 // The status line is long gone: failing the body stream aborts the chunked
-                // response, so the client sees a broken transfer, never a short export that
-                // looks complete.
-                tracing::error!("export interrupted: {e}");
+                // response (no last chunk), so the client sees a broken transfer, never a
+                // short export that looks complete.
+                tracing::error!(rows, "export interrupted: {e}");
                 let _ = tx
                     .send(Err(actix_web::error::ErrorServiceUnavailable(format!(
                         "export interrupted: {e}"
@@ -167,9 +157,37 @@ async fn send_pages(
             }
         };
     }
-    if format == Format::Json {
-        let _ = tx.send(Ok(Bytes::from_static(b"]"))).await;
+    if format == Format::Json && tx.send(Ok(Bytes::from_static(b"]"))).await.is_err() {
+        abandoned(rows);
     }
+}
+
+/// Where the next page starts: after this row in (t, session, modality) order.
+fn cursor(r: &ExportRow) -> ExportCursor {
+    ExportCursor {
+        t: r.t.timestamp_millis(),
+        session_id: r.session_id.to_string(),
+        modality: modality_code(r.modality),
+    }
+}
+
+/// The page after `last`, read on the blocking pool.
+async fn next_page(
+    store: &crate::store::Store,
+    filter: &crate::store::stats::StatsFilter,
+    last: Option<ExportCursor>,
+) -> Result<Vec<ExportRow>, String> {
+    let (s, f) = (store.clone(), filter.clone());
+    match web::block(move || s.export_page(&f, last.as_ref(), PAGE)).await {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// How far an export got before its client left (rows handed to the response stream).
+fn abandoned(rows: usize) {
+    tracing::info!(rows, "export abandoned by the client");
 }
 
 #[cfg(test)]
