@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::audit;
 use crate::auth::AuthUser;
-use crate::capture::{CaptureRequest, Source};
+use crate::capture::{CaptureRequest, Reservation, Source};
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -96,23 +96,7 @@ pub async fn start(state: &AppState, user: &AuthUser, body: StartSession) -> App
         ));
     }
     let now = now_ms();
-    let max_age_ms = state.config.privacy.max_backdate_hours as i64 * 3_600_000;
-    let started_at = match body.started_at {
-        Some(t) if t.timestamp_millis() > now + SKEW_MS => {
-            return Err(AppError::invalid("started_at lies in the future"))
-        }
-        Some(t) if t.timestamp_millis() < EARLIEST_MS => {
-            return Err(AppError::invalid("started_at lies before 2000-01-01"))
-        }
-        Some(t) if t.timestamp_millis() < now - max_age_ms => {
-            return Err(AppError::invalid(format!(
-                "started_at lies more than {} hours in the past (privacy.max_backdate_hours)",
-                state.config.privacy.max_backdate_hours
-            )))
-        }
-        Some(t) => t.timestamp_millis(),
-        None => now,
-    };
+    let started_at = started_at(state, &body, now)?;
     validate::text("label", body.label.as_deref().unwrap_or(""), 200)?;
     let sources = requested_sources(state, &body.sources)?;
     let capture: Vec<Source> = sources
@@ -125,41 +109,18 @@ pub async fn start(state: &AppState, user: &AuthUser, body: StartSession) -> App
             "started_at is for uploads of earlier recordings; a capturing session starts now",
         ));
     }
-    let store = state.store.clone();
-    let uid = user.id.to_string();
-    let running = crate::blocking(move || {
-        store.list_sessions(&SessionFilter {
-            user_id: Some(uid),
-            status: Some(SessionStatus::Running),
-            limit: 1,
-            ..Default::default()
-        })
-    })
-    .await??;
-    if let Some((existing, _)) = running.0.first() {
-        return Err(AppError::new(
-            ErrorCode::SessionAlreadyRunning,
-            format!("session {} is still running; stop it first", existing.id),
-        ));
-    }
+    refuse_second_session(state, user).await?;
     let id = Uuid::now_v7();
     // Devices first: nothing is stored for a session that cannot capture.
     let reservation = if capture.is_empty() {
         None
     } else {
-        Some(
-            state
-                .capture
-                .open(
-                    CaptureRequest {
-                        session: id,
-                        user: user.id,
-                        sources: capture.clone(),
-                    },
-                    &state.config,
-                )
-                .await?,
-        )
+        let req = CaptureRequest {
+            session: id,
+            user: user.id,
+            sources: capture,
+        };
+        Some(state.capture.open(req, &state.config).await?)
     };
     if let Some(t) = body.started_at {
         // Uploads of earlier recordings are allowed but visible: who dated which session back.
@@ -186,19 +147,80 @@ pub async fn start(state: &AppState, user: &AuthUser, body: StartSession) -> App
         summary: None,
         dominant: None,
     };
+    insert_running(state, &row).await?;
+    go_live(state, user, id, started_at, reservation);
+    tracing::info!(session = %id, user = %user.username, sources = ?sources, "session started with consent");
+    Ok(row)
+}
+
+/// When the session began (milliseconds): now, or for an upload of an earlier recording the
+/// `started_at` it names, which may lie neither in the future nor further back than
+/// `privacy.max_backdate_hours`.
+fn started_at(state: &AppState, body: &StartSession, now: i64) -> AppResult<i64> {
+    let max_age_ms = state.config.privacy.max_backdate_hours as i64 * 3_600_000;
+    match body.started_at {
+        Some(t) if t.timestamp_millis() > now + SKEW_MS => {
+            Err(AppError::invalid("started_at lies in the future"))
+        }
+        Some(t) if t.timestamp_millis() < EARLIEST_MS => {
+            Err(AppError::invalid("started_at lies before 2000-01-01"))
+        }
+        Some(t) if t.timestamp_millis() < now - max_age_ms => Err(AppError::invalid(format!(
+            "started_at lies more than {} hours in the past (privacy.max_backdate_hours)",
+            state.config.privacy.max_backdate_hours
+        ))),
+        Some(t) => Ok(t.timestamp_millis()),
+        None => Ok(now),
+    }
+}
+
+/// 409 `session_already_running` when `user` has a running session.
+async fn refuse_second_session(state: &AppState, user: &AuthUser) -> AppResult<()> {
+    let store = state.store.clone();
+    let uid = user.id.to_string();
+    let running = crate::blocking(move || {
+        store.list_sessions(&SessionFilter {
+            user_id: Some(uid),
+            status: Some(SessionStatus::Running),
+            limit: 1,
+            ..Default::default()
+        })
+    })
+    .await??;
+    match running.0.first() {
+        Some((existing, _)) => Err(AppError::new(
+            ErrorCode::SessionAlreadyRunning,
+            format!("session {} is still running; stop it first", existing.id),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Store the new running session; a concurrent start of the same user that got there first is
+/// 409 `session_already_running`.
+async fn insert_running(state: &AppState, row: &SessionRow) -> AppResult<()> {
     let store = state.store.clone();
     let insert = row.clone();
     match crate::blocking(move || store.insert_session(&insert)).await? {
-        Ok(()) => {}
+        Ok(()) => Ok(()),
         // Lost a race with a concurrent start: the unique index allows one running session.
-        Err(StoreError::Conflict(_)) => {
-            return Err(AppError::new(
-                ErrorCode::SessionAlreadyRunning,
-                "another session of this user is already running; stop it first",
-            ))
-        }
-        Err(e) => return Err(e.into()),
+        Err(StoreError::Conflict(_)) => Err(AppError::new(
+            ErrorCode::SessionAlreadyRunning,
+            "another session of this user is already running; stop it first",
+        )),
+        Err(e) => Err(e.into()),
     }
+}
+
+/// A stored session starts taking samples: the running set knows it, and its capture (if any)
+/// starts feeding it.
+fn go_live(
+    state: &AppState,
+    user: &AuthUser,
+    id: Uuid,
+    started_at: i64,
+    reservation: Option<Reservation>,
+) {
     state.running.put(
         id,
         RunningInfo {
@@ -218,8 +240,6 @@ pub async fn start(state: &AppState, user: &AuthUser, body: StartSession) -> App
         );
     }
     Metrics::inc(&state.metrics.sessions_started, 1);
-    tracing::info!(session = %id, user = %user.username, sources = ?sources, "session started with consent");
-    Ok(row)
 }
 
 /// Loads a session the caller may see: agents get 404 for sessions that are not theirs; admins

@@ -286,114 +286,32 @@ impl Writer {
     }
 }
 
+/// How long one writer thread waits before retrying, and how often in a row the database
+/// answered but refused its batch.
+struct Retry {
+    backoff: Duration,
+    failures_with_db_up: u32,
+}
+
+impl Retry {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(5);
+}
+
 /// One writer thread: writes the samples of queue `shard` until shutdown.
 fn run(inner: &Inner, shard: usize) {
-    let opts = &inner.opts;
-    let mut backoff = Duration::from_millis(100);
-    let mut failures_with_db_up = 0u32;
-    loop {
-        let batch: Vec<SampleRow> = {
-            let mut st = inner.lock();
-            loop {
-                if !st.queues[shard].is_empty() {
-                    break;
-                }
-                if st.shutdown {
-                    return;
-                }
-                st = inner
-                    .work
-                    .wait_timeout(st, opts.flush_interval)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
-            }
-            // Let a trickle accumulate into one transaction unless we are draining.
-            if st.queues[shard].len() < opts.batch_size && !st.shutdown {
-                st = inner
-                    .work
-                    .wait_timeout(st, opts.flush_interval.min(Duration::from_millis(50)))
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
-            }
-            let n = st.queues[shard].len().min(opts.batch_size * 5);
-            st.in_flight[shard] = n;
-            st.queues[shard].drain(..n).collect()
+    let mut retry = Retry {
+        backoff: Retry::FIRST,
+        failures_with_db_up: 0,
+    };
+    while let Some(batch) = next_batch(inner, shard) {
+        let st = match inner.store.insert_samples(&batch) {
+            Ok(inserted) => written(inner, shard, &batch, inserted, &mut retry),
+            Err(e) => match not_written(inner, shard, batch, e, &mut retry) {
+                Some(st) => st,
+                None => return,
+            },
         };
-        let result = inner.store.insert_samples(&batch);
-        let mut st = inner.lock();
-        match result {
-            Ok(inserted) => {
-                st.in_flight[shard] = 0;
-                st.done(&batch);
-                backoff = Duration::from_millis(100);
-                failures_with_db_up = 0;
-                let m = &inner.metrics;
-                Metrics::inc(&m.samples_written, inserted as u64);
-                Metrics::inc(&m.samples_duplicate, (batch.len() - inserted) as u64);
-                Metrics::inc(&m.writer_batches, 1);
-                m.database_up.store(1, Ordering::Relaxed);
-            }
-            Err(e) => {
-                Metrics::inc(&inner.metrics.writer_errors, 1);
-                drop(st);
-                let db_up = inner.store.ping().is_ok();
-                inner
-                    .metrics
-                    .database_up
-                    .store(db_up as i64, Ordering::Relaxed);
-                st = inner.lock();
-                st.in_flight[shard] = 0;
-                if db_up && !matches!(e, StoreError::Unavailable(_)) {
-                    failures_with_db_up += 1;
-                }
-                let set_aside = if failures_with_db_up >= 3 {
-                    // The database answers but keeps refusing this batch (read-only after a
-                    // failover, disk full, its session deleted meanwhile): retrying it forever
-                    // would block every later sample, and dropping it would lose samples the API
-                    // already acknowledged. It goes to a spool file instead, which the next start
-                    // replays (and keeps while the database still refuses it).
-                    failures_with_db_up = 0;
-                    drop(st);
-                    let saved = set_aside_refused(inner, &batch, &e);
-                    st = inner.lock();
-                    if saved {
-                        st.done(&batch);
-                    }
-                    saved
-                } else {
-                    false
-                };
-                if !set_aside {
-                    tracing::warn!(samples = batch.len(), error = %e, retry_in_ms = backoff.as_millis() as u64, "sample batch not written; will retry");
-                    for row in batch.into_iter().rev() {
-                        st.queues[shard].push_front(row);
-                    }
-                    if st.give_up_at.is_some_and(|t| Instant::now() >= t) {
-                        inner.idle.notify_all();
-                        return;
-                    }
-                    let wait = match st.give_up_at {
-                        Some(t) => backoff.min(t.saturating_duration_since(Instant::now())),
-                        None => backoff,
-                    };
-                    // Sit out the whole back-off (new submissions must not turn it into a retry
-                    // per request against a database that is down); only shutdown cuts it short.
-                    let until = Instant::now() + wait;
-                    while !st.shutdown {
-                        let now = Instant::now();
-                        if now >= until {
-                            break;
-                        }
-                        st = inner
-                            .work
-                            .wait_timeout(st, until - now)
-                            .unwrap_or_else(|p| p.into_inner())
-                            .0;
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
         inner
             .metrics
             .writer_pending
@@ -401,6 +319,132 @@ fn run(inner: &Inner, shard: usize) {
         // Every finished batch wakes the flushers: `flush_user` waits for one user's share only.
         inner.idle.notify_all();
     }
+}
+
+/// Wait for samples in queue `shard` and take up to five batches' worth (marked in flight);
+/// `None` at shutdown once the queue is empty.
+fn next_batch(inner: &Inner, shard: usize) -> Option<Vec<SampleRow>> {
+    let opts = &inner.opts;
+    let mut st = inner.lock();
+    while st.queues[shard].is_empty() {
+        if st.shutdown {
+            return None;
+        }
+        st = inner
+            .work
+            .wait_timeout(st, opts.flush_interval)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    // Let a trickle accumulate into one transaction unless we are draining.
+    if st.queues[shard].len() < opts.batch_size && !st.shutdown {
+        st = inner
+            .work
+            .wait_timeout(st, opts.flush_interval.min(Duration::from_millis(50)))
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    let n = st.queues[shard].len().min(opts.batch_size * 5);
+    st.in_flight[shard] = n;
+    Some(st.queues[shard].drain(..n).collect())
+}
+
+/// The store took `batch` (`inserted` of it new, the rest duplicates).
+fn written<'a>(
+    inner: &'a Inner,
+    shard: usize,
+    batch: &[SampleRow],
+    inserted: usize,
+    retry: &mut Retry,
+) -> MutexGuard<'a, State> {
+    let mut st = inner.lock();
+    st.in_flight[shard] = 0;
+    st.done(batch);
+    retry.backoff = Retry::FIRST;
+    retry.failures_with_db_up = 0;
+    let m = &inner.metrics;
+    Metrics::inc(&m.samples_written, inserted as u64);
+    Metrics::inc(&m.samples_duplicate, (batch.len() - inserted) as u64);
+    Metrics::inc(&m.writer_batches, 1);
+    m.database_up.store(1, Ordering::Relaxed);
+    st
+}
+
+/// The store did not take `batch`: set it aside when the database answers but keeps refusing
+/// it, else put it back at the front of its queue and sit out the back-off. `None` when the
+/// shutdown grace is over (what is queued then goes to the spool).
+fn not_written<'a>(
+    inner: &'a Inner,
+    shard: usize,
+    batch: Vec<SampleRow>,
+    e: StoreError,
+    retry: &mut Retry,
+) -> Option<MutexGuard<'a, State>> {
+    Metrics::inc(&inner.metrics.writer_errors, 1);
+    let db_up = inner.store.ping().is_ok();
+    inner
+        .metrics
+        .database_up
+        .store(db_up as i64, Ordering::Relaxed);
+    let mut st = inner.lock();
+    st.in_flight[shard] = 0;
+    if db_up && !matches!(e, StoreError::Unavailable(_)) {
+        retry.failures_with_db_up += 1;
+    }
+    if retry.failures_with_db_up >= 3 {
+        // The database answers but keeps refusing this batch (read-only after a failover, disk
+        // full, its session deleted meanwhile): retrying it forever would block every later
+        // sample, and dropping it would lose samples the API already acknowledged. It goes to a
+        // spool file instead, which the next start replays (and keeps while the database still
+        // refuses it).
+        retry.failures_with_db_up = 0;
+        drop(st);
+        let saved = set_aside_refused(inner, &batch, &e);
+        st = inner.lock();
+        if saved {
+            st.done(&batch);
+            return Some(st);
+        }
+    }
+    tracing::warn!(samples = batch.len(), error = %e, retry_in_ms = retry.backoff.as_millis() as u64, "sample batch not written; will retry");
+    for row in batch.into_iter().rev() {
+        st.queues[shard].push_front(row);
+    }
+    if st.give_up_at.is_some_and(|t| Instant::now() >= t) {
+        inner.idle.notify_all();
+        return None;
+    }
+    let wait = match st.give_up_at {
+        Some(t) => retry
+            .backoff
+            .min(t.saturating_duration_since(Instant::now())),
+        None => retry.backoff,
+    };
+    let st = sit_out(inner, st, wait);
+    retry.backoff = (retry.backoff * 2).min(Retry::MAX);
+    Some(st)
+}
+
+/// Sit out the whole back-off (new submissions must not turn it into a retry per request
+/// against a database that is down); only shutdown cuts it short.
+fn sit_out<'a>(
+    inner: &'a Inner,
+    mut st: MutexGuard<'a, State>,
+    wait: Duration,
+) -> MutexGuard<'a, State> {
+    let until = Instant::now() + wait;
+    while !st.shutdown {
+        let now = Instant::now();
+        if now >= until {
+            break;
+        }
+        st = inner
+            .work
+            .wait_timeout(st, until - now)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    st
 }
 
 /// Saves a batch the database keeps refusing to the spool directory. False (keep it queued and
