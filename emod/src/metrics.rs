@@ -76,141 +76,175 @@ impl Metrics {
         Self::inc(c, 1);
     }
 
-    /// Prometheus text exposition format 0.0.4.
-    ///
-    /// Long on purpose: one `family(...)` per metric, in the order `/metrics` prints them, so the
-    /// whole exposition reads top to bottom in one place.
+    /// Prometheus text exposition format 0.0.4: the daemon's families, then the capture
+    /// pipeline's, in the order `/metrics` prints them.
     pub fn render(&self) -> String {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut out = String::new();
-        let mut family = |name: &str, kind: &str, help: &str, rows: &[(&str, i128)]| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            for (labels, v) in rows {
-                let _ = writeln!(out, "{name}{labels} {v}");
-            }
-        };
-        family(
+        let mut out = Exposition::default();
+        self.render_samples(&mut out);
+        self.render_accounts(&mut out);
+        self.capture.render(&mut out);
+        out.0
+    }
+
+    /// HTTP answers, the fate of samples and how the writer and database do.
+    fn render_samples(&self, out: &mut Exposition) {
+        out.family(
             "emo_http_responses_total",
             "counter",
             "HTTP responses by status class.",
             &[
-                ("{class=\"2xx\"}", g(&self.http_2xx) as i128),
-                ("{class=\"4xx\"}", g(&self.http_4xx) as i128),
-                ("{class=\"5xx\"}", g(&self.http_5xx) as i128),
-                ("{class=\"other\"}", g(&self.http_other) as i128),
+                ("{class=\"2xx\"}", count(&self.http_2xx)),
+                ("{class=\"4xx\"}", count(&self.http_4xx)),
+                ("{class=\"5xx\"}", count(&self.http_5xx)),
+                ("{class=\"other\"}", count(&self.http_other)),
             ],
         );
-        family(
+        out.family(
             "emo_samples_total",
             "counter",
             "Samples by fate: accepted by the API, rejected (spool full), written, duplicate (already stored), set_aside (refused by the database, saved to a spool file for the next start), dropped (unwritable).",
             &[
-                ("{fate=\"accepted\"}", g(&self.samples_accepted) as i128),
-                ("{fate=\"rejected\"}", g(&self.samples_rejected) as i128),
-                ("{fate=\"written\"}", g(&self.samples_written) as i128),
-                ("{fate=\"duplicate\"}", g(&self.samples_duplicate) as i128),
-                ("{fate=\"set_aside\"}", g(&self.samples_set_aside) as i128),
-                ("{fate=\"dropped\"}", g(&self.samples_dropped) as i128),
+                ("{fate=\"accepted\"}", count(&self.samples_accepted)),
+                ("{fate=\"rejected\"}", count(&self.samples_rejected)),
+                ("{fate=\"written\"}", count(&self.samples_written)),
+                ("{fate=\"duplicate\"}", count(&self.samples_duplicate)),
+                ("{fate=\"set_aside\"}", count(&self.samples_set_aside)),
+                ("{fate=\"dropped\"}", count(&self.samples_dropped)),
             ],
         );
-        family(
+        out.family(
             "emo_writer_pending_samples",
             "gauge",
             "Samples accepted but not yet written to the database.",
-            &[("", self.writer_pending.load(Ordering::Relaxed) as i128)],
+            &[("", level(&self.writer_pending))],
         );
-        family(
+        out.family(
             "emo_writer_batches_total",
             "counter",
             "Batches written.",
-            &[("", g(&self.writer_batches) as i128)],
+            &[("", count(&self.writer_batches))],
         );
-        family(
+        out.family(
             "emo_writer_errors_total",
             "counter",
             "Failed batch writes (retried).",
-            &[("", g(&self.writer_errors) as i128)],
+            &[("", count(&self.writer_errors))],
         );
-        family(
+        out.family(
             "emo_database_up",
             "gauge",
             "1 when the last database round trip succeeded.",
-            &[("", self.database_up.load(Ordering::Relaxed) as i128)],
+            &[("", level(&self.database_up))],
         );
-        family(
+    }
+
+    /// Logins, sessions and the audit log.
+    fn render_accounts(&self, out: &mut Exposition) {
+        out.family(
             "emo_logins_total",
             "counter",
             "Login attempts by result.",
             &[
-                ("{result=\"ok\"}", g(&self.logins_ok) as i128),
-                ("{result=\"failed\"}", g(&self.logins_failed) as i128),
-                ("{result=\"throttled\"}", g(&self.logins_throttled) as i128),
+                ("{result=\"ok\"}", count(&self.logins_ok)),
+                ("{result=\"failed\"}", count(&self.logins_failed)),
+                ("{result=\"throttled\"}", count(&self.logins_throttled)),
             ],
         );
-        family(
+        out.family(
             "emo_sessions_total",
             "counter",
             "Sessions started and stopped.",
             &[
-                ("{event=\"started\"}", g(&self.sessions_started) as i128),
-                ("{event=\"stopped\"}", g(&self.sessions_stopped) as i128),
+                ("{event=\"started\"}", count(&self.sessions_started)),
+                ("{event=\"stopped\"}", count(&self.sessions_stopped)),
             ],
         );
-        family(
+        out.family(
             "emo_audit_entries_total",
             "counter",
             "Audit log entries written.",
-            &[("", g(&self.audit_entries) as i128)],
+            &[("", count(&self.audit_entries))],
         );
-        let c = &self.capture;
-        family(
+    }
+}
+
+impl CaptureMetrics {
+    /// Frames, audio overruns, source states and the latency histogram.
+    fn render(&self, out: &mut Exposition) {
+        out.family(
             "emo_capture_frames_total",
             "counter",
             "Camera frames: delivered by the source, analysed, and skipped because a newer frame had arrived (latest frame wins).",
             &[
-                ("{fate=\"in\"}", g(&c.frames_in) as i128),
-                ("{fate=\"processed\"}", g(&c.frames_processed) as i128),
-                ("{fate=\"dropped\"}", g(&c.frames_dropped) as i128),
+                ("{fate=\"in\"}", count(&self.frames_in)),
+                ("{fate=\"processed\"}", count(&self.frames_processed)),
+                ("{fate=\"dropped\"}", count(&self.frames_dropped)),
             ],
         );
-        family(
+        out.family(
             "emo_capture_audio_overruns_total",
             "counter",
             "Audio chunks lost because the pipeline did not keep up (the audio callback never waits).",
-            &[("", g(&c.audio_overruns) as i128)],
+            &[("", count(&self.audio_overruns))],
         );
-        family(
+        out.family(
             "emo_capture_source_state",
             "gauge",
             "Capture source state: 0 idle, 1 active, 2 lost, 3 ended.",
             &[
-                (
-                    "{source=\"camera\"}",
-                    c.camera_state.load(Ordering::Relaxed) as i128,
-                ),
-                (
-                    "{source=\"microphone\"}",
-                    c.microphone_state.load(Ordering::Relaxed) as i128,
-                ),
+                ("{source=\"camera\"}", level(&self.camera_state)),
+                ("{source=\"microphone\"}", level(&self.microphone_state)),
             ],
         );
+        let o = &mut out.0;
         let _ = writeln!(
-            out,
+            o,
             "# HELP emo_capture_latency_ms Capture time of a window's end to its estimate being published.\n# TYPE emo_capture_latency_ms histogram"
         );
         let mut cum = 0u64;
-        for (i, b) in c.latency_buckets.iter().enumerate() {
-            cum += g(b);
+        for (i, b) in self.latency_buckets.iter().enumerate() {
+            cum += b.load(Ordering::Relaxed);
             let le = LATENCY_BUCKETS_MS
                 .get(i)
                 .map_or("+Inf".to_string(), |v| v.to_string());
-            let _ = writeln!(out, "emo_capture_latency_ms_bucket{{le=\"{le}\"}} {cum}");
+            let _ = writeln!(o, "emo_capture_latency_ms_bucket{{le=\"{le}\"}} {cum}");
         }
-        let _ = writeln!(out, "emo_capture_latency_ms_sum {}", g(&c.latency_sum_ms));
-        let _ = writeln!(out, "emo_capture_latency_ms_count {}", g(&c.latency_count));
-        out
+        let _ = writeln!(
+            o,
+            "emo_capture_latency_ms_sum {}",
+            count(&self.latency_sum_ms)
+        );
+        let _ = writeln!(
+            o,
+            "emo_capture_latency_ms_count {}",
+            count(&self.latency_count)
+        );
     }
+}
+
+/// Prometheus text being written, one family (help, type, samples) at a time.
+#[derive(Default)]
+struct Exposition(String);
+
+impl Exposition {
+    fn family(&mut self, name: &str, kind: &str, help: &str, rows: &[(&str, i128)]) {
+        let out = &mut self.0;
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, v) in rows {
+            let _ = writeln!(out, "{name}{labels} {v}");
+        }
+    }
+}
+
+/// A counter's value.
+fn count(a: &AtomicU64) -> i128 {
+    a.load(Ordering::Relaxed) as i128
+}
+
+/// A gauge's value.
+fn level(a: &AtomicI64) -> i128 {
+    a.load(Ordering::Relaxed) as i128
 }
 
 #[cfg(test)]

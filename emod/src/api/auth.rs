@@ -115,7 +115,6 @@ pub async fn login(
     req: HttpRequest,
     body: web::Json<Credentials>,
 ) -> AppResult<HttpResponse> {
-    let cfg = &state.config.auth;
     let ip = client_address(&req);
     let username = body.username.trim().to_string();
     // A name registration would refuse cannot belong to anybody: answered at once, without a
@@ -123,11 +122,36 @@ pub async fn login(
     if validate_username(&username).is_err() {
         Metrics::inc(&state.metrics.logins_failed, 1);
         tracing::info!(%ip, "failed login (malformed username)");
+        return Err(wrong_credentials());
+    }
+    let keys = reserve_attempt(&state, &username, &ip)?;
+    let Some(user) = verified_user(&state, &keys, &username, &body.password).await? else {
+        Metrics::inc(&state.metrics.logins_failed, 1);
+        tracing::info!(%username, %ip, "failed login");
+        return Err(wrong_credentials());
+    };
+    state.throttle.succeeded(&keys[0], &keys[1..]);
+    if user.disabled {
         return Err(AppError::new(
-            ErrorCode::InvalidCredentials,
-            "wrong username or password",
+            ErrorCode::AccountDisabled,
+            "this account is disabled",
         ));
     }
+    let response = issue_token(&state, &user).await?;
+    Metrics::inc(&state.metrics.logins_ok, 1);
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// The one answer to a wrong name, a wrong password or both.
+fn wrong_credentials() -> AppError {
+    AppError::new(ErrorCode::InvalidCredentials, "wrong username or password")
+}
+
+/// Count this login attempt as a failure of `username` from `ip` before the password is
+/// checked (429 when either is locked out); the throttle keys, to give the attempt back when
+/// it was right. Attempts in flight count, so concurrency cannot buy more guesses.
+fn reserve_attempt(state: &AppState, username: &str, ip: &str) -> AppResult<Vec<String>> {
+    let cfg = &state.config.auth;
     // The username key is per client address: counted per name alone, anybody could lock
     // anybody out. Names are case-insensitive, so `Root` and `root` share a key.
     let keys = vec![
@@ -139,26 +163,36 @@ pub async fn login(
         base: Duration::from_secs(cfg.lockout_secs),
         max: Duration::from_secs(cfg.lockout_max_secs),
     };
-    // The failure is reserved before the password is checked and given back only when it was
-    // right: attempts in flight count, so concurrency cannot buy more guesses.
     if let Err(retry_after) = state.throttle.reserve(&keys, &limits, window) {
         Metrics::inc(&state.metrics.logins_throttled, 1);
         return Err(AppError::Throttled { retry_after });
     }
+    Ok(keys)
+}
+
+/// The user `username` names when `password` is theirs, `None` otherwise (an unknown name costs
+/// the same hash as a known one). An error is no verdict on the password: the attempt reserved
+/// under `keys` is given back.
+async fn verified_user(
+    state: &AppState,
+    keys: &[String],
+    username: &str,
+    password: &str,
+) -> AppResult<Option<UserRow>> {
     let store = state.store.clone();
-    let lookup = username.clone();
+    let lookup = username.to_string();
     let user = match web::block(move || store.user_by_name(&lookup)).await {
         Ok(Ok(user)) => user,
         Ok(Err(e)) => {
-            state.throttle.release(&keys);
+            state.throttle.release(keys);
             return Err(e.into());
         }
         Err(e) => {
-            state.throttle.release(&keys);
+            state.throttle.release(keys);
             return Err(e.into());
         }
     };
-    let password = body.password.clone();
+    let password = password.to_string();
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let verified = state
         .throttle
@@ -170,35 +204,24 @@ pub async fn login(
             }
         })
         .await;
-    let verified = match verified {
-        Ok(v) => v,
+    match verified {
+        Ok(verified) => Ok(user.filter(|_| verified)),
         Err(e) => {
             // Not a verdict on the password (hashing queue full): the slot is given back.
-            state.throttle.release(&keys);
+            state.throttle.release(keys);
             if matches!(e, AppError::Throttled { .. }) {
                 Metrics::inc(&state.metrics.logins_throttled, 1);
             }
-            return Err(e);
+            Err(e)
         }
-    };
-    let Some(user) = user.filter(|_| verified) else {
-        Metrics::inc(&state.metrics.logins_failed, 1);
-        tracing::info!(%username, %ip, "failed login");
-        return Err(AppError::new(
-            ErrorCode::InvalidCredentials,
-            "wrong username or password",
-        ));
-    };
-    state.throttle.succeeded(&keys[0], &keys[1..]);
-    if user.disabled {
-        return Err(AppError::new(
-            ErrorCode::AccountDisabled,
-            "this account is disabled",
-        ));
     }
+}
+
+/// A new bearer token for `user`, stored (as its hash) with the configured lifetime.
+async fn issue_token(state: &AppState, user: &UserRow) -> AppResult<LoginResponse> {
     let (token, hash) = new_token();
     let now = now_ms();
-    let expires_at = now + cfg.token_ttl_ms();
+    let expires_at = now + state.config.auth.token_ttl_ms();
     let row = TokenRow {
         token_hash: hash,
         user_id: user.id.clone(),
@@ -208,11 +231,10 @@ pub async fn login(
     };
     let store = state.store.clone();
     web::block(move || store.insert_token(&row)).await??;
-    Metrics::inc(&state.metrics.logins_ok, 1);
-    Ok(HttpResponse::Ok().json(LoginResponse {
+    Ok(LoginResponse {
         token,
         expires_at: ms_to_datetime(expires_at),
-    }))
+    })
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",

@@ -44,7 +44,69 @@ fn add(op: &mut Operation, status: u16, description: &str) {
         .or_insert_with(|| error_response(description));
 }
 
+/// The answers of one kind of operation, status and description.
+type Answers = &'static [(u16, &'static str)];
+
+const AUTHENTICATED: Answers = &[
+    (
+        401,
+        "unauthenticated: no, unknown, expired or revoked bearer token",
+    ),
+    (
+        403,
+        "account_disabled (or forbidden: an agent asking for what only admins may)",
+    ),
+];
+const JSON_BODY: Answers = &[
+    (400, "malformed_json: the body is not JSON"),
+    (
+        413,
+        "payload_too_large: the body is over server.json_limit_bytes",
+    ),
+    (
+        415,
+        "unsupported_media_type: the body is not application/json",
+    ),
+    (
+        422,
+        "invalid_input: a field is missing, unknown, of the wrong type or out of range",
+    ),
+];
+const MULTIPART_BODY: Answers = &[
+    (400, "invalid_input: the multipart body is malformed"),
+    (
+        422,
+        "invalid_input: the multipart body is incomplete or carries no file",
+    ),
+    (
+        413,
+        "payload_too_large: the upload is over server.upload_limit_bytes",
+    ),
+    (
+        415,
+        "unsupported_media_type: the body is not multipart/form-data",
+    ),
+];
+const QUERY: Answers = &[(
+    400,
+    "invalid_query: a query parameter is malformed or out of range",
+)];
+const NAMES_A_RESOURCE: Answers = &[(404, "not_found: no such resource visible to the caller")];
+const USES_STORAGE: Answers = &[(
+    503,
+    "storage_unavailable: the database is unreachable; retry later",
+)];
+
 fn complete(path: &str, op: &mut Operation) {
+    for (status, description) in common_answers(path, op).into_iter().flatten() {
+        add(op, *status, description);
+    }
+    describe_errors(op);
+}
+
+/// The kinds of answers `op` at `path` gives besides its own, in the order they are added (the
+/// first description of a status wins).
+fn common_answers(path: &str, op: &Operation) -> Vec<Answers> {
     let params = op.parameters.as_deref().unwrap_or_default();
     let has_path = params
         .iter()
@@ -57,77 +119,36 @@ fn complete(path: &str, op: &mut Operation) {
         matches!(p.parameter_in, ParameterIn::Query)
             && matches!(p.name.as_str(), "agent" | "session")
     });
-    let body_types: Vec<String> = op
-        .request_body
-        .as_ref()
-        .map(|b| b.content.keys().cloned().collect())
-        .unwrap_or_default();
+    let takes = |media: &str| {
+        op.request_body
+            .as_ref()
+            .is_some_and(|b| b.content.keys().any(|t| t == media))
+    };
+    let mut answers = Vec::new();
     if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
-        add(
-            op,
-            401,
-            "unauthenticated: no, unknown, expired or revoked bearer token",
-        );
-        add(
-            op,
-            403,
-            "account_disabled (or forbidden: an agent asking for what only admins may)",
-        );
+        answers.push(AUTHENTICATED);
     }
-    if body_types.iter().any(|t| t == "application/json") {
-        add(op, 400, "malformed_json: the body is not JSON");
-        add(
-            op,
-            413,
-            "payload_too_large: the body is over server.json_limit_bytes",
-        );
-        add(
-            op,
-            415,
-            "unsupported_media_type: the body is not application/json",
-        );
-        add(
-            op,
-            422,
-            "invalid_input: a field is missing, unknown, of the wrong type or out of range",
-        );
+    if takes("application/json") {
+        answers.push(JSON_BODY);
     }
-    if body_types.iter().any(|t| t == "multipart/form-data") {
-        add(op, 400, "invalid_input: the multipart body is malformed");
-        add(
-            op,
-            422,
-            "invalid_input: the multipart body is incomplete or carries no file",
-        );
-        add(
-            op,
-            413,
-            "payload_too_large: the upload is over server.upload_limit_bytes",
-        );
-        add(
-            op,
-            415,
-            "unsupported_media_type: the body is not multipart/form-data",
-        );
+    if takes("multipart/form-data") {
+        answers.push(MULTIPART_BODY);
     }
     if has_query {
-        add(
-            op,
-            400,
-            "invalid_query: a query parameter is malformed or out of range",
-        );
+        answers.push(QUERY);
     }
     if has_path || names_a_resource {
-        add(op, 404, "not_found: no such resource visible to the caller");
+        answers.push(NAMES_A_RESOURCE);
     }
     // Everything behind /api/v1 reads or writes the database (or the token cache falls back to it).
     if path.starts_with("/api/v1/") {
-        add(
-            op,
-            503,
-            "storage_unavailable: the database is unreachable; retry later",
-        );
+        answers.push(USES_STORAGE);
     }
+    answers
+}
+
+/// Every error response gets the `ApiError` body, and every 429 its `Retry-After` header.
+fn describe_errors(op: &mut Operation) {
     for (status, resp) in op.responses.responses.iter_mut() {
         let RefOr::T(resp) = resp else { continue };
         if status.starts_with('4') || status.starts_with('5') {
