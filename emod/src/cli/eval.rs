@@ -2,7 +2,7 @@
 //! computed with the same engine code as the daemon.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -77,49 +77,19 @@ fn progress_bar(enabled: bool) -> Option<indicatif::ProgressBar> {
     })
 }
 
-/// Long on purpose: one match arm per `emod eval` target (face, speech, fusion), each loading
-/// its data, running it and printing its report.
+/// `emod eval …`: one function per target (face, speech, fusion), each loading its data,
+/// running it and printing its report.
 pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
     let mut opts = crate::engine::engine_options(config)?;
     match args.command {
         EvalCommand::Faces { dir, crops, json } => {
             opts.speech = false;
             opts.faces = true;
-            let engine = Engine::load(&opts)?;
-            let bar = progress_bar(true);
-            let r = eval::eval_faces(&engine, &dir, crops, &|d, n| {
-                if let Some(b) = &bar {
-                    b.set_length(n as u64);
-                    b.set_position(d as u64);
-                }
-            })?;
-            if let Some(b) = bar {
-                b.finish_and_clear();
-            }
-            print_report(
-                &r,
-                json,
-                &format!(
-                    "face expression model on {} ({})",
-                    dir.display(),
-                    if crops { "crops" } else { "detector" }
-                ),
-            )
+            faces(&Engine::load(&opts)?, &dir, crops, json)
         }
         EvalCommand::Speech { dir, actors, json } => {
             opts.faces = false;
-            let engine = Engine::load(&opts)?;
-            let bar = progress_bar(true);
-            let r = eval::eval_speech(&engine, &dir, actors.as_deref(), &|d, n| {
-                if let Some(b) = &bar {
-                    b.set_length(n as u64);
-                    b.set_position(d as u64);
-                }
-            })?;
-            if let Some(b) = bar {
-                b.finish_and_clear();
-            }
-            print_report(&r, json, &format!("speech model on {}", dir.display()))
+            speech(&Engine::load(&opts)?, &dir, actors.as_deref(), json)
         }
         EvalCommand::Fusion {
             faces,
@@ -151,45 +121,83 @@ pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
                 &|what, d, n| {
                     if let Some(b) = &bar {
                         b.set_message(what.to_string());
-                        b.set_length(n as u64);
-                        b.set_position(d as u64);
                     }
+                    advance(bar.as_ref(), d, n);
                 },
             )?;
-            if let Some(b) = bar {
-                b.finish_and_clear();
-            }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
-            } else {
-                println!(
-                    "fusion on {} face/voice pairs (seed {}{}):",
-                    r.n,
-                    r.seed,
-                    if r.tuned == Some(true) {
-                        ", weights tuned on the other half"
-                    } else {
-                        ""
-                    }
-                );
-                println!("  speech corpus     {:?}", r.speech_corpus);
-                println!(
-                    "  face only         {:.4}  ECE {:.4}",
-                    r.face_accuracy, r.face_ece
-                );
-                println!(
-                    "  speech only       {:.4}  ECE {:.4}",
-                    r.speech_accuracy, r.speech_ece
-                );
-                println!(
-                    "  fused (calibrated){:>7.4}  ECE {:.4}  weights face {:.2} voice {:.2}, full voice trust from confidence {:.2}, temperature {:.2}",
-                    r.fused_accuracy, r.fused_ece, r.face_weight, r.voice_weight, r.voice_full_confidence, r.fused_temperature
-                );
-                println!("  mode (vote)       {:.4}", r.mode_accuracy);
-            }
-            Ok(ExitCode::SUCCESS)
+            finish(bar);
+            print_fusion(&r, json)
         }
     }
+}
+
+/// `emod eval faces`.
+fn faces(engine: &Engine, dir: &Path, crops: bool, json: bool) -> anyhow::Result<ExitCode> {
+    let bar = progress_bar(true);
+    let r = eval::eval_faces(engine, dir, crops, &|d, n| advance(bar.as_ref(), d, n))?;
+    finish(bar);
+    let how = if crops { "crops" } else { "detector" };
+    let title = format!("face expression model on {} ({how})", dir.display());
+    print_report(&r, json, &title)
+}
+
+/// `emod eval speech`.
+fn speech(
+    engine: &Engine,
+    dir: &Path,
+    actors: Option<&[u32]>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let bar = progress_bar(true);
+    let r = eval::eval_speech(engine, dir, actors, &|d, n| advance(bar.as_ref(), d, n))?;
+    finish(bar);
+    print_report(&r, json, &format!("speech model on {}", dir.display()))
+}
+
+/// Move the progress bar (if there is one) to `done` of `total`.
+fn advance(bar: Option<&indicatif::ProgressBar>, done: usize, total: usize) {
+    if let Some(b) = bar {
+        b.set_length(total as u64);
+        b.set_position(done as u64);
+    }
+}
+
+fn finish(bar: Option<indicatif::ProgressBar>) {
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+}
+
+fn print_fusion(r: &eval::FusionReport, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "fusion on {} face/voice pairs (seed {}{}):",
+        r.n,
+        r.seed,
+        if r.tuned == Some(true) {
+            ", weights tuned on the other half"
+        } else {
+            ""
+        }
+    );
+    println!("  speech corpus     {:?}", r.speech_corpus);
+    println!(
+        "  face only         {:.4}  ECE {:.4}",
+        r.face_accuracy, r.face_ece
+    );
+    println!(
+        "  speech only       {:.4}  ECE {:.4}",
+        r.speech_accuracy, r.speech_ece
+    );
+    println!(
+        "  fused (calibrated){:>7.4}  ECE {:.4}  weights face {:.2} voice {:.2}, full voice trust from confidence {:.2}, temperature {:.2}",
+        r.fused_accuracy, r.fused_ece, r.face_weight, r.voice_weight, r.voice_full_confidence, r.fused_temperature
+    );
+    println!("  mode (vote)       {:.4}", r.mode_accuracy);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_report(r: &eval::EvalReport, json: bool, title: &str) -> anyhow::Result<ExitCode> {

@@ -79,8 +79,7 @@ fn find(store: &Store, name: &str) -> anyhow::Result<UserRow> {
         .with_context(|| format!("no user named `{name}`"))
 }
 
-/// Long on purpose: one short match arm per `emod user` subcommand, each reading like the
-/// command-line help it implements.
+/// `emod user …`: one function per subcommand, each reading like the help it implements.
 pub fn run(cmd: UserCommand, config: &Config) -> anyhow::Result<ExitCode> {
     let store = Store::open(config)?;
     store.migrate()?;
@@ -91,113 +90,115 @@ pub fn run(cmd: UserCommand, config: &Config) -> anyhow::Result<ExitCode> {
             role,
             display_name,
             password_stdin,
-        } => {
-            validate_username(&username).map_err(|e| anyhow::anyhow!(e))?;
-            if let Some(d) = &display_name {
-                validate_display_name(d).map_err(|e| anyhow::anyhow!(e))?;
-            }
-            if store.user_by_name(&username)?.is_some() {
-                bail!("username `{username}` is taken");
-            }
-            let pw = read_password(password_stdin, min)?;
-            let row = UserRow {
-                id: uuid::Uuid::now_v7().to_string(),
-                username: username.clone(),
-                display_name,
-                role: role.as_str().into(),
-                password_hash: hash_password(&pw)?,
-                disabled: false,
-                created_at: now_ms(),
-            };
-            store.create_user(&row)?;
-            println!("created {role} `{username}`");
-        }
-        UserCommand::List { json } => {
-            let users = store
-                .list_users()?
-                .iter()
-                .map(UserRow::to_api)
-                .collect::<Result<Vec<_>, _>>()?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&users)?);
-            } else {
-                println!(
-                    "{:<24} {:<6} {:<9} {:<20} CREATED",
-                    "USERNAME", "ROLE", "STATE", "DISPLAY NAME"
-                );
-                for u in users {
-                    println!(
-                        "{:<24} {:<6} {:<9} {:<20} {}",
-                        u.username,
-                        u.role,
-                        if u.disabled { "disabled" } else { "active" },
-                        // Names stored before control characters were refused must not
-                        // drive the terminal.
-                        u.display_name
-                            .unwrap_or_default()
-                            .chars()
-                            .filter(|c| !c.is_control())
-                            .collect::<String>(),
-                        u.created_at.format("%Y-%m-%d %H:%M")
-                    );
-                }
-            }
-        }
+        } => add(&store, &username, role, display_name, password_stdin, min)?,
+        UserCommand::List { json } => list(&store, json)?,
         UserCommand::Disable { username } => {
             let u = find(&store, &username)?;
-            store.update_user(
-                &u.id,
-                &UserChanges {
-                    disabled: Some(true),
-                    ..Default::default()
-                },
-            )?;
+            change(&store, &u, |c| c.disabled = Some(true))?;
             println!("disabled `{username}` and revoked their tokens");
         }
         UserCommand::Enable { username } => {
             let u = find(&store, &username)?;
-            store.update_user(
-                &u.id,
-                &UserChanges {
-                    disabled: Some(false),
-                    ..Default::default()
-                },
-            )?;
+            change(&store, &u, |c| c.disabled = Some(false))?;
             println!("enabled `{username}`");
         }
-        UserCommand::Role { username, role } => {
-            let u = find(&store, &username)?;
-            if u.role()? == role {
-                println!("`{username}` is already {role}");
-                return Ok(ExitCode::SUCCESS);
-            }
-            if role == Role::Agent && !u.disabled && store.count_active_admins()? <= 1 {
-                bail!("`{username}` is the last active admin: make another admin first");
-            }
-            store.update_user(
-                &u.id,
-                &UserChanges {
-                    role: Some(role.as_str().into()),
-                    ..Default::default()
-                },
-            )?;
-            println!("`{username}` is now {role} (takes effect within auth.token_cache_secs)");
-        }
+        UserCommand::Role { username, role } => set_role(&store, &username, role)?,
         UserCommand::Passwd {
             username,
             password_stdin,
         } => {
             let u = find(&store, &username)?;
-            let pw = read_password(password_stdin, min)?;
-            store.update_user(
-                &u.id,
-                &UserChanges {
-                    password_hash: Some(hash_password(&pw)?),
-                    ..Default::default()
-                },
-            )?;
+            let hash = hash_password(&read_password(password_stdin, min)?)?;
+            change(&store, &u, |c| c.password_hash = Some(hash))?;
             println!("password of `{username}` changed; their tokens are revoked");
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Apply the changes `set` makes to `user`.
+fn change(store: &Store, user: &UserRow, set: impl FnOnce(&mut UserChanges)) -> anyhow::Result<()> {
+    let mut changes = UserChanges::default();
+    set(&mut changes);
+    store.update_user(&user.id, &changes)?;
+    Ok(())
+}
+
+/// `emod user add`: a new account with a password read from the terminal or standard input.
+fn add(
+    store: &Store,
+    username: &str,
+    role: Role,
+    display_name: Option<String>,
+    password_stdin: bool,
+    min_password_len: usize,
+) -> anyhow::Result<()> {
+    validate_username(username).map_err(|e| anyhow::anyhow!(e))?;
+    if let Some(d) = &display_name {
+        validate_display_name(d).map_err(|e| anyhow::anyhow!(e))?;
+    }
+    if store.user_by_name(username)?.is_some() {
+        bail!("username `{username}` is taken");
+    }
+    let pw = read_password(password_stdin, min_password_len)?;
+    let row = UserRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        username: username.to_string(),
+        display_name,
+        role: role.as_str().into(),
+        password_hash: hash_password(&pw)?,
+        disabled: false,
+        created_at: now_ms(),
+    };
+    store.create_user(&row)?;
+    println!("created {role} `{username}`");
+    Ok(())
+}
+
+/// `emod user list`: a table, or JSON with `--json`.
+fn list(store: &Store, json: bool) -> anyhow::Result<()> {
+    let users = store
+        .list_users()?
+        .iter()
+        .map(UserRow::to_api)
+        .collect::<Result<Vec<_>, _>>()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&users)?);
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:<6} {:<9} {:<20} CREATED",
+        "USERNAME", "ROLE", "STATE", "DISPLAY NAME"
+    );
+    for u in users {
+        println!(
+            "{:<24} {:<6} {:<9} {:<20} {}",
+            u.username,
+            u.role,
+            if u.disabled { "disabled" } else { "active" },
+            // Names stored before control characters were refused must not drive the terminal.
+            u.display_name
+                .unwrap_or_default()
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect::<String>(),
+            u.created_at.format("%Y-%m-%d %H:%M")
+        );
+    }
+    Ok(())
+}
+
+/// `emod user role`: the last active admin cannot be made an agent.
+fn set_role(store: &Store, username: &str, role: Role) -> anyhow::Result<()> {
+    let u = find(store, username)?;
+    if u.role()? == role {
+        println!("`{username}` is already {role}");
+        return Ok(());
+    }
+    if role == Role::Agent && !u.disabled && store.count_active_admins()? <= 1 {
+        bail!("`{username}` is the last active admin: make another admin first");
+    }
+    change(store, &u, |c| c.role = Some(role.as_str().into()))?;
+    println!("`{username}` is now {role} (takes effect within auth.token_cache_secs)");
+    Ok(())
 }
