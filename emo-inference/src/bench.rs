@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::analyze::Engine;
 use crate::face::FaceTimings;
 use crate::features::{Dct, FeatureExtractor};
+use crate::speech::SpeechModel;
 use crate::{Error, Result};
 
 /// Public-domain face fixture (NASA portrait from scikit-image).
@@ -226,16 +227,7 @@ pub fn run(
     progress("speech");
     let sp = engine.speech()?;
     let audio = bench_audio(AUDIO_SECONDS)?;
-    sp.analyze(&audio[..16000 * 4])?;
-    // 60 s of audio per run; enough runs that one burst of a noisy machine cannot move the median.
-    let reps = (iters / 8).clamp(3, 15);
-    let mut st = Vec::new();
-    for _ in 0..reps {
-        let t0 = Instant::now();
-        sp.analyze(&audio)?;
-        st.push(t0.elapsed().as_secs_f64());
-    }
-    let speech_rtf = AUDIO_SECONDS as f64 / median(st).max(1e-12);
+    let speech_rtf = time_speech(sp, &audio, iters)?;
 
     progress("features");
     let mut fx = FeatureExtractor::new(sp.spec.clone()).map_err(Error::Manifest)?;
@@ -248,37 +240,8 @@ pub fn run(
         std::hint::black_box(fx.logmel(window));
         wt.push(t0.elapsed().as_secs_f64());
     }
-    let wav_dir = if librosa {
-        let dir = tempfile_dir()?;
-        write_wav(&dir.join("bench.wav"), &audio, 16000)?;
-        Some(dir)
-    } else {
-        None
-    };
-    let rust_reps = (iters / 10).clamp(2, 10);
-    let lib_reps = (iters / 20).clamp(2, 5);
-    let (mut ft, mut lt) = (Vec::new(), Vec::new());
-    let mut lib_err = None;
-    for round in 0..FEATURE_ROUNDS {
-        for _ in 0..rust_reps {
-            let t0 = Instant::now();
-            std::hint::black_box(fx.mfcc_with(&audio, &dct));
-            ft.push(t0.elapsed().as_secs_f64());
-        }
-        if let (Some(dir), None) = (&wav_dir, &lib_err) {
-            progress(&format!("librosa reference {}/{FEATURE_ROUNDS}", round + 1));
-            match librosa_runs(&dir.join("bench.wav"), lib_reps) {
-                Ok(runs) => lt.extend(runs),
-                Err(e) => lib_err = Some(e),
-            }
-        }
-    }
-    if let Some(dir) = wav_dir {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    let feat_rtf = AUDIO_SECONDS as f64 / median(ft).max(1e-12);
-    let lib_rtf =
-        (lib_err.is_none() && !lt.is_empty()).then(|| AUDIO_SECONDS as f64 / median(lt).max(1e-12));
+    let (feat_rtf, lib_rtf, lib_err) =
+        time_features(&mut fx, &dct, &audio, iters, librosa, progress)?;
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     Ok(BenchReport {
         face_pipeline_fps: fps1,
@@ -305,6 +268,64 @@ pub fn run(
             format!("{} ({})", c.precision, c.reason)
         },
     })
+}
+
+/// The speech model's real-time factor on `audio` (the median of several whole runs).
+fn time_speech(sp: &SpeechModel, audio: &[f32], iters: usize) -> Result<f64> {
+    sp.analyze(&audio[..16000 * 4])?;
+    // 60 s of audio per run; enough runs that one burst of a noisy machine cannot move the median.
+    let reps = (iters / 8).clamp(3, 15);
+    let mut st = Vec::new();
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        sp.analyze(audio)?;
+        st.push(t0.elapsed().as_secs_f64());
+    }
+    Ok(AUDIO_SECONDS as f64 / median(st).max(1e-12))
+}
+
+/// MFCC extraction's real-time factor on `audio`, and (with `librosa`) librosa's in the same
+/// rounds, or why it could not be measured: (ours, librosa's, librosa's error).
+fn time_features(
+    fx: &mut FeatureExtractor,
+    dct: &Dct,
+    audio: &[f32],
+    iters: usize,
+    librosa: bool,
+    progress: &dyn Fn(&str),
+) -> Result<(f64, Option<f64>, Option<String>)> {
+    let wav_dir = if librosa {
+        let dir = tempfile_dir()?;
+        write_wav(&dir.join("bench.wav"), audio, 16000)?;
+        Some(dir)
+    } else {
+        None
+    };
+    let rust_reps = (iters / 10).clamp(2, 10);
+    let lib_reps = (iters / 20).clamp(2, 5);
+    let (mut ft, mut lt) = (Vec::new(), Vec::new());
+    let mut lib_err = None;
+    for round in 0..FEATURE_ROUNDS {
+        for _ in 0..rust_reps {
+            let t0 = Instant::now();
+            std::hint::black_box(fx.mfcc_with(audio, dct));
+            ft.push(t0.elapsed().as_secs_f64());
+        }
+        if let (Some(dir), None) = (&wav_dir, &lib_err) {
+            progress(&format!("librosa reference {}/{FEATURE_ROUNDS}", round + 1));
+            match librosa_runs(&dir.join("bench.wav"), lib_reps) {
+                Ok(runs) => lt.extend(runs),
+                Err(e) => lib_err = Some(e),
+            }
+        }
+    }
+    if let Some(dir) = wav_dir {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let feat_rtf = AUDIO_SECONDS as f64 / median(ft).max(1e-12);
+    let lib_rtf =
+        (lib_err.is_none() && !lt.is_empty()).then(|| AUDIO_SECONDS as f64 / median(lt).max(1e-12));
+    Ok((feat_rtf, lib_rtf, lib_err))
 }
 
 /// Each precision of the expression model on the same real face crop, in alternating rounds so
