@@ -131,6 +131,53 @@ fn store(a: &AtomicU64, v: f64) {
     a.store(v.to_bits(), Ordering::Release);
 }
 
+impl Shared {
+    /// Fusion from `origin` (seconds) on, nothing pushed yet.
+    fn new(origin: f64, cfg: &CaptureConfig, camera: bool, microphone: bool) -> Self {
+        Self {
+            stop: AtomicBool::new(false),
+            fuser: Mutex::new(Fuser::new(
+                origin,
+                1.0,
+                cfg.strategy(),
+                // The engine's weights are set by the fuse thread: loading the engine here would
+                // block the HTTP worker that started the session.
+                Default::default(),
+            )),
+            face_mark: AtomicU64::new(origin.to_bits()),
+            voice_mark: AtomicU64::new(origin.to_bits()),
+            voice_settled: AtomicU64::new(origin.to_bits()),
+            camera_live: AtomicBool::new(camera),
+            microphone_live: AtomicBool::new(microphone),
+            frames_processed: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The fuse thread: waits for the engine (loaded in the background at start), takes its fusion
+/// weights and voice labels into `sh` and `ctx`, then runs [`fuse_loop`].
+fn spawn_fuse(
+    sh: Arc<Shared>,
+    engine: SharedEngine,
+    mut ctx: FuseCtx,
+    events: mpsc::Receiver<emo_capture::SourceEvent>,
+) -> JoinHandle<()> {
+    spawn("emod-capture-fuse", move || {
+        let loaded = engine.get().ok();
+        ctx.voice_labels = loaded
+            .as_ref()
+            .and_then(|e| e.speech.as_ref().ok().map(|s| s.labels().to_vec()))
+            .unwrap_or_default();
+        if let Some(e) = &loaded {
+            sh.fuser
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .set_weights(e.weights);
+        }
+        fuse_loop(&sh, &ctx, &events)
+    })
+}
+
 /// A session's running pipeline.
 pub struct Running {
     session: uuid::Uuid,
@@ -153,24 +200,12 @@ impl Running {
         metrics: Arc<Metrics>,
         cfg: &CaptureConfig,
     ) -> Self {
-        let origin = now_secs();
-        let shared = Arc::new(Shared {
-            stop: AtomicBool::new(false),
-            fuser: Mutex::new(Fuser::new(
-                origin,
-                1.0,
-                cfg.strategy(),
-                // The engine's weights are set by the fuse thread: loading the engine here would
-                // block the HTTP worker that started the session.
-                Default::default(),
-            )),
-            face_mark: AtomicU64::new(origin.to_bits()),
-            voice_mark: AtomicU64::new(origin.to_bits()),
-            voice_settled: AtomicU64::new(origin.to_bits()),
-            camera_live: AtomicBool::new(opened.camera.is_some()),
-            microphone_live: AtomicBool::new(opened.microphone.is_some()),
-            frames_processed: AtomicU64::new(0),
-        });
+        let shared = Arc::new(Shared::new(
+            now_secs(),
+            cfg,
+            opened.camera.is_some(),
+            opened.microphone.is_some(),
+        ));
         let mut threads = Vec::new();
         let Opened {
             camera,
@@ -194,32 +229,15 @@ impl Running {
                 voice_loop(&sh, &en, &rx)
             }));
         }
-        {
-            let sh = shared.clone();
-            threads.push(spawn("emod-capture-fuse", move || {
-                // Waits for the engine on this thread (loaded in the background at start).
-                let loaded = engine.get().ok();
-                let voice_labels = loaded
-                    .as_ref()
-                    .and_then(|e| e.speech.as_ref().ok().map(|s| s.labels().to_vec()))
-                    .unwrap_or_default();
-                if let Some(e) = &loaded {
-                    sh.fuser
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .set_weights(e.weights);
-                }
-                let ctx = FuseCtx {
-                    session: req.session,
-                    user: req.user,
-                    ingest,
-                    metrics,
-                    slot,
-                    voice_labels,
-                };
-                fuse_loop(&sh, &ctx, &events)
-            }));
-        }
+        let ctx = FuseCtx {
+            session: req.session,
+            user: req.user,
+            ingest,
+            metrics,
+            slot,
+            voice_labels: Vec::new(),
+        };
+        threads.push(spawn_fuse(shared.clone(), engine, ctx, events));
         Self {
             session: req.session,
             shared,
