@@ -62,6 +62,14 @@ pub struct VoiceEstimate {
     pub confidence: Option<f64>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub probabilities: BTreeMap<Emotion, f64>,
+    /// Confidence is below the speech model's abstain threshold: the live stream withholds
+    /// such a window's label; fusion still counts it, with the little trust it earns.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub abstained: bool,
+    /// How unlike the training speech the window is (about 1 for training speech; fusion trusts
+    /// the voice less beyond the manifest's `domain.ok`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_distance: Option<f64>,
 }
 
 /// One second of the fused timeline (7-class space, `calm` folded into `neutral`).

@@ -316,6 +316,8 @@ impl Engine {
             emotion: w.label,
             confidence: w.label.map(|_| w.confidence as f64),
             probabilities: probs_map(&w.probabilities, sp.labels()),
+            abstained: w.label.is_some() && self.weights.rules.voice_abstains(w.confidence),
+            domain_distance: w.domain_distance.map(|d| round4(d as f64)),
         })
     }
 
@@ -372,6 +374,7 @@ pub fn timeline(
             t: f.t,
             probabilities: to_array(&f.probabilities),
             detection_score: f.detection_score as f32,
+            crop_px: f.bbox.width.min(f.bbox.height) as f32 * weights.rules.crop_scale,
         });
     }
     let mut windows: Vec<&VoiceEstimate> = voice.iter().collect();
@@ -385,6 +388,7 @@ pub fn timeline(
             raw: Vec::new(),
             label: v.emotion,
             confidence: v.confidence.unwrap_or(0.0) as f32,
+            domain_distance: v.domain_distance.map(|d| d as f32),
         });
     }
     let windows = if duration <= 0.0 {
@@ -477,8 +481,8 @@ mod tests {
             bbox: FaceBox {
                 x: 0.0,
                 y: 0.0,
-                width: 1.0,
-                height: 1.0,
+                width: 100.0,
+                height: 100.0,
             },
             detection_score: score,
             emotion: e,
@@ -499,6 +503,8 @@ mod tests {
             emotion: voiced.then_some(e),
             confidence: voiced.then_some(c),
             probabilities: if voiced { p } else { BTreeMap::new() },
+            abstained: false,
+            domain_distance: None,
         }
     }
 

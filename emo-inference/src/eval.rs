@@ -7,14 +7,11 @@ use std::path::{Path, PathBuf};
 
 use emo_api_types::Emotion;
 use image::imageops::FilterType;
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use serde::Serialize;
 
 use crate::analyze::Engine;
 use crate::audio;
 use crate::classifier::argmax;
-use crate::fusion::{self, Strategy, K};
 use crate::{Error, Result};
 
 /// Per-class figures.
@@ -462,134 +459,7 @@ pub fn eval_speech(
     Ok(metrics(&labels, &pairs, skipped))
 }
 
-/// One evaluation pair: face probabilities, voice probabilities (7-class), true class.
-type Row = ([f32; K], [f32; K], usize);
-
-/// Result of `emod eval fusion` (7 shared classes).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct FusionReport {
-    pub n: usize,
-    pub face_accuracy: f64,
-    pub speech_accuracy: f64,
-    pub fused_accuracy: f64,
-    pub mode_accuracy: f64,
-    /// Expected calibration error (15 bins) of each modality and of the fused estimates.
-    pub face_ece: f64,
-    pub speech_ece: f64,
-    pub fused_ece: f64,
-    pub speech_corpus: SpeechCorpus,
-    pub face_weight: f32,
-    pub voice_weight: f32,
-    pub voice_full_confidence: f32,
-    pub fused_temperature: f32,
-    /// Set with `--tune`: weights chosen on the even-indexed pairs, accuracies above measured
-    /// on the odd-indexed (held-out) pairs only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tuned: Option<bool>,
-    pub seed: u64,
-}
-
-/// `emod eval fusion --faces DIR --speech DIR --seed N`: every speech clip (label folded to the
-/// 7 classes) is paired with a random face image of the same class (seeded); single-modality,
-/// calibrated-fusion and mode accuracies on those pairs.
-#[allow(clippy::too_many_arguments)]
-pub fn eval_fusion(
-    engine: &Engine,
-    faces_dir: &Path,
-    speech_dir: &Path,
-    corpus: SpeechCorpus,
-    seed: u64,
-    crops: bool,
-    actors: Option<&[u32]>,
-    tune: bool,
-    progress: &dyn Fn(&str, usize, usize),
-) -> Result<FusionReport> {
-    let sp = engine.speech()?;
-    let labels = sp.labels().to_vec();
-    let speech = speech_files_of(speech_dir, corpus, actors)?;
-    let faces = face_files(faces_dir)?;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut by_class: Vec<Vec<PathBuf>> = vec![Vec::new(); K];
-    for (p, k) in &faces {
-        by_class[*k].push(p.clone());
-    }
-    let mut pairs: Vec<(PathBuf, PathBuf, usize)> = Vec::new();
-    let mut cursor = [0usize; K];
-    for c in by_class.iter_mut() {
-        c.shuffle(&mut rng);
-    }
-    for (sp_path, e) in &speech {
-        let k = e.to_face_space().index();
-        if by_class[k].is_empty() {
-            continue;
-        }
-        let f = by_class[k][cursor[k] % by_class[k].len()].clone();
-        cursor[k] += 1;
-        pairs.push((f, sp_path.clone(), k));
-    }
-    if pairs.is_empty() {
-        return Err(Error::Media(
-            "no face/speech pairs with shared labels".into(),
-        ));
-    }
-    let n = pairs.len();
-    let fpaths: Vec<PathBuf> = pairs.iter().map(|p| p.0.clone()).collect();
-    let spaths: Vec<PathBuf> = pairs.iter().map(|p| p.1.clone()).collect();
-    let fprobs = face_probabilities(engine, &fpaths, crops, &|d| progress("faces", d, n))?;
-    let sprobs = speech_probabilities(engine, &spaths, &|d| progress("speech", d, n))?;
-    let mut rows: Vec<([f32; K], [f32; K], usize)> = Vec::new();
-    for ((fp, spb), (_, _, y)) in fprobs.into_iter().zip(sprobs).zip(&pairs) {
-        if let (Some(f), Some(s)) = (fp, spb) {
-            let mut fa = [0.0f32; K];
-            fa.copy_from_slice(&f[..K]);
-            rows.push((fa, fusion::to_face_space(&s, &labels), *y));
-        }
-    }
-    let mut weights = engine.weights;
-    let mut tuned = None;
-    let eval_rows: Vec<([f32; K], [f32; K], usize)> = if tune {
-        let train: Vec<_> = rows.iter().step_by(2).cloned().collect();
-        weights = fusion::tune_weights(&train).0;
-        tuned = Some(true);
-        rows.iter().skip(1).step_by(2).cloned().collect()
-    } else {
-        rows
-    };
-    let m = eval_rows.len().max(1) as f64;
-    let acc = |f: &dyn Fn(&Row) -> Option<usize>| {
-        eval_rows.iter().filter(|r| f(r) == Some(r.2)).count() as f64 / m
-    };
-    let ece_of = |f: &dyn Fn(&Row) -> Option<[f32; K]>| {
-        let rows: Vec<([f32; K], usize)> = eval_rows
-            .iter()
-            .filter_map(|r| Some((f(r)?, r.2)))
-            .collect();
-        fusion::ece(&rows)
-    };
-    Ok(FusionReport {
-        n: eval_rows.len(),
-        face_accuracy: acc(&|r| Some(argmax(&r.0).0)),
-        speech_accuracy: acc(&|r| Some(argmax(&r.1).0)),
-        fused_accuracy: acc(&|r| {
-            fusion::fuse(Strategy::Calibrated, Some(&r.0), Some(&r.1), weights).map(|x| x.1)
-        }),
-        mode_accuracy: acc(&|r| {
-            fusion::fuse(Strategy::Mode, Some(&r.0), Some(&r.1), weights).map(|x| x.1)
-        }),
-        face_ece: ece_of(&|r| Some(r.0)),
-        speech_ece: ece_of(&|r| Some(r.1)),
-        fused_ece: ece_of(&|r| {
-            fusion::fuse(Strategy::Calibrated, Some(&r.0), Some(&r.1), weights).map(|x| x.0)
-        }),
-        speech_corpus: corpus,
-        face_weight: weights.face,
-        voice_weight: weights.voice,
-        voice_full_confidence: weights.voice_full_confidence,
-        fused_temperature: weights.temperature,
-        tuned,
-        seed,
-    })
-}
+pub use crate::fusion_eval::{eval_fusion, FusionReport};
 
 #[cfg(test)]
 mod tests {

@@ -15,6 +15,7 @@ use emo_api_types::Emotion;
 
 use crate::classifier::argmax;
 use crate::manifest::Manifest;
+use crate::reliability::{FaceEvidence, ReliabilityRules, VoiceEvidence};
 
 /// Number of classes in the fused space.
 pub const K: usize = 7;
@@ -50,67 +51,98 @@ impl std::str::FromStr for Strategy {
     }
 }
 
-/// Fusion parameters. Each window's voice counts according to its own evidence: its reliability
-/// `r = min(1, confidence / voice_full_confidence)` shrinks its distribution towards uniform
-/// (`r·p + (1 − r)/7`) before pooling. An unsure voice (a flat distribution, typically speech
-/// unlike the training corpus) therefore can neither outvote a confident face nor veto a class
-/// with a near-zero probability, which plain log-linear pooling lets any input do. The fused
-/// distribution is divided by `temperature` (fitted by log-loss) so that pooling two sources does
-/// not make it sharper than the evidence.
+/// Fusion parameters. Each window's estimates count according to their own evidence
+/// ([`crate::reliability`]): a modality's distribution is shrunk towards uniform by its
+/// reliability `r` (`r·p + (1 − r)/7`) before pooling. An unsure or out-of-domain voice (a flat
+/// distribution, speech unlike the training corpus) or a small, barely detected face therefore
+/// can neither outvote the other modality nor veto a class with a near-zero probability, which
+/// plain log-linear pooling lets any input do. The fused distribution is divided by
+/// `temperature` (fitted by log-loss) so that pooling two sources does not make it sharper than
+/// the evidence.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FusionWeights {
     pub face: f32,
     pub voice: f32,
-    /// Voice confidence (calibrated max probability) from which the voice gets its full weight.
-    pub voice_full_confidence: f32,
     /// Temperature applied to the fused log-probabilities when both modalities are present.
     pub temperature: f32,
+    /// How each window's face and voice evidence turns into trust.
+    pub rules: ReliabilityRules,
 }
 
 impl Default for FusionWeights {
     /// Chosen with `emod eval fusion --speech-corpus emodb --tune` on cross-corpus pairs
     /// (FER-2013 validation faces × EmoDB voices, which the speech model never trained on):
     /// the pairs of even seeds chose the parameters, those of odd seeds measured them
-    /// (models/README.md, "Fusion"). Voice weight 0.75, full trust from confidence 0.5, fused
-    /// temperature 1.0 (fitted by log-loss). The static voice weight 1.2 used before let a
-    /// voice outvote a 90%-sure face on real clips.
+    /// (models/README.md, "Fusion"). Voice weight 0.75, fused temperature 1.0 (fitted by
+    /// log-loss); the reliability rules are [`ReliabilityRules::default`]. The static voice
+    /// weight 1.2 used before let a voice outvote a 90%-sure face on real clips.
     fn default() -> Self {
         Self {
             face: 1.0,
             voice: 0.75,
-            voice_full_confidence: 0.5,
             temperature: 1.0,
+            rules: ReliabilityRules::default(),
         }
     }
 }
 
 impl FusionWeights {
+    /// The manifest's `[fusion]` table (`face_weight`, `voice_weight`, `voice_full_confidence`,
+    /// `temperature`) over the defaults, the speech model's `abstain_below` and domain
+    /// thresholds, and the expression model's `crop_scale`.
     pub fn from_manifest(m: &Manifest) -> Self {
         let d = Self::default();
-        match &m.fusion {
-            Some(f) => Self {
-                face: f.face_weight.unwrap_or(d.face),
-                voice: f.voice_weight.unwrap_or(d.voice),
-                voice_full_confidence: f
-                    .extra
-                    .get("voice_full_confidence")
-                    .and_then(|v| v.as_float())
-                    .map_or(d.voice_full_confidence, |v| v as f32),
-                temperature: f
-                    .extra
-                    .get("temperature")
-                    .and_then(|v| v.as_float())
-                    .map_or(d.temperature, |v| v as f32),
-            },
-            None => d,
+        let float = |t: Option<&toml::Value>| t.and_then(|v| v.as_float()).map(|v| v as f32);
+        let mut rules = d.rules;
+        let mut w = d;
+        if let Some(f) = &m.fusion {
+            w.face = f.face_weight.unwrap_or(d.face);
+            w.voice = f.voice_weight.unwrap_or(d.voice);
+            w.temperature = float(f.extra.get("temperature")).unwrap_or(d.temperature);
+            rules.voice_full_confidence =
+                float(f.extra.get("voice_full_confidence")).unwrap_or(rules.voice_full_confidence);
+        }
+        if let Some(sp) = m.models.get("speech") {
+            rules.abstain_below = float(sp.extra.get("abstain_below"));
+            let domain = sp.extra.get("domain").and_then(|t| t.as_table());
+            if let Some(t) = domain {
+                rules.domain_ok = float(t.get("ok")).unwrap_or(rules.domain_ok);
+                rules.domain_far = float(t.get("far")).unwrap_or(rules.domain_far);
+            }
+        }
+        if let Some(ex) = m.models.get("expression") {
+            rules.crop_scale = float(ex.extra.get("crop_scale")).unwrap_or(rules.crop_scale);
+        }
+        w.rules = rules;
+        w
+    }
+}
+
+/// One modality's estimate of a window: calibrated probabilities in the 7-class space and how
+/// far they are trusted (0…1, from [`crate::reliability`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Input {
+    pub p: [f32; K],
+    pub reliability: f32,
+}
+
+impl Input {
+    /// An estimate trusted in full.
+    pub fn full(p: [f32; K]) -> Self {
+        Self {
+            p,
+            reliability: 1.0,
         }
     }
 
-    /// How far one window's voice is trusted (0…1), from its calibrated confidence.
-    pub fn voice_reliability(&self, voice: &[f32; K]) -> f32 {
-        let conf = voice.iter().copied().fold(0.0f32, f32::max);
-        let full = self.voice_full_confidence.max(1e-6);
-        (conf / full).clamp(0.0, 1.0)
+    /// `r·p + (1 − r)/K`.
+    pub fn shrunk(&self) -> [f32; K] {
+        let r = if self.reliability.is_finite() {
+            self.reliability.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        self.p.map(|x| r * x + (1.0 - r) / K as f32)
     }
 }
 
@@ -123,18 +155,19 @@ pub fn to_face_space(p: &[f32], labels: &[Emotion]) -> [f32; K] {
     out
 }
 
-/// Weighted log-linear pooling of the present modalities. `None` when neither is present.
+/// Weighted log-linear pooling of the present modalities, each shrunk by its reliability.
+/// `None` when neither is present; a lone modality is returned as it is (there is nothing for
+/// it to outvote).
 pub fn log_linear(
-    face: Option<&[f32; K]>,
-    voice: Option<&[f32; K]>,
+    face: Option<&Input>,
+    voice: Option<&Input>,
     w: FusionWeights,
 ) -> Option<[f32; K]> {
     match (face, voice) {
         (None, None) => None,
-        (Some(p), None) | (None, Some(p)) => Some(*p),
+        (Some(x), None) | (None, Some(x)) => Some(x.p),
         (Some(f), Some(v)) => {
-            let r = w.voice_reliability(v);
-            let v = v.map(|x| r * x + (1.0 - r) / K as f32);
+            let (f, v) = (f.shrunk(), v.shrunk());
             let t = if w.temperature > 0.0 {
                 w.temperature as f64
             } else {
@@ -198,12 +231,30 @@ pub fn mode_winner(votes: &[(usize, f32)]) -> Option<usize> {
     })
 }
 
+impl FusionWeights {
+    /// A face estimate with the trust its evidence earns.
+    pub fn face_input(&self, p: [f32; K], e: FaceEvidence) -> Input {
+        Input {
+            p,
+            reliability: self.rules.face(e),
+        }
+    }
+
+    /// A voice estimate (7-class space) with the trust its evidence earns.
+    pub fn voice_input(&self, p: [f32; K], e: VoiceEvidence) -> Input {
+        Input {
+            p,
+            reliability: self.rules.voice(e),
+        }
+    }
+}
+
 /// Fuse one face and one voice estimate (7-class spaces) with the given strategy; returns
-/// `(probabilities, winning class index)`.
+/// `(probabilities, winning class index)`. `mode` ignores reliabilities (the seed's vote).
 pub fn fuse(
     strategy: Strategy,
-    face: Option<&[f32; K]>,
-    voice: Option<&[f32; K]>,
+    face: Option<&Input>,
+    voice: Option<&Input>,
     w: FusionWeights,
 ) -> Option<([f32; K], usize)> {
     match strategy {
@@ -215,7 +266,7 @@ pub fn fuse(
             let votes: Vec<(usize, f32)> = [face, voice]
                 .into_iter()
                 .flatten()
-                .map(|p| argmax(p))
+                .map(|x| argmax(&x.p))
                 .collect();
             let shares = mode_vote(&votes)?;
             Some((shares, mode_winner(&votes)?))
@@ -223,51 +274,75 @@ pub fn fuse(
     }
 }
 
-/// Choose the parameters on `(face, voice, true class)` triples: the voice weight (0.25…2.0) and
-/// the confidence of full voice weight (0.3…1.0) that maximise fused accuracy (ties keep the
-/// combination closest to the defaults), then the fused temperature (0.7…2.0) that minimises
-/// log-loss. Returns the parameters and their accuracy.
-pub fn tune_weights(pairs: &[([f32; K], [f32; K], usize)]) -> (FusionWeights, f64) {
-    let d = FusionWeights::default();
+/// One labelled face/voice pair with the evidence behind each estimate (for evaluation and
+/// tuning).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pair {
+    pub face: [f32; K],
+    pub face_evidence: FaceEvidence,
+    pub voice: [f32; K],
+    pub voice_evidence: VoiceEvidence,
+    /// True class.
+    pub y: usize,
+}
+
+impl Pair {
+    pub fn inputs(&self, w: &FusionWeights) -> (Input, Input) {
+        (
+            w.face_input(self.face, self.face_evidence),
+            w.voice_input(self.voice, self.voice_evidence),
+        )
+    }
+
+    /// Calibrated fusion of the pair.
+    pub fn fused(&self, w: FusionWeights) -> [f32; K] {
+        let (f, v) = self.inputs(&w);
+        log_linear(Some(&f), Some(&v), w).unwrap_or(self.face)
+    }
+}
+
+/// Choose the parameters on labelled pairs: the voice weight (0.25…2.0) and the confidence of
+/// full voice trust (0.3…1.0) that maximise fused accuracy (ties keep the combination closest to
+/// the defaults), then the fused temperature (0.7…2.0) that minimises log-loss. The face and
+/// domain rules are not tuned here. Returns the parameters and their accuracy.
+pub fn tune_weights(pairs: &[Pair], start: FusionWeights) -> (FusionWeights, f64) {
+    let d = start;
     let mut best = (d, -1.0f64, f32::INFINITY);
     for i in 1..=8 {
         for j in 3..=10 {
-            let w = FusionWeights {
+            let mut w = FusionWeights {
                 voice: i as f32 / 4.0,
-                voice_full_confidence: j as f32 / 10.0,
                 temperature: 1.0,
                 ..d
             };
+            w.rules.voice_full_confidence = j as f32 / 10.0;
             let correct = pairs
                 .iter()
-                .filter(|(f, v, y)| {
-                    log_linear(Some(f), Some(v), w).map(|p| argmax(&p).0) == Some(*y)
-                })
+                .filter(|x| argmax(&x.fused(w)).0 == x.y)
                 .count();
             let acc = correct as f64 / pairs.len().max(1) as f64;
             let dist = (w.voice - d.voice).abs()
-                + (w.voice_full_confidence - d.voice_full_confidence).abs();
+                + (w.rules.voice_full_confidence - d.rules.voice_full_confidence).abs();
             if acc > best.1 + 1e-12 || ((acc - best.1).abs() <= 1e-12 && dist < best.2) {
                 best = (w, acc, dist);
             }
         }
     }
-    let mut w = best.0;
+    let w = best.0;
     let loss = |w: FusionWeights| -> f64 {
         pairs
             .iter()
-            .filter_map(|(f, v, y)| log_linear(Some(f), Some(v), w).map(|p| p[*y]))
-            .map(|p| -(p.max(1e-12) as f64).ln())
+            .map(|x| -(x.fused(w)[x.y].max(1e-12) as f64).ln())
             .sum()
     };
-    w.temperature = (7..=20)
+    let temperature = (7..=20)
         .map(|t| FusionWeights {
             temperature: t as f32 / 10.0,
             ..w
         })
         .min_by(|a, b| loss(*a).total_cmp(&loss(*b)))
         .map_or(1.0, |x| x.temperature);
-    (w, best.1)
+    (FusionWeights { temperature, ..w }, best.1)
 }
 
 /// Expected calibration error of `(probabilities, true class)` rows over 15 equal-width
@@ -302,6 +377,23 @@ mod tests {
         v.map(|x| x / s)
     }
 
+    fn full(v: [f32; K]) -> Input {
+        Input::full(p(v))
+    }
+
+    /// Evidence of a clear, large face and of an in-domain voice.
+    const CLEAR_FACE: FaceEvidence = FaceEvidence {
+        detection_score: 0.95,
+        crop_px: 150.0,
+    };
+
+    fn voice_ev(confidence: f32) -> VoiceEvidence {
+        VoiceEvidence {
+            confidence,
+            domain_distance: Some(1.0),
+        }
+    }
+
     #[test]
     fn calm_folds_into_neutral() {
         let labels = Emotion::ALL;
@@ -313,13 +405,12 @@ mod tests {
 
     #[test]
     fn log_linear_hand_table() {
-        let face = p([0.5, 0.0, 0.0, 0.3, 0.0, 0.0, 0.2]);
-        let voice = p([0.2, 0.0, 0.0, 0.6, 0.0, 0.0, 0.2]);
+        let face = full([0.5, 0.0, 0.0, 0.3, 0.0, 0.0, 0.2]);
+        let voice = full([0.2, 0.0, 0.0, 0.6, 0.0, 0.0, 0.2]);
         let w = FusionWeights {
             face: 1.0,
             voice: 1.0,
-            voice_full_confidence: 0.5,
-            temperature: 1.0,
+            ..FusionWeights::default()
         };
         let f = log_linear(Some(&face), Some(&voice), w).unwrap();
         // Product: angry .10, happy .18, neutral .04 (others ~1e-12) → normalised.
@@ -332,21 +423,28 @@ mod tests {
         let f2 = log_linear(Some(&face), Some(&voice), FusionWeights { face: 3.0, ..w }).unwrap();
         assert_eq!(argmax(&f2).0, 0);
         assert!((f2.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        // Reliability 0 makes a modality uniform: the other decides alone.
+        let mute = Input {
+            reliability: 0.0,
+            ..voice
+        };
+        let f3 = log_linear(Some(&face), Some(&mute), w).unwrap();
+        assert!(f3.iter().zip(face.p).all(|(a, b)| (a - b).abs() < 1e-5));
     }
 
     #[test]
     fn missing_modality_drops_out() {
-        let face = p([0.1, 0.1, 0.1, 0.4, 0.1, 0.1, 0.1]);
+        let face = full([0.1, 0.1, 0.1, 0.4, 0.1, 0.1, 0.1]);
         let w = FusionWeights {
             face: 0.3,
             voice: 2.0,
             ..FusionWeights::default()
         };
-        assert_eq!(log_linear(Some(&face), None, w), Some(face));
-        assert_eq!(log_linear(None, Some(&face), w), Some(face));
+        assert_eq!(log_linear(Some(&face), None, w), Some(face.p));
+        assert_eq!(log_linear(None, Some(&face), w), Some(face.p));
         assert_eq!(log_linear(None, None, w), None);
         let (probs, k) = fuse(Strategy::Calibrated, None, Some(&face), w).unwrap();
-        assert_eq!((probs, k), (face, 3));
+        assert_eq!((probs, k), (face.p, 3));
     }
 
     #[test]
@@ -356,8 +454,8 @@ mod tests {
         let shares = mode_vote(&[(3, 0.5), (3, 0.6), (0, 0.9), (6, 0.2)]).unwrap();
         assert_eq!(shares[3], 0.5);
         assert_eq!(mode_vote(&[]), None);
-        let face = p([0.1, 0.1, 0.1, 0.4, 0.1, 0.1, 0.1]);
-        let voice = p([0.7, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05]);
+        let face = full([0.1, 0.1, 0.1, 0.4, 0.1, 0.1, 0.1]);
+        let voice = full([0.7, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05]);
         let (_, k) = fuse(
             Strategy::Mode,
             Some(&face),
@@ -376,12 +474,19 @@ mod tests {
             v[i] = c;
             v
         };
+        let pair = |f: [f32; K], v: [f32; K], y: usize| Pair {
+            face: f,
+            face_evidence: CLEAR_FACE,
+            voice: v,
+            voice_evidence: voice_ev(argmax(&v).1),
+            y,
+        };
         let pairs = vec![
-            (mk(0, 0.4), mk(3, 0.3), 0),
-            (mk(1, 0.4), mk(3, 0.3), 1),
-            (mk(2, 0.3), mk(3, 0.9), 3),
+            pair(mk(0, 0.4), mk(3, 0.3), 0),
+            pair(mk(1, 0.4), mk(3, 0.3), 1),
+            pair(mk(2, 0.3), mk(3, 0.9), 3),
         ];
-        let (w, acc) = tune_weights(&pairs);
+        let (w, acc) = tune_weights(&pairs, FusionWeights::default());
         assert!((acc - 1.0).abs() < 1e-9, "{w:?} {acc}");
         assert!("mode".parse::<Strategy>().unwrap() == Strategy::Mode);
     }
@@ -394,33 +499,141 @@ mod tests {
         let face = p([0.02, 0.01, 0.02, 0.90, 0.02, 0.01, 0.02]);
         let voice = p([0.05, 0.05, 0.05, 0.001, 0.45, 0.049, 0.35]);
         let w = FusionWeights::default();
-        assert!((w.voice_reliability(&voice) - 0.9).abs() < 1e-6);
-        let (probs, k) = fuse(Strategy::Calibrated, Some(&face), Some(&voice), w).unwrap();
+        let (fi, vi) = (
+            w.face_input(face, CLEAR_FACE),
+            w.voice_input(voice, voice_ev(0.45)),
+        );
+        assert_eq!(fi.reliability, 1.0);
+        assert!((vi.reliability - 0.9).abs() < 1e-6);
+        let (probs, k) = fuse(Strategy::Calibrated, Some(&fi), Some(&vi), w).unwrap();
         assert_eq!(k, 3, "{probs:?}");
         // The static weighting this replaced (voice 1.2 at any confidence, no temperature) let
         // this voice decide.
         let old = FusionWeights {
             face: 1.0,
             voice: 1.2,
-            voice_full_confidence: 1e-6,
             temperature: 1.0,
+            ..w
         };
+        let fixed = Input::full(voice);
         assert_eq!(
-            fuse(Strategy::Calibrated, Some(&face), Some(&voice), old)
+            fuse(Strategy::Calibrated, Some(&fi), Some(&fixed), old)
                 .unwrap()
                 .1,
             4
         );
         // A confident voice is trusted in full and decides against a less sure face.
         let sure = p([0.02, 0.01, 0.02, 0.005, 0.92, 0.005, 0.02]);
-        assert_eq!(w.voice_reliability(&sure), 1.0);
-        let unsure_face = p([0.05, 0.05, 0.05, 0.45, 0.30, 0.05, 0.05]);
+        let si = w.voice_input(sure, voice_ev(0.92));
+        assert_eq!(si.reliability, 1.0);
+        let unsure_face = w.face_input(p([0.05, 0.05, 0.05, 0.45, 0.30, 0.05, 0.05]), CLEAR_FACE);
         assert_eq!(
-            fuse(Strategy::Calibrated, Some(&unsure_face), Some(&sure), w)
+            fuse(Strategy::Calibrated, Some(&unsure_face), Some(&si), w)
                 .unwrap()
                 .1,
             4
         );
+    }
+
+    /// Face reliability from its own evidence: the same confident "happy" face decides against
+    /// a confident "sad" voice when it is large and clear, and lets the voice lead when it is a
+    /// 10-px face the detector barely accepted.
+    #[test]
+    fn a_tiny_unsure_detection_lets_a_confident_voice_lead() {
+        let w = FusionWeights::default();
+        let face = p([0.02, 0.01, 0.02, 0.88, 0.03, 0.01, 0.03]);
+        let voice = p([0.03, 0.02, 0.03, 0.05, 0.80, 0.02, 0.05]);
+        let vi = w.voice_input(voice, voice_ev(0.80));
+        let big = w.face_input(face, w.rules.face_evidence(0.97, 160.0, 180.0));
+        let tiny = w.face_input(face, w.rules.face_evidence(0.52, 10.0, 11.0));
+        assert_eq!(big.reliability, 1.0);
+        assert!(tiny.reliability < 0.05, "{tiny:?}");
+        let fused = |f: &Input| fuse(Strategy::Calibrated, Some(f), Some(&vi), w).unwrap();
+        assert_eq!(fused(&big).1, 3, "{:?}", fused(&big));
+        assert_eq!(fused(&tiny).1, 4, "{:?}", fused(&tiny));
+        // A lone tiny face is still reported as it is.
+        assert_eq!(log_linear(Some(&tiny), None, w), Some(face));
+    }
+
+    /// An out-of-domain voice loses its say even when the model is sure of itself.
+    #[test]
+    fn a_confident_out_of_domain_voice_drops_out() {
+        let w = FusionWeights::default();
+        let face = w.face_input(p([0.05, 0.05, 0.05, 0.55, 0.20, 0.05, 0.05]), CLEAR_FACE);
+        let voice = p([0.02, 0.01, 0.02, 0.005, 0.92, 0.005, 0.02]);
+        let near = w.voice_input(voice, voice_ev(0.92));
+        let far = w.voice_input(
+            voice,
+            VoiceEvidence {
+                confidence: 0.92,
+                domain_distance: Some(w.rules.domain_far),
+            },
+        );
+        assert_eq!((near.reliability, far.reliability), (1.0, 0.0));
+        assert_eq!(
+            fuse(Strategy::Calibrated, Some(&face), Some(&near), w)
+                .unwrap()
+                .1,
+            4
+        );
+        assert_eq!(
+            fuse(Strategy::Calibrated, Some(&face), Some(&far), w)
+                .unwrap()
+                .1,
+            3
+        );
+    }
+
+    /// An abstaining voice (below the speech model's threshold) still counts, less than a sure
+    /// one: it moves the fused distribution, and it cannot reach full trust even when the
+    /// full-trust confidence is set below the abstain threshold.
+    #[test]
+    fn an_abstaining_voice_counts_less_but_not_zero() {
+        let mut w = FusionWeights::default();
+        w.rules.abstain_below = Some(0.5);
+        w.rules.voice_full_confidence = 0.3;
+        let face = w.face_input(p([0.05, 0.05, 0.05, 0.40, 0.35, 0.05, 0.05]), CLEAR_FACE);
+        let voice = p([0.05, 0.05, 0.05, 0.10, 0.45, 0.15, 0.15]);
+        let vi = w.voice_input(voice, voice_ev(0.45));
+        assert!(w.rules.voice_abstains(0.45));
+        assert!((vi.reliability - 0.9).abs() < 1e-6, "{vi:?}");
+        let with = log_linear(Some(&face), Some(&vi), w).unwrap();
+        let without = log_linear(Some(&face), None, w).unwrap();
+        assert!(with[4] > without[4] + 0.01, "{with:?} vs {without:?}");
+        let sure = w.voice_input(voice, voice_ev(0.6));
+        let more = log_linear(Some(&face), Some(&sure), w).unwrap();
+        assert!(more[4] > with[4], "{more:?} vs {with:?}");
+    }
+
+    #[test]
+    fn manifest_tables_set_the_rules() {
+        let m: Manifest = toml::from_str(
+            r#"schema = 1
+[models.speech]
+file = "s.onnx"
+sha256 = "x"
+abstain_below = 0.45
+[models.speech.domain]
+ok = 2.0
+far = 5.0
+[models.expression]
+file = "e.onnx"
+sha256 = "y"
+crop_scale = 1.5
+[fusion]
+voice_weight = 0.5
+voice_full_confidence = 0.6
+temperature = 1.2
+"#,
+        )
+        .unwrap();
+        let w = FusionWeights::from_manifest(&m);
+        assert_eq!((w.face, w.voice, w.temperature), (1.0, 0.5, 1.2));
+        let r = w.rules;
+        assert_eq!(r.abstain_below, Some(0.45));
+        assert_eq!((r.domain_ok, r.domain_far, r.crop_scale), (2.0, 5.0, 1.5));
+        assert_eq!(r.voice_full_confidence, 0.6);
+        assert_eq!(r.face_px_full, ReliabilityRules::default().face_px_full);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! * [`manifest`] — `models/manifest.toml`.
 //! * [`face`] — BlazeFace decoding + weighted NMS, eye-aligned crops, expression classifier.
 //! * [`features`], [`audio`], [`speech`] — log-mel/MFCC on rustfft, resampling, VAD, speech model.
-//! * [`fusion`] — calibrated log-linear late fusion and the seed's `mode`.
+//! * [`fusion`] — calibrated log-linear late fusion and the seed's `mode`; [`reliability`] and
+//!   [`voice_domain`] — how far each window's face and voice are trusted.
 //! * [`limits`], [`ffmpeg`] — what decoding one file may cost; child processes that cannot hang.
 //! * [`stream`], [`tracker`] — speech over pushed chunks, per-second fusion, the subject's face.
 //! * [`analyze`] — files (image / audio / video via the `ffmpeg` CLI) → estimates + timeline.
@@ -22,14 +23,17 @@ pub mod face;
 pub mod features;
 pub mod ffmpeg;
 pub mod fusion;
+pub mod fusion_eval;
 pub mod limits;
 pub mod manifest;
 pub mod media;
 pub mod precision;
+pub mod reliability;
 pub mod runtime;
 pub mod speech;
 pub mod stream;
 pub mod tracker;
+pub mod voice_domain;
 
 pub use analyze::{Engine, EngineOptions};
 pub use limits::MediaLimits;

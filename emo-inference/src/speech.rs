@@ -10,6 +10,7 @@ use crate::classifier::{argmax, Classifier};
 use crate::features::{FeatureExtractor, FeatureSpec};
 use crate::manifest::Manifest;
 use crate::runtime::RuntimeConfig;
+use crate::voice_domain::DomainModel;
 use crate::{Error, Result};
 
 /// Windows per inference batch.
@@ -23,6 +24,8 @@ pub struct SpeechModel {
     pub vad: VadConfig,
     /// Hop between windows in samples (1 s at the model rate).
     pub hop_samples: usize,
+    /// Training-domain statistics for the out-of-domain score (`[models.speech.domain]`).
+    pub domain: Option<DomainModel>,
 }
 
 /// One analysed window.
@@ -36,6 +39,9 @@ pub struct WindowResult {
     pub probabilities: Vec<f32>,
     pub label: Option<Emotion>,
     pub confidence: f32,
+    /// Out-of-domain distance ([`crate::voice_domain`]) of a voiced window, when the manifest
+    /// has the training statistics.
+    pub domain_distance: Option<f32>,
 }
 
 impl SpeechModel {
@@ -62,7 +68,9 @@ impl SpeechModel {
             .get("hop_seconds")
             .and_then(|v| v.as_float())
             .unwrap_or(1.0);
+        let domain = DomainModel::from_entry(&clf.entry, spec.n_mels)?;
         Ok(Self {
+            domain,
             hop_samples: (spec.sample_rate as f64 * hop_s) as usize,
             fx: Mutex::new(fx),
             spec,
@@ -80,6 +88,11 @@ impl SpeechModel {
             .get("abstain_below")
             .and_then(|v| v.as_float())
             .map(|v| v as f32)
+    }
+
+    /// Out-of-domain distance of one feature window (`None` without `[models.speech.domain]`).
+    pub fn domain_distance(&self, feats: &[f32]) -> Option<f32> {
+        self.domain.as_ref()?.distance(feats)
     }
 
     pub fn labels(&self) -> &[Emotion] {
@@ -146,6 +159,7 @@ impl SpeechModel {
                 probabilities: Vec::new(),
                 label: None,
                 confidence: 0.0,
+                domain_distance: None,
             });
         }
         // Overlapping full windows share their frames; a short clip or the tail window is
@@ -166,6 +180,9 @@ impl SpeechModel {
         for (i, s) in partial {
             feats.push(self.clip_features(&x[s..(s + w).min(x.len())]));
             idx.push(i);
+        }
+        for (&i, f) in idx.iter().zip(&feats) {
+            res[i].domain_distance = self.domain_distance(f);
         }
         for (i, p) in idx.into_iter().zip(self.classify_features(&feats)?) {
             let (k, c) = argmax(&p);

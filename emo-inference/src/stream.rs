@@ -15,7 +15,8 @@ use emo_api_types::Emotion;
 
 use crate::audio;
 use crate::classifier::argmax;
-use crate::fusion::{self, FusionWeights, Strategy, K};
+use crate::fusion::{self, FusionWeights, Input, Strategy, K};
+use crate::reliability::{FaceEvidence, VoiceEvidence};
 use crate::speech::SpeechModel;
 use crate::Result;
 
@@ -105,9 +106,11 @@ impl SpeechStream {
             probabilities: Vec::new(),
             label: None,
             confidence: 0.0,
+            domain_distance: None,
         };
         if voiced {
             let feats = model.clip_features(&x);
+            w.domain_distance = model.domain_distance(&feats);
             if let Some(p) = model.classify_features(&[feats])?.pop() {
                 let (k, c) = argmax(&p);
                 w.label = model.labels().get(k).copied();
@@ -125,6 +128,9 @@ pub struct FaceObs {
     pub t: f64,
     pub probabilities: [f32; K],
     pub detection_score: f32,
+    /// Short side (source pixels) of the region the expression crop came from: small faces
+    /// count less in fusion ([`crate::reliability`]).
+    pub crop_px: f32,
 }
 
 /// A voice window (probabilities folded into the 7-class face space; `None` when unvoiced or
@@ -138,6 +144,8 @@ pub struct VoiceObs {
     pub raw: Vec<f32>,
     pub label: Option<Emotion>,
     pub confidence: f32,
+    /// Out-of-domain distance of the window ([`crate::voice_domain`]), when measured.
+    pub domain_distance: Option<f32>,
 }
 
 /// One fused 1-s window.
@@ -150,6 +158,9 @@ pub struct FusedWindow {
     pub face: Option<([f32; K], usize)>,
     /// The voice window used for this second.
     pub voice: Option<VoiceObs>,
+    /// The voice is below the speech model's abstain threshold: it counted in `fused` with the
+    /// little trust it earns, but its label is not to be reported.
+    pub voice_abstained: bool,
     /// Fused probabilities and the winning class index.
     pub fused: Option<([f32; K], usize)>,
 }
@@ -260,7 +271,14 @@ impl Fuser {
             }
             (a, faces.len())
         });
-        let voice_p = voice.as_ref().and_then(|v| v.probabilities);
+        let face_in = face.map(|(p, _)| self.face_input(p, faces));
+        let voice_in = voice.as_ref().and_then(|v| {
+            let ev = VoiceEvidence {
+                confidence: v.confidence,
+                domain_distance: v.domain_distance,
+            };
+            v.probabilities.map(|p| self.weights.voice_input(p, ev))
+        });
         let fused = match self.strategy {
             Strategy::Mode => {
                 let mut votes: Vec<(usize, f32)> = faces
@@ -279,19 +297,40 @@ impl Fuser {
             }
             Strategy::Calibrated => fusion::fuse(
                 self.strategy,
-                face.as_ref().map(|(p, _)| p),
-                voice_p.as_ref(),
+                face_in.as_ref(),
+                voice_in.as_ref(),
                 self.weights,
             ),
         };
         fused?;
+        let voice = voice.filter(|v| v.probabilities.is_some());
         Some(FusedWindow {
             start: t0,
             end: t1,
             face,
-            voice: voice.filter(|v| v.probabilities.is_some()),
+            voice_abstained: voice
+                .as_ref()
+                .is_some_and(|v| self.weights.rules.voice_abstains(v.confidence)),
+            voice,
             fused,
         })
+    }
+
+    /// The window's mean face with the detection-score-weighted mean of its faces' reliability.
+    fn face_input(&self, p: [f32; K], faces: &[FaceObs]) -> Input {
+        let rules = &self.weights.rules;
+        let wsum: f32 = faces.iter().map(|f| f.detection_score.max(1e-6)).sum();
+        let reliability = faces
+            .iter()
+            .map(|f| {
+                let ev = FaceEvidence {
+                    detection_score: f.detection_score,
+                    crop_px: f.crop_px,
+                };
+                f.detection_score.max(1e-6) / wsum * rules.face(ev)
+            })
+            .sum();
+        Input { p, reliability }
     }
 }
 
@@ -306,6 +345,7 @@ mod tests {
             t,
             probabilities: p,
             detection_score: 0.9,
+            crop_px: 120.0,
         }
     }
 
@@ -319,6 +359,7 @@ mod tests {
             raw: Vec::new(),
             label: Some(Emotion::FACE[k]),
             confidence: c,
+            domain_distance: None,
         }
     }
 

@@ -643,6 +643,9 @@ ece_before = {m["ece_before"]:.4f}
 ece_after = {m["ece_after"]:.4f}
 per_class_recall = {toml_recall(m["pooled"]["per_class_recall"])}   # pooled over folds
 {cross}''')
+    dom = MODELS / "metrics" / "speech_domain.toml"  # written by fusion_pairs.py --domain
+    if dom.exists() and any(p.startswith("[models.speech]") for p in parts):
+        parts.append(dom.read_text())
     text = "\n".join(parts)
     import tomllib
 

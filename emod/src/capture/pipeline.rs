@@ -318,6 +318,8 @@ fn face_loop(sh: &Shared, engine: &SharedEngine, slot: &FrameSlot, metrics: &Met
                             t,
                             probabilities: p,
                             detection_score: r.detection.score,
+                            crop_px: r.detection.width().min(r.detection.height())
+                                * faces.expression.crop_scale,
                         });
                 }
                 Err(e) => tracing::warn!("live capture: expression failed: {e}"),
@@ -345,7 +347,6 @@ fn voice_loop(sh: &Shared, engine: &SharedEngine, rx: &mpsc::Receiver<emo_captur
         sh.microphone_live.store(false, Ordering::SeqCst);
         return;
     };
-    let abstain = sp.abstain_below();
     let hop = sp.hop_samples as f64 / sp.spec.sample_rate as f64;
     let mut stream = SpeechStream::new(sp);
     loop {
@@ -359,14 +360,14 @@ fn voice_loop(sh: &Shared, engine: &SharedEngine, rx: &mpsc::Receiver<emo_captur
                             store(&sh.voice_settled, last.end + hop - 0.01);
                         }
                         for w in windows {
-                            // An unsure voice says nothing rather than outvote a face.
-                            let sure = w.voiced
-                                && !w.probabilities.is_empty()
-                                && abstain.is_none_or(|a| w.confidence >= a);
+                            // Every voiced window goes to the fuser, which trusts it as far as
+                            // its confidence and domain distance allow and marks it abstained
+                            // below the model's threshold (then no voice sample is emitted).
+                            let voiced = w.voiced && !w.probabilities.is_empty();
                             f.push_voice(VoiceObs {
                                 start: w.start,
                                 end: w.end,
-                                probabilities: sure.then(|| {
+                                probabilities: voiced.then(|| {
                                     emo_inference::fusion::to_face_space(
                                         &w.probabilities,
                                         sp.labels(),
@@ -375,6 +376,7 @@ fn voice_loop(sh: &Shared, engine: &SharedEngine, rx: &mpsc::Receiver<emo_captur
                                 raw: w.probabilities,
                                 label: w.label,
                                 confidence: w.confidence,
+                                domain_distance: w.domain_distance,
                             });
                         }
                     }
@@ -433,7 +435,8 @@ pub fn window_samples(w: &FusedWindow, voice_labels: &[Emotion]) -> Vec<SampleIn
             probabilities: probs(p, &Emotion::FACE),
         });
     }
-    if let Some(v) = &w.voice {
+    // An abstaining voice counted (a little) in the fused estimate, but its label is withheld.
+    if let Some(v) = w.voice.as_ref().filter(|_| !w.voice_abstained) {
         if let Some(label) = v.label.filter(|_| v.raw.len() == voice_labels.len()) {
             out.push(SampleIn {
                 t,
@@ -466,119 +469,162 @@ fn source_state(s: emo_capture::SourceState) -> SourceState {
 }
 
 fn fuse_loop(sh: &Shared, ctx: &FuseCtx, events: &mpsc::Receiver<emo_capture::SourceEvent>) {
-    let mut latencies: VecDeque<f64> = VecDeque::with_capacity(512);
-    let mut last_stats = Instant::now();
-    // Frames the source delivered before the pipeline ran (while the session was being stored)
-    // are not the session's: counting starts here.
-    let (mut seen_in, mut seen_dropped) = ctx
-        .slot
-        .as_ref()
-        .map_or((0, 0), |s| (s.frames_in(), s.frames_dropped()));
-    let (base_dropped, mut last_in, mut last_processed) = (seen_dropped, seen_in, 0u64);
+    let mut stats = StatsState::new(ctx);
     loop {
         let stopping = sh.stop.load(Ordering::SeqCst);
         while let Ok(ev) = events.try_recv() {
-            let state = source_state(ev.state);
-            let live = matches!(state, SourceState::Active | SourceState::Recovered);
-            let code = match state {
-                SourceState::Active | SourceState::Recovered => 1,
-                SourceState::Lost => 2,
-                SourceState::Ended => 3,
-            };
-            match ev.kind {
-                SourceKind::Camera => {
-                    sh.camera_live.store(live, Ordering::SeqCst);
-                    ctx.metrics
-                        .capture
-                        .camera_state
-                        .store(code, Ordering::Relaxed);
-                }
-                SourceKind::Microphone => {
-                    sh.microphone_live.store(live, Ordering::SeqCst);
-                    ctx.metrics
-                        .capture
-                        .microphone_state
-                        .store(code, Ordering::Relaxed);
-                }
-            }
-            tracing::info!(session = %ctx.session, source = %ev.kind, state = ?state, "{}", ev.message);
-            ctx.ingest.live.publish(
-                ctx.session,
-                LiveEvent::Source {
-                    source: ev.kind.to_string(),
-                    state,
-                    message: ev.message,
-                },
-            );
+            source_event(sh, ctx, ev);
         }
-        // Emit windows that every live source has delivered past (a stalled source holds them
-        // back at most MAX_HOLD seconds).
-        let now = now_secs();
-        let mut marks = Vec::new();
-        if sh.camera_live.load(Ordering::SeqCst) {
-            marks.push(load(&sh.face_mark));
-        }
-        if sh.microphone_live.load(Ordering::SeqCst) {
-            marks.push(load(&sh.voice_mark).max(load(&sh.voice_settled)));
-        }
-        let until = if stopping {
-            load(&sh.face_mark).max(load(&sh.voice_mark))
-        } else {
-            marks
-                .into_iter()
-                .fold(now, f64::min)
-                .max(now - MAX_HOLD)
-                .min(now)
-        };
         let windows = sh
             .fuser
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .poll(until);
+            .poll(emit_until(sh, stopping));
         for w in &windows {
-            let samples = window_samples(w, &ctx.voice_labels);
-            if samples.is_empty() {
-                continue;
+            if let Some(ms) = submit_window(ctx, w) {
+                stats.observe(ms);
             }
-            if let Err(e) = ctx.ingest.submit(ctx.session, ctx.user, &samples) {
-                tracing::warn!(session = %ctx.session, "live capture: samples not accepted: {e}");
-            }
-            let ms = (now_secs() - w.end) * 1000.0;
-            ctx.metrics.capture.observe_latency(ms);
-            if latencies.len() == 512 {
-                latencies.pop_front();
-            }
-            latencies.push_back(ms);
         }
-        if let Some(slot) = &ctx.slot {
-            let (fin, fdrop) = (slot.frames_in(), slot.frames_dropped());
-            Metrics::inc(&ctx.metrics.capture.frames_in, fin - seen_in.min(fin));
-            Metrics::inc(
-                &ctx.metrics.capture.frames_dropped,
-                fdrop - seen_dropped.min(fdrop),
-            );
-            (seen_in, seen_dropped) = (fin, fdrop);
-        }
-        if last_stats.elapsed() >= STATS_EVERY {
-            let dt = last_stats.elapsed().as_secs_f64();
-            let processed = sh.frames_processed.load(Ordering::Relaxed);
-            let stats = CaptureStats {
-                fps_in: (seen_in - last_in.min(seen_in)) as f64 / dt,
-                fps_processed: (processed - last_processed.min(processed)) as f64 / dt,
-                frames_dropped: seen_dropped - base_dropped.min(seen_dropped),
-                latency_ms_p50: percentile(&latencies, 0.50),
-                latency_ms_p95: percentile(&latencies, 0.95),
-            };
-            (last_in, last_processed) = (seen_in, processed);
-            last_stats = Instant::now();
-            ctx.ingest
-                .live
-                .publish(ctx.session, LiveEvent::Stats(stats));
-        }
+        stats.count_frames(ctx);
+        stats.publish_due(sh, ctx);
         if stopping {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A camera or microphone changed state: record it and tell the live stream.
+fn source_event(sh: &Shared, ctx: &FuseCtx, ev: emo_capture::SourceEvent) {
+    let state = source_state(ev.state);
+    let live = matches!(state, SourceState::Active | SourceState::Recovered);
+    let code = match state {
+        SourceState::Active | SourceState::Recovered => 1,
+        SourceState::Lost => 2,
+        SourceState::Ended => 3,
+    };
+    let (flag, gauge) = match ev.kind {
+        SourceKind::Camera => (&sh.camera_live, &ctx.metrics.capture.camera_state),
+        SourceKind::Microphone => (&sh.microphone_live, &ctx.metrics.capture.microphone_state),
+    };
+    flag.store(live, Ordering::SeqCst);
+    gauge.store(code, Ordering::Relaxed);
+    tracing::info!(session = %ctx.session, source = %ev.kind, state = ?state, "{}", ev.message);
+    ctx.ingest.live.publish(
+        ctx.session,
+        LiveEvent::Source {
+            source: ev.kind.to_string(),
+            state,
+            message: ev.message,
+        },
+    );
+}
+
+/// Windows may be emitted up to the time every live source has delivered past (a stalled
+/// source holds them back at most MAX_HOLD seconds); when stopping, up to what was delivered.
+fn emit_until(sh: &Shared, stopping: bool) -> f64 {
+    if stopping {
+        return load(&sh.face_mark).max(load(&sh.voice_mark));
+    }
+    let now = now_secs();
+    let mut marks = Vec::new();
+    if sh.camera_live.load(Ordering::SeqCst) {
+        marks.push(load(&sh.face_mark));
+    }
+    if sh.microphone_live.load(Ordering::SeqCst) {
+        marks.push(load(&sh.voice_mark).max(load(&sh.voice_settled)));
+    }
+    marks
+        .into_iter()
+        .fold(now, f64::min)
+        .max(now - MAX_HOLD)
+        .min(now)
+}
+
+/// Hand one fused window's samples to the writer and the live bus; its latency in ms (`None`
+/// when the window had nothing to report).
+fn submit_window(ctx: &FuseCtx, w: &FusedWindow) -> Option<f64> {
+    let samples = window_samples(w, &ctx.voice_labels);
+    if samples.is_empty() {
+        return None;
+    }
+    if let Err(e) = ctx.ingest.submit(ctx.session, ctx.user, &samples) {
+        tracing::warn!(session = %ctx.session, "live capture: samples not accepted: {e}");
+    }
+    let ms = (now_secs() - w.end) * 1000.0;
+    ctx.metrics.capture.observe_latency(ms);
+    Some(ms)
+}
+
+/// Frame counters and latencies behind the periodic `stats` event.
+struct StatsState {
+    latencies: VecDeque<f64>,
+    last_stats: Instant,
+    seen_in: u64,
+    seen_dropped: u64,
+    base_dropped: u64,
+    last_in: u64,
+    last_processed: u64,
+}
+
+impl StatsState {
+    /// Frames the source delivered before the pipeline ran (while the session was being
+    /// stored) are not the session's: counting starts here.
+    fn new(ctx: &FuseCtx) -> Self {
+        let (seen_in, seen_dropped) = ctx
+            .slot
+            .as_ref()
+            .map_or((0, 0), |s| (s.frames_in(), s.frames_dropped()));
+        Self {
+            latencies: VecDeque::with_capacity(512),
+            last_stats: Instant::now(),
+            seen_in,
+            seen_dropped,
+            base_dropped: seen_dropped,
+            last_in: seen_in,
+            last_processed: 0,
+        }
+    }
+
+    fn observe(&mut self, ms: f64) {
+        if self.latencies.len() == 512 {
+            self.latencies.pop_front();
+        }
+        self.latencies.push_back(ms);
+    }
+
+    /// Add the frames the camera slot took in and dropped since the last call to the metrics.
+    fn count_frames(&mut self, ctx: &FuseCtx) {
+        if let Some(slot) = &ctx.slot {
+            let (fin, fdrop) = (slot.frames_in(), slot.frames_dropped());
+            Metrics::inc(&ctx.metrics.capture.frames_in, fin - self.seen_in.min(fin));
+            Metrics::inc(
+                &ctx.metrics.capture.frames_dropped,
+                fdrop - self.seen_dropped.min(fdrop),
+            );
+            (self.seen_in, self.seen_dropped) = (fin, fdrop);
+        }
+    }
+
+    /// Publish a `stats` event every STATS_EVERY.
+    fn publish_due(&mut self, sh: &Shared, ctx: &FuseCtx) {
+        if self.last_stats.elapsed() < STATS_EVERY {
+            return;
+        }
+        let dt = self.last_stats.elapsed().as_secs_f64();
+        let processed = sh.frames_processed.load(Ordering::Relaxed);
+        let stats = CaptureStats {
+            fps_in: (self.seen_in - self.last_in.min(self.seen_in)) as f64 / dt,
+            fps_processed: (processed - self.last_processed.min(processed)) as f64 / dt,
+            frames_dropped: self.seen_dropped - self.base_dropped.min(self.seen_dropped),
+            latency_ms_p50: percentile(&self.latencies, 0.50),
+            latency_ms_p95: percentile(&self.latencies, 0.95),
+        };
+        (self.last_in, self.last_processed) = (self.seen_in, processed);
+        self.last_stats = Instant::now();
+        ctx.ingest
+            .live
+            .publish(ctx.session, LiveEvent::Stats(stats));
     }
 }
 
@@ -622,7 +668,9 @@ mod tests {
                 raw,
                 label: Some(Emotion::Calm),
                 confidence: 0.86,
+                domain_distance: Some(1.0),
             }),
+            voice_abstained: false,
             fused: Some((face, 3)),
         };
         let labels = Emotion::ALL;
@@ -637,5 +685,50 @@ mod tests {
         let batch = emo_api_types::SampleBatch { samples: s };
         crate::sessions::validate::validate_batch(&batch, 1_699_999_000_000, 1_700_000_001_000)
             .unwrap();
+    }
+
+    /// A voice below the speech model's abstain threshold still moves the fused estimate (with
+    /// the little trust its confidence earns), but the stream gets no voice sample for it.
+    #[test]
+    fn an_abstaining_voice_counts_in_fusion_but_is_not_reported() {
+        use emo_inference::fusion::{FusionWeights, Strategy};
+        let mut weights = FusionWeights::default();
+        weights.rules.abstain_below = Some(0.5);
+        let mut face = [0.05f32; K];
+        (face[3], face[4]) = (0.40, 0.35); // happy, sad close behind
+        let mut raw = vec![0.06f32; 8];
+        raw[4] = 0.45; // sad, below the threshold
+        raw[7] = 0.13;
+        let labels = Emotion::ALL;
+        let run = |voice: bool| {
+            let mut f = Fuser::new(100.0, 1.0, Strategy::Calibrated, weights);
+            f.push_face(FaceObs {
+                t: 100.5,
+                probabilities: face,
+                detection_score: 0.95,
+                crop_px: 150.0,
+            });
+            if voice {
+                f.push_voice(VoiceObs {
+                    start: 99.0,
+                    end: 102.0,
+                    probabilities: Some(emo_inference::fusion::to_face_space(&raw, &labels)),
+                    raw: raw.clone(),
+                    label: Some(Emotion::Sad),
+                    confidence: 0.45,
+                    domain_distance: Some(1.0),
+                });
+            }
+            f.poll(101.0).pop().unwrap()
+        };
+        let (with, without) = (run(true), run(false));
+        assert!(with.voice_abstained && with.voice.is_some());
+        let (pw, pwo) = (with.fused.unwrap().0, without.fused.unwrap().0);
+        assert!(pw[4] > pwo[4] + 0.02, "{pw:?} vs {pwo:?}");
+        let s = window_samples(&with, &labels);
+        assert_eq!(
+            s.iter().map(|s| s.modality).collect::<Vec<_>>(),
+            [Modality::Face, Modality::Fused]
+        );
     }
 }

@@ -173,30 +173,7 @@ fn print_fusion(r: &eval::FusionReport, json: bool) -> anyhow::Result<ExitCode> 
         println!("{}", serde_json::to_string_pretty(r)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "fusion on {} face/voice pairs (seed {}{}):",
-        r.n,
-        r.seed,
-        if r.tuned == Some(true) {
-            ", weights tuned on the other half"
-        } else {
-            ""
-        }
-    );
-    println!("  speech corpus     {:?}", r.speech_corpus);
-    println!(
-        "  face only         {:.4}  ECE {:.4}",
-        r.face_accuracy, r.face_ece
-    );
-    println!(
-        "  speech only       {:.4}  ECE {:.4}",
-        r.speech_accuracy, r.speech_ece
-    );
-    println!(
-        "  fused (calibrated){:>7.4}  ECE {:.4}  weights face {:.2} voice {:.2}, full voice trust from confidence {:.2}, temperature {:.2}",
-        r.fused_accuracy, r.fused_ece, r.face_weight, r.voice_weight, r.voice_full_confidence, r.fused_temperature
-    );
-    println!("  mode (vote)       {:.4}", r.mode_accuracy);
+    print!("{}", r.to_text());
     Ok(ExitCode::SUCCESS)
 }
 
