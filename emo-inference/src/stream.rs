@@ -406,4 +406,23 @@ mod tests {
         f.push_voice(v);
         assert!(f.poll(3.0).is_empty());
     }
+
+    /// The fuser weighs each second's face by its detections' evidence: the same confident
+    /// "happy" face outvotes a confident "sad" voice when large and clear, and lets it lead when
+    /// it is a 10-px face the detector barely accepted.
+    #[test]
+    fn small_unsure_faces_count_less() {
+        let run = |score: f32, crop_px: f32| {
+            let mut f = Fuser::new(0.0, 1.0, Strategy::Calibrated, FusionWeights::default());
+            f.push_face(FaceObs {
+                detection_score: score,
+                crop_px,
+                ..face(0.5, 3, 0.88)
+            });
+            f.push_voice(voice(0.0, 4, 0.8));
+            f.poll(1.0).pop().unwrap().fused.unwrap().1
+        };
+        assert_eq!(run(0.95, 150.0), 3);
+        assert_eq!(run(0.52, 12.5), 4);
+    }
 }
