@@ -85,6 +85,15 @@ fn probs_map(p: &[f32], labels: &[Emotion]) -> BTreeMap<Emotion, f64> {
     p.iter().zip(labels).map(|(&v, &l)| (l, v as f64)).collect()
 }
 
+/// An error once the caller has given up on the analysis (its client left).
+fn not_cancelled(cancelled: &dyn Fn() -> bool) -> Result<()> {
+    if cancelled() {
+        Err(Error::Media("analysis cancelled".into()))
+    } else {
+        Ok(())
+    }
+}
+
 fn round4(x: f64) -> f64 {
     (x * 1e4).round() / 1e4
 }
@@ -182,6 +191,7 @@ impl Engine {
         fa
     }
 
+    /// Checks the path, probes the media kind and hands over to the analysis for that kind.
     fn analyze_into(
         &self,
         path: &Path,
@@ -189,104 +199,116 @@ impl Engine {
         progress: &dyn Fn(f64),
         cancelled: &dyn Fn() -> bool,
     ) -> Result<()> {
-        let check = || {
-            if cancelled() {
-                Err(Error::Media("analysis cancelled".into()))
-            } else {
-                Ok(())
-            }
-        };
-        let lim = &self.limits;
         if !path.exists() {
             return Err(Error::Media("no such file".into()));
         }
         if path.is_dir() {
             return Err(Error::Media("is a directory".into()));
         }
-        let kind = media::kind_of(path, lim)?;
+        let kind = media::kind_of(path, &self.limits)?;
         fa.kind = Some(kind);
         match kind {
-            MediaKind::Image => {
-                let img = media::read_image(path, lim)?;
-                check()?;
-                let faces = self.faces()?.analyze(&img)?;
-                fa.faces = faces.iter().map(|f| face_dto(f, 0.0, 0)).collect();
-                fa.duration_s = Some(0.0);
-                fa.timeline = self.timeline(&fa.faces, &[], 0.0);
-            }
-            MediaKind::Audio => {
-                let a = if path
-                    .extension()
-                    .is_some_and(|e| e.eq_ignore_ascii_case("wav"))
-                {
-                    match audio::read_wav(path, lim) {
-                        Ok(a) => a,
-                        // A limit is final; anything else may be a WAV variant hound lacks.
-                        Err(e @ Error::Limit(_)) => return Err(e),
-                        Err(e) => audio::read_with_ffmpeg(path, self.speech_rate(), lim)
-                            .map_err(|_| e)?
-                            .ok_or_else(|| Error::Media("no audio stream".into()))?,
-                    }
-                } else {
-                    audio::read_with_ffmpeg(path, self.speech_rate(), lim)?
-                        .ok_or_else(|| Error::Media("no audio stream".into()))?
-                };
-                check()?;
-                let d = a.duration();
-                fa.duration_s = Some(round4(d));
-                let windows = self.voice_windows(&a)?;
-                fa.voice = windows
-                    .iter()
-                    .map(|w| self.voice_dto(w))
-                    .collect::<Result<_>>()?;
-                fa.timeline = self.timeline(&[], &fa.voice, d);
-            }
-            MediaKind::Video => {
-                let mut frames = VideoFrames::open(path, self.video_fps, lim)?;
-                let duration = frames.info.duration;
-                let pipeline = self.faces.as_ref().ok();
-                let mut last_t = 0.0;
-                let mut n = 0u64;
-                while let Some((t, img)) = frames.next_frame()? {
-                    check()?;
-                    if let Some(p) = pipeline {
-                        for f in p.analyze(&img)? {
-                            fa.faces.push(face_dto(&f, t, n));
-                        }
-                    }
-                    n += 1;
-                    last_t = t;
-                    if let Some(d) = duration.filter(|d| *d > 0.0) {
-                        progress((t / d).min(0.99));
-                    }
-                }
-                if n == 0 {
-                    return Err(Error::Media("the video has no frames".into()));
-                }
-                let mut d = duration.unwrap_or(last_t + 1.0 / self.video_fps);
-                drop(frames);
-                check()?;
-                let audio = audio::read_with_ffmpeg(path, self.speech_rate(), lim)?;
-                check()?;
-                let have_speech = self.speech.is_ok();
-                if let (Some(a), true) = (&audio, have_speech) {
-                    d = d.max(a.duration());
-                    let windows = self.voice_windows(a)?;
-                    fa.voice = windows
-                        .iter()
-                        .map(|w| self.voice_dto(w))
-                        .collect::<Result<_>>()?;
-                }
-                if pipeline.is_none() && !(audio.is_some() && have_speech) {
-                    // Nothing could be analysed: say why.
-                    self.faces()?;
-                }
-                fa.duration_s = Some(round4(d));
-                fa.timeline = self.timeline(&fa.faces, &fa.voice, d);
-            }
+            MediaKind::Image => self.analyze_image(path, fa, cancelled)?,
+            MediaKind::Audio => self.analyze_audio(path, fa, cancelled)?,
+            MediaKind::Video => self.analyze_video(path, fa, progress, cancelled)?,
         }
         fa.summary = summarize(&fa.timeline, self.strategy);
         progress(1.0);
+        Ok(())
+    }
+
+    fn analyze_image(
+        &self,
+        path: &Path,
+        fa: &mut FileAnalysis,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<()> {
+        let img = media::read_image(path, &self.limits)?;
+        not_cancelled(cancelled)?;
+        let faces = self.faces()?.analyze(&img)?;
+        fa.faces = faces.iter().map(|f| face_dto(f, 0.0, 0)).collect();
+        fa.duration_s = Some(0.0);
+        fa.timeline = self.timeline(&fa.faces, &[], 0.0);
+        Ok(())
+    }
+
+    fn analyze_audio(
+        &self,
+        path: &Path,
+        fa: &mut FileAnalysis,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<()> {
+        let lim = &self.limits;
+        let a = if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("wav"))
+        {
+            match audio::read_wav(path, lim) {
+                Ok(a) => a,
+                // A limit is final; anything else may be a WAV variant hound lacks.
+                Err(e @ Error::Limit(_)) => return Err(e),
+                Err(e) => audio::read_with_ffmpeg(path, self.speech_rate(), lim)
+                    .map_err(|_| e)?
+                    .ok_or_else(|| Error::Media("no audio stream".into()))?,
+            }
+        } else {
+            audio::read_with_ffmpeg(path, self.speech_rate(), lim)?
+                .ok_or_else(|| Error::Media("no audio stream".into()))?
+        };
+        not_cancelled(cancelled)?;
+        let d = a.duration();
+        fa.duration_s = Some(round4(d));
+        fa.voice = self.voice_dtos(&a)?;
+        fa.timeline = self.timeline(&[], &fa.voice, d);
+        Ok(())
+    }
+
+    /// Faces frame by frame (progress follows the frames), then the soundtrack, if any.
+    fn analyze_video(
+        &self,
+        path: &Path,
+        fa: &mut FileAnalysis,
+        progress: &dyn Fn(f64),
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<()> {
+        let lim = &self.limits;
+        let mut frames = VideoFrames::open(path, self.video_fps, lim)?;
+        let duration = frames.info.duration;
+        let pipeline = self.faces.as_ref().ok();
+        let mut last_t = 0.0;
+        let mut n = 0u64;
+        while let Some((t, img)) = frames.next_frame()? {
+            not_cancelled(cancelled)?;
+            if let Some(p) = pipeline {
+                for f in p.analyze(&img)? {
+                    fa.faces.push(face_dto(&f, t, n));
+                }
+            }
+            n += 1;
+            last_t = t;
+            if let Some(d) = duration.filter(|d| *d > 0.0) {
+                progress((t / d).min(0.99));
+            }
+        }
+        if n == 0 {
+            return Err(Error::Media("the video has no frames".into()));
+        }
+        let mut d = duration.unwrap_or(last_t + 1.0 / self.video_fps);
+        drop(frames);
+        not_cancelled(cancelled)?;
+        let audio = audio::read_with_ffmpeg(path, self.speech_rate(), lim)?;
+        not_cancelled(cancelled)?;
+        let have_speech = self.speech.is_ok();
+        if let (Some(a), true) = (&audio, have_speech) {
+            d = d.max(a.duration());
+            fa.voice = self.voice_dtos(a)?;
+        }
+        if pipeline.is_none() && !(audio.is_some() && have_speech) {
+            // Nothing could be analysed: say why.
+            self.faces()?;
+        }
+        fa.duration_s = Some(round4(d));
+        fa.timeline = self.timeline(&fa.faces, &fa.voice, d);
         Ok(())
     }
 
@@ -304,6 +326,14 @@ impl Engine {
         let sp = self.speech()?;
         let x = sp.prepare(a)?;
         sp.analyze(&x)
+    }
+
+    /// One voice estimate per speech window of `a`.
+    fn voice_dtos(&self, a: &Audio) -> Result<Vec<VoiceEstimate>> {
+        self.voice_windows(a)?
+            .iter()
+            .map(|w| self.voice_dto(w))
+            .collect()
     }
 
     fn voice_dto(&self, w: &WindowResult) -> Result<VoiceEstimate> {
