@@ -81,15 +81,29 @@ token() {
     -d "{\"username\":\"$1\",\"password\":\"$password\"}" "$base/api/v1/auth/login" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
 }
-admin_token="$(token root)"
 agent_token="$(token agent1)"
 
 seed="${ST_SEED:-$RANDOM$RANDOM}"
 checks=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,unsupported_method,allow_header_conformance
 status=0
-for who in admin agent; do
+# Schemathesis reuses the user names it reads from GET /users, so PATCH /users/{username} changes
+# the very accounts it runs as (a new password or `disabled` revokes their tokens, and every later
+# request would only see 401). So each role's PATCH run comes last for that role, the agent goes
+# first (it can change only itself), and the admin logs in only after the agent's runs.
+patch_users="PATCH /api/v1/users/{username}"
+for run in "agent main" "agent patch" "admin main" "admin patch"; do
+  set -- $run
+  who="$1"
+  if [ "$2" = main ]; then
+    filter=(--exclude-name "$patch_users")
+    max_time="${ST_MAX_TIME:-80}"
+  else
+    filter=(--include-name "$patch_users")
+    max_time="${ST_PATCH_TIME:-20}"
+  fi
+  [ "$who" = admin ] && [ -z "${admin_token:-}" ] && admin_token="$(token root)"
   tok="${who}_token"
-  echo "== schemathesis $ST_VERSION as the $who (seed $seed)"
+  echo "== schemathesis $ST_VERSION as the $who, $2 (seed $seed)"
   start=$(date +%s)
   # Excluded, with reasons:
   #  - POST /auth/logout revokes the very token the run authenticates with; every later request
@@ -105,17 +119,24 @@ for who in admin agent; do
     --checks "$checks" \
     --phases examples,coverage,fuzzing \
     --max-examples "${ST_MAX_EXAMPLES:-25}" \
-    --max-time "${ST_MAX_TIME:-80}" \
+    --max-time "$max_time" \
     --seed "$seed" \
     --workers 1 \
     --request-timeout 20 \
     --exclude-path /api/v1/auth/logout \
     --exclude-path '/api/v1/sessions/{id}/live' \
+    "${filter[@]}" \
     --suppress-health-check all \
     --generation-database none \
-    --report junit --report-dir "$work/report-$who") || status=$?
-  echo "== $who run: $(( $(date +%s) - start )) s, exit $status"
+    --report junit --report-dir "$work/report-$who-$2") || status=$?
+  echo "== $who $2 run: $(( $(date +%s) - start )) s, exit $status"
   kill -0 "$pid" 2>/dev/null || { echo "emod died during the run" >&2; status=1; break; }
+  # A run whose token stopped working tested nothing but 401s from then on: that is a failure.
+  me="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer ${!tok}" "$base/api/v1/me")"
+  if [ "$2" = main ] && [ "$me" != 200 ]; then
+    echo "the $who token no longer works after its run (GET /me: $me)" >&2
+    status=1
+  fi
 done
 
 if grep -E "panicked|internal error" "$work/emod.log" >&2; then
