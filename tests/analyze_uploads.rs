@@ -9,7 +9,6 @@ mod common;
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use common::{error_of, wait_until, Backend, Env, Server};
@@ -200,15 +199,7 @@ fn clients_leaving_leave_no_files() {
 
     // During the analysis: a long video; its client gives up after a few seconds.
     let dir = tempfile::tempdir().unwrap();
-    let video = dir.path().join("long.mp4");
-    let ok = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-f", "lavfi", "-i"])
-        .arg("testsrc=size=320x240:rate=5")
-        .args(["-t", "500", "-c:v", "libx264", "-preset", "ultrafast", "-y"])
-        .arg(&video)
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    let video = common::media::test_pattern(dir.path(), "long.mp4", 500, 5);
     let bytes = std::fs::read(&video).unwrap();
     let url = server.url("/api/v1/analyze");
     let tok = token.clone();

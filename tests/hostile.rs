@@ -200,15 +200,7 @@ fn analyses_are_bounded_and_cancelled_when_the_client_leaves() {
 
     // A long video: decoding and classifying it takes far longer than the client waits.
     let dir = tempfile::tempdir().unwrap();
-    let video = dir.path().join("long.mp4");
-    let ok = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-f", "lavfi", "-i"])
-        .arg("testsrc=size=320x240:rate=25")
-        .args(["-t", "400", "-c:v", "libx264", "-preset", "ultrafast", "-y"])
-        .arg(&video)
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    let video = common::media::test_pattern(dir.path(), "long.mp4", 400, 25);
     let bytes = std::fs::read(&video).unwrap();
 
     // A long video holds the only permit; its client gives up after 8 s.

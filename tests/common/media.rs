@@ -69,6 +69,26 @@ pub fn video(dir: &Path, name: &str, secs: u32, audio: Option<&Path>) -> PathBuf
     out
 }
 
+/// A `secs`-long 320x240 test-pattern video at `fps` (no face, no audio): cheap to make, slow to
+/// analyse, for tests that need an analysis still running when the client leaves.
+pub fn test_pattern(dir: &Path, name: &str, secs: u32, fps: u32) -> PathBuf {
+    let out = dir.join(name);
+    run(Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc=size=320x240:rate={fps}"))
+        .args([
+            "-t",
+            &secs.to_string(),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-y",
+        ])
+        .arg(&out));
+    out
+}
+
 /// A `secs`-long 16 kHz WAV of the speech, looped.
 pub fn long_speech(dir: &Path, secs: u32) -> PathBuf {
     let s = speech(dir);
