@@ -21,7 +21,7 @@ refitted without them) from EmoDB clips (AUROC), with `ok` = the 95th percentile
 held-out distances.
 
   python fusion_pairs.py --fer ../shared/datasets/fer2013/train --emodb ../shared/datasets/emodb
-  python fusion_pairs.py --fer ... --ravdess_oof models/train/runs/speech   # folder of foldK.npz
+  python fusion_pairs.py --fer ... --ravdess_oof models/train/runs/speech_v1cv --ravdess ../shared/datasets/ravdess16k
   python fusion_pairs.py --domain ../shared/datasets/ravdess16k --emodb ../shared/datasets/emodb
 """
 import argparse
@@ -124,23 +124,54 @@ def emodb_voices(root, man, with_env=False):
     f = np.stack(feats)[:, None]
     s = session(MODELS / man["speech"]["file"])
     lo = np.concatenate([s.run(None, {"input": f[i : i + 64]})[0] for i in range(0, len(f), 64)])
-    pv = to7(softmax(lo.astype(np.float64), man["speech"]["temperature"]))
+    p8 = softmax(lo.astype(np.float64), man["speech"]["temperature"])
     if with_env:
-        return pv, np.array(ys), np.stack([envelope(x[0]) for x in f])
-    return pv, np.array(ys)
+        return to7(p8), np.array(ys), p8.max(1), np.stack([envelope(x[0]) for x in f])
+    return to7(p8), np.array(ys), p8.max(1)
 
 
-def oof_voices(folder, man):
-    ls, ys = [], []
+def ravdess_paths(root):
+    """train_speech.load_ravdess's clip order (actors 01-20), which foldK.npz `idx` indexes."""
+    paths = sorted(glob.glob(os.path.join(root, "Actor_*", "*.wav")))
+    return [p for p in paths if 1 <= int(Path(p).stem.split("-")[6]) <= 20]
+
+
+def oof_voices(folder, man, rav_dir=None):
+    """Out-of-fold voices; with `rav_dir`, also each clip's out-of-domain trust from statistics
+    refitted without its fold's actors (the held-out actors are unseen by both)."""
+    import features as ft
+
+    ls, ys, idx, folds = [], [], [], []
     for f in sorted(glob.glob(os.path.join(folder, "fold*.npz"))):
         z = np.load(f)
         ls.append(z["logits"])
         ys.append(z["y"])
-    y = np.concatenate(ys)
-    return to7(softmax(np.concatenate(ls).astype(np.float64), man["speech"]["temperature"])), np.where(y == 7, 6, y)
+        idx.append(z["idx"])
+        folds.append(np.full(len(z["y"]), int(Path(f).stem[4:])))
+    y, idx, folds = np.concatenate(ys), np.concatenate(idx), np.concatenate(folds)
+    p8 = softmax(np.concatenate(ls).astype(np.float64), man["speech"]["temperature"])
+    rd = np.ones(len(y))
+    d = man["speech"].get("domain")
+    if rav_dir and d:
+        paths = ravdess_paths(rav_dir)
+        actor = np.array([int(Path(p).stem.split("-")[6]) for p in paths])
+        env = np.stack([envelope(ft.logmel64_v1(read16k(p))) for p in paths])
+        dist = np.zeros(len(y))
+        for k in np.unique(folds):
+            held = np.isin(actor, range(4 * k + 1, 4 * k + 5))
+            m = folds == k
+            assert held[idx[m]].all(), "fold npz and clip order disagree"
+            dist[m] = domain_distance(env[idx[m]], fit_domain(env[~held]))
+        rd = 1 - np.clip((dist - d["ok"]) / (d["far"] - d["ok"]), 0, 1)
+        print(f"RAVDESS out-of-fold domain distance: median {np.median(dist):.3f}, beyond ok {(dist > d['ok']).mean():.3f}, "
+              f"mean domain trust {rd.mean():.3f}")
+    return to7(p8), np.where(y == 7, 6, y), p8.max(1), rd
 
 
-def pairs(pf, yf, pv, yv, seed):
+def pairs(pf, yf, voices, seed):
+    """`voices` = (7-class probabilities, labels, 8-class confidence): one face of the same class
+    per clip, drawn without replacement in a seeded order."""
+    pv, yv, conf = voices
     rng = np.random.RandomState(seed)
     by = {k: rng.permutation(np.where(yf == k)[0]) for k in range(7)}
     cur = dict.fromkeys(range(7), 0)
@@ -148,14 +179,27 @@ def pairs(pf, yf, pv, yv, seed):
     for y in yv:
         idx.append(by[y][cur[y] % len(by[y])])
         cur[y] += 1
-    return pf[np.array(idx)], pv, yv
+    return pf[np.array(idx)], pv, yv, conf
 
 
-def fuse(f, v, w, full, t, rd=1.0):
-    r = (np.clip(v.max(1) / full, 0, 1) * rd)[:, None]
+def voice_trust(conf, full, rd):
+    """reliability.rs `voice`: min(1, confidence / full) × domain trust (confidence: 8-class max)."""
+    return np.clip(conf / full, 0, 1) * rd
+
+
+def fuse(f, v, conf, w, full, t, rd=1.0):
+    r = voice_trust(conf, full, rd)[:, None]
     v = r * v + (1 - r) / 7
     l = (np.log(np.maximum(f, 1e-6)) + w * np.log(np.maximum(v, 1e-6))) / t
     return softmax(l, 1.0)
+
+
+def mode(f, v, conf, full, rd, abstain):
+    """fusion.rs `mode` on a pair: one vote each (FER crops: full face trust); the voice votes only
+    when it does not abstain and has trust, and the 1-1 tie goes to the larger confidence × trust."""
+    r = voice_trust(conf, full, rd)
+    votes = (conf >= abstain) & (r > 0) & (v.max(1) * r > f.max(1))
+    return np.where(votes, v.argmax(1), f.argmax(1))
 
 
 def ece(p, y, bins=15):
@@ -167,15 +211,16 @@ def ece(p, y, bins=15):
     return e
 
 
-def report(name, sets, w, full, t, rd=1.0):
+def report(name, sets, w, full, t, rd=1.0, abstain=0.0):
     r = []
-    for f, v, y in sets:
-        p = fuse(f, v, w, full, t, rd)
-        vote = np.where(f.max(1) >= v.max(1), f.argmax(1), v.argmax(1))
+    for f, v, y, conf in sets:
+        p = fuse(f, v, conf, w, full, t, rd)
+        vote = mode(f, v, conf, full, rd, abstain)
         r.append([(f.argmax(1) == y).mean(), (v.argmax(1) == y).mean(), (p.argmax(1) == y).mean(),
-                  (vote == y).mean(), ece(p, y), ece(f, y)])
+                  (vote == y).mean(), ece(p, y), ece(f, y), (conf < abstain).mean()])
     r = np.mean(r, 0)
-    print(f"{name}: face {r[0]:.4f} voice {r[1]:.4f} fused {r[2]:.4f} mode {r[3]:.4f} fused ECE {r[4]:.4f} (face {r[5]:.4f})")
+    print(f"{name}: face {r[0]:.4f} voice {r[1]:.4f} fused {r[2]:.4f} mode {r[3]:.4f} fused ECE {r[4]:.4f} "
+          f"(face {r[5]:.4f}); voice abstains on {r[6]:.3f}")
 
 
 def auroc(neg, pos):
@@ -225,7 +270,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--fer", help="FER-2013 train dir (faces; not needed with --domain)")
     ap.add_argument("--emodb")
-    ap.add_argument("--ravdess_oof")
+    ap.add_argument("--ravdess_oof", help="folder of foldK.npz (out-of-fold voice logits)")
+    ap.add_argument("--ravdess", help="RAVDESS dir: with --ravdess_oof, apply the out-of-domain term too")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--tune", action="store_true")
     ap.add_argument("--domain", help="RAVDESS dir: fit and measure the out-of-domain score")
@@ -235,29 +281,30 @@ def main():
         domain(a.domain, a.emodb, man)
         return
     pf, yf = faces(a.fer, man)
-    rd = 1.0
+    abstain = man["speech"].get("abstain_below", 0.0)
+    w, full, t = 0.75, max(0.5, abstain), 1.0
     if a.emodb:
-        pv, yv, env = emodb_voices(a.emodb, man, with_env=True)
+        pv, yv, conf, env = emodb_voices(a.emodb, man, with_env=True)
+        rd = np.ones(len(yv))
         d = man["speech"].get("domain")
         if d:
             st = (np.array(d["mean"]), np.array(d["components"]), np.array(d["variances"]), d["residual_variance"])
             rd = 1 - np.clip((domain_distance(env, st) - d["ok"]) / (d["far"] - d["ok"]), 0, 1)
-            report("voice confidence only (previous rule)", [pairs(pf, yf, pv, yv, s) for s in range(a.seeds)], 0.75, 0.5, 1.0)
     else:
-        pv, yv = oof_voices(a.ravdess_oof, man)
-    sets = [pairs(pf, yf, pv, yv, s) for s in range(a.seeds)]
-    w, full, t = 0.75, 0.5, 1.0
+        pv, yv, conf, rd = oof_voices(a.ravdess_oof, man, a.ravdess)
+    sets = [pairs(pf, yf, (pv, yv, conf), s) for s in range(a.seeds)]
+    report("voice confidence only (previous rule)", sets, w, full, t, 1.0, abstain)
     if a.tune:
         even, odd = sets[0::2], sets[1::2]
-        acc = lambda w, full: np.mean([(fuse(f, v, w, full, 1.0, rd).argmax(1) == y).mean() for f, v, y in even])
+        acc = lambda w, full: np.mean([(fuse(f, v, c, w, full, 1.0, rd).argmax(1) == y).mean() for f, v, y, c in even])
         w, full = max(itertools.product([0.5, 0.75, 1.0, 1.25, 1.5], [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]),
                       key=lambda p: acc(*p))
-        nll = lambda t: np.mean([-np.log(np.maximum(fuse(f, v, w, full, t, rd)[np.arange(len(y)), y], 1e-12)).mean()
-                                 for f, v, y in even])
+        nll = lambda t: np.mean([-np.log(np.maximum(fuse(f, v, c, w, full, t, rd)[np.arange(len(y)), y], 1e-12)).mean()
+                                 for f, v, y, c in even])
         t = min([0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4], key=nll)
         print(f"chosen on even seeds: weight {w}, full trust from {full}, temperature {t}")
         sets = odd
-    report(f"{len(sets)} seeds, {len(yv)} clips", sets, w, full, t, rd)
+    report(f"shipped rules, {len(sets)} seeds, {len(yv)} clips", sets, w, full, t, rd, abstain)
 
 
 if __name__ == "__main__":
