@@ -4,8 +4,11 @@
 //!   manifest temperature (softmax(logits / T)); voice's `calm` is folded into `neutral`; then
 //!   weighted log-linear pooling `p ∝ p_face^w_face · p_voice^w_voice` in the 7-class space. A
 //!   missing modality drops out (the other is used as is).
-//! * **mode**: the seed's majority vote over per-window labels (ties go to the larger summed
-//!   confidence); probabilities are the vote shares.
+//! * **mode**: the seed's majority vote over per-window labels; probabilities are the vote
+//!   shares. Only estimates that earn trust vote (an abstaining voice or a zero-trust face does
+//!   not: its label is not one the product would report), and ties go to the larger summed
+//!   confidence × trust, so an unsure or out-of-domain voice cannot win a 1–1 tie against a
+//!   clear face just by being sharp.
 //!
 //! Weights: [`FusionWeights::default`] holds the values chosen on validation data with
 //! `emod eval fusion --tune` (see the issue note / model cards); a `[fusion]` table in the
@@ -215,6 +218,15 @@ pub fn mode_vote(votes: &[(usize, f32)]) -> Option<[f32; K]> {
     Some(out)
 }
 
+/// The `mode` vote of one estimate: its label, with its confidence scaled by its trust (used
+/// to break ties). An estimate that earns no trust casts no vote.
+pub fn trusted_vote(input: &Input) -> Option<(usize, f32)> {
+    (input.reliability > 0.0).then(|| {
+        let (k, c) = argmax(&input.p);
+        (k, c * input.reliability.min(1.0))
+    })
+}
+
 /// Winner of a vote table from [`mode_vote`], breaking ties by summed confidence.
 pub fn mode_winner(votes: &[(usize, f32)]) -> Option<usize> {
     let shares = mode_vote(votes)?;
@@ -250,7 +262,8 @@ impl FusionWeights {
 }
 
 /// Fuse one face and one voice estimate (7-class spaces) with the given strategy; returns
-/// `(probabilities, winning class index)`. `mode` ignores reliabilities (the seed's vote).
+/// `(probabilities, winning class index)`. For `mode` each input votes through
+/// [`trusted_vote`]; callers leave out a voice that abstains (as the live stream does).
 pub fn fuse(
     strategy: Strategy,
     face: Option<&Input>,
@@ -266,7 +279,7 @@ pub fn fuse(
             let votes: Vec<(usize, f32)> = [face, voice]
                 .into_iter()
                 .flatten()
-                .map(|x| argmax(&x.p))
+                .filter_map(trusted_vote)
                 .collect();
             let shares = mode_vote(&votes)?;
             Some((shares, mode_winner(&votes)?))
@@ -464,6 +477,37 @@ mod tests {
         )
         .unwrap();
         assert_eq!(k, 0); // one vote each; voice is more confident
+    }
+
+    /// `mode` weighs the tie by trust: a sharper voice that is out of domain (or a face the
+    /// detector barely saw) loses the 1–1 tie, and an estimate with no trust does not vote.
+    #[test]
+    fn mode_breaks_ties_by_trust_and_skips_untrusted_votes() {
+        let w = FusionWeights::default();
+        let face = full([0.1, 0.1, 0.1, 0.4, 0.1, 0.1, 0.1]);
+        let sharp = [0.7, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05];
+        let doubted = Input {
+            p: sharp,
+            reliability: 0.5,
+        };
+        assert_eq!(
+            fuse(Strategy::Mode, Some(&face), Some(&doubted), w)
+                .unwrap()
+                .1,
+            3
+        );
+        let untrusted = Input {
+            p: sharp,
+            reliability: 0.0,
+        };
+        let (shares, k) = fuse(Strategy::Mode, Some(&face), Some(&untrusted), w).unwrap();
+        assert_eq!((k, shares[3], shares[0]), (3, 1.0, 0.0));
+        let nan = Input {
+            p: sharp,
+            reliability: f32::NAN,
+        };
+        assert_eq!(trusted_vote(&nan), None);
+        assert_eq!(fuse(Strategy::Mode, None, Some(&untrusted), w), None);
     }
 
     #[test]

@@ -302,7 +302,8 @@ fn report(rows: &[Pair], w: FusionWeights, a: &FusionEvalArgs) -> FusionReport {
     old.rules.domain_far = f32::INFINITY;
     let mode = |r: &Pair| {
         let (f, v) = r.inputs(&w);
-        fusion::fuse(Strategy::Mode, Some(&f), Some(&v), w).map_or(usize::MAX, |x| x.1)
+        let v = (!w.rules.voice_abstains(r.voice_evidence.confidence)).then_some(v);
+        fusion::fuse(Strategy::Mode, Some(&f), v.as_ref(), w).map_or(usize::MAX, |x| x.1)
     };
     let mean = |f: &dyn Fn(&Pair) -> f64| rows.iter().map(f).sum::<f64>() / m;
     let mut dists: Vec<f32> = rows

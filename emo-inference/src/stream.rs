@@ -281,17 +281,29 @@ impl Fuser {
         });
         let fused = match self.strategy {
             Strategy::Mode => {
+                let rules = &self.weights.rules;
+                // Every face frame votes with its own trust; the voice votes with its label
+                // unless it abstains (see `fusion::trusted_vote`).
                 let mut votes: Vec<(usize, f32)> = faces
                     .iter()
-                    .map(|f| {
-                        let (k, c) = argmax(&f.probabilities);
-                        (k, c)
+                    .filter_map(|f| {
+                        fusion::trusted_vote(&Input {
+                            p: f.probabilities,
+                            reliability: rules.face(FaceEvidence {
+                                detection_score: f.detection_score,
+                                crop_px: f.crop_px,
+                            }),
+                        })
                     })
                     .collect();
-                if let Some(v) = voice.as_ref().filter(|v| v.probabilities.is_some()) {
-                    if let Some(e) = v.label {
-                        votes.push((e.to_face_space().index(), v.confidence));
-                    }
+                let voice_vote = voice
+                    .as_ref()
+                    .filter(|v| !rules.voice_abstains(v.confidence))
+                    .zip(voice_in.as_ref())
+                    .and_then(|(v, input)| Some((v.label?, input.reliability)))
+                    .filter(|&(_, r)| r > 0.0);
+                if let (Some((e, r)), Some(v)) = (voice_vote, voice.as_ref()) {
+                    votes.push((e.to_face_space().index(), v.confidence * r.min(1.0)));
                 }
                 fusion::mode_vote(&votes).zip(fusion::mode_winner(&votes))
             }
@@ -424,5 +436,38 @@ mod tests {
         };
         assert_eq!(run(0.95, 150.0), 3);
         assert_eq!(run(0.52, 12.5), 4);
+    }
+
+    /// `mode` in the live stream: a face frame the detector barely accepted casts no vote, a
+    /// voice below the abstain threshold casts none either (its label is not reported), and a
+    /// 1–1 tie goes to the estimate with more confidence × trust.
+    #[test]
+    fn mode_votes_only_with_trusted_estimates() {
+        let mut weights = FusionWeights::default();
+        weights.rules.abstain_below = Some(0.5);
+        let run = |faces: &[FaceObs], v: VoiceObs| {
+            let mut f = Fuser::new(0.0, 1.0, Strategy::Mode, weights);
+            faces.iter().for_each(|x| f.push_face(*x));
+            f.push_voice(v);
+            f.poll(1.0).pop().unwrap().fused.unwrap()
+        };
+        let clear = face(0.5, 3, 0.6);
+        // An abstaining "sad" voice (0.45) against one clear "happy" frame: happy, alone.
+        let (shares, k) = run(&[clear], voice(0.0, 4, 0.45));
+        assert_eq!((k, shares[3]), (3, 1.0));
+        // Two barely-seen "happy" frames (score 0.25: no trust) do not vote against the voice.
+        let faint = FaceObs {
+            detection_score: 0.25,
+            ..face(0.2, 3, 0.9)
+        };
+        assert_eq!(run(&[faint, faint], voice(0.0, 4, 0.8)).1, 4);
+        // A sharp but out-of-domain voice loses the tie to the clear face.
+        let far = VoiceObs {
+            domain_distance: Some(3.0),
+            ..voice(0.0, 4, 0.9)
+        };
+        assert_eq!(run(&[clear], far).1, 3);
+        // The same voice in domain wins it (0.9 > 0.6).
+        assert_eq!(run(&[clear], voice(0.0, 4, 0.9)).1, 4);
     }
 }
