@@ -218,9 +218,11 @@ def report(name, sets, w, full, t, rd=1.0, abstain=0.0):
         vote = mode(f, v, conf, full, rd, abstain)
         r.append([(f.argmax(1) == y).mean(), (v.argmax(1) == y).mean(), (p.argmax(1) == y).mean(),
                   (vote == y).mean(), ece(p, y), ece(f, y), (conf < abstain).mean()])
-    r = np.mean(r, 0)
+    r = np.array(r)
+    margin = (r[:, 2] - np.maximum(r[:, 0], r[:, 1])).min()
+    r = r.mean(0)
     print(f"{name}: face {r[0]:.4f} voice {r[1]:.4f} fused {r[2]:.4f} mode {r[3]:.4f} fused ECE {r[4]:.4f} "
-          f"(face {r[5]:.4f}); voice abstains on {r[6]:.3f}")
+          f"(face {r[5]:.4f}); voice abstains on {r[6]:.3f}; fused minus the better single input, worst seed {margin:+.4f}")
 
 
 def auroc(neg, pos):
