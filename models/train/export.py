@@ -298,7 +298,7 @@ def cmd_expression(a):
     save_expression_metrics(res, out, bool(a.out))
 
 
-def merge_ensemble(member_paths, out_path):
+def merge_ensemble(member_paths, out_path, name="expression_ensemble"):
     """One ONNX graph that runs every member on the same `input` and outputs the mean of their
     `logits`. Each member's names get a prefix (m0/, m1/, ...), so the networks share nothing but the
     input; the daemon loads it like any single model (same input/output names, dynamic batch), and
@@ -324,14 +324,14 @@ def merge_ensemble(member_paths, out_path):
     inits.append(helper.make_tensor("ensemble_inv_k", TensorProto.FLOAT, [], [1.0 / k]))
     nodes.append(helper.make_node("Mul", ["logits_sum", "ensemble_inv_k"], ["logits"], name="ensemble_mean"))
     first = models[0].graph
-    graph = helper.make_graph(nodes, "expression_ensemble", [first.input[0]], [first.output[0]], inits,
+    graph = helper.make_graph(nodes, name, [first.input[0]], [first.output[0]], inits,
                               value_info=vinfo)
     opsets = {}
     for m in models:
         for o in m.opset_import:
             opsets[o.domain] = max(opsets.get(o.domain, 0), o.version)
     merged = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
-                               producer_name="emo export.py expression-ensemble")
+                               producer_name=f"emo export.py {name.replace('_', '-')}")
     merged.ir_version = models[0].ir_version
     onnx.checker.check_model(merged)
     onnx.save(merged, str(out_path))
@@ -448,82 +448,187 @@ def ece_folded(logits, y, T, bins=15):
     return round(float(e), 4)
 
 
-def cmd_speech(a):
-    import features as FT
-    from speech_model import build, n_params
-    from train_speech import LABELS, emodb_scores, load_emodb, load_ravdess
-
-    torch.set_num_threads(1)
-    run = Path(a.run)
-    folds = [np.load(run / f"fold{k}.npz") for k in range(5)]
-    accs, f1s = [], []
+def speech_cv_figures(fold_logits, ys):
+    """Figures of 5 out-of-fold logit sets (fold k = actors 4k+1..4k+4): per-fold accuracy and macro F1,
+    the pooled report, the temperature fitted on the pooled logits and the abstain threshold derived
+    from them. Returns (figures, pooled logits, labels, T, threshold)."""
     from sklearn.metrics import f1_score
+    from train_speech import LABELS
 
-    for f in folds:
-        p = f["logits"].argmax(1)
-        accs.append(float((p == f["y"]).mean()))
-        f1s.append(float(f1_score(f["y"], p, average="macro")))
-    L = np.concatenate([f["logits"] for f in folds])
-    Y = np.concatenate([f["y"] for f in folds])
-    rep = classification_report(L, Y, LABELS)
+    accs = [float((l.argmax(1) == y).mean()) for l, y in zip(fold_logits, ys)]
+    f1s = [float(f1_score(y, l.argmax(1), average="macro")) for l, y in zip(fold_logits, ys)]
+    L, Y = np.concatenate(fold_logits), np.concatenate(ys)
     cal = calibration(L, Y)
     T = cal["temperature"]
     thr = abstain_threshold(L, Y, T)
-    ck = torch.load(a.final or (run / "final.pt"), map_location="cpu", weights_only=False)
-    model = build(ck.get("args"))
-    model.load_state_dict(ck["model"])
-    model.eval()
-    n_exported = n_params(model) - (n_params(model.aux) if model.aux is not None else 0)
-    waves, ys, actors, names = load_ravdess(a.data)
-    sel = np.arange(0, len(waves), 10)  # 120 real clips, numpy reference features
+    res = {"fold_accuracy": [round(v, 4) for v in accs], "fold_macro_f1": [round(v, 4) for v in f1s],
+           "accuracy_mean": float(np.mean(accs)), "accuracy_std": float(np.std(accs)),
+           "macro_f1_mean": float(np.mean(f1s)), "macro_f1_std": float(np.std(f1s)),
+           "pooled": classification_report(L, Y, LABELS), **cal,
+           "calibration_data": f"pooled out-of-fold CV logits ({len(Y)} clips)",
+           "abstain_below": thr,
+           "abstain_rule": "lowest calibrated max-probability where isotonic P(correct|conf) on the pooled "
+                           "out-of-fold RAVDESS logits reaches 0.5",
+           "abstain_ravdess_oof": selective(L, Y, T, thr)}
+    return res, L, Y, T, thr
+
+
+def speech_emodb_figures(emodb_dir, T, thr, sess=None, fold_emodb_logits=()):
+    """Cross-corpus VALIDATION only (never trained on): EmoDB's 6 shared classes through the exported
+    file (`sess`, ONNX Runtime on numpy reference features) and through each fold model (their logits
+    were saved by train_speech.py --emodb)."""
+    import features as FT
+    from sklearn.metrics import confusion_matrix
+    from train_speech import emodb_scores, load_emodb
+
+    ew, ey, _ = load_emodb(emodb_dir)
+    res = {"data": "EmoDB, 6 classes shared with RAVDESS (boredom left out), 22.05 kHz resampled to 16 kHz, "
+                   "2.00-s clips centre zero-padded into the 3-s window"}
+    per_fold = [emodb_scores(e, ey) for e in fold_emodb_logits]
+    if sess is not None:
+        ef = np.stack([FT.logmel64_v1(w) for w in ew])[:, None].astype(np.float32)
+        el = ort_run(sess, ef)
+        res.update(emodb_scores(el, ey))
+        res.update({"ece_folded_T1": ece_folded(el, ey, 1.0), "ece_folded_T": ece_folded(el, ey, T),
+                    "abstain": selective(el, ey, T, thr, fold_calm=True),
+                    "confusion_8way": confusion_matrix(ey, el.argmax(1), labels=list(range(8))).tolist()})
+    if per_fold:
+        res["fold_models"] = per_fold
+        res["fold_models_acc8"] = [p["emodb_acc8"] for p in per_fold]
+        res["fold_models_acc6"] = [p["emodb_acc6"] for p in per_fold]
+        res["fold_models_abstain"] = [selective(e, ey, T, thr, fold_calm=True) for e in fold_emodb_logits]
+    return res, ew
+
+
+def onnx_check(sess, reference, waves):
+    """ORT against a reference (PyTorch or the members' mean) on 120 real RAVDESS clips, and latency."""
+    import features as FT
+
+    sel = np.arange(0, len(waves), 10)
     feats = np.stack([FT.logmel64_v1(waves[i]) for i in sel])[:, None].astype(np.float32)
-    out = MODELS / "speech.onnx"
-    export_onnx(model, torch.from_numpy(feats[:2]), out)
-    sess = ort_session(out)
-    lo = ort_run(sess, feats)
-    with torch.no_grad():
-        lt = model(torch.from_numpy(feats)).numpy()
-    diff = float(np.abs(lo - lt).max())
+    diff = float(np.abs(ort_run(sess, feats) - reference(feats)).max())
     assert diff <= 1e-4, diff
-    lat = latency_ms(sess, feats[:1])
     t = time.perf_counter()
     for i in sel[:50]:
         FT.logmel64_v1(waves[i])
     feat_ms = (time.perf_counter() - t) / 50 * 1000
-    res = {
-        "model": "speech", "params": n_exported, "protocol": "5-fold leave-4-actors-out, actors 01-20",
-        "fold_accuracy": [round(v, 4) for v in accs], "fold_macro_f1": [round(v, 4) for v in f1s],
-        "accuracy_mean": float(np.mean(accs)), "accuracy_std": float(np.std(accs)),
-        "macro_f1_mean": float(np.mean(f1s)), "macro_f1_std": float(np.std(f1s)),
-        "pooled": rep, **cal, "calibration_data": "pooled out-of-fold CV logits (1200 clips)",
-        "abstain_below": thr,
-        "abstain_rule": "lowest calibrated max-probability where isotonic P(correct|conf) on the pooled "
-                        "out-of-fold RAVDESS logits reaches 0.5",
-        "abstain_ravdess_oof": selective(L, Y, T, thr),
-        "fold_train_seconds": [float(f["secs"]) for f in folds], "final_train_seconds": float(ck.get("secs", 0)),
-        "ort_vs_torch_max_abs_diff": diff, "latency_1thread_batch1": lat,
-        "numpy_reference_feature_ms": round(feat_ms, 2), "sha256": sha256(out), "onnx_opset": OPSET,
-        "train_args": ck.get("args"),
-    }
-    if a.emodb:  # cross-corpus VALIDATION only (never trained or selected on): the shipped file, through ORT
-        ew, ey, _ = load_emodb(a.emodb)
-        ef = np.stack([FT.logmel64_v1(w) for w in ew])[:, None].astype(np.float32)
-        el = ort_run(sess, ef)
-        em = emodb_scores(el, ey)
-        per_fold = [emodb_scores(f["emodb_logits"], f["emodb_y"]) for f in folds if "emodb_logits" in f.files]
-        res["emodb"] = {
-            "data": "EmoDB, 6 classes shared with RAVDESS (boredom left out), 22.05 kHz resampled to 16 kHz, "
-                    "2.00-s clips centre zero-padded into the 3-s window",
-            **em, "ece_folded_T1": ece_folded(el, ey, 1.0), "ece_folded_T": ece_folded(el, ey, T),
-            "abstain": selective(el, ey, T, thr, fold_calm=True),
-            "fold_models_acc8": [p["emodb_acc8"] for p in per_fold],
-            "fold_models_acc6": [p["emodb_acc6"] for p in per_fold],
-        }
-        from sklearn.metrics import confusion_matrix
+    return {"ort_max_abs_diff": diff, "latency_1thread_batch1": latency_ms(sess, feats[:1]),
+            "numpy_reference_feature_ms": round(feat_ms, 2)}
 
-        pred8 = el.argmax(1)
-        res["emodb"]["confusion_8way"] = confusion_matrix(ey, pred8, labels=list(range(8))).tolist()
-    save_metrics("speech", res, LABELS, cm=rep["confusion_matrix"])
+
+def load_speech_final(path):
+    from speech_model import build, n_params
+
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    model = build(ck.get("args"))
+    model.load_state_dict(ck["model"])
+    model.eval()
+    return model, ck, n_params(model) - (n_params(model.aux) if model.aux is not None else 0)
+
+
+def cmd_speech(a):
+    from train_speech import LABELS, load_ravdess
+
+    torch.set_num_threads(1)
+    run = Path(a.run)
+    folds = [np.load(run / f"fold{k}.npz") for k in range(5)]
+    cv, L, Y, T, thr = speech_cv_figures([f["logits"] for f in folds], [f["y"] for f in folds])
+    model, ck, n_exported = load_speech_final(a.final or (run / "final.pt"))
+    waves = load_ravdess(a.data)[0]
+    out = MODELS / "speech.onnx"
+    export_onnx(model, torch.zeros(2, 1, 64, 297), out)
+    sess = ort_session(out)
+
+    def torch_logits(x):
+        with torch.no_grad():
+            return model(torch.from_numpy(x)).numpy()
+
+    res = {"model": "speech", "params": n_exported, "protocol": "5-fold leave-4-actors-out, actors 01-20", **cv,
+           "fold_train_seconds": [float(f["secs"]) for f in folds], "final_train_seconds": float(ck.get("secs", 0)),
+           **onnx_check(sess, torch_logits, waves), "sha256": sha256(out), "onnx_opset": OPSET,
+           "train_args": ck.get("args")}
+    if a.emodb:
+        res["emodb"], _ = speech_emodb_figures(a.emodb, T, thr, sess,
+                                               [f["emodb_logits"] for f in folds if "emodb_logits" in f.files])
+    save_metrics("speech", res, LABELS, cm=res["pooled"]["confusion_matrix"])
+
+
+def cmd_speech_cv(a):
+    """Figures of a cross-validation run alone (no final model): per-fold RAVDESS accuracy, the pooled
+    out-of-fold temperature and abstain threshold, and each fold model's EmoDB scores. Writes
+    models/metrics/<name>.json and, so later sessions can pool or ensemble them without retraining,
+    the out-of-fold and EmoDB logits as <name>_logits.npz (a few tens of kB)."""
+    from train_speech import LABELS
+
+    run = Path(a.run)
+    folds = [np.load(run / f"fold{k}.npz") for k in range(5)]
+    cv, L, Y, T, thr = speech_cv_figures([f["logits"] for f in folds], [f["y"] for f in folds])
+    res = {"run": str(run), "protocol": "5-fold leave-4-actors-out, actors 01-20, last epoch", **cv,
+           "fold_train_seconds": [float(f["secs"]) for f in folds]}
+    extra = {}
+    if a.emodb and all("emodb_logits" in f.files for f in folds):
+        el = [f["emodb_logits"] for f in folds]
+        res["emodb"], _ = speech_emodb_figures(a.emodb, T, thr, None, el)
+        extra = {f"emodb_logits{k}": e for k, e in enumerate(el)} | {"emodb_y": folds[0]["emodb_y"]}
+    np.savez_compressed(MODELS / "metrics" / f"{a.name}_logits.npz", oof_logits=L, oof_y=Y,
+                        oof_idx=np.concatenate([f["idx"] for f in folds]), **extra)
+    save_metrics(a.name, res, LABELS, cm=res["pooled"]["confusion_matrix"])
+
+
+def cmd_speech_ensemble(a):
+    """Ship the mean-logit ensemble of speech models trained by different recipes.
+
+    Cross-validation of the ensemble needs no new training: fold k of every recipe held out the same
+    actors (4k+1..4k+4), so the mean of the members' fold-k logits is an out-of-fold estimate of the
+    ensemble. The shipped file is one ONNX graph (merge_ensemble) that runs every member's final model
+    on the same input and outputs the mean of their logits: the daemon loads it like any speech model."""
+    import onnx
+    from train_speech import LABELS, load_ravdess
+
+    torch.set_num_threads(1)
+    if len(a.runs) != len(a.members):
+        raise SystemExit("--runs and --members must name the recipes in the same order")
+    runs = [[np.load(Path(r) / f"fold{k}.npz") for k in range(5)] for r in a.runs]
+    for k in range(5):
+        if any(not np.array_equal(r[k]["idx"], runs[0][k]["idx"]) for r in runs):
+            raise SystemExit(f"fold {k}: the runs did not hold out the same clips")
+    fold_logits = [np.mean([r[k]["logits"] for r in runs], 0) for k in range(5)]
+    ys = [runs[0][k]["y"] for k in range(5)]
+    cv, L, Y, T, thr = speech_cv_figures(fold_logits, ys)
+    cvdir = Path(a.workdir) / "cv"  # the ensemble's out-of-fold logits as foldK.npz, for fusion_pairs.py --ravdess_oof
+    cvdir.mkdir(parents=True, exist_ok=True)
+    for k in range(5):
+        np.savez(cvdir / f"fold{k}.npz", logits=fold_logits[k], y=ys[k], idx=runs[0][k]["idx"],
+                 actors=runs[0][k]["actors"], secs=sum(float(r[k]["secs"]) for r in runs))
+    member_files, member_params = [], []
+    for i, m in enumerate(a.members):
+        dst = Path(a.workdir) / f"member{i}.onnx"
+        if m.endswith(".onnx"):
+            dst.write_bytes(Path(m).read_bytes())  # copied first: models/speech.onnx may be a member
+        else:
+            export_onnx(load_speech_final(m)[0], torch.zeros(2, 1, 64, 297), dst)
+        # counted in the exported graph (batch-norm folded), the same way for every member
+        member_params.append(int(sum(np.prod(t.dims) for t in onnx.load(str(dst)).graph.initializer)))
+        member_files.append(dst)
+    out = MODELS / "speech.onnx"
+    merge_ensemble(member_files, out, "speech_ensemble")
+    sess = ort_session(out)
+    members = [ort_session(f) for f in member_files]
+    res = {
+        "model": "speech", "params": int(sum(member_params)), "member_params": member_params,
+        "ensemble": {"members": [str(m) for m in a.members], "runs": [str(r) for r in a.runs],
+                     "rule": "mean of the members' logits (one ONNX graph)",
+                     "member_fold_accuracy": [[round(float((r[k]["logits"].argmax(1) == r[k]["y"]).mean()), 4)
+                                               for k in range(5)] for r in runs]},
+        "protocol": "5-fold leave-4-actors-out, actors 01-20 (mean of the recipes' fold-k logits)", **cv,
+        **onnx_check(sess, lambda x: np.mean([ort_run(m, x) for m in members], 0), load_ravdess(a.data)[0]),
+        "sha256": sha256(out), "onnx_opset": OPSET,
+    }
+    if a.emodb:
+        res["emodb"], ew = speech_emodb_figures(
+            a.emodb, T, thr, sess, [np.mean([r[k]["emodb_logits"] for r in runs], 0) for k in range(5)])
+        res["emodb"]["members"] = [speech_emodb_figures(a.emodb, T, thr, m)[0] for m in members]
+    save_metrics("speech", res, LABELS, cm=res["pooled"]["confusion_matrix"])
 
 
 def save_metrics(name, res, labels, cm=None, d=None):
@@ -545,8 +650,8 @@ input_shape = [1, 128, 128, 3]
 layout = "NHWC"
 color = "rgb"
 input_range = [-1.0, 1.0]
-# TRUTH (differs from DESIGN §3): the file has FOUR outputs, split per anchor stride, not two
-# concatenated [1,896,*] tensors. Order below: regressors stride 8, regressors stride 16,
+# The file has FOUR outputs, split per anchor stride, not the two concatenated [1,896,*]
+# tensors BlazeFace is often described with (layout: models/README.md, "Face detector"). Order below: regressors stride 8, regressors stride 16,
 # scores stride 8, scores stride 16. Concatenate stride 8 then stride 16 to get the 896 anchors.
 outputs = ["Identity_2:0", "Identity_3:0", "Identity:0", "Identity_1:0"]
 output_shapes = [[1, 512, 16], [1, 384, 16], [1, 512, 1], [1, 384, 1]]
@@ -600,6 +705,14 @@ ece_before = {m["ece_before"]:.4f}
 ece_after = {m["ece_after"]:.4f}
 per_class_recall = {toml_recall(m["per_class_recall"])}
 ''')
+        if (MODELS / "expression_fp32.onnx").exists():
+            parts[-1] += f'''[models.expression.variants.fp32]
+# The same weights as expression.onnx without the int8 quantization (models/train/dequantize.py):
+# faster than int8 on CPUs without VNNI. The daemon times both at load and runs the faster
+# (config models.expression_precision); figures in models/metrics/expression_precisions.json.
+file = "expression_fp32.onnx"
+sha256 = "{sha256(MODELS / "expression_fp32.onnx")}"
+'''
     s = MODELS / "metrics" / "speech.json"
     if s.exists() and (MODELS / "speech.onnx").exists():
         m = json.loads(s.read_text())
@@ -645,7 +758,7 @@ per_class_recall = {toml_recall(m["pooled"]["per_class_recall"])}   # pooled ove
 {cross}''')
     dom = MODELS / "metrics" / "speech_domain.toml"  # written by fusion_pairs.py --domain
     if dom.exists() and any(p.startswith("[models.speech]") for p in parts):
-        parts.append(dom.read_text())
+        parts[-1] += dom.read_text()
     text = "\n".join(parts)
     import tomllib
 
@@ -676,10 +789,21 @@ def main():
     p.add_argument("--final", default=None, help="final model checkpoint if not <run>/final.pt")
     p.add_argument("--data", required=True)
     p.add_argument("--emodb", default="", help="EmoDB dir: cross-corpus validation figures of the exported file")
+    p = sp.add_parser("speech-cv", help="figures and logits of a cross-validation run (no final model)")
+    p.add_argument("--run", required=True, help="directory with fold0..4.npz")
+    p.add_argument("--name", required=True, help="metrics/<name>.json and metrics/<name>_logits.npz")
+    p.add_argument("--emodb", default="", help="EmoDB dir: the fold models' cross-corpus figures")
+    p = sp.add_parser("speech-ensemble", help="ship the mean-logit ensemble of speech models of several recipes")
+    p.add_argument("--runs", nargs="+", required=True, help="per recipe: directory with fold0..4.npz")
+    p.add_argument("--members", nargs="+", required=True,
+                   help="per recipe, same order: its final model (final.pt, or an exported .onnx such as the shipped file)")
+    p.add_argument("--data", required=True)
+    p.add_argument("--emodb", default="")
+    p.add_argument("--workdir", default=str(Path(__file__).resolve().parent / "runs" / "speech_ensemble"))
     sp.add_parser("manifest")
     a = ap.parse_args()
     {"expression": cmd_expression, "expression-ensemble": cmd_expression_ensemble, "speech": cmd_speech,
-     "manifest": cmd_manifest}[a.cmd](a)
+     "speech-cv": cmd_speech_cv, "speech-ensemble": cmd_speech_ensemble, "manifest": cmd_manifest}[a.cmd](a)
 
 
 if __name__ == "__main__":
