@@ -720,6 +720,8 @@ sha256 = "{sha256(MODELS / "expression_fp32.onnx")}"
         note = m.get("abstain_note", "from pooled out-of-fold RAVDESS")
         abstain = (f'abstain_below = {m["abstain_below"]}   # withhold the voice estimate when its calibrated '
                    f'max probability is below this ({note})\n') if "abstain_below" in m else ""
+        ensemble = (f"   # mean-logit ensemble of {len(m['ensemble']['members'])} networks in one graph "
+                    "(models/speech.md, v4)") if "ensemble" in m else ""
         cross = ""
         if "emodb" in m:
             e = m["emodb"]
@@ -734,7 +736,7 @@ output_name = "logits"
 input_shape = [-1, 1, 64, 297]
 labels = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "calm"]
 temperature = {m["temperature"]}
-params = {m["params"]}
+params = {m["params"]}{ensemble}
 {abstain}[models.speech.features]
 kind = "logmel64_v1"
 sample_rate = 16000
