@@ -157,11 +157,17 @@ both_backends!(capturing_session_end_to_end, |backend| {
     // Bob can still work with samples pushed from elsewhere.
     assert_eq!(start(&server, &bob, json!(["remote"])).status(), 201);
 
-    // A few more seconds, then stop: the pipeline drains and the summary shows coverage.
-    let more = collect(&rx, Duration::from_secs(4), |_| false);
+    // A few more seconds (at least 4, and until a `stats` event: they come every 5 s, so a
+    // fixed 4-s wait missed one whenever the last came just before it), then stop: the
+    // pipeline drains and the summary shows coverage.
+    let t0 = Instant::now();
+    let is_stats = |e: &Value| e["type"] == "stats";
+    let more = collect(&rx, Duration::from_secs(9), |evs| {
+        t0.elapsed() >= Duration::from_secs(4) && evs.iter().any(is_stats)
+    });
     assert!(
-        more.iter().any(|e| e["type"] == "stats"),
-        "no stats event in 4 s: {more:?}"
+        more.iter().any(is_stats),
+        "no stats event in 9 s (one is due every 5 s): {more:?}"
     );
     let r = server.post(
         &format!("/api/v1/sessions/{id}/stop"),
