@@ -245,3 +245,36 @@ fn clients_leaving_leave_no_files() {
     });
     assert_no_uploads(tmp.path(), "the last analysis");
 }
+
+/// A malformed body the multipart parser once answered with "not yet" forever, after it had
+/// read every byte (fuzz/regressions/multipart/pending_after_the_body_ended, found by the
+/// `multipart` fuzz target): the daemon answers 422 at once, keeps nothing, and the analysis slot
+/// is free for the next request.
+#[test]
+fn a_body_that_ends_inside_a_part_is_refused_not_held() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = env(tmp.path(), &models());
+    env.add_user("ana", "agent");
+    let server = env.start();
+    let token = server.login("ana");
+    let input = std::fs::read(
+        common::workspace_root().join("fuzz/regressions/multipart/pending_after_the_body_ended"),
+    )
+    .unwrap();
+    // The fuzz input: two control bytes, the Content-Type line, then the body.
+    let nl = input.iter().position(|&b| b == b'\n').unwrap();
+    let content_type = String::from_utf8(input[2..nl].to_vec()).unwrap();
+    let r = server
+        .client
+        .post(server.url("/api/v1/analyze"))
+        .bearer_auth(&token)
+        .header("Content-Type", content_type)
+        .body(input[nl + 1..].to_vec())
+        .timeout(Duration::from_secs(15))
+        .send()
+        .expect("the daemon held the request");
+    let (status, code) = error_of(r);
+    assert_eq!((status, code.as_str()), (422, "invalid_input"));
+    assert_no_uploads(tmp.path(), "a body that ends inside a part");
+    assert_eq!(post(&server, &token, files(1)).status(), 200);
+}

@@ -12,7 +12,6 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
-use actix_multipart::Multipart;
 use actix_web::error::PayloadError;
 use actix_web::http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use actix_web::web::{self, Bytes};
@@ -290,6 +289,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
         tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .expect("tokio runtime")
     })
@@ -319,14 +319,21 @@ pub fn multipart(data: &[u8]) {
         .chunks(*step as usize + 1)
         .map(|c| Ok(Bytes::copy_from_slice(c)))
         .collect();
-    let mut payload = Multipart::new(&headers, futures_util::stream::iter(chunks));
+    let (mut payload, ended) =
+        emod::api::analyze::multipart_body(&headers, futures_util::stream::iter(chunks));
     let dir = tempfile::tempdir().expect("temporary directory");
-    let r = runtime().block_on(emod::api::analyze::save_uploads(
-        &headers,
-        &mut payload,
-        dir.path(),
-        limit,
-    ));
+    // The whole body is in memory: parsing it must end, with files or an error. A hang is a
+    // finding (it would hold an HTTP request and the analysis slot), reported as a panic so the
+    // corpus replay in the test suite fails instead of hanging.
+    let r = runtime()
+        .block_on(async {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                emod::api::analyze::save_uploads(&headers, &mut payload, &ended, dir.path(), limit),
+            )
+            .await
+        })
+        .expect("save_uploads hung on a body that had ended");
     if let Ok(files) = r {
         assert!(!files.is_empty() && files.len() <= emod::api::analyze::MAX_FILES);
         let mut total = 0;

@@ -12,12 +12,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_multipart::Multipart;
+use actix_web::error::PayloadError;
 use actix_web::http::header::{HeaderMap, CONTENT_TYPE};
+use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use emo_api_types::analyze::AnalyzeResponse;
 use emo_api_types::ErrorCode;
-use futures_util::StreamExt;
+use futures_util::future::poll_fn;
+use futures_util::{Stream, StreamExt};
 use std::io::Write;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use super::AppState;
 use crate::auth::AuthUser;
@@ -96,8 +101,9 @@ pub async fn analyze(
     state: web::Data<AppState>,
     _user: AuthUser,
     req: HttpRequest,
-    mut payload: Multipart,
+    body: web::Payload,
 ) -> AppResult<HttpResponse> {
+    let (mut payload, ended) = multipart_body(req.headers(), body);
     // Taken before the upload is read, so a queue of uploads cannot fill the disk either.
     let permit = state.analyses.clone().try_acquire_owned().map_err(|_| {
         AppError::new(
@@ -110,7 +116,7 @@ pub async fn analyze(
     })?;
     let dir = TempDir::create()?;
     let limit = state.config.server.upload_limit_bytes;
-    let files = save_uploads(req.headers(), &mut payload, &dir.0, limit).await?;
+    let files = save_uploads(req.headers(), &mut payload, &ended, &dir.0, limit).await?;
     let job = Job {
         _permit: permit,
         dir,
@@ -219,16 +225,68 @@ fn answer_when_done(
 /// names: at most [`MAX_FILES`] files and `limit` bytes in all, plain form fields drained and
 /// counted. This is the part of the handler that parses what the client sent; the fuzz target
 /// `multipart` drives it with arbitrary bodies.
+/// The request body as the multipart parser reads it, noting when it has ended (see
+/// [`next_part`]).
+pub struct Body<S> {
+    inner: S,
+    ended: Arc<AtomicBool>,
+}
+
+impl<S: Stream<Item = Result<Bytes, PayloadError>> + Unpin> Stream for Body<S> {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let r = self.inner.poll_next_unpin(cx);
+        if let Poll::Ready(None) = r {
+            self.ended.store(true, Ordering::Release);
+        }
+        r
+    }
+}
+
+/// A multipart reader over `body`, and the flag that says the body has ended.
+pub fn multipart_body<S>(headers: &HeaderMap, body: S) -> (Multipart, Arc<AtomicBool>)
+where
+    S: Stream<Item = Result<Bytes, PayloadError>> + Unpin + 'static,
+{
+    let ended = Arc::new(AtomicBool::new(false));
+    let body = Body {
+        inner: body,
+        ended: ended.clone(),
+    };
+    (Multipart::new(headers, body), ended)
+}
+
+/// The next item of the multipart reader or of one of its fields. actix-multipart 0.7.2 can
+/// answer "not yet" (Pending) for a malformed body whose every byte it has already read, and
+/// then nothing ever wakes it: found by the `multipart` fuzz target
+/// (fuzz/regressions/multipart/pending_after_the_body_ended), it held the request, and the
+/// analysis slot with it, for as long as the client kept the connection open. Pending once the
+/// body has ended can only be that, so it is a bad body.
+async fn next_part<T, P: Stream<Item = T> + Unpin>(
+    part: &mut P,
+    ended: &AtomicBool,
+) -> AppResult<Option<T>> {
+    poll_fn(|cx| match part.poll_next_unpin(cx) {
+        Poll::Pending if ended.load(Ordering::Acquire) => Poll::Ready(Err(AppError::invalid(
+            "bad multipart body: it ends inside a part",
+        ))),
+        p => p.map(Ok),
+    })
+    .await
+}
+
 pub async fn save_uploads(
     headers: &HeaderMap,
     payload: &mut Multipart,
+    ended: &AtomicBool,
     dir: &Path,
     limit: usize,
 ) -> AppResult<Vec<(PathBuf, String)>> {
     check_boundary(headers)?;
     let mut files: Vec<(PathBuf, String)> = Vec::new();
     let mut total = 0usize;
-    while let Some(field) = payload.next().await {
+    while let Some(field) = next_part(payload, ended).await? {
         let mut field = field.map_err(|e| AppError::invalid(format!("bad multipart body: {e}")))?;
         let original = field
             .content_disposition()
@@ -236,7 +294,7 @@ pub async fn save_uploads(
             .unwrap_or_default();
         if original.is_empty() {
             // A plain form field, not a file: drained and ignored, but counted in the limit.
-            while let Some(chunk) = field.next().await {
+            while let Some(chunk) = next_part(&mut field, ended).await? {
                 let chunk =
                     chunk.map_err(|e| AppError::invalid(format!("bad multipart body: {e}")))?;
                 total += chunk.len();
@@ -258,7 +316,7 @@ pub async fn save_uploads(
         let path = dir.join(local_name(files.len(), &original));
         let mut out = std::fs::File::create(&path)
             .map_err(|e| AppError::Internal(format!("temporary file: {e}")))?;
-        while let Some(chunk) = field.next().await {
+        while let Some(chunk) = next_part(&mut field, ended).await? {
             let chunk = chunk.map_err(|e| AppError::invalid(format!("bad multipart body: {e}")))?;
             total += chunk.len();
             if total > limit {
