@@ -296,14 +296,12 @@ impl Fuser {
                         })
                     })
                     .collect();
-                let voice_vote = voice
-                    .as_ref()
-                    .filter(|v| !rules.voice_abstains(v.confidence))
-                    .zip(voice_in.as_ref())
-                    .and_then(|(v, input)| Some((v.label?, input.reliability)))
-                    .filter(|&(_, r)| r > 0.0);
-                if let (Some((e, r)), Some(v)) = (voice_vote, voice.as_ref()) {
-                    votes.push((e.to_face_space().index(), v.confidence * r.min(1.0)));
+                if let (Some(v), Some(input)) = (voice.as_ref(), voice_in.as_ref()) {
+                    let trusted = !rules.voice_abstains(v.confidence) && input.reliability > 0.0;
+                    if let Some(e) = v.label.filter(|_| trusted) {
+                        let c = v.confidence * input.reliability.min(1.0);
+                        votes.push((e.to_face_space().index(), c));
+                    }
                 }
                 fusion::mode_vote(&votes).zip(fusion::mode_winner(&votes))
             }
