@@ -241,7 +241,9 @@ def predict(model, feats):
     return torch.cat([model(feats[i : i + 64]) for i in range(0, len(feats), 64)]).numpy()
 
 
-def train_run(name, tr_idx, waves, ys, a, out, fx, log, gender=None, bounds=None):
+def train_run(name, tr_idx, waves, ys, a, out, fx, log, gender=None, bounds=None, feat_hook=None):
+    """`feat_hook(f [B,64,T], batch indices, rng) -> f`: a transform of the augmented features before
+    SpecAugment (the speaker normalisation of train_speech_multicorpus.py); None leaves runs as before."""
     seed = a.seed * 100 + (hash(name) % 97 if False else sum(map(ord, name)))
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -274,7 +276,10 @@ def train_run(name, tr_idx, waves, ys, a, out, fx, log, gender=None, bounds=None
             else:
                 wb = np.stack([augment_wave(waves[j], rng, a) for j in bi])
             with torch.no_grad():
-                xb = spec_augment(fx(torch.from_numpy(wb)).unsqueeze(1), g, a)
+                fb = fx(torch.from_numpy(wb))
+                if feat_hook is not None:
+                    fb = feat_hook(fb, bi, rng)
+                xb = spec_augment(fb.unsqueeze(1), g, a)
             yb = torch.from_numpy(ys[bi])
             gb = torch.from_numpy(gender[bi]) if gender is not None else None
             lam, pi = 1.0, None
@@ -307,9 +312,9 @@ def train_run(name, tr_idx, waves, ys, a, out, fx, log, gender=None, bounds=None
     return model, time.time() - t_run
 
 
-def main():
+def arg_parser():
+    """The recipe's options (shared with train_speech_multicorpus.py)."""
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", required=True)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "runs" / "speech"))
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--bs", type=int, default=32)
@@ -345,6 +350,12 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--folds", default="0,1,2,3,4")
     ap.add_argument("--skip_final", action="store_true")
+    return ap
+
+
+def main():
+    ap = arg_parser()
+    ap.add_argument("--data", required=True)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
