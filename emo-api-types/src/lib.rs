@@ -90,6 +90,20 @@ wire_enum! {
     }
 }
 
+wire_enum! {
+    /// Why a session stopped (in its summary; absent for sessions stopped before it was recorded
+    /// and for `interrupted` ones).
+    pub enum EndReason ("end reason") {
+        /// `POST /sessions/{id}/stop`, on this daemon or another one sharing the database.
+        Requested = "requested",
+        /// Every capture source ended (`file:` sources played to the end) and
+        /// `capture.stop_when_sources_end` is on.
+        SourcesEnded = "sources_ended",
+        /// The user was disabled while the session ran.
+        UserDisabled = "user_disabled",
+    }
+}
+
 /// Body of `POST /api/v1/auth/register` and `POST /api/v1/auth/login`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -192,6 +206,9 @@ pub struct SessionSummary {
     /// Mean confidence of the samples the distribution was computed from.
     pub mean_confidence: Option<f64>,
     pub duration_seconds: f64,
+    /// Why the session stopped (absent for interrupted sessions and older summaries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<EndReason>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

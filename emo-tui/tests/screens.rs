@@ -61,6 +61,7 @@ fn session(n: u128, name: &str, start: &str, mins: i64, status: SessionStatus) -
             .collect(),
         mean_confidence: Some(0.71),
         duration_seconds: 60.0 * mins as f64,
+        end_reason: None,
     });
     Session {
         id: Uuid::from_u128(0xabcdef00_0000_0000_0000_000000000000 + n),

@@ -37,6 +37,9 @@ pub struct CaptureConfig {
     pub height: u32,
     /// How face and voice are fused per second: `calibrated` or `mode` (majority vote).
     pub fusion: String,
+    /// Stop the session when every source has ended (a `file:` source played to its end). A
+    /// lost device never ends: it is reopened with back-off as before.
+    pub stop_when_sources_end: bool,
 }
 
 impl Default for CaptureConfig {
@@ -48,6 +51,7 @@ impl Default for CaptureConfig {
             width: 640,
             height: 480,
             fusion: "calibrated".into(),
+            stop_when_sources_end: true,
         }
     }
 }

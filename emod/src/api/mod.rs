@@ -215,8 +215,12 @@ pub async fn serve(config: Config, port_file: Option<std::path::PathBuf>) -> any
         write_port_file(path, addr)?;
     }
     let maint = tokio::spawn(crate::state::maintenance(data.clone().into_inner()));
+    let watch = tokio::spawn(crate::sessions::watch::watch_capture(
+        data.clone().into_inner(),
+    ));
     let result = server.await;
     maint.abort();
+    watch.abort();
     drop(handle);
     tracing::info!("shutting down: stopping capture, flushing pending samples");
     data.capture.shutdown().await;

@@ -250,6 +250,7 @@ pub fn allowed_methods(pattern: &str) -> &'static str {
         emo_api_types::Modality,
         emo_api_types::Role,
         emo_api_types::SessionStatus,
+        emo_api_types::EndReason,
         emo_api_types::SessionSummary,
         emo_api_types::SampleIn,
         emo_api_types::analyze::AnalyzeResponse,

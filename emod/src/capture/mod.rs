@@ -89,6 +89,14 @@ enum Slot {
     Running(Box<pipeline::Running>),
 }
 
+/// What [`CaptureManager::capturing`] reports.
+#[derive(Debug, Clone, Copy)]
+pub struct Capturing {
+    pub session: Uuid,
+    pub user: Uuid,
+    pub sources_ended: bool,
+}
+
 /// One capturing session per daemon.
 #[derive(Default)]
 pub struct CaptureManager {
@@ -158,6 +166,18 @@ impl CaptureManager {
     pub fn is_capturing(&self, session: Uuid) -> bool {
         matches!(&*self.slot.lock().unwrap_or_else(|e| e.into_inner()),
             Slot::Running(r) if r.session() == session)
+    }
+
+    /// The session capturing now, with its user and whether all its sources have ended.
+    pub fn capturing(&self) -> Option<Capturing> {
+        match &*self.slot.lock().unwrap_or_else(|e| e.into_inner()) {
+            Slot::Running(r) => Some(Capturing {
+                session: r.session(),
+                user: r.user(),
+                sources_ended: r.sources_ended(),
+            }),
+            _ => None,
+        }
     }
 
     /// Whether any session captures.

@@ -120,6 +120,9 @@ struct Shared {
     voice_settled: AtomicU64,
     camera_live: AtomicBool,
     microphone_live: AtomicBool,
+    /// Sources opened for the session that have not reported `ended` (a file played to its
+    /// end); a lost device is reopened and never counts as ended.
+    sources_left: std::sync::atomic::AtomicUsize,
     frames_processed: AtomicU64,
 }
 
@@ -149,6 +152,9 @@ impl Shared {
             voice_settled: AtomicU64::new(origin.to_bits()),
             camera_live: AtomicBool::new(camera),
             microphone_live: AtomicBool::new(microphone),
+            sources_left: std::sync::atomic::AtomicUsize::new(
+                usize::from(camera) + usize::from(microphone),
+            ),
             frames_processed: AtomicU64::new(0),
         }
     }
@@ -181,6 +187,7 @@ fn spawn_fuse(
 /// A session's running pipeline.
 pub struct Running {
     session: uuid::Uuid,
+    user: uuid::Uuid,
     shared: Arc<Shared>,
     camera: Option<(emo_capture::Camera, Arc<FrameSlot>)>,
     microphone: Option<emo_capture::Microphone>,
@@ -190,6 +197,15 @@ pub struct Running {
 impl Running {
     pub fn session(&self) -> uuid::Uuid {
         self.session
+    }
+
+    pub fn user(&self) -> uuid::Uuid {
+        self.user
+    }
+
+    /// Whether every source of the session has ended (none is left to capture from).
+    pub fn sources_ended(&self) -> bool {
+        self.shared.sources_left.load(Ordering::SeqCst) == 0
     }
 
     pub fn start(
@@ -240,6 +256,7 @@ impl Running {
         threads.push(spawn_fuse(shared.clone(), engine, ctx, events));
         Self {
             session: req.session,
+            user: req.user,
             shared,
             camera,
             microphone: mic,
@@ -509,6 +526,12 @@ fn source_event(sh: &Shared, ctx: &FuseCtx, ev: emo_capture::SourceEvent) {
     };
     flag.store(live, Ordering::SeqCst);
     gauge.store(code, Ordering::Relaxed);
+    if state == SourceState::Ended {
+        // An ended source is never reopened: one fewer to capture from.
+        let _ = sh
+            .sources_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    }
     tracing::info!(session = %ctx.session, source = %ev.kind, state = ?state, "{}", ev.message);
     ctx.ingest.live.publish(
         ctx.session,

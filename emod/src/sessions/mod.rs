@@ -5,13 +5,14 @@
 
 pub mod ingest;
 pub mod validate;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use emo_api_types::{
-    ErrorCode, LiveEvent, SampleBatch, SessionStatus, SessionSummary, StartSession,
+    EndReason, ErrorCode, LiveEvent, SampleBatch, SessionStatus, SessionSummary, StartSession,
 };
 use uuid::Uuid;
 
@@ -38,9 +39,67 @@ pub struct RunningInfo {
 #[derive(Default)]
 pub struct RunningSessions {
     map: Mutex<HashMap<Uuid, RunningInfo>>,
+    gates: Mutex<HashMap<Uuid, Gate>>,
+}
+
+/// Posts queuing a batch for a session, and whether it is stopping: a stop waits for the posts
+/// already queuing (their samples are flushed into its summary) and refuses later ones (409),
+/// so a batch answered 201 is always in the summary.
+#[derive(Default)]
+struct Gate {
+    stopping: bool,
+    posting: usize,
+}
+
+/// A post's permission to queue samples for a running session (see [`Gate`]).
+pub struct PostPass<'a> {
+    sessions: &'a RunningSessions,
+    id: Uuid,
+}
+
+impl Drop for PostPass<'_> {
+    fn drop(&mut self) {
+        if let Some(g) = self.sessions.gates().get_mut(&self.id) {
+            g.posting = g.posting.saturating_sub(1);
+        }
+    }
 }
 
 impl RunningSessions {
+    fn gates(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Gate>> {
+        self.gates.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A pass to queue samples for `id`; `None` when it stops or is no longer running here.
+    fn enter(&self, id: Uuid) -> Option<PostPass<'_>> {
+        let mut gates = self.gates();
+        if self.get(id).is_none() {
+            return None;
+        }
+        let g = gates.entry(id).or_default();
+        if g.stopping {
+            return None;
+        }
+        g.posting += 1;
+        Some(PostPass { sessions: self, id })
+    }
+
+    /// `id` starts stopping: no new pass is given, and this returns once the posts holding one
+    /// have queued their samples.
+    async fn close_gate(&self, id: Uuid) {
+        self.gates().entry(id).or_default().stopping = true;
+        while self.gates().get(&id).is_some_and(|g| g.posting > 0) {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// The stop failed: posts are taken again.
+    fn reopen_gate(&self, id: Uuid) {
+        if let Some(g) = self.gates().get_mut(&id) {
+            g.stopping = false;
+        }
+    }
+
     fn get(&self, id: Uuid) -> Option<RunningInfo> {
         self.map
             .lock()
@@ -55,6 +114,8 @@ impl RunningSessions {
             .insert(id, info);
     }
     fn remove(&self, id: Uuid) {
+        let mut gates = self.gates();
+        gates.remove(&id);
         self.map
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -277,6 +338,16 @@ pub async fn stop(
     row: &SessionRow,
     ended_at: Option<i64>,
 ) -> AppResult<SessionRow> {
+    stop_because(state, row, ended_at, EndReason::Requested).await
+}
+
+/// [`stop`], recording why the session ended in its summary.
+pub async fn stop_because(
+    state: &AppState,
+    row: &SessionRow,
+    ended_at: Option<i64>,
+    reason: EndReason,
+) -> AppResult<SessionRow> {
     if row.status()? != SessionStatus::Running {
         return Err(AppError::new(
             ErrorCode::SessionNotRunning,
@@ -285,24 +356,33 @@ pub async fn stop(
     }
     let now = now_ms();
     let sid = parse_uuid(&row.id)?;
-    let ended_at = match ended_at {
-        Some(t) => {
-            if t < row.started_at || t > now + SKEW_MS {
-                return Err(AppError::invalid(
-                    "ended_at must lie between the session start and now",
-                ));
-            }
-            t
+    if let Some(t) = ended_at {
+        // The daemon's clock decides when "now" is (one second for rounding).
+        if t < row.started_at || t > now + 1000 {
+            return Err(AppError::invalid(
+                "ended_at must lie between the session start and now",
+            ));
         }
-        None => now.max(row.started_at),
-    };
+    }
+    // Posts already queuing a batch finish (their samples go into the summary), later ones get
+    // 409 `session_not_running`.
+    state.running.close_gate(sid).await;
     state.capture.stop(sid).await;
-    let summary = finish(state, row, SessionStatus::Stopped, ended_at).await?;
+    // Without an explicit end the session ends once its capture is drained: the last windows
+    // the drain emitted lie before it (samples after `ended_at` are never stored).
+    let ended_at = ended_at.unwrap_or_else(|| now_ms().max(row.started_at));
+    let summary = match finish(state, row, SessionStatus::Stopped, ended_at, Some(reason)).await {
+        Ok(s) => s,
+        Err(e) => {
+            state.running.reopen_gate(sid);
+            return Err(e);
+        }
+    };
     let mut stopped = row.clone();
     stopped.status = SessionStatus::Stopped.as_str().into();
     stopped.ended_at = Some(ended_at);
     stopped.summary = serde_json::to_string(&summary).ok();
-    tracing::info!(session = %sid, "session stopped");
+    tracing::info!(session = %sid, reason = %reason, "session stopped");
     Ok(stopped)
 }
 
@@ -312,6 +392,7 @@ async fn finish(
     row: &SessionRow,
     status: SessionStatus,
     ended_at: i64,
+    reason: Option<EndReason>,
 ) -> AppResult<SessionSummary> {
     // Only this session's user's samples are waited for: another user's backlog (bounded by
     // writer.user_quota) must not make this stop time out.
@@ -328,7 +409,8 @@ async fn finish(
     let store = state.store.clone();
     let (id, started) = (row.id.clone(), row.started_at);
     let (summary, done) = crate::blocking(move || -> Result<_, StoreError> {
-        let summary = store.compute_summary(&id, started, ended_at)?;
+        let mut summary = store.compute_summary(&id, started, ended_at)?;
+        summary.end_reason = reason;
         let done = store.finish_session(&id, status, ended_at, &summary)?;
         Ok((summary, done))
     })
@@ -340,14 +422,20 @@ async fn finish(
         ));
     }
     let sid = parse_uuid(&row.id)?;
+    forget_running(state, sid);
+    Metrics::inc(&state.metrics.sessions_stopped, 1);
+    Ok(summary)
+}
+
+/// This daemon no longer takes samples for `sid` (stopped here or elsewhere): it leaves the
+/// running set, and its live streams get `stopped` and close.
+fn forget_running(state: &AppState, sid: Uuid) {
     state.running.remove(sid);
     state.seen.forget(sid);
     state
         .live
         .publish(sid, LiveEvent::Stopped { session_id: sid });
     state.live.close(sid);
-    Metrics::inc(&state.metrics.sessions_stopped, 1);
-    Ok(summary)
 }
 
 /// At start: this node's sessions still marked running were cut off by a crash. Everything
@@ -409,14 +497,24 @@ pub async fn post_samples(
     let ingest = state.ingest();
     let loader = ingest.clone();
     crate::blocking(move || loader.load_keys(id)).await?;
+    let Some(_pass) = state.running.enter(id) else {
+        return Err(AppError::new(
+            ErrorCode::SessionNotRunning,
+            "the session is stopping or stopped; nothing was accepted",
+        ));
+    };
     ingest.submit(id, user.id, &batch.samples)
 }
+
+/// How long a cached "running" answer is trusted: a session stopped through another daemon
+/// sharing the database refuses posted samples here at most this long after.
+const RUNNING_FRESH: Duration = Duration::from_secs(2);
 
 /// The running session `id`, from the cache when fresh, else the database; when the database is
 /// down a cached entry of any age is used.
 pub async fn running_info(state: &AppState, id: Uuid) -> AppResult<RunningInfo> {
     let cached = state.running.get(id);
-    if let Some(c) = cached.filter(|c| c.checked.elapsed() < Duration::from_secs(30)) {
+    if let Some(c) = cached.filter(|c| c.checked.elapsed() < RUNNING_FRESH) {
         return Ok(c);
     }
     let store = state.store.clone();

@@ -110,6 +110,37 @@ macro_rules! upsert_rollups {
     };
 }
 
+/// The rows of `$rows` whose session has not ended before their time: a sample after its
+/// session's `ended_at` is never stored, whoever submitted it (a pipeline on a daemon that has
+/// not yet learnt its session was stopped on another one, a batch racing a stop). Runs inside
+/// the insert's transaction; on PostgreSQL the session rows are read `FOR SHARE`, so a stop
+/// that commits meanwhile waits for this batch instead of interleaving with it.
+macro_rules! within_session_end {
+    ($c:expr, $rows:expr $(, $lock:ident)?) => {{
+        let mut ids: Vec<&str> = $rows.iter().map(|r| r.session_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let ends: HashMap<String, i64> = sessions::table
+            .filter(sessions::id.eq_any(ids))
+            .filter(sessions::ended_at.is_not_null())
+            .select((sessions::id, sessions::ended_at.assume_not_null()))
+            $(.$lock())?
+            .load::<(String, i64)>($c)?
+            .into_iter()
+            .collect();
+        let after_end = |r: &SampleRow| ends.get(&r.session_id).is_some_and(|end| r.t > *end);
+        let refused = $rows.iter().filter(|r| after_end(r)).count();
+        if refused == 0 {
+            std::borrow::Cow::Borrowed($rows)
+        } else {
+            tracing::info!(refused, "samples after their session's end not stored");
+            std::borrow::Cow::Owned(
+                $rows.iter().filter(|r| !after_end(r)).cloned().collect::<Vec<SampleRow>>(),
+            )
+        }
+    }};
+}
+
 /// Session list filters, already resolved to ids and epoch milliseconds.
 #[derive(Debug, Clone, Default)]
 pub struct SessionFilter {
@@ -232,6 +263,10 @@ impl Store {
                 let mut guard = pool.get()?;
                 let c: &mut diesel::PgConnection = &mut guard;
                 c.transaction::<_, StoreError, _>(|c| {
+                    let rows = within_session_end!(c, rows, for_share);
+                    if rows.is_empty() {
+                        return Ok(0);
+                    }
                     c.batch_execute(
                         "CREATE TEMP TABLE IF NOT EXISTS samples_in (LIKE samples) ON COMMIT DELETE ROWS",
                     )?;
@@ -260,6 +295,7 @@ impl Store {
                 let mut guard = pool.get()?;
                 let c: &mut diesel::SqliteConnection = &mut guard;
                 c.transaction::<_, StoreError, _>(|c| {
+                    let rows = within_session_end!(c, rows);
                     let mut new = Vec::new();
                     for chunk in rows.chunks(INSERT_CHUNK) {
                         let part: Vec<(String, i64, i16, i16)> =
@@ -448,6 +484,7 @@ pub fn summarize(
         coverage,
         mean_confidence: (total > 0).then(|| (conf_sum / total as f64 * 1e6).round() / 1e6),
         duration_seconds: duration_ms as f64 / 1000.0,
+        end_reason: None,
     })
 }
 
