@@ -296,6 +296,81 @@ fn sources_ended_keeps_running_when_configured_so() {
     );
 }
 
+/// Issue 28 item 2: a camera URL's password and secret query parameters never leave the
+/// process: not in `GET /devices` (any agent), the 409 `source_unavailable` message, the
+/// daemon's log (at debug level), `emod config show` or `emod doctor`.
+#[test]
+fn source_url_secrets_never_leave_the_process() {
+    const SECRETS: [&str; 2] = ["s3cr3t-pw", "t0k3n-value"];
+    // Nobody listens on that port: ffmpeg fails to open it and says so.
+    let url = format!(
+        "ffmpeg:rtsp://cam-user:{}@127.0.0.1:{}/stream1?channel=1&token={}",
+        SECRETS[0],
+        common::free_port(),
+        SECRETS[1]
+    );
+    let env = Env::new(Backend::Sqlite)
+        .unwrap()
+        .with("EMO_CAPTURE_CAMERA", &url)
+        .with("EMO_CAPTURE_MICROPHONE", &url)
+        .with("EMO_LOG", "debug");
+    let leaks = |what: &str, text: &str| {
+        for s in SECRETS {
+            assert!(!text.contains(s), "{what} shows `{s}`:\n{text}");
+        }
+    };
+    env.add_user("alice", "agent");
+    let server = env.start();
+    let alice = server.login("alice");
+    let d = server.get("/api/v1/devices", Some(&alice)).text().unwrap();
+    leaks("GET /devices", &d);
+    let d: Value = serde_json::from_str(&d).unwrap();
+    let shown = d["camera"]["configured"].as_str().unwrap();
+    assert!(
+        shown.starts_with("ffmpeg:rtsp://cam-user:***@127.0.0.1:")
+            && shown.ends_with("/stream1?channel=1&token=***"),
+        "{d}"
+    );
+    assert_eq!(d["camera"]["resolved"], shown, "{d}");
+    for sources in [json!(["camera"]), json!(["microphone"])] {
+        let r = server.post(
+            "/api/v1/sessions",
+            Some(&alice),
+            &json!({"consent": true, "sources": sources}),
+        );
+        assert_eq!(r.status(), 409);
+        let body = r.text().unwrap();
+        assert!(body.contains("source_unavailable"), "{body}");
+        leaks("409 source_unavailable", &body);
+    }
+    let show = env.emod().args(["config", "show"]).output().unwrap();
+    assert!(show.status.success());
+    let show = String::from_utf8_lossy(&show.stdout).into_owned();
+    assert!(show.contains("cam-user:***@"), "{show}");
+    leaks("emod config show", &show);
+    let doctor = env.emod().arg("doctor").output().unwrap();
+    leaks(
+        "emod doctor",
+        &format!(
+            "{}{}",
+            String::from_utf8_lossy(&doctor.stdout),
+            String::from_utf8_lossy(&doctor.stderr)
+        ),
+    );
+    drop(server);
+    let log = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect::<String>();
+    assert!(
+        log.contains("cam-user:***@"),
+        "the log never named the source:\n{log}"
+    );
+    leaks("the daemon's log", &log);
+}
+
 // Issue 28 item 9: a batch posted while its session stops is either refused (409) or in the
 // summary, never answered 201 and left out of it.
 both_backends!(

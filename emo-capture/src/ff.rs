@@ -65,7 +65,7 @@ fn input(spec: &SourceSpec, kind: SourceKind) -> Result<Input, CaptureError> {
             words.extend(["-i".to_string(), input]);
             Ok(Input {
                 args: words,
-                description: format!("ffmpeg:{url}"),
+                description: format!("ffmpeg:{}", crate::redact_secrets(url)),
                 retry: Retry::Reopen,
             })
         }

@@ -23,6 +23,7 @@
 mod alsa;
 mod devices;
 mod ff;
+mod redact;
 mod slot;
 mod spec;
 mod v4l;
@@ -36,6 +37,7 @@ use std::time::{Duration, SystemTime};
 pub use devices::{
     list_devices, resolve, CameraInfo, Devices, MicrophoneInfo, Resolved, ResolvedSource,
 };
+pub use redact::redact_secrets;
 pub use slot::FrameSlot;
 pub use spec::SourceSpec;
 
@@ -136,15 +138,18 @@ impl CaptureError {
     }
 }
 
+/// Written with the secrets of any source URL it quotes replaced ([`redact_secrets`]): these
+/// messages reach API clients and logs.
 impl std::fmt::Display for CaptureError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
+        let text = match self {
             CaptureError::Unavailable { source, message } => {
-                write!(f, "{source} unavailable: {message}")
+                format!("{source} unavailable: {message}")
             }
-            CaptureError::InvalidSpec(m) => write!(f, "invalid capture source: {m}"),
-            CaptureError::InvalidOptions(m) => write!(f, "invalid capture options: {m}"),
-        }
+            CaptureError::InvalidSpec(m) => format!("invalid capture source: {m}"),
+            CaptureError::InvalidOptions(m) => format!("invalid capture options: {m}"),
+        };
+        f.write_str(&redact_secrets(&text))
     }
 }
 

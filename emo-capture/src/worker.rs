@@ -158,6 +158,8 @@ impl Notifier {
     }
 
     fn event(&self, state: SourceState, message: String) {
+        // ffmpeg's own lines may quote the input with its credentials.
+        let message = crate::redact_secrets(&message);
         match state {
             SourceState::Lost => tracing::warn!(source = %self.kind, %state, "{message}"),
             _ => tracing::info!(source = %self.kind, %state, "{message}"),

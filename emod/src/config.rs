@@ -437,8 +437,10 @@ impl Config {
             ("camera", &self.capture.camera),
             ("microphone", &self.capture.microphone),
         ] {
-            v.parse::<emo_capture::SourceSpec>()
-                .map_err(|e| anyhow::anyhow!("capture.{k} `{v}`: {e}"))?;
+            v.parse::<emo_capture::SourceSpec>().map_err(|e| {
+                let shown = emo_capture::redact_secrets(v);
+                anyhow::anyhow!("capture.{k} `{shown}`: {e}")
+            })?;
         }
         if self.analyze.max_concurrent == 0 || self.analyze.timeout_secs == 0 {
             bail!("analyze.max_concurrent and analyze.timeout_secs must be positive");

@@ -134,7 +134,10 @@ impl CaptureManager {
             }
             Err(e) => {
                 *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Slot::Free;
-                Err(AppError::new(ErrorCode::SourceUnavailable, e))
+                Err(AppError::new(
+                    ErrorCode::SourceUnavailable,
+                    emo_capture::redact_secrets(&e),
+                ))
             }
         }
     }
@@ -242,10 +245,11 @@ pub fn devices(cfg: &CaptureConfig, capturing: bool) -> Devices {
                     .or(found.microphones.first())
                     .map(|m| m.name.clone()),
             },
-            Ok(other) => Some(other.to_string()),
+            Ok(other) => Some(emo_capture::redact_secrets(&other.to_string())),
         };
+        // Any agent may read this: a camera URL's password stays in the configuration.
         ConfiguredSource {
-            configured: configured.to_string(),
+            configured: emo_capture::redact_secrets(configured),
             resolved,
         }
     };

@@ -65,10 +65,9 @@ impl Opened {
         for s in sources {
             match s {
                 Source::Camera => {
-                    let spec: SourceSpec = cfg
-                        .camera
-                        .parse()
-                        .map_err(|e| format!("camera `{}`: {e}", cfg.camera))?;
+                    let spec: SourceSpec = cfg.camera.parse().map_err(|e| {
+                        format!("camera `{}`: {e}", emo_capture::redact_secrets(&cfg.camera))
+                    })?;
                     if spec == SourceSpec::None {
                         return Err("camera: capture.camera is `none` on this daemon".into());
                     }
@@ -83,10 +82,10 @@ impl Opened {
                     camera = Some((cam, slot));
                 }
                 Source::Microphone => {
-                    let spec: SourceSpec = cfg
-                        .microphone
-                        .parse()
-                        .map_err(|e| format!("microphone `{}`: {e}", cfg.microphone))?;
+                    let spec: SourceSpec = cfg.microphone.parse().map_err(|e| {
+                        let shown = emo_capture::redact_secrets(&cfg.microphone);
+                        format!("microphone `{shown}`: {e}")
+                    })?;
                     if spec == SourceSpec::None {
                         return Err(
                             "microphone: capture.microphone is `none` on this daemon".into()

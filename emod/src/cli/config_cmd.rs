@@ -21,6 +21,9 @@ pub fn run(cmd: ConfigCommand, file: Option<&Path>) -> anyhow::Result<ExitCode> 
             if !cfg.database.url.is_empty() {
                 cfg.database.url = crate::store::postgres::redact(&cfg.database.url);
             }
+            for source in [&mut cfg.capture.camera, &mut cfg.capture.microphone] {
+                *source = emo_capture::redact_secrets(source);
+            }
             print!("{}", toml::to_string_pretty(&cfg)?);
         }
     }
