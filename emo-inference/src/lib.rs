@@ -15,6 +15,7 @@
 
 pub mod analyze;
 pub mod audio;
+pub mod av_eval;
 pub mod bench;
 pub mod classifier;
 pub mod eval;
@@ -24,12 +25,14 @@ pub mod features;
 pub mod ffmpeg;
 pub mod fusion;
 pub mod fusion_eval;
+pub mod fusion_sessions;
 pub mod limits;
 pub mod manifest;
 pub mod media;
 pub mod precision;
 pub mod reliability;
 pub mod runtime;
+pub mod speaker_norm;
 pub mod speech;
 pub mod stream;
 pub mod tracker;

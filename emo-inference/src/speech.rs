@@ -10,6 +10,7 @@ use crate::classifier::{argmax, Classifier};
 use crate::features::{FeatureExtractor, FeatureSpec};
 use crate::manifest::Manifest;
 use crate::runtime::RuntimeConfig;
+use crate::speaker_norm::{SpeakerNorm, SpeakerProfile};
 use crate::voice_domain::DomainModel;
 use crate::{Error, Result};
 
@@ -26,6 +27,9 @@ pub struct SpeechModel {
     pub hop_samples: usize,
     /// Training-domain statistics for the out-of-domain score (`[models.speech.domain]`).
     pub domain: Option<DomainModel>,
+    /// Speaker normalisation (`[models.speech.speaker_norm]`): when present the model was
+    /// trained on speaker-normalised features and must be fed them ([`crate::speaker_norm`]).
+    pub speaker_norm: Option<SpeakerNorm>,
 }
 
 /// One analysed window.
@@ -69,8 +73,10 @@ impl SpeechModel {
             .and_then(|v| v.as_float())
             .unwrap_or(1.0);
         let domain = DomainModel::from_entry(&clf.entry, spec.n_mels)?;
+        let speaker_norm = SpeakerNorm::from_entry(&clf.entry, spec.n_mels)?;
         Ok(Self {
             domain,
+            speaker_norm,
             hop_samples: (spec.sample_rate as f64 * hop_s) as usize,
             fx: Mutex::new(fx),
             spec,
@@ -124,10 +130,51 @@ impl SpeechModel {
         Ok(out)
     }
 
-    /// Probabilities for whole clips (one centre window each), as `emod eval speech` uses.
+    /// What the model is fed for a feature window: the window itself, or with speaker
+    /// normalisation the window minus `profile` ([`crate::speaker_norm`]).
+    pub fn model_input(&self, profile: &SpeakerProfile, feats: &[f32]) -> Vec<f32> {
+        match &self.speaker_norm {
+            Some(n) => n.apply(profile, feats),
+            None => feats.to_vec(),
+        }
+    }
+
+    /// Add a voiced window to a speaker's profile (nothing without speaker normalisation).
+    pub fn observe_speaker(&self, profile: &mut SpeakerProfile, feats: &[f32]) {
+        if let Some(n) = &self.speaker_norm {
+            n.observe(profile, feats);
+        }
+    }
+
+    /// Probabilities for whole clips (one centre window each), as `emod eval speech` uses. Each
+    /// clip is its own speaker (its profile is its own window over the prior), as for a short
+    /// file through `emod analyze`.
     pub fn classify_clips(&self, clips16k: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
-        let feats: Vec<Vec<f32>> = clips16k.iter().map(|c| self.clip_features(c)).collect();
+        let feats: Vec<Vec<f32>> = clips16k
+            .iter()
+            .map(|c| {
+                let f = self.clip_features(c);
+                let mut profile = SpeakerProfile::default();
+                self.observe_speaker(&mut profile, &f);
+                self.model_input(&profile, &f)
+            })
+            .collect();
         self.classify_features(&feats)
+    }
+
+    /// Probabilities for clips that are all one speaker's (a session): every clip is normalised
+    /// by the profile of all of them, as at the end of a live session.
+    pub fn classify_speaker_clips(&self, clips16k: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+        let feats: Vec<Vec<f32>> = clips16k.iter().map(|c| self.clip_features(c)).collect();
+        let mut profile = SpeakerProfile::default();
+        for f in &feats {
+            self.observe_speaker(&mut profile, f);
+        }
+        let input: Vec<Vec<f32>> = feats
+            .iter()
+            .map(|f| self.model_input(&profile, f))
+            .collect();
+        self.classify_features(&input)
     }
 
     /// Window start offsets (samples) for a signal of `len` samples; see [`window_starts`].
@@ -181,10 +228,18 @@ impl SpeechModel {
             feats.push(self.clip_features(&x[s..(s + w).min(x.len())]));
             idx.push(i);
         }
+        // One speaker per file: every voiced window counts towards the profile that normalises
+        // all of them.
+        let mut profile = SpeakerProfile::default();
         for (&i, f) in idx.iter().zip(&feats) {
             res[i].domain_distance = self.domain_distance(f);
+            self.observe_speaker(&mut profile, f);
         }
-        for (i, p) in idx.into_iter().zip(self.classify_features(&feats)?) {
+        let input: Vec<Vec<f32>> = feats
+            .iter()
+            .map(|f| self.model_input(&profile, f))
+            .collect();
+        for (i, p) in idx.into_iter().zip(self.classify_features(&input)?) {
             let (k, c) = argmax(&p);
             res[i].label = self.clf.labels.get(k).copied();
             res[i].confidence = c;

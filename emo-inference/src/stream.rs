@@ -17,6 +17,7 @@ use crate::audio;
 use crate::classifier::argmax;
 use crate::fusion::{self, FusionWeights, Input, Strategy, K};
 use crate::reliability::{FaceEvidence, VoiceEvidence};
+use crate::speaker_norm::SpeakerProfile;
 use crate::speech::SpeechModel;
 use crate::Result;
 
@@ -36,6 +37,8 @@ pub struct SpeechStream {
     /// Samples pushed since the last analysed window.
     since: usize,
     primed: bool,
+    /// The session's speaker so far (one speaker per session: the subject).
+    speaker: SpeakerProfile,
 }
 
 impl SpeechStream {
@@ -57,7 +60,14 @@ impl SpeechStream {
             t_end: None,
             since: 0,
             primed: false,
+            speaker: SpeakerProfile::default(),
         }
+    }
+
+    /// Voiced frames heard from the session's speaker so far (how far the speaker
+    /// normalisation has warmed up).
+    pub fn speaker_frames(&self) -> f64 {
+        self.speaker.frames()
     }
 
     /// Append `samples` (model rate, mono) whose first sample was captured at `t_first`, and
@@ -93,7 +103,7 @@ impl SpeechStream {
         self.t_end
     }
 
-    fn analyze_window(&self, model: &SpeechModel, end: f64) -> Result<VoiceWindow> {
+    fn analyze_window(&mut self, model: &SpeechModel, end: f64) -> Result<VoiceWindow> {
         let (a, b) = self.buf.as_slices();
         let x: Vec<f32> = a.iter().chain(b).copied().collect();
         let rate = self.rate as u32;
@@ -111,7 +121,9 @@ impl SpeechStream {
         if voiced {
             let feats = model.clip_features(&x);
             w.domain_distance = model.domain_distance(&feats);
-            if let Some(p) = model.classify_features(&[feats])?.pop() {
+            model.observe_speaker(&mut self.speaker, &feats);
+            let input = model.model_input(&self.speaker, &feats);
+            if let Some(p) = model.classify_features(&[input])?.pop() {
                 let (k, c) = argmax(&p);
                 w.label = model.labels().get(k).copied();
                 w.confidence = c;
@@ -282,19 +294,13 @@ impl Fuser {
         let fused = match self.strategy {
             Strategy::Mode => {
                 let rules = &self.weights.rules;
-                // Every face frame votes with its own trust; the voice votes with its label
-                // unless it abstains (see `fusion::trusted_vote`).
-                let mut votes: Vec<(usize, f32)> = faces
-                    .iter()
-                    .filter_map(|f| {
-                        fusion::trusted_vote(&Input {
-                            p: f.probabilities,
-                            reliability: rules.face(FaceEvidence {
-                                detection_score: f.detection_score,
-                                crop_px: f.crop_px,
-                            }),
-                        })
-                    })
+                // A second of frames from one tracked subject is one estimate (the pooled face
+                // with its mean trust), not one vote per frame: ten frames of one face are not
+                // ten witnesses, and would outvote the voice every time.
+                let mut votes: Vec<(usize, f32)> = face_in
+                    .as_ref()
+                    .and_then(fusion::trusted_vote)
+                    .into_iter()
                     .collect();
                 if let (Some(v), Some(input)) = (voice.as_ref(), voice_in.as_ref()) {
                     let trusted = !rules.voice_abstains(v.confidence) && input.reliability > 0.0;
@@ -467,5 +473,9 @@ mod tests {
         assert_eq!(run(&[clear], far).1, 3);
         // The same voice in domain wins it (0.9 > 0.6).
         assert_eq!(run(&[clear], voice(0.0, 4, 0.9)).1, 4);
+        // Ten frames of the same face in that second are one estimate, not ten votes: the
+        // result is the same as for one frame.
+        let (shares, k) = run(&[clear; 10], voice(0.0, 4, 0.9));
+        assert_eq!((k, shares[3], shares[4]), (4, 0.5, 0.5));
     }
 }
