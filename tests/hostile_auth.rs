@@ -848,3 +848,147 @@ fn metrics_can_require_an_admin() {
     assert_eq!(r.status(), 200);
     assert!(r.text().unwrap().contains("emo_"));
 }
+
+/// Issue 28 item 13: a daemon listening beyond loopback does not tell anyone who reaches its
+/// port whether someone is being captured: `/metrics` needs an admin by default there.
+#[test]
+fn metrics_are_not_public_off_loopback_by_default() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    env.add_user("root", "admin");
+    let port_file = env.dir.path().join("any.port");
+    let log = env.dir.path().join("any.log");
+    let mut child = env
+        .emod()
+        .args(["serve", "--listen", "0.0.0.0:0", "--port-file"])
+        .arg(&port_file)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let addr = wait_port_file(&port_file, &mut child, &log);
+    let port = addr.rsplit_once(':').unwrap().1;
+    let srv = Server {
+        base: format!("http://127.0.0.1:{port}"),
+        child: Some(child),
+        client: Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        log,
+    };
+    wait_until("the daemon answers", Duration::from_secs(60), || {
+        srv.client
+            .get(srv.url("/healthz"))
+            .send()
+            .is_ok_and(|r| r.status() == 200)
+    });
+    assert_eq!(
+        error_of(srv.get("/metrics", None)),
+        (401, "unauthenticated".into())
+    );
+    let admin = srv.login("root");
+    let r = srv.get("/metrics", Some(&admin));
+    assert_eq!(r.status(), 200);
+    assert!(r.text().unwrap().contains("emo_capture_source_state"));
+}
+
+/// Reads `data:` lines of a live stream on a thread; the receiver gets each JSON event, and
+/// `None` when the stream ends.
+fn follow_live(srv: &Server, token: &str, sid: &str) -> std::sync::mpsc::Receiver<Option<Value>> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let req = srv
+        .client
+        .get(srv.url(&format!("/api/v1/sessions/{sid}/live")))
+        .bearer_auth(token);
+    std::thread::spawn(move || {
+        let resp = req.send().unwrap();
+        assert_eq!(resp.status(), 200);
+        for line in std::io::BufReader::new(resp).lines() {
+            let Ok(line) = line else { break };
+            if let Some(d) = line.strip_prefix("data: ") {
+                let _ = tx.send(serde_json::from_str(d).ok());
+            }
+        }
+        let _ = tx.send(None);
+    });
+    rx
+}
+
+/// The `closed` event a stream ends with, and how long after `t0` it came.
+fn closed_within(
+    rx: &std::sync::mpsc::Receiver<Option<Value>>,
+    t0: Instant,
+    max: Duration,
+) -> (Value, Duration) {
+    loop {
+        let left = max.saturating_sub(t0.elapsed());
+        match rx.recv_timeout(left) {
+            Ok(Some(v)) if v["type"] == "closed" => {
+                let took = t0.elapsed();
+                // Nothing follows it: the stream ends.
+                assert!(matches!(rx.recv_timeout(Duration::from_secs(5)), Ok(None)));
+                return (v, took);
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the stream ended without a `closed` event"),
+            Err(_) => panic!("the stream was still open {max:?} later"),
+        }
+    }
+}
+
+/// Issue 28 item 7: open live streams are re-checked: a stream whose token was logged out, or
+/// whose admin was demoted and disabled, ends within a few seconds with a `closed` event.
+#[test]
+fn live_streams_end_when_their_reader_loses_the_right() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    env.add_user("root", "admin");
+    env.add_user("eve", "admin");
+    let srv = env.start();
+    let alice = srv.register("alice");
+    let root = srv.login("root");
+    let eve = srv.login("eve");
+    let sid = srv.start_session(&alice, None);
+    let by_root = follow_live(&srv, &root, &sid);
+    let by_eve = follow_live(&srv, &eve, &sid);
+    let by_alice = follow_live(&srv, &alice, &sid);
+    std::thread::sleep(Duration::from_millis(500));
+
+    let t0 = Instant::now();
+    assert_eq!(
+        srv.post("/api/v1/auth/logout", Some(&root), &json!({}))
+            .status(),
+        204
+    );
+    let (ev, took) = closed_within(&by_root, t0, Duration::from_secs(8));
+    assert_eq!(ev["reason"], "token_revoked", "{ev}");
+    eprintln!("logged-out stream closed after {took:?}");
+
+    let root = srv.login("root");
+    let t0 = Instant::now();
+    let r = srv.patch(
+        "/api/v1/users/eve",
+        Some(&root),
+        &json!({"role": "agent", "disabled": true}),
+    );
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+    let (ev, took) = closed_within(&by_eve, t0, Duration::from_secs(8));
+    assert!(
+        ev["reason"] == "account_disabled" || ev["reason"] == "token_revoked",
+        "{ev}"
+    );
+    eprintln!("disabled admin's stream closed after {took:?}");
+
+    // The owner's stream goes on until the session stops.
+    let r = srv.post(
+        &format!("/api/v1/sessions/{sid}/stop"),
+        Some(&alice),
+        &json!({}),
+    );
+    assert_eq!(r.status(), 200);
+    let mut last = None;
+    while let Ok(Some(v)) = by_alice.recv_timeout(Duration::from_secs(5)) {
+        last = Some(v);
+    }
+    assert_eq!(last.unwrap()["type"], "stopped");
+}

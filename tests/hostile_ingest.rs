@@ -235,3 +235,93 @@ fn another_node_recognises_stored_samples_as_duplicates() {
     let s: Value = r.json().unwrap();
     assert_eq!(s["summary"]["samples"]["fused"], 120, "{s}");
 }
+
+/// Issue 28 item 12: what the validation let through. A fused sample with a `calm`
+/// probability, a stop dated 59 s ahead, labels and display names with U+202E, U+2028 or a
+/// zero-width joiner, an unknown source echoed whole: each 422 `invalid_input` now, and the
+/// message of a 100 KB source is short.
+#[test]
+fn validation_round_two() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    env.add_user("root", "admin");
+    let srv = env.start();
+    let ann = srv.register("ann");
+    let root = srv.login("root");
+    let invalid = |r: reqwest::blocking::Response, what: &str| {
+        let status = r.status().as_u16();
+        let body: Value = r.json().unwrap();
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (422, Some("invalid_input")),
+            "{what}: {body}"
+        );
+        body
+    };
+    let sid = srv.start_session(&ann, None);
+    let t = Utc::now().to_rfc3339();
+    let calm = json!({"samples": [{"t": t, "modality": "fused", "emotion": "happy", "confidence": 0.6,
+        "probabilities": {"happy": 0.6, "calm": 0.4}}]});
+    invalid(
+        srv.post(
+            &format!("/api/v1/sessions/{sid}/samples"),
+            Some(&ann),
+            &calm,
+        ),
+        "fused sample with a calm probability",
+    );
+    let ahead = (Utc::now() + chrono::Duration::seconds(59)).to_rfc3339();
+    invalid(
+        srv.post(
+            &format!("/api/v1/sessions/{sid}/stop"),
+            Some(&ann),
+            &json!({"ended_at": ahead}),
+        ),
+        "ended_at 59 s ahead",
+    );
+    let r = srv.post(
+        &format!("/api/v1/sessions/{sid}/stop"),
+        Some(&ann),
+        &json!({}),
+    );
+    assert_eq!(r.status(), 200);
+    for bad in [
+        "evil\u{202E}txt.exe",
+        "line\u{2028}break",
+        "a\u{200D}b",
+        "\u{FEFF}bom",
+    ] {
+        invalid(
+            srv.post(
+                "/api/v1/sessions",
+                Some(&ann),
+                &json!({"consent": true, "sources": ["remote"], "label": bad}),
+            ),
+            &format!("label {bad:?}"),
+        );
+        invalid(
+            srv.patch(
+                "/api/v1/users/ann",
+                Some(&root),
+                &json!({"display_name": bad}),
+            ),
+            &format!("display name {bad:?}"),
+        );
+    }
+    let huge = "x".repeat(100_000);
+    let body = invalid(
+        srv.post(
+            "/api/v1/sessions",
+            Some(&ann),
+            &json!({"consent": true, "sources": [huge]}),
+        ),
+        "100 KB source",
+    );
+    assert!(body["message"].as_str().unwrap().len() < 200, "{body}");
+    // Ordinary text still passes.
+    let r = srv.post(
+        "/api/v1/sessions",
+        Some(&ann),
+        &json!({"consent": true, "sources": ["remote"], "label": "Réunion – équipe 2 ✓"}),
+    );
+    assert_eq!(r.status(), 201);
+}

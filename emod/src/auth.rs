@@ -158,8 +158,13 @@ pub fn validate_display_name(name: &str) -> Result<(), String> {
             "display_name must be at most {MAX_DISPLAY_NAME_CHARS} characters"
         ));
     }
-    if name.chars().any(char::is_control) {
-        return Err("display_name must not contain control characters".into());
+    if name
+        .chars()
+        .any(|c| c.is_control() || crate::sessions::validate::is_invisible(c))
+    {
+        return Err(
+            "display_name must not contain control, invisible or text-direction characters".into(),
+        );
     }
     Ok(())
 }

@@ -135,8 +135,75 @@ pub struct ServerConfig {
     /// fails and its connection is closed (slow bodies otherwise hold connections until file
     /// descriptors run out). 0 = no limit.
     pub body_timeout_secs: u64,
-    /// Serve `/metrics` to anyone who reaches the port; false = only with an admin's token.
-    pub metrics_public: bool,
+    /// Who may read `/metrics`: `true` anyone who reaches the port, `false` only an admin's
+    /// token, `auto` (default) anyone when `listen` is a loopback address, else admins only
+    /// (the capture metrics tell whether someone is being captured right now).
+    pub metrics_public: MetricsPublic,
+}
+
+/// `server.metrics_public`: a boolean or `"auto"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MetricsPublic {
+    #[default]
+    Auto,
+    Yes,
+    No,
+}
+
+impl Serialize for MetricsPublic {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MetricsPublic::Auto => s.serialize_str("auto"),
+            MetricsPublic::Yes => s.serialize_bool(true),
+            MetricsPublic::No => s.serialize_bool(false),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MetricsPublic {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(true) => Ok(MetricsPublic::Yes),
+            Raw::Bool(false) => Ok(MetricsPublic::No),
+            // Environment variables arrive as text.
+            Raw::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
+                "auto" => Ok(MetricsPublic::Auto),
+                "1" | "true" | "yes" | "on" => Ok(MetricsPublic::Yes),
+                "0" | "false" | "no" | "off" => Ok(MetricsPublic::No),
+                _ => Err(serde::de::Error::custom(format!(
+                    "server.metrics_public: expected true, false or auto, not `{}`",
+                    t.escape_debug()
+                ))),
+            },
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Whether `/metrics` answers without an admin's token.
+    pub fn metrics_are_public(&self) -> bool {
+        match self.metrics_public {
+            MetricsPublic::Yes => true,
+            MetricsPublic::No => false,
+            MetricsPublic::Auto => listens_on_loopback(&self.listen),
+        }
+    }
+}
+
+/// Whether `listen` (`ADDR:PORT`) only reaches this machine.
+fn listens_on_loopback(listen: &str) -> bool {
+    match listen.parse::<std::net::SocketAddr>() {
+        Ok(a) => a.ip().is_loopback(),
+        Err(_) => listen
+            .rsplit_once(':')
+            .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost")),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -265,7 +332,7 @@ impl Default for ServerConfig {
             workers: 0,
             node_name: String::new(),
             body_timeout_secs: 60,
-            metrics_public: true,
+            metrics_public: MetricsPublic::Auto,
         }
     }
 }
@@ -584,6 +651,32 @@ mod tests {
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn metrics_are_public_by_default_only_on_loopback() {
+        let server = |listen: &str, public: &str| {
+            Config::load_with_env(
+                None,
+                &env(&[
+                    ("EMO_LISTEN", listen),
+                    ("EMO_SERVER_METRICS_PUBLIC", public),
+                ]),
+            )
+            .unwrap()
+            .server
+            .metrics_are_public()
+        };
+        assert!(server("127.0.0.1:7878", "auto"));
+        assert!(server("[::1]:7878", "auto"));
+        assert!(server("localhost:7878", "auto"));
+        assert!(!server("0.0.0.0:7878", "auto"));
+        assert!(!server("10.1.2.3:7878", "auto"));
+        assert!(server("0.0.0.0:7878", "true"));
+        assert!(!server("127.0.0.1:7878", "false"));
+        assert!(
+            Config::load_with_env(None, &env(&[("EMO_SERVER_METRICS_PUBLIC", "maybe")])).is_err()
+        );
     }
 
     #[test]

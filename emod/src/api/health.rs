@@ -44,12 +44,13 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Prometheus text. `server.metrics_public = false` makes it need an admin's bearer token.
+/// Prometheus text. Needs an admin's bearer token unless `server.metrics_public` is `true`, or
+/// `auto` (the default) on a daemon listening on loopback only.
 pub async fn metrics(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
-    if !state.config.server.metrics_public {
+    if !state.config.server.metrics_are_public() {
         AuthUser::extract(&req).await?.require_admin()?;
     }
     Ok(HttpResponse::Ok()

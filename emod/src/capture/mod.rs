@@ -46,9 +46,15 @@ impl std::str::FromStr for Source {
             "camera" => Ok(Source::Camera),
             "microphone" => Ok(Source::Microphone),
             "remote" => Ok(Source::Remote),
+            // At most 40 characters of what was sent: the error must not echo a large input.
             other => Err(format!(
-                "unknown source `{}` (camera, microphone or remote)",
-                other.escape_debug()
+                "unknown source `{}{}` (camera, microphone or remote)",
+                other.chars().take(40).collect::<String>().escape_debug(),
+                if other.chars().nth(40).is_some() {
+                    "…"
+                } else {
+                    ""
+                }
             )),
         }
     }

@@ -15,19 +15,32 @@ pub const SKEW_MS: i64 = 60_000;
 pub const EARLIEST_MS: i64 = 946_684_800_000;
 
 /// A free-text field (label, display name): no control characters, which would reach admins'
-/// terminals as escape sequences, and at most `max` characters.
+/// terminals as escape sequences, no invisible or direction-changing characters, and at most
+/// `max` characters.
 pub fn text(field: &str, s: &str, max: usize) -> AppResult<()> {
     if s.chars().count() > max {
         return Err(AppError::invalid(format!(
             "{field} is longer than {max} characters"
         )));
     }
-    if s.chars().any(char::is_control) {
+    if s.chars().any(|c| c.is_control() || is_invisible(c)) {
         return Err(AppError::invalid(format!(
-            "{field} must not contain control characters"
+            "{field} must not contain control, invisible or text-direction characters"
         )));
     }
     Ok(())
+}
+
+/// Characters that show nothing or rearrange what follows in a terminal or table: line and
+/// paragraph separators (U+2028/9), zero-width spaces and joiners, bidirectional embeddings,
+/// overrides and isolates (U+202E writes the rest backwards), word joiners, the BOM.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{2028}'..='\u{202E}'
+        | '\u{2060}'..='\u{2069}'
+        | '\u{FEFF}')
 }
 
 /// Checks a batch; the message names the offending sample.
@@ -51,7 +64,9 @@ pub fn validate_batch(batch: &SampleBatch, started_at: i64, now: i64) -> Result<
         if !(0.0..=1.0).contains(&s.confidence) {
             return Err(format!("samples[{i}].confidence must be between 0 and 1"));
         }
-        if s.emotion == Emotion::Calm && s.modality != Modality::Voice {
+        if s.modality != Modality::Voice
+            && (s.emotion == Emotion::Calm || s.probabilities.contains_key(&Emotion::Calm))
+        {
             return Err(format!(
                 "samples[{i}]: `calm` exists only for voice estimates (face and fused use 7 classes)"
             ));
