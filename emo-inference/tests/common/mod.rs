@@ -27,13 +27,48 @@ pub fn manifest() -> Manifest {
     Manifest::load(&models_dir()).expect("models/manifest.toml")
 }
 
-/// Whether the manifest lists `name` and its file is present (models land one by one).
+/// Whether `EMO_REQUIRE_DATASETS` is `1`/`true`/`yes` (CI): then a missing model or dataset
+/// fails the test instead of skipping it.
+pub fn required() -> bool {
+    std::env::var("EMO_REQUIRE_DATASETS")
+        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+}
+
+/// A test that cannot run here: fails under `EMO_REQUIRE_DATASETS=1`, otherwise `SKIPPED:` on
+/// stderr and a line in `EMO_SKIP_LOG` (counted and printed by packaging/test.sh), never silent.
+pub fn skip(reason: &str) {
+    assert!(
+        !required(),
+        "EMO_REQUIRE_DATASETS is set, and this test cannot run: {reason}"
+    );
+    eprintln!("SKIPPED: {reason}");
+    if let Some(path) = std::env::var_os("EMO_SKIP_LOG") {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let test = std::thread::current().name().unwrap_or("?").to_string();
+            let _ = std::io::Write::write_all(&mut f, format!("{test}: {reason}\n").as_bytes());
+        }
+    }
+}
+
+/// Whether the manifest lists `name` and its file is present (models land one by one). When not,
+/// the caller skips, and says so through `skip` (a failure under `EMO_REQUIRE_DATASETS=1`).
 pub fn has_model(name: &str) -> bool {
     let m = manifest();
     match m.models.get(name) {
-        Some(e) => m.path_of(e).is_file(),
+        Some(e) if m.path_of(e).is_file() => true,
+        Some(e) => {
+            skip(&format!(
+                "model `{name}`: {} is missing",
+                m.path_of(e).display()
+            ));
+            false
+        }
         None => {
-            eprintln!("skipping: models/manifest.toml has no [models.{name}] yet");
+            skip(&format!("models/manifest.toml has no [models.{name}]"));
             false
         }
     }
