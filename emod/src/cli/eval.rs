@@ -1,4 +1,4 @@
-//! `emod eval faces|speech|fusion`: accuracy, macro-F1, per-class recall and confusion matrices,
+//! `emod eval faces|speech|fusion|av`: accuracy, macro-F1, per-class recall and confusion matrices,
 //! computed with the same engine code as the daemon.
 
 use std::io::IsTerminal;
@@ -61,6 +61,21 @@ pub enum EvalCommand {
         /// Choose the fusion weights on half of the pairs and report on the other half.
         #[arg(long)]
         tune: bool,
+        /// Pseudo-sessions instead of independent pairs: each speaker's clips in a shuffled order
+        /// with faces of the same labels, the voice through one speaker profile as in a live
+        /// session; per-speaker, mean and worst figures (emo_inference::fusion_sessions).
+        #[arg(long, conflicts_with_all = ["tune", "actors"])]
+        sessions: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Your own labelled audio-visual recordings in DIR, named the RAVDESS way
+    /// (01-01-EE-II-SS-RR-AA.mp4) or the CREMA-D way (AAAA_SSS_EMO_LL.flv|mp4), each through the
+    /// same path as `emod analyze`: face, voice and fused accuracy and confusion per 1-s window
+    /// and per clip. Files that cannot be used are named and skipped; the exit status is
+    /// non-zero when none could be.
+    Av {
+        dir: PathBuf,
         #[arg(long)]
         json: bool,
     },
@@ -99,6 +114,7 @@ pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
             crops,
             actors,
             tune,
+            sessions,
             json,
         } => {
             let corpus = match speech_corpus {
@@ -109,6 +125,19 @@ pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
             };
             let engine = Engine::load(&opts)?;
             let bar = progress_bar(true);
+            let step = |what: &str, d: usize, n: usize| {
+                if let Some(b) = &bar {
+                    b.set_message(what.to_string());
+                }
+                advance(bar.as_ref(), d, n);
+            };
+            if sessions {
+                let r = emo_inference::fusion_sessions::eval_sessions(
+                    &engine, &faces, &speech, corpus, seed, crops, &step,
+                )?;
+                finish(bar);
+                return print_sessions(&r, json);
+            }
             let r = eval::eval_fusion(
                 &engine,
                 &faces,
@@ -118,15 +147,27 @@ pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
                 crops,
                 actors.as_deref(),
                 tune,
-                &|what, d, n| {
-                    if let Some(b) = &bar {
-                        b.set_message(what.to_string());
-                    }
-                    advance(bar.as_ref(), d, n);
-                },
+                &step,
             )?;
             finish(bar);
             print_fusion(&r, json)
+        }
+        EvalCommand::Av { dir, json } => {
+            let engine = Engine::load(&opts)?;
+            let bar = progress_bar(true);
+            let r =
+                emo_inference::av_eval::eval_av(&engine, &dir, &|d, n| advance(bar.as_ref(), d, n));
+            finish(bar);
+            let r = r?;
+            for s in &r.skipped {
+                eprintln!("emod eval av: skipped {}: {}", s.file, s.reason);
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", r.to_text());
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
@@ -174,6 +215,18 @@ fn print_fusion(r: &eval::FusionReport, json: bool) -> anyhow::Result<ExitCode> 
         return Ok(ExitCode::SUCCESS);
     }
     print!("{}", r.to_text());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_sessions(
+    r: &emo_inference::fusion_sessions::SessionsReport,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+    } else {
+        print!("{}", r.to_text());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
