@@ -631,6 +631,75 @@ def cmd_speech_ensemble(a):
     save_metrics("speech", res, LABELS, cm=res["pooled"]["confusion_matrix"])
 
 
+def cmd_speech_multicorpus(a):
+    """Ship a speaker-normalised model of train_speech_multicorpus.py (issue 26): its final model as
+    speech.onnx (same input and output as before: the daemon subtracts the speaker profile from the
+    features before the model, from `[models.speech.speaker_norm]`), with the run's figures: RAVDESS
+    5-fold (8 classes) and EmoDB speaker folds (6 classes) from the same fold models, both
+    leave-one-corpus-out directions, each scored with the speaker's whole-session profile and cold
+    (the clip alone). Temperature and abstain threshold: pooled out-of-fold logits of both corpora."""
+    import features as FT
+    import speaker_norm as SN
+    from train_speech import LABELS, emodb_scores, load_ravdess
+
+    torch.set_num_threads(1)
+    run = Path(a.run)
+    folds = [np.load(run / f"fold{k}.npz") for k in range(5)]
+    rv = [f["corpus"] == "ravdess" for f in folds]
+    cv, _, _, _, _ = speech_cv_figures([f["logits_session"][m] for f, m in zip(folds, rv)],
+                                       [f["y"][m] for f, m in zip(folds, rv)])
+    cold = [float((f["logits_cold"][m].argmax(1) == f["y"][m]).mean()) for f, m in zip(folds, rv)]
+    L = np.concatenate([f["logits_session"] for f in folds]); Y = np.concatenate([f["y"] for f in folds])
+    cal = calibration(L, Y)
+    T = cal["temperature"]
+    thr = abstain_threshold(L, Y, T)
+    emo_folds = {mode: [emodb_scores(f[f"logits_{mode}"][~m], f["y"][~m]) for f, m in zip(folds, rv)]
+                 for mode in ("session", "cold")}
+    emo_pooled = {mode: emodb_scores(np.concatenate([f[f"logits_{mode}"][~m] for f, m in zip(folds, rv)]),
+                                     np.concatenate([f["y"][~m] for f, m in zip(folds, rv)])) for mode in ("session", "cold")}
+    loco = {}
+    for name in ("loco_r2e", "loco_e2r"):
+        if (run / f"{name}.npz").exists():
+            z = np.load(run / f"{name}.npz")
+            loco[name] = {mode: emodb_scores(z[f"logits_{mode}"], z["y"]) for mode in ("session", "cold")}
+    ck = torch.load(run / "final.pt", map_location="cpu", weights_only=False)
+    model, _, n_exported = load_speech_final(run / "final.pt")
+    out = MODELS / "speech.onnx"
+    export_onnx(model, torch.zeros(2, 1, 64, 297), out)
+    sess = ort_session(out)
+    waves = load_ravdess(a.data)[0]
+    prior = np.asarray(ck["prior"], np.float64)
+    n0 = float(ck["args"]["prior_frames"])
+
+    def normalised(w):  # each clip alone over the prior, as one short file through `emod analyze`
+        f = FT.logmel64_v1(w)
+        s, n = SN.stats_np(f)
+        return SN.apply_np(f, SN.profile_np(s, n, prior, n0))
+
+    sel = np.arange(0, len(waves), 10)
+    feats = np.stack([normalised(waves[i]) for i in sel])[:, None].astype(np.float32)
+    with torch.no_grad():
+        diff = float(np.abs(ort_run(sess, feats) - model(torch.from_numpy(feats)).numpy()).max())
+    assert diff <= 1e-4, diff
+    res = {"model": "speech", "params": n_exported,
+           "protocol": "5-fold: fold k holds out RAVDESS actors 4k+1..4k+4 and EmoDB speaker pair k; "
+                       "RAVDESS 8 classes, whole-session speaker profile",
+           **cv, **cal, "temperature": T, "abstain_below": thr,
+           "abstain_note": "from pooled out-of-fold RAVDESS and EmoDB",
+           "calibration_data": f"pooled out-of-fold logits of both corpora ({len(Y)} clips)",
+           "abstain_ravdess_emodb_oof": selective(L, Y, T, thr),
+           "ravdess_fold_accuracy_cold": [round(c, 4) for c in cold],
+           "ravdess_accuracy_cold_mean": float(np.mean(cold)),
+           "emodb_speaker_folds": {"pooled": emo_pooled, "per_fold": emo_folds},
+           "leave_one_corpus_out": loco,
+           "speaker_norm": {"prior": [round(float(x), 5) for x in prior], "prior_frames": n0, "gap": SN.GAP},
+           "fold_train_seconds": [float(f["secs"]) for f in folds], "final_train_seconds": float(ck.get("secs", 0)),
+           "ort_max_abs_diff": diff, "latency_1thread_batch1": latency_ms(sess, feats[:1]),
+           "sha256": sha256(out), "onnx_opset": OPSET, "train_args": ck.get("args"),
+           "train_speakers": ck.get("train_speakers")}
+    save_metrics("speech", res, LABELS, cm=res["pooled"]["confusion_matrix"])
+
+
 def save_metrics(name, res, labels, cm=None, d=None):
     d = d or MODELS / "metrics"
     d.mkdir(exist_ok=True)
@@ -758,6 +827,13 @@ ece_before = {m["ece_before"]:.4f}
 ece_after = {m["ece_after"]:.4f}
 per_class_recall = {toml_recall(m["pooled"]["per_class_recall"])}   # pooled over folds
 {cross}''')
+        if "speaker_norm" in m:
+            sn = m["speaker_norm"]
+            parts[-1] += ("# Speaker normalisation (emo-inference/src/speaker_norm.rs, models/train/speaker_norm.py): the model\n"
+                          "# was trained on features minus the speaker's running profile; prior = mean voiced frame of the\n"
+                          "# training corpora, weighing prior_frames frames of speech (the warm-up).\n"
+                          f"[models.speech.speaker_norm]\nprior_frames = {sn['prior_frames']}\ngap = {sn['gap']}\n"
+                          f"prior = [{', '.join(f'{x:.5g}' for x in sn['prior'])}]\n")
     dom = MODELS / "metrics" / "speech_domain.toml"  # written by fusion_pairs.py --domain
     if dom.exists() and any(p.startswith("[models.speech]") for p in parts):
         parts[-1] += dom.read_text()
@@ -802,10 +878,14 @@ def main():
     p.add_argument("--data", required=True)
     p.add_argument("--emodb", default="")
     p.add_argument("--workdir", default=str(Path(__file__).resolve().parent / "runs" / "speech_ensemble"))
+    p = sp.add_parser("speech-multicorpus", help="ship a speaker-normalised model of train_speech_multicorpus.py")
+    p.add_argument("--run", required=True, help="directory with fold0..4.npz, loco_*.npz and final.pt")
+    p.add_argument("--data", required=True, help="RAVDESS dir (ONNX check)")
     sp.add_parser("manifest")
     a = ap.parse_args()
     {"expression": cmd_expression, "expression-ensemble": cmd_expression_ensemble, "speech": cmd_speech,
-     "speech-cv": cmd_speech_cv, "speech-ensemble": cmd_speech_ensemble, "manifest": cmd_manifest}[a.cmd](a)
+     "speech-cv": cmd_speech_cv, "speech-ensemble": cmd_speech_ensemble,
+     "speech-multicorpus": cmd_speech_multicorpus, "manifest": cmd_manifest}[a.cmd](a)
 
 
 if __name__ == "__main__":
