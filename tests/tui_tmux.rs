@@ -21,6 +21,26 @@ use serde_json::json;
 struct Tmux {
     socket: String,
     session: String,
+    /// Errors the test provoked on purpose (it waited for their text): the status line may
+    /// show them. Any other `Error:` there fails the test.
+    expected_errors: std::cell::RefCell<Vec<String>>,
+}
+
+/// The status line (the screen's last non-blank line) without the busy spinner, and whether
+/// the spinner was shown (requests in flight).
+fn status_line(screen: &str) -> (&str, bool) {
+    let line = screen
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    for spin in ["| ", "/ ", "- ", "\\ "] {
+        if let Some(rest) = line.strip_prefix(spin) {
+            return (rest, true);
+        }
+    }
+    (line, false)
 }
 
 impl Tmux {
@@ -58,14 +78,27 @@ impl Tmux {
         self.wait_for_without(all, &[], timeout)
     }
     /// Like [`Tmux::wait_for`], but panics as soon as one of `never` is on the screen.
+    ///
+    /// Every screen test also fails on an `Error:` in the status line, unless the test is
+    /// waiting for that error (or waited for it before); and it returns only once no request
+    /// is in flight (no spinner), so an error answer to the last request is seen too.
     fn wait_for_without(&self, all: &[&str], never: &[&str], timeout: Duration) -> String {
         let start = Instant::now();
+        let mut expected = self.expected_errors.borrow_mut();
         loop {
             let screen = self.capture();
             if let Some(bad) = never.iter().find(|s| screen.contains(*s)) {
                 panic!("{bad:?} appeared while waiting for {all:?}; screen:\n{screen}");
             }
-            if all.iter().all(|s| screen.contains(s)) {
+            let (status, busy) = status_line(&screen);
+            if let Some(err) = status.strip_prefix("Error: ") {
+                if let Some(s) = all.iter().find(|s| err.contains(*s)) {
+                    expected.push(s.to_string());
+                } else if !expected.iter().any(|s| err.contains(s.as_str())) {
+                    panic!("the status line shows an error while waiting for {all:?}; screen:\n{screen}");
+                }
+            }
+            if !busy && all.iter().all(|s| screen.contains(s)) {
                 return screen;
             }
             if start.elapsed() > timeout {
@@ -210,6 +243,7 @@ fn launch_tui_cmd(tag: &str, env: &str, args: &str, after: &str) -> Tmux {
     let tmux = Tmux {
         socket: format!("emo-e2e-{tag}-{}", std::process::id()),
         session: format!("emo-tui-{tag}"),
+        expected_errors: Default::default(),
     };
     let tui = env!("CARGO_BIN_EXE_emo-tui");
     let shell_cmd =
@@ -243,7 +277,10 @@ fn exits_when_the_terminal_hangs_up() {
     let dir = tempfile::tempdir().unwrap();
     let server = "http://127.0.0.1:19";
     let tmux = launch_tui_with(dir.path(), server, "hangup", "", "sleep 30");
-    tmux.wait_for(&["Log in to EMO"], Duration::from_secs(20));
+    tmux.wait_for(
+        &["Log in to EMO", "Cannot reach the EMO server"],
+        Duration::from_secs(20),
+    );
     let alive = || {
         let out = Command::new("pgrep")
             .args(["-f", &format!("emo-tui --server {server} --no-mouse")])
@@ -458,7 +495,11 @@ fn agent_consents_records_with_live_bars_and_stops_in_tmux() {
     // Consent first: the prompt says what is stored; n cancels, y starts.
     tmux.send_key("s");
     tmux.wait_for(
-        &["Consent: start an EMO session?", "images, video or audio"],
+        &[
+            "Consent: start an EMO session?",
+            "images, video or audio",
+            "I consent",
+        ],
         wait,
     );
     tmux.send_key("n");
@@ -466,7 +507,7 @@ fn agent_consents_records_with_live_bars_and_stops_in_tmux() {
     tmux.send_key("s");
     tmux.wait_for(&["I consent"], wait);
     tmux.send_key("y");
-    tmux.wait_for(&["● REC", "RECORDING", "● running"], wait);
+    tmux.wait_for(&["● RECORDING", "● running"], wait);
 
     // The daemon captures: face, voice and fused bars and the sources' states show live.
     let start = Instant::now();
@@ -502,6 +543,58 @@ fn agent_consents_records_with_live_bars_and_stops_in_tmux() {
         assert!(start.elapsed() < wait, "emo-tui did not quit:\n{screen}");
         std::thread::sleep(Duration::from_millis(150));
     }
+}
+
+/// Consent needs a deliberate answer: with a remembered login, text typed as if into the
+/// login form (`s` opens the prompt, the `y` after it in the same burst) starts nothing; a `y`
+/// given once the prompt has been shown does.
+#[test]
+fn consent_is_not_given_by_keys_typed_ahead_of_the_prompt() {
+    if !tmux_available() {
+        return;
+    }
+    let env = start_emod();
+    register(&env, "hal");
+    let tok = env.server.login("hal");
+    let client_env = format!(
+        "EMO_CONFIG_DIR='{}' NO_COLOR=1 EMO_TOKEN='{tok}'",
+        env.dir().join("cfg").display()
+    );
+    let args = format!("--server {} --no-mouse --sources remote", env.base);
+    let tmux = launch_tui_cmd("typeahead", &client_env, &args, AFTER_EXIT);
+    let wait = Duration::from_secs(20);
+    tmux.wait_for(&strs(&logged_in_as("hal")), wait);
+
+    // One burst: the keys reach emo-tui in the same read.
+    tmux.send_text("syyy");
+    tmux.wait_for(&["Consent: start an EMO session?"], wait);
+    std::thread::sleep(Duration::from_millis(1500));
+    let screen = tmux.capture();
+    assert!(
+        screen.contains("Consent: start an EMO session?") && screen.contains("Not recording"),
+        "type-ahead answered the consent prompt:\n{screen}"
+    );
+    let running = |http: &reqwest::blocking::Client| -> u64 {
+        let r = http
+            .get(format!("{}/api/v1/sessions?status=running", env.base))
+            .bearer_auth(&tok)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        r.json::<serde_json::Value>().unwrap()["total"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(running(&env.http), 0, "a session was started by type-ahead");
+
+    // The prompt offers its answer keys once it has been seen; a deliberate `y` starts.
+    tmux.wait_for(&["I consent"], wait);
+    tmux.send_key("y");
+    tmux.wait_for(&["● RECORDING", "● running"], wait);
+    assert_eq!(running(&env.http), 1);
+    tmux.send_key("x");
+    tmux.wait_for(&["Not recording", "Session stopped after"], wait);
+    quit(tmux);
 }
 
 // ------------------------------------------------------------------ start-up paths (issue 5)

@@ -114,6 +114,8 @@ fn run(
         if event::poll(Duration::from_millis(100))? {
             match event::read()? {
                 Event::Key(k) if k.kind != KeyEventKind::Release => {
+                    // The time the key is handled (the consent prompt's type-ahead guard).
+                    app.now = Utc::now();
                     test_panic_hook(k.code);
                     cmds.extend(app.on_key(k))
                 }

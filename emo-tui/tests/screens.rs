@@ -374,6 +374,14 @@ fn agent_view_history_and_consent() {
         ],
     );
     key(&mut a, KeyCode::Char('s'));
+    // Until the prompt has been seen for a moment, it offers no answer keys (type-ahead guard).
+    check(
+        &a,
+        "consent-opening",
+        &["Consent: start an EMO session?", "y or n works in a moment"],
+    );
+    assert!(!render(&a, 80, 24).contains("I consent"));
+    a.now += emo_tui::app::CONSENT_GUARD;
     check(
         &a,
         "consent",
@@ -420,7 +428,7 @@ fn agent_view_recording_with_live_bars() {
     check(
         &a,
         "recording-waiting",
-        &["● REC 5:00", "RECORDING", "waiting for estimates"],
+        &["● RECORDING 5:00", "waiting for estimates"],
     );
     a.on_msg(live_happy_sample(id));
     check(
@@ -438,6 +446,7 @@ fn capturing_session_says_recording_only_while_a_source_delivers() {
     let id = running.id;
     a.on_msg(Msg::Started(Ok(running)));
     check(&a, "capture-starting", &["STARTING"]);
+    one_capture_word(&a, "◌ STARTING");
     let source = |name: &str, state: SourceState, message: &str| {
         Msg::Live(LiveEvent::Source {
             source: name.into(),
@@ -460,6 +469,7 @@ fn capturing_session_says_recording_only_while_a_source_delivers() {
         "capture-live",
         &["RECORDING", "camera ✓", "microphone ✓", "9.8 fps"],
     );
+    one_capture_word(&a, "● RECORDING");
     a.on_msg(source("camera", SourceState::Lost, "device unplugged"));
     check(&a, "capture-camera-lost", &["RECORDING", "camera ✗ lost"]);
     a.on_msg(source("microphone", SourceState::Ended, "file ended"));
@@ -468,6 +478,31 @@ fn capturing_session_says_recording_only_while_a_source_delivers() {
         "capture-nothing",
         &["NOT CAPTURING", "microphone ■", "microphone ended"],
     );
+    one_capture_word(&a, "■ NOT CAPTURING");
+}
+
+/// The header (every screen's first line) and the session line say the same capture state,
+/// and no other state word is on the screen.
+fn one_capture_word(a: &App, word: &str) {
+    const WORDS: [&str; 4] = ["◌ STARTING", "● RECORDING", "■ NOT CAPTURING", "● REC "];
+    for (w, h) in SIZES {
+        let text = render(a, w, h);
+        let header = text.lines().next().unwrap_or("");
+        assert!(
+            header.contains(word),
+            "the header does not say {word}:\n{text}"
+        );
+        assert!(
+            text.matches(word).count() >= 2,
+            "the session line does not say {word}:\n{text}"
+        );
+        for other in WORDS.iter().filter(|o| !word.starts_with(o.trim_end())) {
+            assert!(
+                !text.contains(other),
+                "{other:?} shown beside {word:?}:\n{text}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -651,7 +686,7 @@ fn no_color_renders_every_screen_without_colour() {
     b.color = false;
     let running = session(9, "ann", "2026-03-10T11:55:00Z", 0, SessionStatus::Running);
     b.on_msg(Msg::Started(Ok(running)));
-    check(&b, "nocolor-recording", &["● REC", "STARTING"]);
+    check(&b, "nocolor-recording", &["◌ STARTING 5:00"]);
 }
 
 /// An agent recording, with live bars from one fused estimate.
@@ -713,6 +748,7 @@ fn every_screen() -> Vec<(&'static str, App)> {
 
     let mut a = agent_app();
     key(&mut a, KeyCode::Char('s'));
+    a.now += emo_tui::app::CONSENT_GUARD;
     v.push(("consent", a));
 
     v.push(("live", recording_app()));

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use emo_api_types::{
     Emotion, ErrorCode, LiveEvent, Modality, Page, Session, SessionStatus, SourceState,
 };
-use ratatui::crossterm::event::KeyEvent;
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use uuid::Uuid;
 
 use super::{App, Cmd, Screen};
@@ -59,6 +59,33 @@ impl LiveState {
     }
 }
 
+/// What a running session's capture is doing, said with the same word everywhere it shows
+/// (the header on every screen, the agent's session line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureState {
+    /// The daemon's sources have not reported yet and no estimate has arrived.
+    Starting,
+    /// Estimates are being made: a source delivers, or samples come over the API.
+    Recording,
+    /// The session runs, but none of its sources delivers (all ended or lost).
+    NotCapturing,
+}
+
+impl CaptureState {
+    /// The badge: a symbol (the state does not depend on colour) and the word.
+    pub fn badge(self) -> &'static str {
+        match self {
+            CaptureState::Starting => "◌ STARTING",
+            CaptureState::Recording => "● RECORDING",
+            CaptureState::NotCapturing => "■ NOT CAPTURING",
+        }
+    }
+}
+
+/// Keys that arrive within this long of the consent prompt opening (or of another such key)
+/// are type-ahead, not an answer: consent must be given to a prompt the user has seen.
+pub const CONSENT_GUARD: chrono::Duration = chrono::Duration::milliseconds(800);
+
 #[derive(Debug, Clone, Default)]
 pub struct AgentState {
     pub history: Vec<Session>,
@@ -66,10 +93,37 @@ pub struct AgentState {
     pub selected: usize,
     pub running: Option<Session>,
     pub consent_open: bool,
+    /// When the open consent prompt starts taking an answer ([`CONSENT_GUARD`]).
+    pub consent_ready_at: Option<DateTime<Utc>>,
     /// The daemon's devices, fetched when the consent prompt opens.
     pub devices: Option<emo_api_types::Devices>,
     pub live: LiveState,
     pub loaded: bool,
+}
+
+impl AgentState {
+    /// The running session's capture state; `None` when no session runs.
+    pub fn capture_state(&self) -> Option<CaptureState> {
+        let s = self.running.as_ref()?;
+        let captures = s.sources.iter().any(|x| x == "camera" || x == "microphone");
+        Some(
+            match (
+                captures,
+                self.live.delivering(),
+                self.live.readings.is_empty(),
+            ) {
+                // RECORDING only while a source delivers; otherwise say what is wrong.
+                (true, Some(false), _) => CaptureState::NotCapturing,
+                (true, None, true) => CaptureState::Starting,
+                _ => CaptureState::Recording,
+            },
+        )
+    }
+
+    /// Whether the consent prompt takes an answer at `now` (its type-ahead guard is over).
+    pub fn consent_ready(&self, now: DateTime<Utc>) -> bool {
+        self.consent_ready_at.is_none_or(|t| now >= t)
+    }
 }
 
 impl App {
@@ -113,6 +167,13 @@ impl App {
     }
 
     fn key_consent(&mut self, key: &KeyEvent) -> Vec<Cmd> {
+        // Type-ahead (text meant for another screen, a key held down) is not an answer: keys
+        // within the guard are dropped and extend it; Esc still cancels.
+        if key.code != KeyCode::Esc && !self.agent.consent_ready(self.now) {
+            self.agent.consent_ready_at = Some(self.now + CONSENT_GUARD);
+            self.info("Keys typed as the consent prompt opened are ignored: read it, then answer.");
+            return vec![];
+        }
         match keys::action(&keys::CONSENT, key) {
             Some(Action::Consent) => {
                 self.agent.consent_open = false;
@@ -140,6 +201,7 @@ impl App {
             return vec![];
         }
         self.agent.consent_open = true;
+        self.agent.consent_ready_at = Some(self.now + CONSENT_GUARD);
         self.agent.devices = None;
         vec![Cmd::Devices]
     }

@@ -323,7 +323,7 @@ impl App {
     }
 
     /// Without a lower bound the bucket was a guess (day); if the data spans less, ask again
-    /// with the bucket that suits the data's own extent.
+    /// with the bucket that suits the data's own extent, for that extent.
     fn refine_timeline(&mut self) -> Vec<Cmd> {
         let Some(tl) = &self.dash.timeline else {
             return vec![];
@@ -342,8 +342,15 @@ impl App {
         };
         let better = shaping::choose_bucket(Some(first), Some(end), self.now);
         if better.millis() < tl.bucket.millis() {
+            // The data's own extent bounds the request: the API answers minute buckets only
+            // for a bounded range (at most 7 days; `choose_bucket` picks minutes for ≤ 6 h).
+            let query = Query {
+                from: Some(first),
+                to: Some(end),
+                ..self.dash.query.clone()
+            };
             return vec![Cmd::Timeline {
-                query: self.dash.query.clone(),
+                query,
                 bucket: better,
                 gen: self.dash.gen,
             }];

@@ -21,7 +21,7 @@ use ratatui::crossterm::event::{
 };
 use ratatui::layout::{Position, Rect};
 
-pub use self::agent::{AgentState, LiveReading, LiveState};
+pub use self::agent::{AgentState, CaptureState, LiveReading, LiveState, CONSENT_GUARD};
 pub use self::dashboard::{DashState, DashTab, FilterForm, AUDIT_PAGE, FILTER_FIELDS};
 pub use self::detail::DetailState;
 pub use self::login::{LoginForm, RegisterForm};

@@ -120,9 +120,11 @@ fn consent_is_required_before_starting() {
     // Opening the prompt asks the daemon what it would capture from.
     assert_eq!(a.on_key(key(KeyCode::Char('s'))), vec![Cmd::Devices]);
     assert!(a.agent.consent_open);
+    a.now += CONSENT_GUARD;
     assert!(a.on_key(key(KeyCode::Char('n'))).is_empty());
     assert!(!a.agent.consent_open);
     a.on_key(key(KeyCode::Char('s')));
+    a.now += CONSENT_GUARD;
     assert_eq!(
         a.on_key(key(KeyCode::Char('y'))),
         vec![Cmd::StartSession {
@@ -130,6 +132,31 @@ fn consent_is_required_before_starting() {
             label: None
         }]
     );
+}
+
+#[test]
+fn consent_prompt_ignores_keys_typed_ahead_of_it() {
+    let mut a = app();
+    a.on_msg(Msg::Me(Ok(user("ann", Role::Agent))));
+    a.on_key(key(KeyCode::Char('s')));
+    // Keys right after the prompt opened, each one extending the guard: no answer.
+    let step = CONSENT_GUARD / 2;
+    for c in ['y', 'n', 'y'] {
+        a.now += step;
+        assert!(a.on_key(key(KeyCode::Char(c))).is_empty(), "{c}");
+        assert!(a.agent.consent_open, "{c} answered the prompt");
+    }
+    // A deliberate answer, once the prompt has been shown for the guard without keys.
+    a.now += CONSENT_GUARD;
+    assert!(matches!(
+        a.on_key(key(KeyCode::Char('y')))[..],
+        [Cmd::StartSession { .. }]
+    ));
+    // Esc cancels at once.
+    a.agent.consent_open = false;
+    a.on_key(key(KeyCode::Char('s')));
+    a.on_key(key(KeyCode::Esc));
+    assert!(!a.agent.consent_open);
 }
 
 #[test]
@@ -203,6 +230,16 @@ fn unbounded_range_refines_the_timeline_bucket() {
     };
     let cmds = a.on_msg(Msg::Timeline(gen, Ok(pts(Bucket::Hour))));
     assert_eq!(refined(&cmds), Some(Bucket::Minute));
+    // The API refuses minute buckets without both bounds: the data's extent is asked for,
+    // while the filter in force stays unbounded.
+    match &cmds[..] {
+        [Cmd::Timeline { query, .. }] => {
+            assert_eq!(query.from, Some(t0));
+            assert_eq!(query.to, Some(t0 + chrono::Duration::hours(1)));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(a.dash.query.from, None);
     assert!(a
         .on_msg(Msg::Timeline(gen, Ok(pts(Bucket::Minute))))
         .is_empty());

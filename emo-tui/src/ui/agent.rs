@@ -5,7 +5,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Paragraph};
 use ratatui::Frame;
 
-use crate::app::App;
+use crate::app::{App, CaptureState};
 use crate::shaping;
 use crate::ui::{consent, history, live, theme};
 
@@ -32,16 +32,9 @@ fn render_control(frame: &mut Frame, app: &App, area: Rect) {
     let line = match &app.agent.running {
         Some(s) => {
             let secs = (app.now - s.started_at).num_seconds().max(0) as f64;
-            let captures = s.sources.iter().any(|x| x == "camera" || x == "microphone");
-            let live = &app.agent.live;
-            let (badge, style) = match (captures, live.delivering(), live.readings.is_empty()) {
-                // RECORDING only while a source delivers; otherwise say what is wrong.
-                (true, Some(false), _) => (" ■ NOT CAPTURING ".to_string(), theme::error(app)),
-                (true, None, true) => (" ◌ STARTING ".to_string(), theme::dim(app)),
-                _ => (" ● RECORDING ".to_string(), theme::recording(app)),
-            };
+            let badge = app.agent.capture_state().map(|c| capture_badge(app, c));
             let mut spans = vec![
-                Span::styled(badge, style),
+                badge.unwrap_or_default(),
                 Span::raw(format!(
                     " since {} ({}) ",
                     s.started_at.with_timezone(&app.tz).format("%H:%M:%S"),
@@ -64,4 +57,14 @@ fn render_control(frame: &mut Frame, app: &App, area: Rect) {
         ]),
     };
     frame.render_widget(Paragraph::new(line).block(block), area);
+}
+
+/// The capture state's badge, styled: the header and the session line show the same one.
+pub fn capture_badge(app: &App, state: CaptureState) -> Span<'static> {
+    let style = match state {
+        CaptureState::Starting => theme::dim(app),
+        CaptureState::Recording => theme::recording(app),
+        CaptureState::NotCapturing => theme::error(app),
+    };
+    Span::styled(format!(" {} ", state.badge()), style)
 }

@@ -63,14 +63,22 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         ]));
     }
     lines.push(Line::raw(""));
-    lines.push(Line::from(vec![
-        Span::styled("y", theme::key(app)),
-        Span::styled(" I consent, start recording    ", theme::accent(app)),
-        Span::styled("n", theme::key(app)),
-        Span::raw(" / "),
-        Span::styled("Esc", theme::key(app)),
-        Span::raw(" cancel"),
-    ]));
+    if !app.agent.consent_ready(app.now) {
+        // The type-ahead guard: the answer keys are offered once the prompt has been seen.
+        lines.push(Line::styled(
+            "Read the above; y or n works in a moment.",
+            theme::dim(app),
+        ));
+    } else {
+        lines.push(Line::from(vec![
+            Span::styled("y", theme::key(app)),
+            Span::styled(" I consent, start recording    ", theme::accent(app)),
+            Span::styled("n", theme::key(app)),
+            Span::raw(" / "),
+            Span::styled("Esc", theme::key(app)),
+            Span::raw(" cancel"),
+        ]));
+    }
     let block = Block::bordered()
         .border_type(BorderType::Double)
         .title(Span::styled(

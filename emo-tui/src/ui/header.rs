@@ -1,4 +1,5 @@
-//! Top line: product, server, user, and the recording indicator (visible on every screen).
+//! Top line: product, server, user, and the session's capture state (visible on every screen,
+//! the same word as the agent's session line).
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -30,15 +31,14 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     spans.push(Span::styled(format!("│ {server} "), theme::dim(app)));
     let left = Line::from(spans);
 
-    let right = match &app.agent.running {
-        Some(s) => {
+    let right = match (&app.agent.running, app.agent.capture_state()) {
+        (Some(s), Some(state)) => {
             let secs = (app.now - s.started_at).num_seconds().max(0) as f64;
-            Line::from(Span::styled(
-                format!(" ● REC {} ", shaping::fmt_duration(secs)),
-                theme::recording(app),
-            ))
+            let mut badge = crate::ui::agent::capture_badge(app, state);
+            badge.content = format!("{}{} ", badge.content, shaping::fmt_duration(secs)).into();
+            Line::from(badge)
         }
-        None => Line::from(Span::styled("? help ", theme::dim(app))),
+        _ => Line::from(Span::styled("? help ", theme::dim(app))),
     };
     let rw = right.width() as u16;
     let left_area = Rect {
