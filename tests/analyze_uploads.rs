@@ -96,7 +96,7 @@ fn upload_limits_answer_their_codes_and_leave_no_files() {
     assert_eq!(v["files"][15]["file"], "astronaut.jpg");
     assert_no_uploads(tmp.path(), "a successful analysis");
 
-    // Failed per file: a picture that does not decode.
+    // Failed per file: a picture that does not decode (the only file: 422).
     let r = post(
         &server,
         &token,
@@ -105,7 +105,7 @@ fn upload_limits_answer_their_codes_and_leave_no_files() {
             Part::bytes(b"\x89PNG\r\n\x1a\nnot".to_vec()).file_name("x.png"),
         ),
     );
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 422);
     let v: Value = r.json().unwrap();
     assert!(v["files"][0]["error"].is_string(), "{v}");
     assert_no_uploads(tmp.path(), "an analysis whose file failed");
@@ -240,8 +240,9 @@ fn clients_leaving_leave_no_files() {
     // The permit is back.
     wait_until("the permit to be released", Duration::from_secs(20), || {
         let r = post(&server, &token, files(1));
-        // Read to the end: a response dropped early would be a client leaving.
-        r.status() == 200 && r.text().is_ok()
+        // Read to the end: a response dropped early would be a client leaving. (A text file
+        // is no media: 422 once the request is served.)
+        r.status() == 422 && r.text().is_ok()
     });
     assert_no_uploads(tmp.path(), "the last analysis");
 }
@@ -276,5 +277,62 @@ fn a_body_that_ends_inside_a_part_is_refused_not_held() {
     let (status, code) = error_of(r);
     assert_eq!((status, code.as_str()), (422, "invalid_input"));
     assert_no_uploads(tmp.path(), "a body that ends inside a part");
-    assert_eq!(post(&server, &token, files(1)).status(), 200);
+    assert_eq!(post(&server, &token, files(1)).status(), 422);
+}
+
+/// A request where every file failed answers 422 `invalid_input`, with each file's error in
+/// `files`, so that a script checking the status code sees it (an audio file at a sample rate the
+/// decoders refuse, as an operator tried, and a text file); one analysable file among failed
+/// ones keeps 200 with the per-file errors (issue 27).
+#[test]
+fn every_file_failed_is_422_with_each_error_and_mixed_stays_200() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = env(tmp.path(), &models());
+    env.add_user("ana", "agent");
+    let server = env.start();
+    let token = server.login("ana");
+
+    let mut wav = fixture("speech.wav");
+    wav.truncate(20_000);
+    // The canonical header's rate (bytes 24..28) and byte rate (28..32): 1 Hz.
+    wav[24..28].copy_from_slice(&1u32.to_le_bytes());
+    wav[28..32].copy_from_slice(&2u32.to_le_bytes());
+    let failing = || {
+        Form::new()
+            .part("a", Part::bytes(wav.clone()).file_name("rate.wav"))
+            .part(
+                "b",
+                Part::bytes(b"just text".to_vec()).file_name("notes.txt"),
+            )
+    };
+    let r = post(&server, &token, failing());
+    assert_eq!(r.status(), 422, "{}", server.log_text());
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["error"], "invalid_input", "{v}");
+    assert!(v["message"].as_str().unwrap().contains("no file"), "{v}");
+    let files = v["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "{v}");
+    assert_eq!(files[0]["file"], "rate.wav");
+    let e = files[0]["error"].as_str().unwrap();
+    assert!(
+        e.contains("sample rate") || e.contains("not a readable WAV"),
+        "{v}"
+    );
+    assert!(
+        files[1]["error"].as_str().unwrap().contains("unsupported"),
+        "{v}"
+    );
+
+    // Mixed: the picture is analysed, so 200 with the others' errors.
+    let mixed = failing().part(
+        "c",
+        Part::bytes(fixture("astronaut.jpg")).file_name("astronaut.jpg"),
+    );
+    let r = post(&server, &token, mixed);
+    assert_eq!(r.status(), 200, "{}", server.log_text());
+    let v: Value = r.json().unwrap();
+    assert!(v["files"][0]["error"].is_string(), "{v}");
+    assert!(v["files"][1]["error"].is_string(), "{v}");
+    assert!(v["files"][2]["error"].is_null(), "{v}");
+    assert_no_uploads(tmp.path(), "the failed and the mixed analyses");
 }

@@ -110,7 +110,8 @@ fn crafted_wav_sample_rates_do_not_kill_the_daemon() {
     assert!(r.status().is_success(), "{}", r.status());
     for rate in [1u32, 7_999, 192_001, u32::MAX, 0] {
         let (status, v) = analyze(&server, &token, "bomb.wav", wav_declaring(rate, 2_000_000));
-        assert_eq!(status, 200, "rate {rate}: {v}\n{}", server.log_text());
+        // Nothing could be analysed: 422, with the file's error in `files`.
+        assert_eq!(status, 422, "rate {rate}: {v}\n{}", server.log_text());
         let e = file_error(&v);
         assert!(
             e.contains("sample rate") || e.contains("not a readable WAV"),
@@ -148,7 +149,7 @@ fn decompression_bombs_are_refused_before_decoding() {
     let token = server.login("mallory");
 
     let (status, v) = analyze(&server, &token, "bomb.png", png_claiming(13_000, 13_000));
-    assert_eq!(status, 200, "{v}");
+    assert_eq!(status, 422, "{v}");
     assert!(file_error(&v).contains("over the limit"), "{v}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -164,7 +165,7 @@ fn decompression_bombs_are_refused_before_decoding() {
     let bytes = std::fs::read(&flac).unwrap();
     assert!(bytes.len() < 2_000_000, "{} bytes", bytes.len());
     let (status, v) = analyze(&server, &token, "silence.flac", bytes);
-    assert_eq!(status, 200, "{v}");
+    assert_eq!(status, 422, "{v}");
     assert!(file_error(&v).contains("longer than the limit"), "{v}");
     assert_eq!(server.get("/healthz", None).status(), 200);
 }
@@ -244,9 +245,9 @@ fn analyses_are_bounded_and_cancelled_when_the_client_leaves() {
         Duration::from_secs(15),
         || ffmpeg_children(pid) == 0,
     );
-    // Its permit is back: a new (small) analysis is served.
+    // Its permit is back: a new (small) analysis is served (422: a text file is no media).
     wait_until("the permit to be released", Duration::from_secs(15), || {
-        analyze(&server, &token, "a.txt", b"x".to_vec()).0 == 200
+        analyze(&server, &token, "a.txt", b"x".to_vec()).0 == 422
     });
 }
 

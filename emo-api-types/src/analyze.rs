@@ -128,3 +128,15 @@ pub struct FileAnalysis {
 pub struct AnalyzeResponse {
     pub files: Vec<FileAnalysis>,
 }
+
+/// Body of `POST /api/v1/analyze`'s 422: the error envelope (`invalid_input`) and, when every
+/// file failed, each file's analysis with its `error` (for no file at all or a malformed body
+/// `files` is absent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AnalyzeRefused {
+    pub error: crate::ErrorCode,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileAnalysis>,
+}

@@ -16,7 +16,7 @@ use actix_web::error::PayloadError;
 use actix_web::http::header::{HeaderMap, CONTENT_TYPE};
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
-use emo_api_types::analyze::AnalyzeResponse;
+use emo_api_types::analyze::{AnalyzeRefused, AnalyzeResponse};
 use emo_api_types::ErrorCode;
 use futures_util::future::poll_fn;
 use futures_util::{Stream, StreamExt};
@@ -89,9 +89,9 @@ struct Job {
     tag = "analyze",
     request_body(content_type = "multipart/form-data", description = "one or more files (any field name)"),
     responses(
-        (status = 200, description = "Expression estimates per file (failed files carry `error`)", body = AnalyzeResponse),
+        (status = 200, description = "Expression estimates per file; at least one file was analysed, or the analysis outlasted the first 5 s (failed files carry `error`)", body = AnalyzeResponse),
         (status = 413, description = "`payload_too_large`: upload over server.upload_limit_bytes, or more than 16 files"),
-        (status = 422, description = "`invalid_input`: no file in the request, or a malformed multipart body"),
+        (status = 422, description = "`invalid_input`: no file in the request, a malformed multipart body, or no file could be analysed (`files` then holds each file's `error`)", body = AnalyzeRefused),
         (status = 429, description = "`too_many_requests`: analyze.max_concurrent analyses are already running (Retry-After)"),
         (status = 503, description = "`models_unavailable`: models or ONNX Runtime unavailable")
     ),
@@ -122,30 +122,65 @@ pub async fn analyze(
         dir,
         files,
     };
-    let cancel = Arc::new(AtomicBool::new(false));
-    let (ready, done) = spawn_analysis(state.engine.clone(), job, cancel.clone())?;
+    let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
+    let (ready, mut analysed, mut done) =
+        spawn_analysis(state.engine.clone(), job, cancel.0.clone())?;
     ready
         .await
         .map_err(|_| AppError::Internal("analysis thread ended early".into()))??;
-    // The models are loaded: the answer is 200 from here on.
-    let timeout = Duration::from_secs(state.config.analyze.timeout_secs);
+    // The models are loaded. The status waits for the verdict while it comes soon: every file
+    // failed (422, with each file's error), or one was analysed (200 whatever follows). Past
+    // [`VERDICT_WAIT`] the answer starts as 200 so that a client leaving is noticed (see
+    // [`answer_when_done`]); this request's deadline applies throughout.
+    let wait = VERDICT_WAIT.min(Duration::from_secs(state.config.analyze.timeout_secs));
+    tokio::select! {
+        r = &mut done => return Ok(answer(r.unwrap_or(AnalyzeResponse { files: vec![] }))),
+        Ok(()) = &mut analysed => {}
+        _ = tokio::time::sleep(wait) => {}
+    }
+    let timeout = Duration::from_secs(state.config.analyze.timeout_secs).saturating_sub(wait);
     Ok(HttpResponse::Ok()
         .content_type("application/json")
-        .streaming(answer_when_done(CancelOnDrop(cancel), done, timeout)))
+        .streaming(answer_when_done(cancel, done, timeout)))
+}
+
+/// How long the status may wait for the analysis to say whether any file can be analysed.
+/// Files that cannot (unsupported type or sample rate, undecodable, over the media limits) are
+/// refused within it; a client that leaves meanwhile is noticed only after it.
+const VERDICT_WAIT: Duration = Duration::from_secs(5);
+
+/// The whole result as one answer: 422 when no file could be analysed, else 200.
+fn answer(resp: AnalyzeResponse) -> HttpResponse {
+    if !resp.files.is_empty() && resp.files.iter().all(|f| f.error.is_some()) {
+        let n = resp.files.len();
+        return HttpResponse::UnprocessableEntity().json(AnalyzeRefused {
+            error: ErrorCode::InvalidInput,
+            message: format!(
+                "no file could be analysed ({n} file{}); each file's error is in `files`",
+                if n == 1 { "" } else { "s" }
+            ),
+            files: resp.files,
+        });
+    }
+    HttpResponse::Ok().json(resp)
 }
 
 type Ready = tokio::sync::oneshot::Receiver<AppResult<()>>;
+/// Fires once a file has been analysed without error.
+type Analysed = tokio::sync::oneshot::Receiver<()>;
 type Done = tokio::sync::oneshot::Receiver<AnalyzeResponse>;
 
 /// Runs `job` on a thread of its own. `Ready` says whether the models could be loaded (an error
-/// is the request's answer); `Done` carries the result. The thread stops early once `cancel` is
-/// set, and removes the uploads before it reports either way.
+/// is the request's answer); `Analysed` fires when the first file is analysed without error;
+/// `Done` carries the result. The thread stops early once `cancel` is set, and removes the
+/// uploads before it reports either way.
 fn spawn_analysis(
     engine: crate::engine::SharedEngine,
     job: Job,
     cancel: Arc<AtomicBool>,
-) -> AppResult<(Ready, Done)> {
+) -> AppResult<(Ready, Analysed, Done)> {
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<AppResult<()>>();
+    let (analysed_tx, analysed_rx) = tokio::sync::oneshot::channel::<()>();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<AnalyzeResponse>();
     std::thread::Builder::new()
         .name("emod-analyze".into())
@@ -159,19 +194,27 @@ fn spawn_analysis(
                 }
             };
             let _ = ready_tx.send(Ok(()));
-            let files = analyze_files(&engine, &job, &|| cancel.load(Ordering::Relaxed));
+            let analysed = std::cell::Cell::new(Some(analysed_tx));
+            let on_ok = || {
+                if let Some(tx) = analysed.take() {
+                    let _ = tx.send(());
+                }
+            };
+            let files = analyze_files(&engine, &job, &|| cancel.load(Ordering::Relaxed), &on_ok);
             drop(job);
             let _ = done_tx.send(AnalyzeResponse { files });
         })
         .map_err(|e| AppError::Internal(format!("analysis thread: {e}")))?;
-    Ok((ready_rx, done_rx))
+    Ok((ready_rx, analysed_rx, done_rx))
 }
 
-/// Every file of `job`, in order; errors never name the private temporary file.
+/// Every file of `job`, in order; errors never name the private temporary file. `on_ok` is
+/// called after each file analysed without error.
 fn analyze_files(
     engine: &emo_inference::Engine,
     job: &Job,
     stop: &dyn Fn() -> bool,
+    on_ok: &dyn Fn(),
 ) -> Vec<emo_api_types::analyze::FileAnalysis> {
     let tmp = job.dir.0.display().to_string();
     job.files
@@ -179,8 +222,9 @@ fn analyze_files(
         .map(|(path, name)| {
             let mut f = engine.analyze_file_until(path, name, &|_| {}, stop);
             // Messages quote ffmpeg, which names the private temporary file.
-            if let Some(e) = f.error.as_mut() {
-                *e = e.replace(&tmp, "").replace("upload-", "");
+            match f.error.as_mut() {
+                Some(e) => *e = e.replace(&tmp, "").replace("upload-", ""),
+                None => on_ok(),
             }
             f
         })

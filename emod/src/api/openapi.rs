@@ -254,6 +254,7 @@ pub fn allowed_methods(pattern: &str) -> &'static str {
         emo_api_types::SessionSummary,
         emo_api_types::SampleIn,
         emo_api_types::analyze::AnalyzeResponse,
+        emo_api_types::analyze::AnalyzeRefused,
         emo_api_types::Devices,
         emo_api_types::CaptureStats,
         emo_api_types::SourceState,
