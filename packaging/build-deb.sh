@@ -13,6 +13,8 @@
 #   /etc/emo/emod.toml                           conffile: `emod config print-default` with the
 #                                                packaged paths filled in
 #   /usr/share/man/man8/emod.8.gz, man1/emo-tui.1.gz   from --help (help2man)
+#   /usr/share/bash-completion/completions/, zsh/vendor-completions/, fish/vendor_completions.d/
+#                                                shell completions for emod and emo-tui
 #   /usr/share/doc/emo/                          copyright (incl. ONNX Runtime's MIT licence),
 #                                                changelog, README
 # gzip, not xz: xz takes minutes here for the 30 MB ONNX Runtime and saves little.
@@ -119,6 +121,19 @@ help2man --no-info --section=8 --name="EMO daemon: facial and vocal expression e
   --version-string="$version" "$emod_bin" | gzip -9n > "$stage/usr/share/man/man8/emod.8.gz"
 help2man --no-info --section=1 --name="terminal client for EMO agents and admins" \
   --version-string="$version" "$tui_bin" | gzip -9n > "$stage/usr/share/man/man1/emo-tui.1.gz"
+
+# Shell completions from the binaries themselves (clap_complete), in each shell's standard
+# directory for packaged completions.
+install -d -m 0755 "$stage/usr/share/bash-completion/completions" \
+  "$stage/usr/share/zsh/vendor-completions" "$stage/usr/share/fish/vendor_completions.d"
+for prog in emod emo-tui; do
+  if [ "$prog" = emod ]; then gen=("$emod_bin" completions); else gen=("$tui_bin" --completions); fi
+  "${gen[@]}" bash > "$stage/usr/share/bash-completion/completions/$prog"
+  "${gen[@]}" zsh > "$stage/usr/share/zsh/vendor-completions/_$prog"
+  "${gen[@]}" fish > "$stage/usr/share/fish/vendor_completions.d/$prog.fish"
+done
+chmod 0644 "$stage/usr/share/bash-completion/completions/"* \
+  "$stage/usr/share/zsh/vendor-completions/"* "$stage/usr/share/fish/vendor_completions.d/"*
 
 # --- documentation ---
 doc="$stage/usr/share/doc/emo"

@@ -8,7 +8,7 @@
 #      systemd in a chroot, so the daemon is started by hand with setpriv):
 #      `emod models check` passes, `emod serve` answers /readyz, an admin made with
 #      `emod user add` logs in over HTTP, `emod backup` and `emod doctor` work, `emo-tui --help`
-#      works; then `dpkg --purge` leaves nothing behind but /var/lib/emo (kept unless asked
+#      works, the shell completions are where bash, zsh and fish look; then `dpkg --purge` leaves nothing behind but /var/lib/emo (kept unless asked
 #      for, see packaging/debian/postrm), and a second install + purge with /etc/emo/purge-data
 #      removes that too.
 # EMO_DEB_SKIP_BUILD=1 reuses target/release (see build-deb.sh). Prints its run time at the end.
@@ -137,6 +137,16 @@ fi
 
 step "emo-tui --help"
 in_root /usr/bin/emo-tui --help | head -n 3
+
+step "shell completions in the standard directories"
+for prog in emod emo-tui; do
+  for f in /usr/share/bash-completion/completions/$prog /usr/share/zsh/vendor-completions/_$prog \
+           /usr/share/fish/vendor_completions.d/$prog.fish; do
+    in_root test -s "$f" || fail "$f is missing or empty"
+  done
+  in_root bash -c "source /usr/share/bash-completion/completions/$prog && complete -p $prog" >/dev/null \
+    || fail "bash does not load the completion of $prog"
+done
 
 kill -TERM "$server_pid"
 wait "$server_pid" || fail "emod serve did not exit cleanly on SIGTERM"

@@ -819,6 +819,29 @@ fn emo_token_starts_logged_in_without_the_login_screen() {
     );
 }
 
+/// `emo-tui --completions SHELL` prints a completion script naming its options (the Debian
+/// package installs them for bash, zsh and fish; issue 27).
+#[test]
+fn completions_for_bash_zsh_and_fish() {
+    let tui = env!("CARGO_BIN_EXE_emo-tui");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(tui)
+            .args(["--completions", shell])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{shell}: {text}");
+        // (fish writes long options without their dashes: `-l server`.)
+        for word in ["server", "token-file", "sources"] {
+            assert!(
+                text.contains(word),
+                "{shell} completion lacks {word}:\n{text}"
+            );
+        }
+    }
+}
+
 /// `--token-file` keeps the token out of `ps`; an unreadable file is an error naming it.
 #[test]
 fn token_file_is_offered_and_an_unreadable_one_is_named() {

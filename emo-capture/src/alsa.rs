@@ -38,14 +38,34 @@ pub(crate) struct AlsaDevice {
     pub description: String,
 }
 
+/// Runs `f` (which asks alsa-lib something) with alsa-lib's own error lines (`ALSA lib
+/// confmisc.c:855:(parse_card) cannot find card '0'`, printed to stderr on every machine without
+/// a sound card) routed to our log at debug level instead. alsa-lib's handler for the calling
+/// thread writes into a buffer (the `alsa` crate's safe `Output::local_error_handler`); each
+/// call starts a fresh one, so the callers here must not nest.
+fn alsa_messages_to_log<T>(f: impl FnOnce() -> T) -> T {
+    let buffer = ::alsa::Output::local_error_handler().ok();
+    let r = f();
+    if let Some(b) = buffer {
+        b.borrow().buffer_string(|text| {
+            for line in String::from_utf8_lossy(text).lines() {
+                tracing::debug!(target: "alsa", "{line}");
+            }
+        });
+    }
+    r
+}
+
 /// The capture devices ALSA knows now (empty when there are none; never an error).
 pub(crate) fn devices() -> Vec<AlsaDevice> {
-    let host = cpal::default_host();
-    let Ok(devs) = host.input_devices() else {
-        return Vec::new();
-    };
-    devs.map(|d| AlsaDevice::new(d, |d| d.to_string()))
-        .collect()
+    alsa_messages_to_log(|| {
+        let host = cpal::default_host();
+        let Ok(devs) = host.input_devices() else {
+            return Vec::new();
+        };
+        devs.map(|d| AlsaDevice::new(d, |d| d.to_string()))
+            .collect()
+    })
 }
 
 impl AlsaDevice {
@@ -104,8 +124,10 @@ pub(crate) fn microphones() -> Vec<AlsaDevice> {
 
 /// The default capture device ("default" on ALSA: whatever the ALSA configuration routes it to).
 pub(crate) fn default_device() -> Option<AlsaDevice> {
-    let d = cpal::default_host().default_input_device()?;
-    Some(AlsaDevice::new(d, |_| "default".into()))
+    alsa_messages_to_log(|| {
+        let d = cpal::default_host().default_input_device()?;
+        Some(AlsaDevice::new(d, |_| "default".into()))
+    })
 }
 
 pub(crate) fn pick(spec: &SourceSpec) -> Result<AlsaDevice, String> {
@@ -148,10 +170,11 @@ pub(crate) fn sample_rates(d: &cpal::Device) -> Vec<u32> {
     const COMMON: [u32; 8] = [
         8_000, 11_025, 16_000, 22_050, 32_000, 44_100, 48_000, 96_000,
     ];
-    let Ok(ranges) = d.supported_input_configs() else {
+    let Ok(ranges) =
+        alsa_messages_to_log(|| d.supported_input_configs().map(|r| r.collect::<Vec<_>>()))
+    else {
         return Vec::new();
     };
-    let ranges: Vec<_> = ranges.collect();
     COMMON
         .into_iter()
         .filter(|r| {
@@ -333,6 +356,10 @@ impl OpenStream {
     /// Open `dev` in its default format, asking for short periods (and taking the default ones
     /// when those are refused), and start it.
     fn open(dev: &AlsaDevice, overruns: &Arc<AtomicU64>) -> Result<Self, String> {
+        alsa_messages_to_log(|| Self::open_routed(dev, overruns))
+    }
+
+    fn open_routed(dev: &AlsaDevice, overruns: &Arc<AtomicU64>) -> Result<Self, String> {
         let supported = dev
             .device
             .default_input_config()

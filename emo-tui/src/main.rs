@@ -47,10 +47,18 @@ struct Cli {
     /// Do not capture the mouse (keeps the terminal's own text selection).
     #[arg(long)]
     no_mouse: bool,
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell) and exit.
+    #[arg(long, value_name = "SHELL", value_enum)]
+    completions: Option<clap_complete::Shell>,
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(shell) = cli.completions {
+        use clap::CommandFactory;
+        clap_complete::generate(shell, &mut Cli::command(), "emo-tui", &mut stdout());
+        return Ok(());
+    }
     let color = !cli.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -59,18 +59,39 @@ impl SharedEngine {
     }
 }
 
-/// The models directory: config `models.dir` (EMO_MODELS_DIR), else `./models`, else
-/// `/usr/share/emo/models`.
+/// The models directory: config `models.dir` (EMO_MODELS_DIR), else `./models`, else next to
+/// the executable (see [`beside_executable`]), else `/usr/share/emo/models`.
 pub fn models_dir(config: &Config) -> PathBuf {
     if !config.models.dir.trim().is_empty() {
         return PathBuf::from(config.models.dir.trim());
     }
-    for d in ["models", "/usr/share/emo/models"] {
-        if Path::new(d).join(manifest::MANIFEST_FILE).is_file() {
-            return PathBuf::from(d);
+    let exe = std::env::current_exe().ok();
+    let candidates = std::iter::once(PathBuf::from("models"))
+        .chain(exe.as_deref().map(beside_executable).unwrap_or_default())
+        .chain([PathBuf::from("/usr/share/emo/models")]);
+    for d in candidates {
+        if d.join(manifest::MANIFEST_FILE).is_file() {
+            return d;
         }
     }
     PathBuf::from("models")
+}
+
+/// Where models may sit relative to the program `exe`: `models/` beside it (an unpacked
+/// archive), and for a program built in a cargo workspace (`…/target/release/emod`,
+/// `…/target/debug/emod`, `…/target/TRIPLE/release/emod`) the workspace's `models/`, so that
+/// `emod analyze` works from any directory.
+fn beside_executable(exe: &Path) -> Vec<PathBuf> {
+    let Some(dir) = exe.parent() else {
+        return Vec::new();
+    };
+    let mut v = vec![dir.join("models")];
+    if let Some(target) = dir.ancestors().take(3).find(|a| a.ends_with("target")) {
+        if let Some(workspace) = target.parent() {
+            v.push(workspace.join("models"));
+        }
+    }
+    v
 }
 
 /// Runtime settings from `[onnxruntime]`.

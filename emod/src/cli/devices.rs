@@ -30,13 +30,7 @@ pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
         println!("  (none found)");
     }
     for m in &d.microphones {
-        let rates: Vec<String> = m.sample_rates.iter().map(|r| r.to_string()).collect();
-        println!(
-            "  {}{}  {} Hz",
-            m.name,
-            if m.default { " (default)" } else { "" },
-            rates.join("/")
-        );
+        println!("  {}", microphone_line(m));
     }
     let show = |what: &str, c: &emo_api_types::ConfiguredSource| {
         println!(
@@ -50,4 +44,41 @@ pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
     show("camera", &d.camera);
     show("microphone", &d.microphone);
     Ok(ExitCode::SUCCESS)
+}
+
+/// One microphone: its name, whether it is ALSA's default, and the common sample rates it
+/// offers (`rates unknown` when the device could not be asked, e.g. no sound card behind it).
+fn microphone_line(m: &emo_api_types::MicrophoneDevice) -> String {
+    let rates = if m.sample_rates.is_empty() {
+        "rates unknown".to_string()
+    } else {
+        let r: Vec<String> = m.sample_rates.iter().map(|r| r.to_string()).collect();
+        format!("{} Hz", r.join("/"))
+    };
+    let default = if m.default { " (default)" } else { "" };
+    format!("{}{default}  {rates}", m.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use emo_api_types::MicrophoneDevice;
+
+    use super::microphone_line;
+
+    #[test]
+    fn a_microphone_line_shows_its_rates_or_says_they_are_unknown() {
+        let mic = |rates: Vec<u32>| MicrophoneDevice {
+            name: "default".into(),
+            default: true,
+            sample_rates: rates,
+        };
+        assert_eq!(
+            microphone_line(&mic(vec![16_000, 44_100, 48_000])),
+            "default (default)  16000/44100/48000 Hz"
+        );
+        assert_eq!(
+            microphone_line(&mic(vec![])),
+            "default (default)  rates unknown"
+        );
+    }
 }

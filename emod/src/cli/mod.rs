@@ -12,6 +12,7 @@ pub mod backup;
 pub mod bench;
 pub mod bench_live;
 pub mod bench_store;
+pub mod completions;
 pub mod config_cmd;
 pub mod devices;
 pub mod doctor;
@@ -66,6 +67,8 @@ pub enum Command {
     /// Check this installation, one line per check: configuration, database, ONNX Runtime and
     /// models, devices, spool, disk space. Exit status 1 if anything is wrong.
     Doctor(doctor::Args),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(completions::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -82,6 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Devices(args) => devices::run(args, &config()?),
         Command::Backup(args) => backup::run(args, &config()?),
         Command::Doctor(args) => doctor::run(args, cli.config.as_deref()),
+        Command::Completions(args) => completions::run(args),
     }
 }
 
