@@ -361,7 +361,7 @@ fn under_systemd_ready_is_sent_once_the_api_answers_and_logs_suit_the_journal() 
         .send()
         .expect("the API answers when READY=1 arrives");
     assert_eq!(r.status(), 200);
-    common_sigterm(&mut child);
+    common_sigterm(&mut child, &log_path);
     let text = std::fs::read_to_string(&log_path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert!(
@@ -381,13 +381,19 @@ fn under_systemd_ready_is_sent_once_the_api_answers_and_logs_suit_the_journal() 
     }
 }
 
-fn common_sigterm(child: &mut std::process::Child) {
+/// SIGTERM, and emod must exit with status 0 within 30 s (as `Server::sigterm` in common).
+fn common_sigterm(child: &mut std::process::Child, log: &std::path::Path) {
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while std::time::Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
+        if let Ok(Some(status)) = child.try_wait() {
+            assert!(
+                status.success(),
+                "emod exited with {status} after SIGTERM; log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
             return;
         }
         std::thread::sleep(Duration::from_millis(50));

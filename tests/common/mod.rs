@@ -488,8 +488,18 @@ impl Server {
             .to_string()
     }
 
+    /// SIGTERM, and emod must exit with status 0: a clean shutdown (capture stopped, pending
+    /// samples written or spooled). A daemon that fails its shutdown, panics or is killed by a
+    /// signal fails the test with its log.
     pub fn sigterm(&mut self) {
-        self.sigterm_status();
+        let status = self
+            .sigterm_status()
+            .expect("sigterm: emod was not running");
+        assert!(
+            status.success(),
+            "emod exited with {status} after SIGTERM; log:\n{}",
+            self.log_text()
+        );
     }
 
     /// SIGTERM, then the exit status (`None` when the daemon was not running).
