@@ -213,6 +213,144 @@ fn eval_and_bench_emit_the_documented_json() {
     assert_eq!(v["faces_found_4faces"], 4);
 }
 
+/// FER-2013's training images (`EMO_TEST_FER_DIR`, default ../shared/datasets/fer2013/train).
+fn fer_dir() -> PathBuf {
+    std::env::var_os("EMO_TEST_FER_DIR").map_or_else(
+        || root().join("../shared/datasets/fer2013/train"),
+        PathBuf::from,
+    )
+}
+
+/// `emod eval faces` on a labelled set whose every prediction is known, so that its figures can
+/// be computed by hand: the crops pinned in emo-inference/tests/fixtures/expression_reference.json
+/// (FER-2013 files named there, labelled right with a margin of 0.25 in both precisions) are
+/// copied at run time into a temporary folder under labels chosen here (nothing of the dataset
+/// is kept in the project). The table is emo-inference/tests/eval_metrics.rs's:
+///
+/// ```text
+/// true \ predicted  angry happy sad neutral
+/// angry               3     1    .    .
+/// happy               .     2    .    .
+/// sad                 1     .    1    1
+/// ```
+/// accuracy 6/9, macro-F1 (3/4 + 4/5 + 1/2) / 3 = 41/60; a transposed confusion, an F1 averaged
+/// over other classes, or labels read from the wrong folders fail.
+#[test]
+fn eval_faces_reports_hand_computed_figures() {
+    if !have_models() {
+        return;
+    }
+    if !fer_dir().is_dir() {
+        let reason = format!("no FER-2013 at {}", fer_dir().display());
+        assert!(
+            !common::env_flag("EMO_REQUIRE_DATASETS"),
+            "EMO_REQUIRE_DATASETS is set: {reason}"
+        );
+        common::skipped(&reason);
+        return;
+    }
+    let pinned: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("expression_reference.json")).unwrap(),
+    )
+    .unwrap();
+    // The first pinned crop of a class, and the second.
+    let crop = |class: &str, nth: usize| -> PathBuf {
+        let c = pinned["crops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["class"] == class)
+            .nth(nth)
+            .unwrap_or_else(|| panic!("no pinned {class} crop #{nth}"));
+        fer_dir().join(class).join(c["file"].as_str().unwrap())
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // (folder = the label, file name, crop = what the model answers)
+    let set = [
+        ("angry", "a1.jpg", crop("angry", 0)),
+        ("angry", "a2.jpg", crop("angry", 1)),
+        ("angry", "a3.jpg", crop("angry", 0)),
+        ("angry", "h.jpg", crop("happy", 0)),
+        ("happy", "h1.jpg", crop("happy", 0)),
+        ("happy", "h2.jpg", crop("happy", 1)),
+        ("sad", "a.jpg", crop("angry", 1)),
+        ("sad", "s.jpg", crop("sad", 0)),
+        ("sad", "n.jpg", crop("neutral", 0)),
+    ];
+    for (label, name, src) in &set {
+        std::fs::create_dir_all(dir.path().join(label)).unwrap();
+        std::fs::copy(src, dir.path().join(label).join(name))
+            .unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    }
+    let d = dir.path().to_str().unwrap();
+
+    let o = emod(&["eval", "faces", d, "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let close = |k: &str, want: f64| {
+        let got = v[k].as_f64().unwrap_or(f64::NAN);
+        assert!((got - want).abs() < 1e-12, "{k}: {got}, want {want}\n{v:#}");
+    };
+    assert_eq!(v["n"], 9, "{v:#}");
+    assert_eq!(v["skipped"], 0, "{v:#}");
+    close("accuracy", 6.0 / 9.0);
+    close("macro_f1", 41.0 / 60.0);
+    let confusion: Vec<Vec<u64>> = serde_json::from_value(v["confusion"].clone()).unwrap();
+    assert_eq!(
+        confusion,
+        vec![
+            vec![3, 0, 0, 1, 0, 0, 0],
+            vec![0; 7],
+            vec![0; 7],
+            vec![0, 0, 0, 2, 0, 0, 0],
+            vec![1, 0, 0, 0, 1, 0, 1],
+            vec![0; 7],
+            vec![0; 7],
+        ],
+        "confusion[true][predicted] in the order of {}",
+        v["labels"]
+    );
+    for (class, recall, precision, f1, n) in [
+        ("angry", 0.75, 0.75, 0.75, 4),
+        ("happy", 1.0, 2.0 / 3.0, 0.8, 2),
+        ("sad", 1.0 / 3.0, 1.0, 0.5, 3),
+        ("neutral", 0.0, 0.0, 0.0, 0),
+    ] {
+        let c = &v["per_class"][class];
+        let near = |k: &str, want: f64| (c[k].as_f64().unwrap_or(f64::NAN) - want).abs() < 1e-12;
+        assert!(
+            near("recall", recall) && near("precision", precision) && near("f1", f1) && c["n"] == n,
+            "{class}: {c}, want recall {recall} precision {precision} F1 {f1} n {n}"
+        );
+    }
+
+    // The table: the same figures, and the confusion row by row.
+    let o = emod(&["eval", "faces", d]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let table = text(&o.stdout);
+    let row = |label: &str, counts: [u32; 7]| {
+        let cells: String = counts.iter().map(|c| format!(" {c:>8}")).collect();
+        format!("{label:<10}{cells}")
+    };
+    for line in [
+        "n = 9".to_string(),
+        "accuracy  0.6667".into(),
+        "macro-F1  0.6833".into(),
+        "angry       0.7500    0.7500  0.7500      4".into(),
+        "happy       1.0000    0.6667  0.8000      2".into(),
+        "sad         0.3333    1.0000  0.5000      3".into(),
+        row("angry", [3, 0, 0, 1, 0, 0, 0]),
+        row("happy", [0, 0, 0, 2, 0, 0, 0]),
+        row("sad", [1, 0, 0, 0, 1, 0, 1]),
+        row("neutral", [0; 7]),
+    ] {
+        assert!(
+            table.lines().any(|l| l == line),
+            "no line {line:?} in\n{table}"
+        );
+    }
+}
+
 /// Runs ffmpeg to build a fixture from the committed still and speech track.
 fn ffmpeg(args: &[&str], out: &Path) {
     let st = Command::new("ffmpeg")
