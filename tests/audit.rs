@@ -52,7 +52,8 @@ enum Method {
 struct Case {
     method: Method,
     path: String,
-    /// `Some((action, target, detail-contains))`, or `None` when no entry is expected.
+    /// `Some((action, target, detail))`, or `None` when no entry is expected. The detail is
+    /// compared whole; `{id}` in it stands for the `id` the response names (a new session).
     entry: Option<(&'static str, &'static str, String)>,
 }
 
@@ -87,7 +88,21 @@ both_backends!(every_admin_access_is_audited_or_refused, |b| {
                 == 2
         },
     );
+    // The admin's own session, finished, so that the back-dated start below is the admin's only
+    // running one.
     let own = srv.start_session(&root, None);
+    let r = srv.post(
+        &format!("/api/v1/sessions/{own}/stop"),
+        Some(&root),
+        &json!({}),
+    );
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
+    let backdated = (Utc::now() - chrono::Duration::hours(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let backdated_stored = chrono::DateTime::parse_from_rfc3339(&backdated)
+        .unwrap()
+        .with_timezone(&Utc)
+        .to_rfc3339();
 
     let get = |path: &str, entry: Option<(&'static str, &'static str, String)>| Case {
         method: Method::Get,
@@ -102,9 +117,16 @@ both_backends!(every_admin_access_is_audited_or_refused, |b| {
         get("/api/v1/users/ann", e("read.user", "ann", "")),
         get(
             "/api/v1/sessions?agent=ann",
-            e("read.sessions", "ann", "agent=Some(\"ann\")"),
+            e(
+                "read.sessions",
+                "ann",
+                "agent=Some(\"ann\") from=None to=None",
+            ),
         ),
-        get("/api/v1/sessions", e("read.sessions", "-", "agent=None")),
+        get(
+            "/api/v1/sessions",
+            e("read.sessions", "-", "agent=None from=None to=None"),
+        ),
         get(
             &format!("/api/v1/sessions/{sid}"),
             e("read.session", "ann", &format!("session={sid}")),
@@ -113,28 +135,44 @@ both_backends!(every_admin_access_is_audited_or_refused, |b| {
             &format!("/api/v1/sessions/{sid}/samples"),
             e("read.samples", "ann", &format!("session={sid}")),
         ),
+        // An admin watching someone's session live.
         get(
-            "/api/v1/stats/distribution?agent=ann",
-            e("read.stats.distribution", "ann", ""),
+            &format!("/api/v1/sessions/{sid}/live"),
+            e("read.live", "ann", &format!("session={sid}")),
+        ),
+        get(
+            "/api/v1/stats/distribution?agent=ann&emotion=happy&modality=fused",
+            e(
+                "read.stats.distribution",
+                "ann",
+                "agent=ann emotion=happy modality=fused",
+            ),
         ),
         get(
             "/api/v1/stats/distribution",
             e("read.stats.distribution", "-", ""),
         ),
         get(
-            "/api/v1/stats/timeline?agent=ann",
-            e("read.stats.timeline", "ann", ""),
+            "/api/v1/stats/timeline?agent=ann&from=2020-01-02T03:04:05Z",
+            e(
+                "read.stats.timeline",
+                "ann",
+                "agent=ann from=2020-01-02T03:04:05+00:00",
+            ),
         ),
         get(
             "/api/v1/stats/heatmap?agent=ann",
-            e("read.stats.heatmap", "ann", ""),
+            e("read.stats.heatmap", "ann", "agent=ann"),
         ),
         get(
             "/api/v1/export?agent=ann&format=csv",
-            e("read.export", "ann", ""),
+            e("read.export", "ann", "agent=ann"),
         ),
         get("/api/v1/export?format=json", e("read.export", "-", "")),
-        get("/api/v1/audit", e("read.audit", "-", "")),
+        get(
+            "/api/v1/audit?limit=7",
+            e("read.audit", "-", "limit=7,offset=0"),
+        ),
         // An admin's own data is not audited.
         get("/api/v1/sessions?agent=root", None),
         get(&format!("/api/v1/sessions/{own}"), None),
@@ -157,28 +195,54 @@ both_backends!(every_admin_access_is_audited_or_refused, |b| {
             path: format!("/api/v1/sessions/{sid}/stop"),
             entry: e("session.stop", "ann", &format!("session={sid}")),
         },
+        // A session dated back (an upload of an earlier recording): its own entry, whoever
+        // starts it.
+        Case {
+            method: Method::Post(
+                json!({"consent": true, "sources": ["remote"], "started_at": backdated}),
+            ),
+            path: "/api/v1/sessions".into(),
+            entry: e(
+                "session.backdated",
+                "root",
+                &format!("session={{id}} started_at={backdated_stored}"),
+            ),
+        },
     ];
+    let sessions_before = env.sql_lines("SELECT id AS r FROM sessions").len();
 
     // First with the audit write failing: no audited request is served or changes anything.
     break_audit(&env);
     for case in &cases {
         let r = send(&srv, &root, case);
         let status = r.status().as_u16();
-        let body = r.text().unwrap_or_default();
         if case.entry.is_some() {
+            // (The body is read only after this: a live stream that was served never ends.)
             assert!(
                 status >= 500,
-                "{} was served ({status}) although its audit entry could not be written: {body}",
+                "{} was served ({status}) although its audit entry could not be written",
                 case.path
             );
+            let body = r.text().unwrap_or_default();
             let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
             assert!(v["error"].is_string(), "{}: {body}", case.path);
             assert!(!body.contains("happy"), "{}: data in {body}", case.path);
         } else {
-            assert_eq!(status, 200, "{}: {body}", case.path);
+            assert_eq!(
+                status,
+                200,
+                "{}: {}",
+                case.path,
+                r.text().unwrap_or_default()
+            );
         }
     }
     assert!(audit_entries(&env).is_empty());
+    assert_eq!(
+        env.sql_lines("SELECT id AS r FROM sessions").len(),
+        sessions_before,
+        "a session was started unaudited"
+    );
     let user: Value = srv.get("/api/v1/me", Some(&ann)).json().unwrap();
     assert_eq!(user["display_name"], Value::Null, "ann changed unaudited");
     assert_eq!(
@@ -205,6 +269,16 @@ both_backends!(every_admin_access_is_audited_or_refused, |b| {
             case.path,
             r.text().unwrap_or_default()
         );
+        // A new session's id, for `{id}` in the expected detail (the live stream is not read).
+        let created = if status == 201 {
+            r.json::<Value>().unwrap()["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        } else {
+            drop(r);
+            String::new()
+        };
         let after = audit_entries(&env);
         let new = &after[before..];
         match &case.entry {
@@ -215,7 +289,12 @@ both_backends!(every_admin_access_is_audited_or_refused, |b| {
                 assert_eq!(parts[0], "root", "{}: {new:?}", case.path);
                 assert_eq!(parts[1], *action, "{}: {new:?}", case.path);
                 assert_eq!(parts[2], *target, "{}: {new:?}", case.path);
-                assert!(parts[3].contains(detail.as_str()), "{}: {new:?}", case.path);
+                assert_eq!(
+                    parts[3],
+                    detail.replace("{id}", &created),
+                    "{}: detail of {new:?}",
+                    case.path
+                );
             }
         }
     }
