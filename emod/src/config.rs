@@ -196,14 +196,11 @@ impl ServerConfig {
     }
 }
 
-/// Whether `listen` (`ADDR:PORT`) only reaches this machine.
+/// Whether `listen` (`ADDR:PORT`, checked at load) only reaches this machine.
 fn listens_on_loopback(listen: &str) -> bool {
-    match listen.parse::<std::net::SocketAddr>() {
-        Ok(a) => a.ip().is_loopback(),
-        Err(_) => listen
-            .rsplit_once(':')
-            .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost")),
-    }
+    listen
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| a.ip().is_loopback())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -669,7 +666,6 @@ mod tests {
         };
         assert!(server("127.0.0.1:7878", "auto"));
         assert!(server("[::1]:7878", "auto"));
-        assert!(server("localhost:7878", "auto"));
         assert!(!server("0.0.0.0:7878", "auto"));
         assert!(!server("10.1.2.3:7878", "auto"));
         assert!(server("0.0.0.0:7878", "true"));
