@@ -62,6 +62,17 @@ fn wait_for(
     }
 }
 
+/// Polls `cond` until it holds; panics naming `what` after `within`. Tests wait for what they
+/// need (a frame counted, a source finished) rather than sleeping a fixed time, which a loaded
+/// machine can outlast.
+fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn alive(pid: u32) -> bool {
     // A reaped child has no /proc entry; a zombie would still show up as state Z.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -92,7 +103,6 @@ fn a_video_file_plays_at_real_time_pace_at_the_configured_rate_and_size_then_end
     let path = clip(dir.path(), 3);
     let slot = FrameSlot::new();
     let (etx, erx) = mpsc::channel();
-    let t0 = Instant::now();
     let cam = open_camera(
         &SourceSpec::File(path.clone()),
         &opts(10.0, 160, 120),
@@ -100,10 +110,12 @@ fn a_video_file_plays_at_real_time_pace_at_the_configured_rate_and_size_then_end
         etx,
     )
     .unwrap();
-    let first = erx.recv_timeout(Duration::from_secs(1)).unwrap();
+    let first = erx.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(first.kind, SourceKind::Camera);
     assert_eq!(first.state, SourceState::Active);
     assert!(cam.description().contains("clip3.mkv"));
+    // Playback time is counted from here: how long ffmpeg took to start is not the media's pace.
+    let t0 = Instant::now();
     let mut frames = Vec::new();
     let ended = loop {
         if let Some(f) = slot.take(Duration::from_millis(50)) {
@@ -123,9 +135,10 @@ fn a_video_file_plays_at_real_time_pace_at_the_configured_rate_and_size_then_end
     }
     assert_eq!(ended.state, SourceState::Ended, "{ended:?}");
     assert!(ended.message.contains("end of input"), "{}", ended.message);
-    // Real-time pace: 3 s of media take about 3 s (not the ~0.1 s decoding would take).
+    // Real-time pace: 3 s of media take about 3 s (not the ~0.1 s decoding would take; the
+    // upper bound only catches a pace far off real time, with room for a loaded machine).
     assert!(
-        took > Duration::from_millis(2600) && took < Duration::from_millis(4500),
+        took > Duration::from_millis(2400) && took < Duration::from_millis(6000),
         "3 s of video took {took:?}"
     );
     // fps × duration frames, all at the configured size, with distinct content (the test
@@ -146,8 +159,11 @@ fn a_video_file_plays_at_real_time_pace_at_the_configured_rate_and_size_then_end
         "capture times span {span:?}"
     );
     assert!(frames.windows(2).all(|w| w[1].captured >= w[0].captured));
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(cam.is_finished(), "an ended file source is not retried");
+    wait_until(
+        "an ended file source finishes (is not retried)",
+        Duration::from_secs(5),
+        || cam.is_finished(),
+    );
     assert!(cam.child_pids().is_empty());
 }
 
@@ -157,9 +173,10 @@ fn a_file_s_audio_comes_as_continuous_16k_mono_chunks_at_real_time_pace() {
     let path = clip(dir.path(), 3);
     let (ctx, crx) = mpsc::sync_channel::<AudioChunk>(64);
     let (etx, erx) = mpsc::channel();
-    let t0 = Instant::now();
     let mic = open_microphone(&SourceSpec::File(path), ctx, etx).unwrap();
     assert_eq!(erx.recv().unwrap().state, SourceState::Active);
+    // Playback time is counted from the first audio: ffmpeg's start is not the media's pace.
+    let t0 = Instant::now();
     let mut seen = Vec::new();
     let ended = wait_for(&erx, SourceState::Ended, Duration::from_secs(15), &mut seen).unwrap();
     let took = t0.elapsed();
@@ -172,7 +189,7 @@ fn a_file_s_audio_comes_as_continuous_16k_mono_chunks_at_real_time_pace() {
         chunks.len()
     );
     assert!(
-        took > Duration::from_millis(2600) && took < Duration::from_millis(4500),
+        took > Duration::from_millis(2400) && took < Duration::from_millis(6000),
         "3 s of audio took {took:?}"
     );
     // 16 kHz × 3 s, nothing lost or duplicated between chunks.
@@ -262,7 +279,12 @@ fn stop_during_playback_kills_and_reaps_ffmpeg_within_a_second() {
     let mut cam = open_camera(&spec, &opts(10.0, 160, 120), slot.clone(), etx.clone()).unwrap();
     let (ctx, crx) = mpsc::sync_channel(64);
     let mic = open_microphone(&spec, ctx, etx).unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    // Until both play: some frames and audio chunks have arrived.
+    let mut chunks = 0;
+    wait_until("frames and audio flow", Duration::from_secs(15), || {
+        chunks += crx.try_iter().count();
+        slot.frames_in() > 3 && chunks > 3
+    });
     let cam_pids = cam.child_pids();
     let mic_pids = mic.child_pids();
     assert_eq!(cam_pids.len(), 1);
@@ -271,8 +293,6 @@ fn stop_during_playback_kills_and_reaps_ffmpeg_within_a_second() {
         assert!(alive(p), "ffmpeg {p} runs during playback");
         assert_eq!(comm(p), "ffmpeg");
     }
-    assert!(slot.frames_in() > 3);
-    assert!(crx.try_iter().count() > 3);
 
     let t = Instant::now();
     cam.stop();
@@ -395,30 +415,30 @@ fn an_ffmpeg_input_that_dies_is_lost_then_reopened_and_recovered() {
     let mut cam = open_camera(&spec, &opts(10.0, 160, 120), slot.clone(), etx).unwrap();
     let mut seen = Vec::new();
     assert_eq!(erx.recv().unwrap().state, SourceState::Active);
-    let lost = wait_for(&erx, SourceState::Lost, Duration::from_secs(5), &mut seen).unwrap();
+    let lost = wait_for(&erx, SourceState::Lost, Duration::from_secs(15), &mut seen).unwrap();
     let t_lost = t0.elapsed();
     assert!(lost.message.contains("lost"), "{}", lost.message);
     let rec = wait_for(
         &erx,
         SourceState::Recovered,
-        Duration::from_secs(5),
+        Duration::from_secs(15),
         &mut seen,
     )
     .unwrap();
     let t_rec = t0.elapsed();
     assert!(seen.is_empty(), "{seen:?}");
     assert!(rec.message.contains("back"), "{}", rec.message);
-    // The first back-off is 0.5 s (plus ffmpeg's start).
+    // The first back-off is 0.5 s (plus ffmpeg's start, which a loaded machine may stretch).
     let gap = t_rec - t_lost;
     assert!(
-        gap >= Duration::from_millis(450) && gap < Duration::from_secs(3),
+        gap >= Duration::from_millis(450) && gap < Duration::from_secs(10),
         "{gap:?}"
     );
     let before = slot.frames_in();
-    std::thread::sleep(Duration::from_millis(400));
-    assert!(
-        slot.frames_in() > before,
-        "frames flow again after recovery"
+    wait_until(
+        "frames flow again after recovery",
+        Duration::from_secs(5),
+        || slot.frames_in() > before,
     );
     let t = Instant::now();
     cam.stop();
@@ -443,7 +463,7 @@ fn a_source_lost_for_good_backs_off_and_stops_promptly_in_back_off() {
     let (etx, erx) = mpsc::channel();
     let mut mic = open_microphone(&spec, ctx, etx).unwrap();
     let mut seen = Vec::new();
-    wait_for(&erx, SourceState::Lost, Duration::from_secs(5), &mut seen).unwrap();
+    wait_for(&erx, SourceState::Lost, Duration::from_secs(15), &mut seen).unwrap();
     assert!(
         crx.try_iter().count() >= 4,
         "half a second of audio arrived"
