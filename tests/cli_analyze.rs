@@ -199,6 +199,32 @@ fn eval_and_bench_emit_the_documented_json() {
     }
     assert_eq!(v["n"], 2); // happy and sad clips; calm → neutral has no face images here
 
+    // Pseudo-sessions: one speaker (actor 01), its two usable clips in sequence.
+    let o = emod(&[
+        "eval",
+        "fusion",
+        "--faces",
+        faces.to_str().unwrap(),
+        "--speech",
+        sdir.to_str().unwrap(),
+        "--sessions",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let sessions = v["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{v}");
+    assert_eq!(sessions[0]["speaker"], "actor 01");
+    assert_eq!(sessions[0]["windows"], 2);
+    for k in [
+        "fused_accuracy",
+        "fused_minus_better_worst",
+        "fused_ece",
+        "voice_weight",
+    ] {
+        assert!(v[k].as_f64().is_some(), "{k}: {v}");
+    }
+
     let o = emod(&["bench", "--json", "--iterations", "5", "--no-librosa"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -432,4 +458,74 @@ fn analyze_video_containers_and_compressed_audio() {
         .unwrap()
         .iter()
         .any(|w| w["voiced"] == true));
+}
+
+/// `emod eval av`: a directory with nothing usable is an error (exit status 1) that names each
+/// file and why; labelled recordings are scored (the arithmetic: emo-inference/tests/av_eval.rs).
+#[test]
+fn eval_av_names_what_it_cannot_use() {
+    if !have_models() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let still = fixture("astronaut.jpg");
+    let silent = dir.path().join("01-01-05-01-01-01-02.mp4");
+    ffmpeg(
+        &[
+            "-loop",
+            "1",
+            "-t",
+            "3",
+            "-i",
+            still.to_str().unwrap(),
+            "-r",
+            "5",
+            "-vf",
+            "format=yuv420p",
+        ],
+        &silent,
+    );
+    std::fs::copy(&silent, dir.path().join("holiday.mp4")).unwrap();
+    let o = emod(&["eval", "av", dir.path().to_str().unwrap()]);
+    assert!(!o.status.success(), "{}", text(&o.stdout));
+    let err = text(&o.stderr);
+    assert!(err.contains("no usable labelled recording"), "{err}");
+    assert!(
+        err.contains("01-01-05-01-01-01-02.mp4: no audio track"),
+        "{err}"
+    );
+    assert!(
+        err.contains("holiday.mp4: the name matches neither"),
+        "{err}"
+    );
+
+    let speech = fixture("speech.wav");
+    let happy = dir.path().join("01-01-03-01-01-01-01.mp4");
+    ffmpeg(
+        &[
+            "-loop",
+            "1",
+            "-t",
+            "4",
+            "-i",
+            still.to_str().unwrap(),
+            "-i",
+            speech.to_str().unwrap(),
+            "-r",
+            "5",
+            "-vf",
+            "scale=320:320,format=yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ],
+        &happy,
+    );
+    let o = emod(&["eval", "av", dir.path().to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["files"], 1, "{v}");
+    assert_eq!(v["skipped"].as_array().unwrap().len(), 2);
+    assert_eq!(v["clips"]["fused"]["n"], 1);
+    assert!(text(&o.stderr).contains("skipped holiday.mp4"));
 }
