@@ -208,7 +208,7 @@ fn pair_files(a: &FusionEvalArgs) -> Result<Vec<(PathBuf, PathBuf, usize)>> {
 
 /// Face probabilities with their evidence. A crop (FER-2013 layout) is a face by construction
 /// (score 1) of its own size; otherwise the detector's best face gives score and box.
-fn face_estimates(
+pub(crate) fn face_estimates(
     engine: &Engine,
     files: &[PathBuf],
     crops: bool,

@@ -26,7 +26,7 @@ use crate::audio;
 use crate::classifier::argmax;
 use crate::eval::{face_files, speech_files_of, SpeechCorpus};
 use crate::fusion::{self, FusionWeights, Pair, K};
-use crate::reliability::{FaceEvidence, VoiceEvidence};
+use crate::reliability::VoiceEvidence;
 use crate::speaker_norm::SpeakerProfile;
 use crate::{Error, Result};
 
@@ -161,7 +161,7 @@ pub fn eval_sessions(
     for (speaker, clips) in &sessions {
         let faces: Vec<PathBuf> = clips.iter().map(|c| c.0.clone()).collect();
         let voices: Vec<PathBuf> = clips.iter().map(|c| c.1.clone()).collect();
-        let f = face_estimates(engine, &faces, crops)?;
+        let f = crate::fusion_eval::face_estimates(engine, &faces, crops, &|_| {})?;
         let v = session_voices(engine, &voices)?;
         let pairs: Vec<Pair> = f
             .into_iter()
@@ -235,47 +235,6 @@ fn plan(faces_dir: &Path, speech_dir: &Path, corpus: SpeechCorpus, seed: u64) ->
         out.insert(s, session);
     }
     Ok(out)
-}
-
-/// Face probabilities with their evidence (crops: a face by construction, of its own size;
-/// otherwise the detector's best face).
-fn face_estimates(
-    engine: &Engine,
-    files: &[PathBuf],
-    crops: bool,
-) -> Result<Estimates<FaceEvidence>> {
-    let to7 = |p: &[f32]| {
-        let mut a = [0.0f32; K];
-        a.iter_mut().zip(p).for_each(|(x, y)| *x = *y);
-        a
-    };
-    if crops {
-        let probs = crate::eval::face_probabilities(engine, files, true, &|_| {})?;
-        return Ok(probs
-            .into_iter()
-            .zip(files)
-            .map(|(p, f)| {
-                let (w, h) = image::image_dimensions(f).ok()?;
-                let ev = FaceEvidence {
-                    detection_score: 1.0,
-                    crop_px: w.min(h) as f32,
-                };
-                Some((to7(&p?), ev))
-            })
-            .collect());
-    }
-    let fp = engine.faces()?;
-    let rules = engine.weights.rules;
-    Ok(files
-        .iter()
-        .map(|p| {
-            let img = crate::media::read_image(p, &crate::MediaLimits::default()).ok()?;
-            let f = fp.analyze(&img).ok()?.into_iter().next()?;
-            let d = &f.detection;
-            let ev = rules.face_evidence(d.score, d.width(), d.height());
-            Some((to7(&f.probabilities), ev))
-        })
-        .collect())
 }
 
 /// One speaker's clips in session order through one speaker profile, as live: clip i is
@@ -368,6 +327,7 @@ pub fn summarise(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reliability::FaceEvidence;
 
     #[test]
     fn speakers_come_from_the_file_names() {
