@@ -38,14 +38,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-base="http://127.0.0.1:$port"
 # Throttles are set out of the way, not off: generated logins and registrations come from one
 # address, and meaningless 429s would hide what is being checked. 429 stays documented (the
 # hashing queue can still answer it) and the throttles have their own tests (tests/hostile*.rs).
 cat >"$work/emod.toml" <<EOF
-[server]
-listen = "127.0.0.1:$port"
 [auth]
 max_failed_logins = 1000000
 max_failed_logins_per_address = 1000000
@@ -67,13 +63,17 @@ for who in "root admin" "agent1 agent"; do
   printf '%s\n' "$password" | "$emod" user add "$1" --role "$2" --password-stdin >/dev/null
 done
 
-"$emod" serve >"$work/emod.log" 2>&1 &
+# The system picks the port and emod names it in the port file once it serves (as the Rust tests
+# do): a port chosen here and released before emod binds it could be taken in between.
+"$emod" serve --listen 127.0.0.1:0 --port-file "$work/port" >"$work/emod.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 100); do
-  curl -fsS "$base/healthz" >/dev/null 2>&1 && break
+for _ in $(seq 1 600); do
+  [ -s "$work/port" ] && break
   kill -0 "$pid" 2>/dev/null || { cat "$work/emod.log" >&2; echo "emod exited at start" >&2; exit 1; }
-  sleep 0.2
+  sleep 0.1
 done
+[ -s "$work/port" ] || { cat "$work/emod.log" >&2; echo "emod wrote no port file in 60 s" >&2; exit 1; }
+base="http://$(cat "$work/port")"
 curl -fsS "$base/healthz" >/dev/null
 
 token() {
@@ -139,6 +139,15 @@ for run in "agent main" "agent patch" "admin main" "admin patch"; do
   fi
 done
 
+# A clean shutdown exits 0 (capture stopped, pending samples written).
+kill -TERM "$pid" 2>/dev/null || true
+emod_status=0
+wait "$pid" || emod_status=$?
+pid=""
+if [ "$emod_status" != 0 ]; then
+  echo "emod exited with status $emod_status after SIGTERM" >&2
+  status=1
+fi
 if grep -E "panicked|internal error" "$work/emod.log" >&2; then
   echo "emod logged a panic or an internal error during the run" >&2
   status=1
