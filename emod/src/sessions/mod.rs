@@ -73,9 +73,7 @@ impl RunningSessions {
     /// A pass to queue samples for `id`; `None` when it stops or is no longer running here.
     fn enter(&self, id: Uuid) -> Option<PostPass<'_>> {
         let mut gates = self.gates();
-        if self.get(id).is_none() {
-            return None;
-        }
+        self.get(id)?;
         let g = gates.entry(id).or_default();
         if g.stopping {
             return None;
