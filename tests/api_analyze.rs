@@ -1,6 +1,8 @@
 //! `POST /api/v1/analyze` on the real daemon (SQLite): auth required, multipart files in, the
 //! same JSON as `emod analyze --json` out, upload size limit, unsupported files reported per file.
 mod common;
+#[path = "common/models.rs"]
+mod models;
 
 use std::path::{Path, PathBuf};
 
@@ -62,7 +64,7 @@ fn analyze_endpoint() {
         files[1]["error"].as_str().unwrap().contains("unsupported"),
         "{v}"
     );
-    if common::have_models(&models(), &["expression"]) {
+    if models::have_models(&models(), &["expression"]) {
         assert!(files[0]["error"].is_null(), "{v}");
         assert_eq!(files[0]["faces"].as_array().unwrap().len(), 1);
     }

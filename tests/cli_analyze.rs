@@ -3,6 +3,8 @@
 //! those models are listed in models/manifest.toml (reported as skipped; under
 //! `EMO_REQUIRE_DATASETS=1`, as in CI, a missing model fails).
 mod common;
+#[path = "common/models.rs"]
+mod models;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -38,7 +40,7 @@ fn text(b: &[u8]) -> String {
 /// The expression and speech models are there; otherwise the test skips, and says so (a
 /// failure under `EMO_REQUIRE_DATASETS=1`).
 fn have_models() -> bool {
-    common::have_models(&models(), &["expression", "speech"])
+    models::have_models(&models(), &["expression", "speech"])
 }
 
 #[test]
