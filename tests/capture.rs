@@ -427,3 +427,107 @@ fn microphone_auto_captures_speech_through_a_real_audio_server() {
         "fewer voice samples stored than streamed: {s}"
     );
 }
+
+/// RAVDESS (../shared/datasets, read at test time, never copied into the project).
+fn ravdess_clip(name: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("EMO_RAVDESS_DIR").map_or_else(
+        || root().join("../shared/datasets/ravdess16k"),
+        PathBuf::from,
+    );
+    let p = dir.join(name);
+    if p.is_file() {
+        return Some(p);
+    }
+    assert!(
+        !env_flag("EMO_REQUIRE_DATASETS"),
+        "EMO_REQUIRE_DATASETS is set and {} is missing",
+        p.display()
+    );
+    skipped(&format!("{}: RAVDESS is not there", p.display()));
+    None
+}
+
+/// The live pipeline's answers, not just its counts (issue 29): a smiling face (the portrait,
+/// happy 93% through `emod analyze`) with happy speech (a RAVDESS clip the speech model labels
+/// happy: emo-inference/tests/fixtures/speech_reference.json), looped. The stored face, voice
+/// and fused samples must say happy, and where both modalities are present and agree the fused
+/// estimate must be surer than the face alone — a swapped class index in the pipeline, or a
+/// fused estimate that ignores the voice, fails here.
+#[test]
+fn a_happy_face_with_happy_speech_is_stored_as_happy() {
+    let Some(happy) = ravdess_clip("Actor_01/03-01-03-01-01-01-01.wav") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let clip = video(dir.path(), "happy.mp4", 40, Some(&happy));
+    let src = format!("file:{}", clip.display());
+    let Some(env) = capture_env(Backend::Sqlite, &src, &src) else {
+        return;
+    };
+    env.add_user("ann", "agent");
+    let server = env.start();
+    let ann = server.login("ann");
+    let r = start(&server, &ann, json!(["camera", "microphone"]));
+    assert_eq!(r.status(), 201, "{}", server.log_text());
+    let id = r.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rx = live_events(&server, &ann, &id);
+    let evs = collect(&rx, Duration::from_secs(60), |e| {
+        samples_of(e, "fused") >= 12 && samples_of(e, "voice") >= 6
+    });
+    let r = server.post(
+        &format!("/api/v1/sessions/{id}/stop"),
+        Some(&ann),
+        &json!({}),
+    );
+    assert_eq!(r.status(), 200);
+    let samples = |modality: &str| -> Vec<Value> {
+        let page: Value = server
+            .get(
+                &format!("/api/v1/sessions/{id}/samples?modality={modality}&limit=1000"),
+                Some(&ann),
+            )
+            .json()
+            .unwrap();
+        page["items"].as_array().cloned().unwrap_or_default()
+    };
+    let (face, voice, fused) = (samples("face"), samples("voice"), samples("fused"));
+    assert!(
+        face.len() >= 10 && voice.len() >= 5 && fused.len() >= 10,
+        "face {} voice {} fused {} stored; live: {evs:?}",
+        face.len(),
+        voice.len(),
+        fused.len()
+    );
+    let happy_share = |xs: &[Value]| {
+        xs.iter().filter(|s| s["emotion"] == "happy").count() as f64 / xs.len() as f64
+    };
+    assert!(happy_share(&face) >= 0.9, "face: {face:?}");
+    assert!(happy_share(&voice) >= 0.6, "voice: {voice:?}");
+    assert!(happy_share(&fused) >= 0.9, "fused: {fused:?}");
+    // Seconds with both modalities, both happy: the fused confidence is above the face's.
+    let conf_at = |xs: &[Value], t: &Value| {
+        xs.iter()
+            .find(|s| &s["t"] == t && s["emotion"] == "happy")
+            .and_then(|s| s["confidence"].as_f64())
+    };
+    let mut both = 0;
+    for f in &fused {
+        let (Some(cf), Some(_)) = (conf_at(&face, &f["t"]), conf_at(&voice, &f["t"])) else {
+            continue;
+        };
+        both += 1;
+        let c = f["confidence"].as_f64().unwrap();
+        assert!(
+            c > cf,
+            "fused {c} is not above the face's {cf} at {}: {f}",
+            f["t"]
+        );
+    }
+    assert!(
+        both >= 3,
+        "only {both} seconds with both modalities: {fused:?}"
+    );
+}
