@@ -294,7 +294,12 @@ impl Store {
             Db::Sqlite(pool) => {
                 let mut guard = pool.get()?;
                 let c: &mut diesel::SqliteConnection = &mut guard;
-                c.transaction::<_, StoreError, _>(|c| {
+                // IMMEDIATE: the write lock is taken (waiting up to busy_timeout) before the
+                // session read below. A deferred transaction that has read cannot wait for the
+                // write lock when another connection holds it: SQLite answers busy at once, and
+                // the batch was set aside while readers were told nothing was pending
+                // (storage_failures::reads_fail_rather_than_miss_accepted_samples::sqlite).
+                c.immediate_transaction::<_, StoreError, _>(|c| {
                     let rows = within_session_end!(c, rows);
                     let mut new = Vec::new();
                     for chunk in rows.chunks(INSERT_CHUNK) {
