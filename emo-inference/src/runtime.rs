@@ -168,6 +168,10 @@ fn providers() -> Vec<&'static str> {
 
 /// Load the library and create the process-wide environment (idempotent; the first successful
 /// call wins, a failed call may be retried with another path).
+///
+/// ONNX Runtime's own messages go through `tracing` ([`ort_log`]) instead of its default
+/// logger, which writes coloured, timestamped lines straight to stderr: under systemd those
+/// reached the journal without a priority, and an operator's log filter could not see them.
 pub fn init(cfg: &RuntimeConfig) -> Result<RuntimeInfo> {
     let mut guard = RUNTIME.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(l) = guard.as_ref() {
@@ -181,6 +185,7 @@ pub fn init(cfg: &RuntimeConfig) -> Result<RuntimeInfo> {
             let builder = ort::init_from(&p2).map_err(|e| e.to_string())?;
             let env = builder
                 .with_name("emo")
+                .with_logger(std::sync::Arc::new(ort_log))
                 .build()
                 .map_err(|e| e.to_string())?;
             Ok((env, ort::info().to_string()))
@@ -269,6 +274,30 @@ pub fn session(cfg: &RuntimeConfig, model: &Path) -> Result<Session> {
         }
     }
     base()?.commit_from_file(model).map_err(|e| ctx(&e))
+}
+
+/// ONNX Runtime's log messages as `tracing` events (target `onnxruntime`): its errors are
+/// warnings for the daemon (the caller sees the failed call and says what it means), its
+/// warnings and information are debug output.
+fn ort_log(
+    level: ort::logging::LogLevel,
+    category: &str,
+    _id: &str,
+    location: &str,
+    message: &str,
+) {
+    use ort::logging::LogLevel;
+    match level {
+        LogLevel::Error | LogLevel::Fatal => {
+            tracing::warn!(target: "onnxruntime", category, location, "{message}")
+        }
+        LogLevel::Warning | LogLevel::Info => {
+            tracing::debug!(target: "onnxruntime", category, location, "{message}")
+        }
+        LogLevel::Verbose => {
+            tracing::trace!(target: "onnxruntime", category, location, "{message}")
+        }
+    }
 }
 
 #[cfg(test)]

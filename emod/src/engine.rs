@@ -6,7 +6,9 @@
 //! admin who installs the models does not have to restart the daemon.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use emo_inference::manifest;
 use emo_inference::{Engine, EngineOptions, ExecProvider, RuntimeConfig};
@@ -17,6 +19,8 @@ use crate::config::Config;
 pub struct SharedEngine {
     opts: Result<EngineOptions, String>,
     loaded: Arc<Mutex<Option<Arc<Engine>>>>,
+    /// A background load ([`SharedEngine::warm_up`]) has not finished yet.
+    loading: Arc<AtomicBool>,
 }
 
 impl SharedEngine {
@@ -31,19 +35,41 @@ impl SharedEngine {
         Self {
             opts,
             loaded: Arc::new(Mutex::new(None)),
+            loading: Arc::new(AtomicBool::new(false)),
         }
     }
 
     /// Start loading on a thread of its own (never on an HTTP worker).
     pub fn warm_up(&self) {
         let me = self.clone();
-        let _ = std::thread::Builder::new()
+        self.loading.store(true, Ordering::SeqCst);
+        let spawned = std::thread::Builder::new()
             .name("emod-engine-load".into())
             .spawn(move || {
                 if let Err(e) = me.get() {
                     tracing::warn!("inference engine not loaded: {e}");
                 }
+                me.loading.store(false, Ordering::SeqCst);
             });
+        if spawned.is_err() {
+            self.loading.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// Wait, at most `limit`, for a background load still in progress. The daemon calls it
+    /// before it exits: leaving `main` while another thread is inside ONNX Runtime's session
+    /// set-up (the expression model's precision timing takes seconds on a loaded machine) can
+    /// crash the process in the runtime's teardown (SIGSEGV after a clean SIGTERM, seen in the
+    /// test suite), which supervisors and scripts read as a failure.
+    pub fn settle(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while self.loading.load(Ordering::SeqCst) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
     }
 
     /// The engine, loading it now if needed (blocks: call from a worker thread).

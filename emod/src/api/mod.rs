@@ -231,5 +231,12 @@ pub async fn serve(config: Config, port_file: Option<std::path::PathBuf>) -> any
     if saved > 0 {
         tracing::warn!(saved, "samples saved to the spool directory");
     }
+    let engine = data.engine.clone();
+    let settled = tokio::task::spawn_blocking(move || engine.settle(Duration::from_secs(60)))
+        .await
+        .unwrap_or(true);
+    if !settled {
+        tracing::warn!("exiting while the inference engine is still loading");
+    }
     result.context("HTTP server")
 }
