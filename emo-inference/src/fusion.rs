@@ -240,9 +240,8 @@ pub fn pool(face: Option<&Input>, voice: Option<&Input>, w: FusionWeights) -> Op
 }
 
 /// Trust-weighted linear opinion pool: `(a_f·p_face + a_v·p_voice)/(a_f + a_v)` with
-/// `a = weight × trust` (two inputs with no trust count equally), softened by the temperature
-/// when it is above 1. Its top probability is never above the surer input's; [`pool`] uses it to
-/// cap the confidence of disagreeing inputs.
+/// `a = weight × trust` (two inputs with no trust count equally). Its top probability is never
+/// above the surer input's; [`pool`] uses it to cap the confidence of disagreeing inputs.
 pub fn linear_pool(
     face: Option<&Input>,
     voice: Option<&Input>,
@@ -268,27 +267,16 @@ pub fn linear_pool(
             }
             let mut p = [0.0f64; K];
             for ((x, a), b) in p.iter_mut().zip(f.p).zip(v.p) {
-                *x = (a_f * a.max(0.0) as f64 + a_v * b.max(0.0) as f64) / (a_f + a_v);
+                *x = a_f * a.max(0.0) as f64 + a_v * b.max(0.0) as f64;
             }
-            Some(soften(p, w.temperature))
+            // Renormalised, so inputs that do not quite sum to 1 still give a distribution.
+            let z: f64 = p.iter().sum();
+            Some(if z > 0.0 {
+                p.map(|x| (x / z) as f32)
+            } else {
+                [1.0 / K as f32; K]
+            })
         }
-    }
-}
-
-/// `p^(1/t)` renormalised, for `t ≥ 1` only: the fused distribution may be made less sure than
-/// the pool, never more (a `t` below 1 counts as 1).
-fn soften(p: [f64; K], t: f32) -> [f32; K] {
-    let t = if t.is_finite() && t > 1.0 {
-        t as f64
-    } else {
-        1.0
-    };
-    let q = p.map(|x| if x > 0.0 { x.powf(1.0 / t) } else { 0.0 });
-    let s: f64 = q.iter().sum();
-    if s > 0.0 {
-        q.map(|x| (x / s) as f32)
-    } else {
-        [1.0 / K as f32; K]
     }
 }
 

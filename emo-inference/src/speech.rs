@@ -162,21 +162,6 @@ impl SpeechModel {
         self.classify_features(&feats)
     }
 
-    /// Probabilities for clips that are all one speaker's (a session): every clip is normalised
-    /// by the profile of all of them, as at the end of a live session.
-    pub fn classify_speaker_clips(&self, clips16k: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
-        let feats: Vec<Vec<f32>> = clips16k.iter().map(|c| self.clip_features(c)).collect();
-        let mut profile = SpeakerProfile::default();
-        for f in &feats {
-            self.observe_speaker(&mut profile, f);
-        }
-        let input: Vec<Vec<f32>> = feats
-            .iter()
-            .map(|f| self.model_input(&profile, f))
-            .collect();
-        self.classify_features(&input)
-    }
-
     /// Window start offsets (samples) for a signal of `len` samples; see [`window_starts`].
     pub fn window_starts(&self, len: usize) -> Vec<usize> {
         window_starts(len, self.spec.window_samples, self.hop_samples)

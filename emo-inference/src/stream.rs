@@ -64,12 +64,6 @@ impl SpeechStream {
         }
     }
 
-    /// Voiced frames heard from the session's speaker so far (how far the speaker
-    /// normalisation has warmed up).
-    pub fn speaker_frames(&self) -> f64 {
-        self.speaker.frames()
-    }
-
     /// Append `samples` (model rate, mono) whose first sample was captured at `t_first`, and
     /// return the windows that became due. A gap or overlap in `t_first` is not an error: the
     /// stream trusts the samples and re-anchors its clock on every chunk.
