@@ -6,7 +6,7 @@
 # (fuzz/regressions/<target>/), with the limits the long runs use. Every target runs even when an
 # earlier one failed; any crash, timeout (-timeout) or out-of-memory (-rss_limit_mb) fails the
 # script and leaves the input in fuzz/artifacts/<target>/, with the command that reproduces it.
-# The committed corpora themselves are also replayed by `cargo test` (tests/fuzz_corpus.rs); this
+# The committed corpora themselves are also replayed by `cargo test` (tests/emod/fuzz_corpus.rs); this
 # looks for new inputs.
 #
 #   EMO_FUZZ_SECONDS   seconds per target (default 15; six targets, so ~1.5 min of fuzzing)

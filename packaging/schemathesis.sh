@@ -107,9 +107,9 @@ for run in "agent main" "agent patch" "admin main" "admin patch"; do
   start=$(date +%s)
   # Excluded, with reasons:
   #  - POST /auth/logout revokes the very token the run authenticates with; every later request
-  #    would be a 401 (its behaviour is tested in tests/api_auth.rs).
+  #    would be a 401 (its behaviour is tested in tests/emod/api_auth.rs).
   #  - GET /sessions/{id}/live is an endless event stream; on a running session a request never
-  #    completes (it is tested in tests/hostile_ingest.rs and tests/api_sessions.rs).
+  #    completes (it is tested in tests/emod/hostile_ingest.rs and tests/emod/api_sessions.rs).
   # One worker: with two, Hypothesis failed inside itself ("AST constructor recursion depth
   # mismatch" while describing a strategy, a thread-safety fault of the tool, not a finding).
   # Run from the temporary directory: Schemathesis keeps state in ./.schemathesis.

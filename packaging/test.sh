@@ -56,7 +56,7 @@ fi
 # from the committed corpora and crash inputs, after an instrumented build of their own in
 # fuzz/target (570 s of CPU time cold, ~6 min on two idle cores). Only for the whole
 # suite; EMO_FUZZ_SMOKE=0 skips it (the corpora are still replayed by `cargo test`, in
-# tests/fuzz_corpus.rs).
+# tests/emod/fuzz_corpus.rs).
 if [ $# -eq 0 ]; then
   if [ "${EMO_FUZZ_SMOKE:-1}" = 0 ]; then
     echo "NOTICE: EMO_FUZZ_SMOKE=0: the brief fuzzer runs are SKIPPED" >&2

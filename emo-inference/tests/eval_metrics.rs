@@ -1,7 +1,7 @@
 //! `emod eval`'s arithmetic (`eval::metrics`) on a table computed by hand: accuracy, per-class
 //! recall / precision / F1 / support, macro-F1 and the confusion matrix (`confusion[true][predicted]`).
 //! A transposed confusion, recall and precision swapped, or a macro-F1 averaged over the wrong
-//! classes each fail. tests/cli_analyze.rs checks the same table through `emod eval faces`.
+//! classes each fail. tests/emod/cli_analyze.rs checks the same table through `emod eval faces`.
 
 use emo_api_types::Emotion;
 use emo_inference::eval::metrics;

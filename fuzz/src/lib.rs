@@ -1,6 +1,6 @@
 //! Fuzzing harness: one function per decoder that bytes from the network reach, each driving the
 //! product's own entry point with the limits the daemon uses. The cargo-fuzz targets
-//! (`fuzz_targets/*.rs`) call these, and the corpus replay test (`tests/fuzz_corpus.rs`, part of
+//! (`fuzz_targets/*.rs`) call these, and the corpus replay test (`tests/emod/fuzz_corpus.rs`, part of
 //! the normal test suite) includes this file and feeds every committed corpus input through the
 //! same functions, so a regression shows up in `cargo test` without libFuzzer.
 //!

@@ -1,7 +1,7 @@
 //! Live capture end to end, on both backends: the real `emod` captures from ffmpeg-fed file
 //! sources at real-time pace (a video made from a public-domain face photo with a speech track
 //! from espeak-ng), and the test reads the live stream over HTTP like the TUI does.
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! The `emod` command line: help, users, migrations, configuration.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::Stdio;

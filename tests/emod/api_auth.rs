@@ -1,6 +1,6 @@
 //! Auth, users and access rules against the real daemon, on SQLite and on PostgreSQL.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

@@ -3,7 +3,7 @@
 //! fails (a trigger on `audit_log` refuses every insert, on both backends) nothing is served and
 //! nothing is changed.
 
-mod common;
+use crate::common;
 
 use chrono::Utc;
 use common::*;

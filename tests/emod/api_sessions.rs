@@ -1,7 +1,7 @@
 //! Sessions, samples, stats and export on known data, and every error code, against the real
 //! daemon on SQLite and on PostgreSQL.
 
-mod common;
+use crate::common;
 
 use chrono::{Datelike, Duration, TimeZone, Utc};
 use common::*;

@@ -1,8 +1,7 @@
 //! `POST /api/v1/analyze` on the real daemon (SQLite): auth required, multipart files in, the
 //! same JSON as `emod analyze --json` out, upload size limit, unsupported files reported per file.
-mod common;
-#[path = "common/models.rs"]
-mod models;
+use crate::common;
+use crate::models;
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,7 @@
 //! Attacks on accounts, connections, logs and data at rest (issue 18: items 3, 5, 6, 8, 9 and
 //! the low ones), replayed against the real `emod` binary. Each test does what the audit did and
 //! asserts the daemon refuses it, stays bounded and keeps serving.
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

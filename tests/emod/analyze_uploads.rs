@@ -4,7 +4,7 @@
 //! no upload outlives its request: after analyses that succeed, fail, are refused, or whose
 //! client leaves (during the upload or during the work), the daemon's temporary directory
 //! (`TMPDIR`, owned by the test) holds no `emod-analyze-*` directory.
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::net::TcpStream;

@@ -1,7 +1,7 @@
 //! Durability: a real PostgreSQL outage, a full spool, a graceful stop while the database is
 //! down, and a crash in the middle of a session.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Who ends a capture: a stop through another daemon sharing the database, a user disabled
 //! while captured, sources that have all ended. The real `emod` captures from ffmpeg-fed file
 //! sources at real-time pace; the tests read the daemon's `/devices`, the API and the database.
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

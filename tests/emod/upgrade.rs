@@ -4,7 +4,7 @@
 //! compared row by row, served by the new daemon, then taken down through every `down.sql` and
 //! up again while it still holds data.
 
-mod common;
+use crate::common;
 
 use common::*;
 use diesel::connection::SimpleConnection;

@@ -4,7 +4,7 @@
 //! and an export that cannot finish (the storage fails, the database goes away, the client
 //! leaves) never reaches the client as a shorter export that looks complete.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::io::{Read, Write};

@@ -1,7 +1,7 @@
 //! Bearer tokens over time: a cached token expiring (a lifetime of seconds, `token_ttl_secs`),
 //! the cached-token grace while PostgreSQL is down, and the purge of expired and revoked tokens.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

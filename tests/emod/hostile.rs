@@ -1,7 +1,7 @@
 //! Attacks from the security audit replayed against the real `emod` binary (SQLite, loopback).
 //! Each test sends what an attacker sent and asserts the daemon answers with a clear error,
 //! keeps serving, and keeps what it had accepted.
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! every route must handle (no token, a wrong method, a bad body, an unknown id) are documented
 //! with the error body; 405 carries `Allow`; export is documented with what it serves.
 //! `packaging/schemathesis.sh` does the generated, exhaustive version in CI.
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

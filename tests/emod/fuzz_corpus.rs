@@ -4,7 +4,7 @@
 //! what keeps the fuzzers' findings fixed in the normal test suite; `packaging/fuzz-smoke.sh`
 //! runs the fuzzers themselves.
 
-#[path = "../fuzz/src/lib.rs"]
+#[path = "../../fuzz/src/lib.rs"]
 #[allow(dead_code)]
 mod harness;
 

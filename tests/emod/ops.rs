@@ -2,7 +2,7 @@
 //! (readiness notification, journal-friendly log lines). Real daemon, real SQLite files, real
 //! PostgreSQL, real models and ONNX Runtime.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;

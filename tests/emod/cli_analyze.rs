@@ -2,9 +2,8 @@
 //! (emo-inference/tests/fixtures). Parts needing the expression/speech models are skipped until
 //! those models are listed in models/manifest.toml (reported as skipped; under
 //! `EMO_REQUIRE_DATASETS=1`, as in CI, a missing model fails).
-mod common;
-#[path = "common/models.rs"]
-mod models;
+use crate::common;
+use crate::models;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -3,7 +3,7 @@
 //! refused at the next start), a stop during a PostgreSQL outage, and reads (export, sample
 //! listing) while accepted samples cannot be written.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

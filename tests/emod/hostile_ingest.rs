@@ -2,7 +2,7 @@
 //! `emod` binary. A per-user quota keeps the flood to that agent's share (429 with Retry-After),
 //! the other agents still post and stop, duplicate re-posts are answered as such (`accepted`
 //! counts only what will be stored) and the live stream carries every sample once.
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
