@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod sessions;
 pub mod state;
 pub mod store;
+pub mod users;
 
 pub use config::Config;
 pub use error::AppError;

@@ -251,7 +251,7 @@ pub fn json_bodies(data: &[u8]) {
             if let Ok(s) = std::str::from_utf8(body) {
                 // Each stats endpoint and export have their own query type.
                 use emo_api_types::{DistributionQuery, ExportQuery, HeatmapQuery, TimelineQuery};
-                use emod::api::stats::describe;
+                use emod::api::scope::describe;
                 if let Ok(q) = web::Query::<DistributionQuery>::from_query(s) {
                     let _ = describe(&q.filters());
                 }

@@ -325,3 +325,86 @@ fn validation_round_two() {
     );
     assert_eq!(r.status(), 201);
 }
+
+/// Issue 28, item 12 (rest): a name that looks like another one cannot be created, and a body is
+/// not parsed for a caller who is not authenticated.
+#[test]
+fn lookalike_names_and_bodies_before_authentication() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    env.add_user("root", "admin");
+    let srv = env.start();
+    srv.register("alice");
+    let root = srv.login("root");
+    let refused = |r: reqwest::blocking::Response, what: &str| {
+        let status = r.status().as_u16();
+        let body: Value = r.json().unwrap();
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (422, Some("invalid_input")),
+            "{what}: {body}"
+        );
+    };
+    for name in ["alice.", "alice-", "al..ice", "al_-ice"] {
+        refused(
+            srv.post(
+                "/api/v1/auth/register",
+                None,
+                &json!({"username": name, "password": PASSWORD}),
+            ),
+            &format!("register {name}"),
+        );
+        refused(
+            srv.post(
+                "/api/v1/users",
+                Some(&root),
+                &json!({"username": name, "password": PASSWORD, "role": "agent"}),
+            ),
+            &format!("admin creates {name}"),
+        );
+    }
+    let r = srv.post(
+        "/api/v1/users",
+        Some(&root),
+        &json!({"username": "a.l-i_ce2", "password": PASSWORD, "role": "agent"}),
+    );
+    assert_eq!(
+        r.status(),
+        201,
+        "single separators between letters are fine"
+    );
+    // A malformed or ill-typed body from a caller with a token that is not valid: 401, not the
+    // body's error (before: 400 malformed_json / 422 with the field that was wrong).
+    let sid = uuid::Uuid::now_v7();
+    for path in [
+        "/api/v1/users".to_string(),
+        "/api/v1/sessions".to_string(),
+        format!("/api/v1/sessions/{sid}/samples"),
+        "/api/v1/users/alice".to_string(),
+    ] {
+        for body in ["{bad", r#"{"username": 7}"#] {
+            let req = if path.ends_with("/alice") {
+                reqwest::blocking::Client::new().patch(srv.url(&path))
+            } else {
+                reqwest::blocking::Client::new().post(srv.url(&path))
+            };
+            for token in [None, Some("emo_not-a-real-token")] {
+                let mut req = req
+                    .try_clone()
+                    .unwrap()
+                    .header("content-type", "application/json")
+                    .body(body);
+                if let Some(t) = token {
+                    req = req.bearer_auth(t);
+                }
+                let r = req.send().unwrap();
+                let status = r.status().as_u16();
+                let answer: Value = r.json().unwrap();
+                assert_eq!(
+                    (status, answer["error"].as_str()),
+                    (401, Some("unauthenticated")),
+                    "{path} {body} token {token:?}: {answer}"
+                );
+            }
+        }
+    }
+}

@@ -6,46 +6,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use emo_api_types::{Credentials, ErrorCode, LoginResponse, Role, User};
 
 use super::AppState;
-use crate::auth::{
-    burn_password_check, hash_password, new_token, validate_display_name, validate_password,
-    validate_username, verify_password, AuthUser,
-};
+use crate::auth::{burn_password_check, new_token, validate_username, verify_password, AuthUser};
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
 use crate::store::{ms_to_datetime, now_ms, TokenRow, UserRow};
-
-/// Creates a user row. Names are unique ignoring case (`Root1` beside `root1` is refused, 409
-/// `conflict`); the password is hashed with a hashing permit, off the async runtime.
-pub async fn create_user_row(
-    state: &web::Data<AppState>,
-    username: &str,
-    password: &str,
-    role: Role,
-    display_name: Option<String>,
-) -> AppResult<UserRow> {
-    validate_username(username).map_err(AppError::invalid)?;
-    validate_password(password, state.config.auth.min_password_len).map_err(AppError::invalid)?;
-    if let Some(d) = &display_name {
-        validate_display_name(d).map_err(AppError::invalid)?;
-    }
-    let pw = password.to_string();
-    let hash = state
-        .throttle
-        .hash_bounded(move || hash_password(&pw))
-        .await?
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    let row = UserRow {
-        id: uuid::Uuid::now_v7().to_string(),
-        username: username.to_string(),
-        display_name,
-        role: role.as_str().to_string(),
-        password_hash: hash,
-        disabled: false,
-        created_at: now_ms(),
-    };
-    let store = state.store.clone();
-    Ok(web::block(move || store.create_user(&row)).await??)
-}
 
 /// The client's address as the throttles see it.
 fn client_address(req: &HttpRequest) -> String {
@@ -84,7 +48,7 @@ pub async fn register(
             Metrics::inc(&state.metrics.logins_throttled, 1);
             AppError::Throttled { retry_after }
         })?;
-    let row = match create_user_row(
+    let row = match crate::users::create(
         &state,
         body.username.trim(),
         &body.password,

@@ -6,7 +6,7 @@ use actix_web::web::Bytes;
 use actix_web::{web, HttpResponse};
 use emo_api_types::{Emotion, ExportFormat as Format, ExportQuery, ExportRow};
 
-use super::stats::resolve;
+use super::scope::resolve;
 use super::AppState;
 use crate::auth::AuthUser;
 use crate::error::AppResult;

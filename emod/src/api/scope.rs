@@ -2,13 +2,15 @@
 //! someone else's data lands in the audit log before the data is served.
 
 use actix_web::web;
+use emo_api_types::{Filters, Modality};
 use uuid::Uuid;
 
 use super::AppState;
 use crate::audit;
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult};
-use crate::store::parse_uuid;
+use crate::store::stats::StatsFilter;
+use crate::store::{emotion_code, modality_code, parse_uuid};
 
 /// Resolves the `agent` filter for `user` into the user id to restrict to (`None` = everyone),
 /// writing an audit entry when an admin reads beyond their own data.
@@ -44,4 +46,56 @@ pub async fn data_scope(
             Ok(None)
         }
     }
+}
+
+/// The filters as one line of audit detail.
+pub fn describe(f: &Filters) -> String {
+    let mut parts = Vec::new();
+    if let Some(a) = &f.agent {
+        parts.push(format!("agent={a}"));
+    }
+    if let Some(from) = f.from {
+        parts.push(format!("from={}", from.to_rfc3339()));
+    }
+    if let Some(to) = f.to {
+        parts.push(format!("to={}", to.to_rfc3339()));
+    }
+    if let Some(e) = f.emotion {
+        parts.push(format!("emotion={e}"));
+    }
+    if let Some(m) = f.modality {
+        parts.push(format!("modality={m}"));
+    }
+    parts.join(" ")
+}
+
+/// Validates the query and resolves it (with access checks and auditing) into a store filter.
+pub async fn resolve(
+    state: &web::Data<AppState>,
+    user: &AuthUser,
+    q: &Filters,
+    tz_offset_minutes: Option<i64>,
+    action: &str,
+    default_modality: Option<Modality>,
+) -> AppResult<StatsFilter> {
+    if let (Some(f), Some(t)) = (q.from, q.to) {
+        if f >= t {
+            return Err(AppError::query("`from` must be before `to`"));
+        }
+    }
+    let tz = tz_offset_minutes.unwrap_or(0);
+    if !(-840..=840).contains(&tz) {
+        return Err(AppError::query(
+            "tz_offset_minutes must be between -840 and 840",
+        ));
+    }
+    let user_id = data_scope(state, user, q.agent.as_deref(), action, describe(q)).await?;
+    Ok(StatsFilter {
+        user_id,
+        from_ms: q.from.map(|t| t.timestamp_millis()),
+        to_ms: q.to.map(|t| t.timestamp_millis()),
+        emotion: q.emotion.map(emotion_code),
+        modality: q.modality.or(default_modality).map(modality_code),
+        tz_offset_ms: tz * 60_000,
+    })
 }

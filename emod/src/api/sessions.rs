@@ -11,7 +11,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{paging, scope, AppState};
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, Authed};
 use crate::error::{AppError, AppResult};
 use crate::sessions;
 use crate::store::sessions::SessionFilter;
@@ -46,8 +46,7 @@ fn optional_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> AppResult<Optio
     security(("bearer" = [])))]
 pub async fn start(
     state: web::Data<AppState>,
-    user: AuthUser,
-    body: web::Json<StartSession>,
+    Authed(user, body): Authed<web::Json<StartSession>>,
 ) -> AppResult<HttpResponse> {
     let row = sessions::start(&state, &user, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(row.to_api(&user.username)?))
@@ -175,9 +174,8 @@ pub async fn samples(
     security(("bearer" = [])))]
 pub async fn post_samples(
     state: web::Data<AppState>,
-    user: AuthUser,
     path: web::Path<String>,
-    body: web::Json<SampleBatch>,
+    Authed(user, body): Authed<web::Json<SampleBatch>>,
 ) -> AppResult<HttpResponse> {
     let id = parse_id(&path)?;
     let done = sessions::post_samples(&state, &user, id, &body).await?;

@@ -6,7 +6,8 @@ use emo_api_types::{CreateUser, ErrorCode, Role, UpdateUser, User};
 use super::AppState;
 use crate::audit;
 use crate::auth::{
-    hash_password, validate_display_name, validate_password, validate_username, AuthUser,
+    hash_password, validate_display_name, validate_new_username, validate_password,
+    validate_username, AuthUser, Authed,
 };
 use crate::error::{AppError, AppResult};
 use crate::store::users::UserChanges;
@@ -61,8 +62,7 @@ pub async fn get(
     security(("bearer" = [])))]
 pub async fn create(
     state: web::Data<AppState>,
-    user: AuthUser,
-    body: web::Json<CreateUser>,
+    Authed(user, body): Authed<web::Json<CreateUser>>,
 ) -> AppResult<HttpResponse> {
     user.require_admin()?;
     let body = body.into_inner();
@@ -70,7 +70,7 @@ pub async fn create(
     // The entry is written before the account exists, so no account is created unaudited (if
     // the audit write fails, nothing happens); invalid input is refused before it. An entry can
     // therefore record an attempt the database then refused (409, name taken).
-    validate_username(username).map_err(AppError::invalid)?;
+    validate_new_username(username).map_err(AppError::invalid)?;
     validate_password(&body.password, state.config.auth.min_password_len)
         .map_err(AppError::invalid)?;
     if let Some(d) = &body.display_name {
@@ -84,7 +84,7 @@ pub async fn create(
         format!("role={}", body.role.as_str()),
     )
     .await?;
-    let row = super::auth::create_user_row(
+    let row = crate::users::create(
         &state,
         username,
         &body.password,
@@ -103,9 +103,8 @@ pub async fn create(
     security(("bearer" = [])))]
 pub async fn update(
     state: web::Data<AppState>,
-    user: AuthUser,
     path: web::Path<String>,
-    body: web::Json<UpdateUser>,
+    Authed(user, body): Authed<web::Json<UpdateUser>>,
 ) -> AppResult<HttpResponse> {
     user.require_admin()?;
     let name = path.into_inner();

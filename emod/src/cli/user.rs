@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use emo_api_types::Role;
 
-use crate::auth::{hash_password, validate_display_name, validate_password, validate_username};
+use crate::auth::{hash_password, validate_display_name, validate_new_username, validate_password};
 use crate::config::Config;
 use crate::store::users::UserChanges;
 use crate::store::{now_ms, Store, UserRow};
@@ -133,7 +133,7 @@ fn add(
     password_stdin: bool,
     min_password_len: usize,
 ) -> anyhow::Result<()> {
-    validate_username(username).map_err(|e| anyhow::anyhow!(e))?;
+    validate_new_username(username).map_err(|e| anyhow::anyhow!(e))?;
     if let Some(d) = &display_name {
         validate_display_name(d).map_err(|e| anyhow::anyhow!(e))?;
     }
