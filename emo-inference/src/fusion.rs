@@ -28,7 +28,10 @@
 //!   clear face just by being sharp.
 //!
 //! Weights: [`FusionWeights::default`] holds the values argued in models/README.md; a `[fusion]`
-//! table in the manifest (`face_weight`, `voice_weight`, `floor`, `temperature`) overrides them.
+//! table in the manifest (`face_weight`, `voice_weight`, `floor`, `temperature`,
+//! `[fusion.session_trust]`) overrides them. Within a session (live, one file in `analyze`, a
+//! pseudo-session) the voice weight is not fixed: [`crate::session_trust`] moves it between 0 and
+//! the face's weight by how well the voice has agreed with the face so far.
 //! [`log_linear`] (the rule before issue 26) is kept for `emod eval fusion`, which reports it
 //! beside the pool.
 
@@ -37,6 +40,7 @@ use emo_api_types::Emotion;
 use crate::classifier::argmax;
 use crate::manifest::Manifest;
 use crate::reliability::{FaceEvidence, ReliabilityRules, VoiceEvidence};
+use crate::session_trust::SessionTrustRules;
 
 /// Number of classes in the fused space.
 pub const K: usize = 7;
@@ -88,6 +92,9 @@ pub struct FusionWeights {
     pub temperature: f32,
     /// How each window's face and voice evidence turns into trust.
     pub rules: ReliabilityRules,
+    /// How a session's voice weight adapts to its agreement with the face
+    /// ([`crate::session_trust`]); `None`: `voice` holds all session.
+    pub session: Option<SessionTrustRules>,
 }
 
 impl Default for FusionWeights {
@@ -104,6 +111,7 @@ impl Default for FusionWeights {
             floor: 0.1,
             temperature: DEFAULT_TEMPERATURE,
             rules: ReliabilityRules::default(),
+            session: Some(SessionTrustRules::default()),
         }
     }
 }
@@ -127,6 +135,16 @@ impl FusionWeights {
             w.temperature = float(f.extra.get("temperature")).unwrap_or(d.temperature);
             rules.voice_full_confidence =
                 float(f.extra.get("voice_full_confidence")).unwrap_or(rules.voice_full_confidence);
+            if let Some(t) = f.extra.get("session_trust").and_then(|v| v.as_table()) {
+                let enabled = t.get("enabled").and_then(|v| v.as_bool()).unwrap_or(true);
+                let r = SessionTrustRules::default();
+                w.session = enabled.then(|| SessionTrustRules {
+                    max_voice_weight: float(t.get("max_voice_weight"))
+                        .unwrap_or(r.max_voice_weight),
+                    prior_windows: float(t.get("prior_windows")).unwrap_or(r.prior_windows),
+                    face_accuracy: float(t.get("face_accuracy")).unwrap_or(r.face_accuracy),
+                });
+            }
         }
         if let Some(sp) = m.models.get("speech") {
             rules.abstain_below = float(sp.extra.get("abstain_below"));

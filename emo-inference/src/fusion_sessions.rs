@@ -27,6 +27,7 @@ use crate::classifier::argmax;
 use crate::eval::{face_files, speech_files_of, SpeechCorpus};
 use crate::fusion::{self, FusionWeights, Pair, K};
 use crate::reliability::VoiceEvidence;
+use crate::session_trust::SessionTrust;
 use crate::speaker_norm::SpeakerProfile;
 use crate::{Error, Result};
 
@@ -38,8 +39,12 @@ pub struct SessionFigures {
     pub face_accuracy: f64,
     pub voice_accuracy: f64,
     pub fused_accuracy: f64,
+    /// The same pool with the voice weight fixed all session (no [`crate::session_trust`]).
+    pub fused_fixed_weight_accuracy: f64,
     /// The log-linear rule used before issue 26, on the same windows.
     pub fused_log_linear_accuracy: f64,
+    /// The voice weight the session had earned by its last window.
+    pub final_voice_weight: f32,
 }
 
 impl SessionFigures {
@@ -59,6 +64,7 @@ pub struct SessionsReport {
     pub face_accuracy: f64,
     pub voice_accuracy: f64,
     pub fused_accuracy: f64,
+    pub fused_fixed_weight_accuracy: f64,
     pub fused_log_linear_accuracy: f64,
     /// Mean over sessions of the better single modality, and fused minus it (mean, worst).
     pub better_single_accuracy: f64,
@@ -70,7 +76,10 @@ pub struct SessionsReport {
     pub voice_ece: f64,
     pub fused_ece: f64,
     pub fused_log_linear_ece: f64,
+    /// The configured voice weight (where every session starts).
     pub voice_weight: f32,
+    /// Whether the voice weight adapted per session ([`crate::session_trust`]).
+    pub session_trust: bool,
 }
 
 impl SessionsReport {
@@ -78,34 +87,42 @@ impl SessionsReport {
     pub fn to_text(&self) -> String {
         let mut out = vec![
             format!(
-                "pseudo-sessions: {} speakers of {:?}, seed {}, voice weight {:.2}",
+                "pseudo-sessions: {} speakers of {:?}, seed {}, voice weight {:.2} ({})",
                 self.sessions.len(),
                 self.speech_corpus,
                 self.seed,
-                self.voice_weight
+                self.voice_weight,
+                if self.session_trust {
+                    "adapting per session"
+                } else {
+                    "fixed"
+                }
             ),
             format!(
-                "  {:<10} {:>7} {:>7} {:>7} {:>7} {:>10}",
-                "speaker", "windows", "face", "voice", "fused", "log-linear"
+                "  {:<10} {:>7} {:>7} {:>7} {:>7} {:>7} {:>10} {:>8}",
+                "speaker", "windows", "face", "voice", "fused", "fixed", "log-linear", "voice w"
             ),
         ];
         for s in &self.sessions {
             out.push(format!(
-                "  {:<10} {:>7} {:>7.4} {:>7.4} {:>7.4} {:>10.4}",
+                "  {:<10} {:>7} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {:>10.4} {:>8.2}",
                 s.speaker,
                 s.windows,
                 s.face_accuracy,
                 s.voice_accuracy,
                 s.fused_accuracy,
-                s.fused_log_linear_accuracy
+                s.fused_fixed_weight_accuracy,
+                s.fused_log_linear_accuracy,
+                s.final_voice_weight
             ));
         }
         out.push(format!(
-            "  mean       {:>7} {:>7.4} {:>7.4} {:>7.4} {:>10.4}",
+            "  mean       {:>7} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {:>10.4}",
             "",
             self.face_accuracy,
             self.voice_accuracy,
             self.fused_accuracy,
+            self.fused_fixed_weight_accuracy,
             self.fused_log_linear_accuracy
         ));
         out.push(format!(
@@ -157,6 +174,7 @@ pub fn eval_sessions(
     let w = engine.weights;
     let mut figures = Vec::new();
     let mut rows: Vec<Pair> = Vec::new();
+    let mut fused: Vec<[f32; K]> = Vec::new();
     let mut done = 0;
     for (speaker, clips) in &sessions {
         let faces: Vec<PathBuf> = clips.iter().map(|c| c.0.clone()).collect();
@@ -183,13 +201,15 @@ pub fn eval_sessions(
         if pairs.is_empty() {
             continue;
         }
-        figures.push(session_figures(speaker, &pairs, w));
+        let (figs, session_fused) = session_figures(speaker, &pairs, w);
+        figures.push(figs);
+        fused.extend(session_fused);
         rows.extend(pairs);
     }
     if figures.is_empty() {
         return Err(Error::Media("no usable face/speech pairs".into()));
     }
-    Ok(summarise(corpus, seed, figures, &rows, w))
+    Ok(summarise(corpus, seed, figures, &rows, &fused, w))
 }
 
 /// One modality's probabilities (7 classes) with the evidence behind them; `None` for a file
@@ -270,15 +290,40 @@ fn accuracy(rows: &[Pair], f: &dyn Fn(&Pair) -> [f32; K]) -> f64 {
     rows.iter().filter(|r| argmax(&f(r)).0 == r.y).count() as f64 / rows.len().max(1) as f64
 }
 
-fn session_figures(speaker: &str, rows: &[Pair], w: FusionWeights) -> SessionFigures {
-    SessionFigures {
+/// One session's figures and its fused windows: in order, each fused with the voice weight the
+/// windows before it earned ([`SessionTrust`]), as live.
+fn session_figures(
+    speaker: &str,
+    rows: &[Pair],
+    w: FusionWeights,
+) -> (SessionFigures, Vec<[f32; K]>) {
+    let mut trust = SessionTrust::default();
+    let fused: Vec<[f32; K]> = rows
+        .iter()
+        .map(|r| {
+            let p = r.fused(trust.weights(w));
+            let (f, v) = r.inputs(&w);
+            trust.observe(&f, &v);
+            p
+        })
+        .collect();
+    let right = fused
+        .iter()
+        .zip(rows)
+        .filter(|(p, r)| argmax(*p).0 == r.y)
+        .count();
+    let fixed = FusionWeights { session: None, ..w };
+    let figures = SessionFigures {
         speaker: speaker.to_string(),
         windows: rows.len(),
         face_accuracy: accuracy(rows, &|r| r.face),
         voice_accuracy: accuracy(rows, &|r| r.voice),
-        fused_accuracy: accuracy(rows, &|r| r.fused(w)),
+        fused_accuracy: right as f64 / rows.len().max(1) as f64,
+        fused_fixed_weight_accuracy: accuracy(rows, &|r| r.fused(fixed)),
         fused_log_linear_accuracy: accuracy(rows, &|r| r.fused_log_linear(log_linear_weights(w))),
-    }
+        final_voice_weight: trust.voice_weight(&w),
+    };
+    (figures, fused)
 }
 
 /// The weights of the log-linear rule as it shipped before issue 26 (voice 0.75).
@@ -292,6 +337,7 @@ pub fn summarise(
     seed: u64,
     sessions: Vec<SessionFigures>,
     rows: &[Pair],
+    fused: &[[f32; K]],
     w: FusionWeights,
 ) -> SessionsReport {
     let n = sessions.len().max(1) as f64;
@@ -300,16 +346,17 @@ pub fn summarise(
         fusion::ece(&rows.iter().map(|r| (f(r), r.y)).collect::<Vec<_>>())
     };
     let better = mean(&|s| s.face_accuracy.max(s.voice_accuracy));
-    let fused = mean(&|s| s.fused_accuracy);
+    let fused_mean = mean(&|s| s.fused_accuracy);
     SessionsReport {
         speech_corpus: corpus,
         seed,
         face_accuracy: mean(&|s| s.face_accuracy),
         voice_accuracy: mean(&|s| s.voice_accuracy),
-        fused_accuracy: fused,
+        fused_accuracy: fused_mean,
+        fused_fixed_weight_accuracy: mean(&|s| s.fused_fixed_weight_accuracy),
         fused_log_linear_accuracy: mean(&|s| s.fused_log_linear_accuracy),
         better_single_accuracy: better,
-        fused_minus_better_mean: fused - better,
+        fused_minus_better_mean: fused_mean - better,
         fused_minus_better_worst: sessions
             .iter()
             .map(SessionFigures::margin)
@@ -317,9 +364,16 @@ pub fn summarise(
         sessions_fused_below_better: sessions.iter().filter(|s| s.margin() < -1e-9).count(),
         face_ece: ece(&|r| r.face),
         voice_ece: ece(&|r| r.voice),
-        fused_ece: ece(&|r| r.fused(w)),
+        fused_ece: fusion::ece(
+            &fused
+                .iter()
+                .zip(rows)
+                .map(|(p, r)| (*p, r.y))
+                .collect::<Vec<_>>(),
+        ),
         fused_log_linear_ece: ece(&|r| r.fused_log_linear(log_linear_weights(w))),
         voice_weight: w.voice,
+        session_trust: w.session.is_some(),
         sessions,
     }
 }
@@ -372,13 +426,14 @@ mod tests {
         let a = vec![row(0, 4, 0), row(3, 4, 3), row(4, 4, 4), row(2, 4, 6)];
         // Speaker B: both right on all 2.
         let b = vec![row(1, 1, 1), row(5, 5, 5)];
-        let (fa, fb) = (session_figures("a", &a, w), session_figures("b", &b, w));
+        let ((fa, pa), (fb, pb)) = (session_figures("a", &a, w), session_figures("b", &b, w));
         assert_eq!((fa.face_accuracy, fa.voice_accuracy), (0.75, 0.25));
         // A face 0.8 sure beats a 0.6 voice at half weight: fused follows the face.
         assert_eq!(fa.fused_accuracy, 0.75);
         assert_eq!(fb.fused_accuracy, 1.0);
         let rows: Vec<Pair> = a.iter().chain(&b).copied().collect();
-        let r = summarise(SpeechCorpus::Emodb, 1, vec![fa, fb], &rows, w);
+        let fused: Vec<_> = pa.into_iter().chain(pb).collect();
+        let r = summarise(SpeechCorpus::Emodb, 1, vec![fa, fb], &rows, &fused, w);
         assert_eq!(r.sessions.len(), 2);
         assert!((r.face_accuracy - 0.875).abs() < 1e-12);
         assert!((r.better_single_accuracy - 0.875).abs() < 1e-12);

@@ -32,6 +32,7 @@ pub mod media;
 pub mod precision;
 pub mod reliability;
 pub mod runtime;
+pub mod session_trust;
 pub mod speaker_norm;
 pub mod speech;
 pub mod stream;

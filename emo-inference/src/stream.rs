@@ -17,6 +17,7 @@ use crate::audio;
 use crate::classifier::argmax;
 use crate::fusion::{self, FusionWeights, Input, Strategy, K};
 use crate::reliability::{FaceEvidence, VoiceEvidence};
+use crate::session_trust::SessionTrust;
 use crate::speaker_norm::SpeakerProfile;
 use crate::speech::SpeechModel;
 use crate::Result;
@@ -182,6 +183,8 @@ pub struct Fuser {
     next: u64,
     faces: Vec<FaceObs>,
     voices: VecDeque<VoiceObs>,
+    /// The session's voice weight, learned from its agreement with the face so far.
+    trust: SessionTrust,
 }
 
 impl Fuser {
@@ -195,6 +198,7 @@ impl Fuser {
             next: 0,
             faces: Vec::new(),
             voices: VecDeque::new(),
+            trust: SessionTrust::default(),
         }
     }
 
@@ -242,7 +246,10 @@ impl Fuser {
                 .filter(|v| v.start <= t0 + 1e-9 && v.end > t0)
                 .max_by(|a, b| a.start.total_cmp(&b.start))
                 .cloned();
-            if let Some(w) = self.emit(t0, t1, &in_window, voice) {
+            if let Some((w, inputs)) = self.emit(t0, t1, &in_window, voice) {
+                if let Some((f, v)) = inputs {
+                    self.trust.observe(&f, &v);
+                }
                 out.push(w);
             }
             while self.voices.front().is_some_and(|v| v.end <= t1) {
@@ -256,16 +263,23 @@ impl Fuser {
     /// whatever its time).
     pub fn single(&self, start: f64, end: f64) -> Option<FusedWindow> {
         let voice = self.voices.back().cloned();
-        self.emit(start, end, &self.faces, voice)
+        self.emit(start, end, &self.faces, voice).map(|(w, _)| w)
     }
 
+    /// The voice weight the session has earned so far ([`SessionTrust`]).
+    pub fn voice_weight(&self) -> f32 {
+        self.trust.voice_weight(&self.weights)
+    }
+
+    /// The window, and its face and voice inputs when both were present (what the session's
+    /// trust learns from).
     fn emit(
         &self,
         t0: f64,
         t1: f64,
         faces: &[FaceObs],
         voice: Option<VoiceObs>,
-    ) -> Option<FusedWindow> {
+    ) -> Option<(FusedWindow, Option<(Input, Input)>)> {
         let face = (!faces.is_empty()).then(|| {
             let wsum: f32 = faces.iter().map(|f| f.detection_score.max(1e-6)).sum();
             let mut a = [0.0f32; K];
@@ -309,12 +323,13 @@ impl Fuser {
                 self.strategy,
                 face_in.as_ref(),
                 voice_in.as_ref(),
-                self.weights,
+                self.trust.weights(self.weights),
             ),
         };
         fused?;
         let voice = voice.filter(|v| v.probabilities.is_some());
-        Some(FusedWindow {
+        let inputs = face_in.zip(voice_in);
+        let window = FusedWindow {
             start: t0,
             end: t1,
             face,
@@ -323,7 +338,8 @@ impl Fuser {
                 .is_some_and(|v| self.weights.rules.voice_abstains(v.confidence)),
             voice,
             fused,
-        })
+        };
+        Some((window, inputs))
     }
 
     /// The window's mean face with the detection-score-weighted mean of its faces' reliability.
@@ -406,6 +422,53 @@ mod tests {
         // Second 0: window 0–3; seconds 1 and 2: the later window 1–4.
         assert_eq!(labels, [4, 2, 2]);
         assert!(w.iter().all(|w| w.face.is_none() && w.voice.is_some()));
+    }
+
+    /// Issue 26's speaker, live: a voice that says "sad" whatever the face shows. In the first
+    /// seconds an unsure face (neutral 0.33) next to it still comes out sad, as with a fixed
+    /// weight; after a minute of disagreeing the session has learnt not to trust that voice, and
+    /// the same second follows the face. A voice that agrees earns the face's weight instead.
+    #[test]
+    fn the_voice_weight_follows_the_session() {
+        let mut f = Fuser::new(0.0, 1.0, Strategy::Calibrated, FusionWeights::default());
+        assert!((f.voice_weight() - 0.5).abs() < 1e-4);
+        let mut fused_sad_at = Vec::new();
+        for s in 0..70 {
+            let t = s as f64;
+            // Seconds 0 and 69: an unsure neutral face; between them clear faces of other classes.
+            let clear = [0, 2, 3, 5][s % 4];
+            let fc = if s == 0 || s == 69 {
+                face(t + 0.5, 6, 0.33)
+            } else {
+                face(t + 0.5, clear, 0.8)
+            };
+            f.push_face(fc);
+            f.push_voice(VoiceObs {
+                end: t + 1.0,
+                ..voice(t, 4, 0.75)
+            });
+            for w in f.poll(t + 1.0) {
+                fused_sad_at.push((w.start, w.fused.unwrap().1 == 4));
+            }
+        }
+        assert_eq!(fused_sad_at.len(), 70);
+        assert!(fused_sad_at[0].1, "second 0: the voice still counts at 0.5");
+        assert!(
+            !fused_sad_at[69].1,
+            "second 69: the voice has lost its weight"
+        );
+        assert!(f.voice_weight() < 0.05, "{}", f.voice_weight());
+        let mut g = Fuser::new(0.0, 1.0, Strategy::Calibrated, FusionWeights::default());
+        for s in 0..60 {
+            let t = s as f64;
+            g.push_face(face(t + 0.5, s % 7, 0.8));
+            g.push_voice(VoiceObs {
+                end: t + 1.0,
+                ..voice(t, s % 7, 0.75)
+            });
+            g.poll(t + 1.0);
+        }
+        assert!(g.voice_weight() > 0.95, "{}", g.voice_weight());
     }
 
     #[test]

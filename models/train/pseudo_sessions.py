@@ -122,13 +122,47 @@ def floored(f, v, rv, eps, w):
 GRID = [(e, w) for e in (0.1, 0.2, 0.3, 0.5) for w in (0.5, 0.75, 1.0)]
 
 
+def session_weights(f, v, rv, w0, w_hi, n0, face_floor):
+    """emo-inference/src/session_trust.rs: the voice's weight for each window of one session from
+    how often its top class has agreed with the face's in the windows before (causal). With the
+    face's accuracy a_f taken as its mean confidence (calibrated), never below face_floor (the
+    expression model's validation accuracy), and errors spread over the other classes, agreement
+    P = a_f a_v + (1 - a_f)(1 - a_v)/(K - 1) gives the voice's accuracy a_v in this session; its
+    weight is w_hi x (a_v - 1/K) / (a_f - 1/K), clipped to [0, w_hi]. n0 pseudo-windows at the
+    weight w0 hold it there until the session has spoken. Windows count by the voice's trust rv
+    (FER faces: trust 1)."""
+    K = 7
+    out = np.empty(len(f))
+    agree = n = face_conf = 0.0
+    for i in range(len(f)):
+        a_f = max(face_conf / n if n > 0 else face_floor, face_floor, 1 / K + 1e-3)
+        c = (1 - a_f) / (K - 1)
+        a_v0 = 1 / K + (w0 / w_hi) * (a_f - 1 / K)
+        p0 = a_f * a_v0 + c * (1 - a_v0)
+        ph = (agree + n0 * p0) / (n + n0)
+        a_v = (ph - c) / max(a_f - c, 1e-6)
+        out[i] = w_hi * np.clip((a_v - 1 / K) / max(a_f - 1 / K, 1e-6), 0, 1)
+        r = rv[i]
+        agree += r * float(f[i].argmax() == v[i].argmax())
+        face_conf += r * float(f[i].max())
+        n += r
+    return out
+
+
+SESSION_DEFAULT = (1.0, 10.0, 0.70)  # session_trust.rs defaults: (w_hi, n0, face floor)
+SESSION = SESSION_DEFAULT  # None = fixed weight
+
+
 def session_figures(f, v7, conf, rd, y, full, w):
     if FACE_TEMPER != 1.0:
         f = f ** FACE_TEMPER; f = f / f.sum(1, keepdims=True)
     rv = np.clip(conf / full, 0, 1) * rd
+    p_fixed = pool(f, v7, rv, w, t=FUSED_T)
+    if SESSION is not None:
+        w = session_weights(f, v7, rv, w, *SESSION)[:, None]
     p, q, li = pool(f, v7, rv, w, t=FUSED_T), loglin(f, v7, rv), linear(f, v7, rv, w)
     acc = lambda x: float((x.argmax(1) == y).mean())
-    out = {"face": acc(f), "voice": acc(v7), "fused": acc(p), "fused_loglinear": acc(q), "fused_linear": acc(li),
+    out = {"face": acc(f), "voice": acc(v7), "fused": acc(p), "fused_fixed": acc(p_fixed), "fused_loglinear": acc(q), "fused_linear": acc(li),
            "rows": (p, q, f, v7, y)}
     if GRID_ON:
         grid = {g: floored(f, v7, rv, *g) for g in GRID}
@@ -138,10 +172,11 @@ def session_figures(f, v7, conf, rd, y, full, w):
 
 def summarise(name, per_session):
     """Mean and worst over sessions; ECE over all windows."""
-    keys = ["face", "voice", "fused", "fused_loglinear", "fused_linear"]
+    keys = ["face", "voice", "fused", "fused_fixed", "fused_loglinear", "fused_linear"]
     m = {k: float(np.mean([s[k] for s in per_session])) for k in keys}
     better = [max(s["face"], s["voice"]) for s in per_session]
     margins = [s["fused"] - b for s, b in zip(per_session, better)]
+    margins_fixed = [s["fused_fixed"] - b for s, b in zip(per_session, better)]
     rows = [s["rows"] for s in per_session]
     cat = lambda j: np.concatenate([r[j] for r in rows])
     y = cat(4)
@@ -150,6 +185,8 @@ def summarise(name, per_session):
            "fused_minus_better_mean": round(float(m["fused"] - np.mean(better)), 4),
            "fused_minus_better_worst_session": round(float(min(margins)), 4),
            "sessions_fused_below_better": int(sum(x < -1e-9 for x in margins)),
+           "fixed_weight_minus_better_worst_session": round(float(min(margins_fixed)), 4),
+           "sessions_fixed_weight_below_better": int(sum(x < -1e-9 for x in margins_fixed)),
            "worst_session_fused": round(float(min(s["fused"] for s in per_session)), 4),
            "ece_fused": round(FP.ece(cat(0), y), 4), "ece_fused_loglinear": round(FP.ece(cat(1), y), 4),
            "ece_face": round(FP.ece(cat(2), y), 4), "ece_voice": round(FP.ece(cat(3), y), 4)}
@@ -162,7 +199,8 @@ def summarise(name, per_session):
             print(f"   floor {g[0]:.1f} voice weight {g[1]:.2f}: fused {np.mean(acc):.4f} (-better {np.mean(acc) - np.mean(better):+.4f}, "
                   f"worst {mg:+.4f}, {below} below) ECE {e:.4f}")
     print(f"{name}: {out['sessions']} sessions, {out['windows']} windows | face {m['face']:.4f} voice {m['voice']:.4f} "
-          f"fused {m['fused']:.4f} (log-linear {m['fused_loglinear']:.4f}, linear {m['fused_linear']:.4f}) | better single {out['better_single_mean']:.4f}, "
+          f"fused {m['fused']:.4f} (fixed weight {m['fused_fixed']:.4f}: worst {out['fixed_weight_minus_better_worst_session']:+.4f}, "
+          f"{out['sessions_fixed_weight_below_better']} below; log-linear {m['fused_loglinear']:.4f}, linear {m['fused_linear']:.4f}) | better single {out['better_single_mean']:.4f}, "
           f"fused - better: mean {out['fused_minus_better_mean']:+.4f}, worst session {out['fused_minus_better_worst_session']:+.4f}, "
           f"{out['sessions_fused_below_better']} sessions below | ECE fused {out['ece_fused']:.4f} (log-linear "
           f"{out['ece_fused_loglinear']:.4f}, face {out['ece_face']:.4f}, voice {out['ece_voice']:.4f})", flush=True)
@@ -184,7 +222,11 @@ def main():
     ap.add_argument("--fer", required=True)
     ap.add_argument("--ravdess", required=True)
     ap.add_argument("--emodb", required=True)
-    ap.add_argument("--run", required=True, help="train_speech_multicorpus.py --speaker_norm output folder")
+    ap.add_argument("--run", help="train_speech_multicorpus.py --speaker_norm output folder (v5 rows; without it only v4's)")
+    ap.add_argument("--cache", default="/tmp", help="where the FER validation faces' probabilities are cached without --run")
+    ap.add_argument("--session_trust", nargs=3, type=float, metavar=("W_HI", "N0", "FACE_FLOOR"), default=list(SESSION_DEFAULT),
+                    help="how the voice weight adapts per session to its agreement with the face (session_trust.rs; default its defaults)")
+    ap.add_argument("--fixed_weight", action="store_true", help="no session trust: the voice weight is fixed all session")
     ap.add_argument("--v4", help="the previous speech.onnx (baseline)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--voice_weight", type=float, default=0.5)
@@ -194,25 +236,26 @@ def main():
     ap.add_argument("--face_temper", type=float, default=1.0,
                     help="raise face probabilities to this power (< 1 flattens: a stress test for less sure faces)")
     a = ap.parse_args()
-    global FACE_TEMPER, FUSED_T, GRID_ON
+    global FACE_TEMPER, FUSED_T, GRID_ON, SESSION
     FACE_TEMPER, FUSED_T, GRID_ON = a.face_temper, a.fused_temperature, a.grid
+    SESSION = None if a.fixed_weight else tuple(a.session_trust)
     sys.path.insert(0, str(HERE))
     from train_speech import load_emodb, load_ravdess
 
     import export as EX
 
     man = tomllib.loads((MODELS / "manifest.toml").read_text())["models"]
-    run = Path(a.run)
+    run = Path(a.run or a.cache)
     cache = run / "fer_val_faces.npz"  # the expression model's FER validation probabilities
     if cache.exists() and str(np.load(cache)["sha"]) == man["expression"]["sha256"]:
         pf, yf = np.load(cache)["pf"], np.load(cache)["yf"]
     else:
         pf, yf = FP.faces(a.fer, man)
         np.savez(cache, pf=pf, yf=yf, sha=man["expression"]["sha256"])
-    run = Path(a.run)
-    args = json.loads([ln for ln in (run / "log.txt").read_text().splitlines() if " args " in ln][-1].split(" args ", 1)[1])
-    (run / "args.json").write_text(json.dumps(args))
-    n0 = args["prior_frames"]
+    if a.run:
+        args = json.loads([ln for ln in (run / "log.txt").read_text().splitlines() if " args " in ln][-1].split(" args ", 1)[1])
+        (run / "args.json").write_text(json.dumps(args))
+        n0 = args["prior_frames"]
     rw, ry, ra, _ = load_ravdess(a.ravdess)
     ew, ey, en = load_emodb(a.emodb)
     rspk = np.array([f"r{x:02d}" for x in ra])
@@ -222,7 +265,7 @@ def main():
     efeat = np.stack([FT.logmel64_v1(w) for w in ew])
 
     # v5 temperature and abstain threshold from its pooled out-of-fold (session-profile) logits
-    folds = [np.load(run / f"fold{k}.npz") for k in range(5) if (run / f"fold{k}.npz").exists()]
+    folds = [np.load(run / f"fold{k}.npz") for k in range(5) if a.run and (run / f"fold{k}.npz").exists()]
     if folds:
         L = np.concatenate([z["logits_session"] for z in folds]); Y = np.concatenate([z["y"] for z in folds])
         T = EX.fit_temperature(L, Y)
@@ -234,7 +277,7 @@ def main():
     v4_abstain = man["speech"].get("abstain_below", 0.408)
     results = []
     jobs = []  # (name, model path, prior, clip sets [(feats, y7, y8, spk)])
-    if (run / "loco_r2e_last.pt").exists():
+    if a.run and (run / "loco_r2e_last.pt").exists():
         jobs.append(("v5-loco EmoDB speakers (trained on RAVDESS only)", run / "loco_r2e_last.pt",
                      np.load(run / "loco_r2e.npz")["prior"], [(efeat, ey7, espk)]))
     for k, z in enumerate(folds):
