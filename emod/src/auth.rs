@@ -238,7 +238,8 @@ pub fn hash_token(token: &str) -> String {
 /// guesses through 40 checks with a limit of 5).
 pub struct LoginThrottle {
     failures: Mutex<HashMap<String, Failures>>,
-    /// Registrations per client address (every attempt counts), in their own window.
+    /// Attempts counted per key in fixed windows: registrations per client address (every
+    /// attempt counts), backdated session starts per user.
     registrations: Mutex<HashMap<String, (u32, Instant)>>,
     /// Permits for concurrent argon2 computations (≈ cores; each costs 19 MiB while it runs).
     hashing: Arc<tokio::sync::Semaphore>,
@@ -382,6 +383,20 @@ impl LoginThrottle {
         count_in_window(
             &self.registrations,
             &[format!("reg:{address}")],
+            &[limit],
+            window,
+        )
+    }
+
+    /// Counts one backdated session start by `user`: `Err(seconds to wait)` past `limit` in
+    /// `window` (0 = no limit).
+    pub fn backdated_attempt(&self, user: Uuid, limit: u32, window: Duration) -> Result<(), u64> {
+        if limit == 0 {
+            return Ok(());
+        }
+        count_in_window(
+            &self.registrations,
+            &[format!("backdated:{user}")],
             &[limit],
             window,
         )

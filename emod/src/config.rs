@@ -245,6 +245,9 @@ pub struct AuthConfig {
     pub min_password_len: usize,
     /// Self-registrations (attempts) per client address and hour; past it 429 (0 = no limit).
     pub max_registrations_per_address: u32,
+    /// Backdated session starts (`started_at` in the past, each one audited) per user and hour;
+    /// past it 429 (0 = no limit): an agent cannot flood the audit log with them.
+    pub max_backdated_sessions_per_hour: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -358,6 +361,7 @@ impl Default for AuthConfig {
             token_cache_secs: 30,
             min_password_len: 8,
             max_registrations_per_address: 20,
+            max_backdated_sessions_per_hour: 30,
         }
     }
 }

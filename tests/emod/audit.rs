@@ -313,3 +313,98 @@ both_backends!(every_admin_access_is_audited_or_refused, |b| {
     }
     assert_eq!(audit_entries(&env).len(), before);
 });
+
+/// Issue 28, item 11: backdated starts are bounded per user (each writes an audit row), and
+/// `/audit` filters by action, user and time, its total counting only what matches.
+both_backends!(
+    backdated_starts_are_bounded_and_the_audit_log_filters,
+    |b| {
+        let Some(mut env) = Env::new(b) else { return };
+        env.extra.push((
+            "EMO_AUTH_MAX_BACKDATED_SESSIONS_PER_HOUR".into(),
+            "3".into(),
+        ));
+        env.add_user("root", "admin");
+        let srv = env.start();
+        let root = srv.login("root");
+        let ann = srv.register("ann");
+        let bob = srv.register("bob");
+        let before = Utc::now();
+        let backdated = (Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
+        for _ in 0..3 {
+            let sid = srv.start_session(&ann, Some(&backdated));
+            let r = srv.post(
+                &format!("/api/v1/sessions/{sid}/stop"),
+                Some(&ann),
+                &json!({}),
+            );
+            assert_eq!(r.status(), 200);
+        }
+        let r = srv.post(
+            "/api/v1/sessions",
+            Some(&ann),
+            &json!({"consent": true, "sources": ["remote"], "started_at": backdated}),
+        );
+        let retry = r
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        assert_eq!(error_of(r), (429, "too_many_attempts".into()));
+        assert!(retry.is_some_and(|s| s > 0 && s <= 3600), "{retry:?}");
+        // Another user, and ann's sessions that are not backdated, are not affected.
+        let sid = srv.start_session(&bob, Some(&backdated));
+        srv.post(
+            &format!("/api/v1/sessions/{sid}/stop"),
+            Some(&bob),
+            &json!({}),
+        );
+        srv.start_session(&ann, None);
+        let page = |q: &str| -> Value {
+            let r = srv.get(&format!("/api/v1/audit?limit=500{q}"), Some(&root));
+            assert_eq!(r.status(), 200, "{q}");
+            r.json().unwrap()
+        };
+        let actions = |v: &Value| -> Vec<(String, String)> {
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    (
+                        e["action"].as_str().unwrap().to_string(),
+                        e["actor"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        };
+        let all = page("");
+        let backdated_rows = page("&action=session.backdated");
+        assert_eq!(backdated_rows["total"], 4, "{backdated_rows}");
+        assert!(actions(&backdated_rows)
+            .iter()
+            .all(|(a, _)| a == "session.backdated"));
+        assert!(all["total"].as_i64().unwrap() > 4, "{all}");
+        let anns = page("&action=session.backdated&user=ann");
+        assert_eq!(anns["total"], 3, "{anns}");
+        assert!(actions(&anns).iter().all(|(_, who)| who == "ann"));
+        // Time: nothing before the test began, everything of it after.
+        let enc = |t: chrono::DateTime<Utc>| t.to_rfc3339().replace('+', "%2B");
+        let earlier = page(&format!("&action=session.backdated&to={}", enc(before)));
+        assert_eq!(earlier["total"], 0, "{earlier}");
+        let later = page(&format!(
+            "&action=session.backdated&from={}&to={}",
+            enc(before),
+            enc(Utc::now() + chrono::Duration::minutes(1))
+        ));
+        assert_eq!(later["total"], 4, "{later}");
+        // Bad filters are the client's error.
+        for q in [
+            "&action=a%20b",
+            "&user=%E2%80%AEx",
+            "&from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+        ] {
+            let (status, _) = error_of(srv.get(&format!("/api/v1/audit?{q}"), Some(&root)));
+            assert_eq!(status, 400, "{q}");
+        }
+    }
+);

@@ -42,7 +42,8 @@ fn optional_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> AppResult<Optio
 #[utoipa::path(post, path = "/api/v1/sessions", tag = "sessions", request_body = StartSession,
     responses((status = 201, body = Session), (status = 400, description = "consent_required", body = emo_api_types::ApiError),
         (status = 409, description = "session_already_running, capture_busy or source_unavailable", body = emo_api_types::ApiError),
-        (status = 422, body = emo_api_types::ApiError)),
+        (status = 422, body = emo_api_types::ApiError),
+        (status = 429, description = "too_many_attempts: too many backdated starts (auth.max_backdated_sessions_per_hour)", body = emo_api_types::ApiError)),
     security(("bearer" = [])))]
 pub async fn start(
     state: web::Data<AppState>,

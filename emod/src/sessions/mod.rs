@@ -168,6 +168,17 @@ pub async fn start(state: &AppState, user: &AuthUser, body: StartSession) -> App
             "started_at is for uploads of earlier recordings; a capturing session starts now",
         ));
     }
+    if body.started_at.is_some() {
+        // Each backdated start writes an audit row: bounded per user, before anything is done.
+        state
+            .throttle
+            .backdated_attempt(
+                user.id,
+                state.config.auth.max_backdated_sessions_per_hour,
+                std::time::Duration::from_secs(3600),
+            )
+            .map_err(|retry_after| AppError::Throttled { retry_after })?;
+    }
     refuse_second_session(state, user).await?;
     let id = Uuid::now_v7();
     // Devices first: nothing is stored for a session that cannot capture.
