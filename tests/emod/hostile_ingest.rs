@@ -12,11 +12,12 @@ use chrono::Utc;
 use common::*;
 use serde_json::{json, Value};
 
-/// `n` fused samples at `start_ms`, `start_ms + 1`, … (one per millisecond: all distinct keys).
+/// `n` fused samples at `start_ms`, `start_ms + 100`, … (the densest a session accepts: one per
+/// modality per 100 ms; all distinct keys).
 fn samples_from(start_ms: i64, n: i64) -> Value {
     let samples: Vec<Value> = (0..n)
         .map(|i| {
-            let t = chrono::DateTime::from_timestamp_millis(start_ms + i).unwrap();
+            let t = chrono::DateTime::from_timestamp_millis(start_ms + i * 100).unwrap();
             json!({"t": t.to_rfc3339(), "modality": "fused", "emotion": "happy", "confidence": 0.9,
                    "probabilities": {"happy": 0.9, "neutral": 0.1}})
         })
@@ -113,7 +114,7 @@ fn one_agent_cannot_fill_the_spool_and_duplicates_are_not_counted() {
     assert_eq!(body["accepted"], 0, "a re-post stores nothing: {body}");
     assert_eq!(body["duplicates"], 100, "{body}");
     // Half old, half new: only the new half counts.
-    let (s, body, _) = post(&srv, &alice, &a_sid, &samples_from(t0 + 50, 100));
+    let (s, body, _) = post(&srv, &alice, &a_sid, &samples_from(t0 + 50 * 100, 100));
     assert_eq!(s, 201, "{body}");
     assert_eq!(
         (body["accepted"].as_i64(), body["duplicates"].as_i64()),
@@ -135,7 +136,7 @@ fn one_agent_cannot_fill_the_spool_and_duplicates_are_not_counted() {
             &srv,
             &alice,
             &a_sid,
-            &samples_from(t0 + 1_000 + k * 100, 100),
+            &samples_from(t0 + (1_000 + k * 100) * 100, 100),
         );
         if s != 201 {
             refusal = Some((s, body, retry));
@@ -169,7 +170,7 @@ fn one_agent_cannot_fill_the_spool_and_duplicates_are_not_counted() {
     );
     assert_eq!(r.status(), 200, "bob's stop: {}", r.text().unwrap());
     // Re-posting what is now stored is still no new sample.
-    let (s, body, _) = post(&srv, &alice, &a_sid, &samples_from(t0 + 1_000, 100));
+    let (s, body, _) = post(&srv, &alice, &a_sid, &samples_from(t0 + 1_000 * 100, 100));
     assert_eq!((s, body["accepted"].as_i64()), (201, Some(0)), "{body}");
     assert_eq!(body["duplicates"], 100, "{body}");
     let r = srv.post(
@@ -219,7 +220,7 @@ fn another_node_recognises_stored_samples_as_duplicates() {
     env.extra
         .push(("EMO_SERVER_NODE_NAME".into(), "node-b".into()));
     let b = env.start();
-    let (s, body, _) = post(&b, &alice, &sid, &samples_from(t0 + 40, 80));
+    let (s, body, _) = post(&b, &alice, &sid, &samples_from(t0 + 40 * 100, 80));
     assert_eq!(s, 201, "{body}");
     assert_eq!(
         (body["accepted"].as_i64(), body["duplicates"].as_i64()),
@@ -407,4 +408,61 @@ fn lookalike_names_and_bodies_before_authentication() {
             }
         }
     }
+}
+
+/// Issue 28, item 6: a session takes at most one sample per modality per 100 ms, across batches
+/// too (before: a backdated session took 5.77 M samples in 60 s); the whole batch is refused.
+#[test]
+fn samples_denser_than_a_session_makes_are_refused() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    let srv = env.start();
+    let ann = srv.register("ann");
+    let started = Utc::now() - chrono::Duration::minutes(10);
+    let sid = srv.start_session(&ann, Some(&started.to_rfc3339()));
+    let t0 = started.timestamp_millis() + 1_000;
+    let at = |ms: i64, modality: &str| {
+        json!({"t": chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339(),
+               "modality": modality, "emotion": "happy", "confidence": 0.9,
+               "probabilities": {"happy": 0.9, "neutral": 0.1}})
+    };
+    let send = |samples: Vec<Value>| post(&srv, &ann, &sid, &json!({ "samples": samples }));
+    // One burst of 2,000 samples 10 ms apart.
+    let burst: Vec<Value> = (0..2_000).map(|i| at(t0 + i * 10, "fused")).collect();
+    let (s, body, _) = send(burst);
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (422, Some("invalid_input")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("samples[1]"),
+        "{body}"
+    );
+    // Three modalities at one instant, and 100 ms apart: a real session's shape.
+    let (s, body, _) = send(vec![
+        at(t0, "face"),
+        at(t0, "voice"),
+        at(t0, "fused"),
+        at(t0 + 100, "face"),
+    ]);
+    assert_eq!((s, body["accepted"].as_i64()), (201, Some(4)), "{body}");
+    // Across batches: 50 ms after a stored face is refused, the exact same one is a duplicate.
+    let (s, body, _) = send(vec![at(t0 + 1_000, "face"), at(t0 + 150, "face")]);
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (422, Some("invalid_input")),
+        "{body}"
+    );
+    let (s, body, _) = send(vec![at(t0 + 100, "face"), at(t0 + 200, "face")]);
+    assert_eq!(
+        (s, body["accepted"].as_i64(), body["duplicates"].as_i64()),
+        (201, Some(1), Some(1)),
+        "{body}"
+    );
+    wait_until("stored", Duration::from_secs(10), || {
+        srv.get(&format!("/api/v1/sessions/{sid}/samples"), Some(&ann))
+            .json::<Value>()
+            .unwrap()["total"]
+            == 5
+    });
 }

@@ -43,7 +43,7 @@ fn samples_survive_a_postgres_outage() {
         let batch = fused_samples(t0 + 1000 + k * 100_000, 1, &emotions);
         let batch = json!({"samples": batch["samples"].as_array().unwrap().iter().enumerate().map(|(i, s)| {
             let mut s = s.clone();
-            s["t"] = json!(chrono::DateTime::from_timestamp_millis(t0 + 1000 + k * 100 + i as i64).unwrap().to_rfc3339());
+            s["t"] = json!(chrono::DateTime::from_timestamp_millis(t0 + 1000 + (k * 100 + i as i64) * 100).unwrap().to_rfc3339());
             s
         }).collect::<Vec<_>>()});
         let r = srv.post(
@@ -61,7 +61,7 @@ fn samples_survive_a_postgres_outage() {
     let batch = fused_samples(t0 + 40_000, 0, &emotions[..1]);
     let more = json!({"samples": (0..150).map(|i| {
         let mut s = batch["samples"][0].clone();
-        s["t"] = json!(chrono::DateTime::from_timestamp_millis(t0 + 40_000 + i).unwrap().to_rfc3339());
+        s["t"] = json!(chrono::DateTime::from_timestamp_millis(t0 + 42_000 + i * 100).unwrap().to_rfc3339());
         s
     }).collect::<Vec<_>>()});
     let r = srv.post(

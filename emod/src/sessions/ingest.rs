@@ -5,8 +5,15 @@
 //! Ingest remembers the keys each running session already has, so a re-posted sample is
 //! answered as a duplicate (`accepted` counts only what will really be stored), never takes a
 //! place in the writer queue, and is never published live a second time.
+//!
+//! Density (issue 28, item 6): a real session makes about one estimate per modality per second
+//! (remote clients at most one per video frame). Two samples of one modality closer than
+//! [`MIN_SPACING_MS`] (in one batch, or a batch and what the session already has) refuse the
+//! batch with 422: a backdated session took 5.77 M samples in 60 s before. The keys remembered per
+//! session are bounded ([`MAX_SESSION_KEYS`], the newest kept): a re-post of a sample older than
+//! those is not recognised here, but the store's key still keeps it from being stored twice.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use emo_api_types::{ErrorCode, LiveEvent, Sample, SampleIn};
@@ -18,16 +25,47 @@ use crate::store::rows::modality_code;
 use crate::store::writer::{SubmitError, Writer};
 use crate::store::{SampleRow, Store, StoreError};
 
-/// The keys of one running session's samples, stored or waiting in the writer.
+/// Closest two samples of one modality may be, in milliseconds (10 per second: a video frame rate).
+pub const MIN_SPACING_MS: i64 = 100;
+/// Most sample keys remembered per session (an 8-hour session at 1/s × 3 modalities is 86,400;
+/// each key costs ~40 bytes, so at most ~10 MB per session).
+pub const MAX_SESSION_KEYS: usize = 262_144;
+
+/// A key of `modality` other than `t` itself within [`MIN_SPACING_MS`] of `t`.
+fn crowded(keys: &BTreeSet<(i64, i16)>, modality: i16, t: i64) -> Option<i64> {
+    let lo = t.saturating_sub(MIN_SPACING_MS - 1);
+    let hi = t.saturating_add(MIN_SPACING_MS - 1);
+    keys.range((lo, i16::MIN)..=(hi, i16::MAX))
+        .find(|(u, m)| *m == modality && *u != t)
+        .map(|(u, _)| *u)
+}
+
+/// The keys of one running session's samples, stored or waiting in the writer, as (t, modality):
+/// ordered by time, so that neighbours in time and the oldest are cheap to find.
 #[derive(Default)]
 struct SessionKeys {
-    keys: HashSet<(i16, i64)>,
+    keys: BTreeSet<(i64, i16)>,
     /// False until the session's stored keys were loaded from the database (the session may
     /// predate this process); until then only this process's own submissions are known.
     loaded: bool,
 }
 
 /// Per running session, the sample keys it holds. Entries go when the session finishes.
+impl SessionKeys {
+    /// Remember `keys`; past [`MAX_SESSION_KEYS`] the oldest quarter is forgotten.
+    fn remember(&mut self, keys: impl IntoIterator<Item = (i64, i16)>) {
+        self.keys.extend(keys);
+        if self.keys.len() > MAX_SESSION_KEYS {
+            let cut = *self
+                .keys
+                .iter()
+                .nth(self.keys.len() - MAX_SESSION_KEYS * 3 / 4)
+                .expect("longer than the bound");
+            self.keys = self.keys.split_off(&cut);
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct SeenSamples {
     map: Mutex<HashMap<Uuid, SessionKeys>>,
@@ -43,7 +81,7 @@ impl SeenSamples {
         self.lock().insert(
             session,
             SessionKeys {
-                keys: HashSet::new(),
+                keys: BTreeSet::new(),
                 loaded: true,
             },
         );
@@ -85,7 +123,10 @@ impl Ingest {
         if self.seen.is_loaded(session) {
             return;
         }
-        let stored = match self.store.sample_keys(&session.to_string()) {
+        let stored = match self
+            .store
+            .sample_keys(&session.to_string(), MAX_SESSION_KEYS)
+        {
             Ok(k) => k,
             Err(StoreError::Unavailable(e)) => {
                 tracing::warn!(%session, "stored sample keys not loaded, the database is unreachable: {e}");
@@ -98,7 +139,7 @@ impl Ingest {
         };
         let mut map = self.seen.lock();
         let entry = map.entry(session).or_default();
-        entry.keys.extend(stored);
+        entry.remember(stored.into_iter().map(|(m, t)| (t, m)));
         entry.loaded = true;
     }
 
@@ -109,12 +150,22 @@ impl Ingest {
         let mut map = self.seen.lock();
         let known = map.entry(session).or_default();
         let mut fresh: Vec<&SampleIn> = Vec::with_capacity(samples.len());
-        let mut batch_keys = HashSet::with_capacity(samples.len());
-        for s in samples {
-            let key = (modality_code(s.modality), s.t.timestamp_millis());
-            if !known.keys.contains(&key) && batch_keys.insert(key) {
-                fresh.push(s);
+        let mut batch_keys = BTreeSet::new();
+        for (i, s) in samples.iter().enumerate() {
+            let (m, t) = (modality_code(s.modality), s.t.timestamp_millis());
+            if known.keys.contains(&(t, m)) || batch_keys.contains(&(t, m)) {
+                continue;
             }
+            let near = crowded(&known.keys, m, t).or_else(|| crowded(&batch_keys, m, t));
+            if let Some(u) = near {
+                return Err(AppError::invalid(format!(
+                    "samples[{i}]: a {} estimate {} ms from another of this session; at most one per {MIN_SPACING_MS} ms per modality",
+                    s.modality,
+                    (t - u).abs()
+                )));
+            }
+            batch_keys.insert((t, m));
+            fresh.push(s);
         }
         let duplicates = samples.len() - fresh.len();
         if fresh.is_empty() {
@@ -139,7 +190,7 @@ impl Ingest {
                 format!("the database is unreachable and {e}; nothing was accepted, retry later"),
             ),
         })?;
-        known.keys.extend(batch_keys);
+        known.remember(batch_keys);
         drop(map);
         for s in fresh {
             self.live.publish(
@@ -164,6 +215,35 @@ impl Ingest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn neighbours_within_the_spacing_of_the_same_modality_crowd() {
+        let keys: BTreeSet<(i64, i16)> = [(1_000, 0), (1_000, 1), (2_000, 0)].into();
+        assert_eq!(crowded(&keys, 0, 1_099), Some(1_000));
+        assert_eq!(crowded(&keys, 0, 901), Some(1_000));
+        assert_eq!(crowded(&keys, 0, 1_100), None, "100 ms apart is allowed");
+        assert_eq!(
+            crowded(&keys, 2, 1_050),
+            None,
+            "another modality does not count"
+        );
+        assert_eq!(
+            crowded(&keys, 0, 1_000),
+            None,
+            "the same key is a duplicate, not a neighbour"
+        );
+        assert_eq!(crowded(&keys, 0, i64::MAX), None);
+    }
+
+    #[test]
+    fn remembered_keys_are_bounded_and_the_newest_kept() {
+        let mut k = SessionKeys::default();
+        k.remember((0..MAX_SESSION_KEYS as i64 + 1).map(|t| (t * 100, 0)));
+        assert!(k.keys.len() <= MAX_SESSION_KEYS, "{}", k.keys.len());
+        assert!(k.keys.len() >= MAX_SESSION_KEYS / 2);
+        assert!(k.keys.contains(&(MAX_SESSION_KEYS as i64 * 100, 0)));
+        assert!(!k.keys.contains(&(0, 0)));
+    }
 
     #[test]
     fn started_sessions_count_as_loaded_and_forget_drops_them() {

@@ -365,10 +365,13 @@ impl Store {
 
     /// The (modality, t) keys of a session's stored samples: what ingest already has, so a
     /// re-post after a restart is counted as the duplicate it is.
-    pub fn sample_keys(&self, session_id: &str) -> StoreResult<Vec<(i16, i64)>> {
+    /// The newest `limit` (modality, t) keys of a session.
+    pub fn sample_keys(&self, session_id: &str, limit: usize) -> StoreResult<Vec<(i16, i64)>> {
         with_conn!(self, |c| {
             Ok(samples::table
                 .filter(samples::session_id.eq(session_id))
+                .order(samples::t.desc())
+                .limit(limit as i64)
                 .select((samples::modality, samples::t))
                 .load(c)?)
         })
