@@ -39,8 +39,7 @@ use emo_api_types::Emotion;
 
 use crate::classifier::argmax;
 use crate::manifest::Manifest;
-use crate::reliability::{FaceEvidence, ReliabilityRules, VoiceEvidence};
-use crate::session_trust::SessionTrustRules;
+use crate::reliability::{FaceEvidence, ReliabilityRules, SessionTrustRules, VoiceEvidence};
 
 /// Number of classes in the fused space.
 pub const K: usize = 7;

@@ -127,6 +127,32 @@ impl ReliabilityRules {
     }
 }
 
+/// The session-trust parameters ([`crate::session_trust`]: how a session's voice weight follows
+/// its agreement with the face). Here, beside the per-window rules, so that fusion's weights can
+/// hold them without fusion and session trust importing each other.
+///
+/// The parameters (`[fusion.session_trust]` in the manifest; `enabled = false`
+/// turns it off and the configured voice weight holds all session).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SessionTrustRules {
+    /// The highest voice weight a session can earn (the face's weight is 1).
+    pub max_voice_weight: f32,
+    /// Pseudo-windows at the configured voice weight that the evidence must outweigh.
+    pub prior_windows: f32,
+    /// The expression model's validation accuracy: the least the face's accuracy is taken to be.
+    pub face_accuracy: f32,
+}
+
+impl Default for SessionTrustRules {
+    fn default() -> Self {
+        Self {
+            max_voice_weight: 1.0,
+            prior_windows: 10.0,
+            face_accuracy: 0.70,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,28 +27,7 @@
 
 use crate::classifier::argmax;
 use crate::fusion::{FusionWeights, Input, K};
-
-/// The session-trust parameters (`[fusion.session_trust]` in the manifest; `enabled = false`
-/// turns it off and the configured voice weight holds all session).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SessionTrustRules {
-    /// The highest voice weight a session can earn (the face's weight is 1).
-    pub max_voice_weight: f32,
-    /// Pseudo-windows at the configured voice weight that the evidence must outweigh.
-    pub prior_windows: f32,
-    /// The expression model's validation accuracy: the least the face's accuracy is taken to be.
-    pub face_accuracy: f32,
-}
-
-impl Default for SessionTrustRules {
-    fn default() -> Self {
-        Self {
-            max_voice_weight: 1.0,
-            prior_windows: 10.0,
-            face_accuracy: 0.70,
-        }
-    }
-}
+pub use crate::reliability::SessionTrustRules;
 
 /// One session's running agreement between face and voice (see the module docs).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
