@@ -64,8 +64,8 @@ impl CaptureConfig {
 
     /// The sources a session that names none gets: the configured ones that are not `none`,
     /// or `remote` when both are `none`.
-    pub fn default_sources(&self) -> Vec<crate::capture::Source> {
-        use crate::capture::Source;
+    pub fn default_sources(&self) -> Vec<crate::source::Source> {
+        use crate::source::Source;
         let mut v = Vec::new();
         if self.camera.trim() != "none" {
             v.push(Source::Camera);
@@ -139,6 +139,17 @@ pub struct ServerConfig {
     /// token, `auto` (default) anyone when `listen` is a loopback address, else admins only
     /// (the capture metrics tell whether someone is being captured right now).
     pub metrics_public: MetricsPublic,
+    /// Live streams (`/sessions/{id}/live`) one user may hold open; more get 429 (0 = no limit).
+    pub max_live_streams_per_user: usize,
+    /// Live streams open in all; lowered at start so that 256 descriptors stay free under the
+    /// process's open-files limit (0 = as many as that allows).
+    pub max_live_streams: usize,
+    /// Exports one user may run at once; more get 429 (0 = no limit).
+    pub max_exports_per_user: usize,
+    /// Exports running at once in all (0 = no limit).
+    pub max_exports: usize,
+    /// An export whose client reads nothing for this many seconds is ended (its buffers freed).
+    pub export_stall_secs: u64,
 }
 
 /// `server.metrics_public`: a boolean or `"auto"`.
@@ -333,6 +344,11 @@ impl Default for ServerConfig {
             node_name: String::new(),
             body_timeout_secs: 60,
             metrics_public: MetricsPublic::Auto,
+            max_live_streams_per_user: 8,
+            max_live_streams: 512,
+            max_exports_per_user: 2,
+            max_exports: 16,
+            export_stall_secs: 60,
         }
     }
 }

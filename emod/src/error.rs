@@ -14,6 +14,10 @@ pub enum AppError {
     /// Too many failed logins; the client should wait `retry_after` seconds.
     #[error("too many failed logins; try again in {retry_after} s")]
     Throttled { retry_after: u64 },
+    /// Some other per-user or global limit (429 `too_many_attempts` with `Retry-After`); the
+    /// message says which.
+    #[error("{message}")]
+    Limited { message: String, retry_after: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -40,7 +44,7 @@ impl AppError {
     pub fn code(&self) -> ErrorCode {
         match self {
             AppError::Code(c, _) => *c,
-            AppError::Throttled { .. } => ErrorCode::TooManyAttempts,
+            AppError::Throttled { .. } | AppError::Limited { .. } => ErrorCode::TooManyAttempts,
             AppError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -84,7 +88,7 @@ impl ResponseError for AppError {
             other => other.to_string(),
         };
         let mut resp = HttpResponse::build(self.status_code());
-        if let AppError::Throttled { retry_after } = self {
+        if let AppError::Throttled { retry_after } | AppError::Limited { retry_after, .. } = self {
             resp.insert_header((header::RETRY_AFTER, retry_after.to_string()));
         }
         if self.code() == ErrorCode::TooManyRequests {

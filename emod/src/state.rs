@@ -1,6 +1,7 @@
-//! The daemon's shared state, built once at start: storage, the writer, the live bus, the
-//! session service's running set, the inference engine and the capture manager. HTTP handlers
-//! and the capture pipeline both work on it; nothing here knows about HTTP.
+//! The daemon's shared state: storage, the writer, the live bus, the session service's running
+//! set, the inference engine and the capture manager (built once at start by
+//! [`crate::startup::prepare`]). HTTP handlers and the capture pipeline both work on it; nothing
+//! here knows about HTTP, and it imports only the types it holds, never the services that take it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +12,8 @@ use crate::config::Config;
 use crate::engine::SharedEngine;
 use crate::live::LiveBus;
 use crate::metrics::Metrics;
-use crate::sessions::RunningSessions;
-use crate::store::writer::{replay_spool, Writer, WriterOptions};
+use crate::sessions::running::RunningSessions;
+use crate::store::writer::Writer;
 use crate::store::Store;
 
 /// Everything handlers share.
@@ -32,73 +33,11 @@ pub struct AppState {
     pub engine: SharedEngine,
     /// This daemon's camera and microphone (one capturing session at a time).
     pub capture: CaptureManager,
+    /// Open live streams and running exports, bounded per user and in all.
+    pub live_slots: crate::slots::Slots,
+    pub export_slots: crate::slots::Slots,
     /// The sample keys of running sessions (duplicate re-posts are counted, not stored twice).
-    pub seen: Arc<crate::sessions::ingest::SeenSamples>,
-}
-
-/// Everything `serve` does before it accepts connections.
-pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
-    let cfg = config.clone();
-    let store = tokio::task::spawn_blocking(move || -> anyhow::Result<Store> {
-        let store = Store::open(&cfg)?;
-        let applied = store.migrate()?;
-        if !applied.is_empty() {
-            tracing::info!(?applied, "database migrated");
-        }
-        Ok(store)
-    })
-    .await??;
-    let metrics = Arc::new(Metrics::default());
-    metrics
-        .database_up
-        .store(1, std::sync::atomic::Ordering::Relaxed);
-    let spool_dir = config.spool_dir().ok();
-    if let Some(dir) = &spool_dir {
-        let (s, d) = (store.clone(), dir.clone());
-        let replayed = tokio::task::spawn_blocking(move || replay_spool(&s, &d)).await??;
-        if replayed > 0 {
-            tracing::info!(replayed, "wrote samples spooled at the last shutdown");
-        }
-    }
-    let writer = Writer::start(
-        store.clone(),
-        WriterOptions {
-            batch_size: config.writer.batch_size,
-            flush_interval: Duration::from_millis(config.writer.flush_interval_ms.max(1)),
-            capacity: config.writer.spool_capacity,
-            spool_dir,
-            connections: config.writer.connections,
-            user_quota: config.writer.user_quota,
-        },
-        metrics.clone(),
-    );
-    let node = config.node_name();
-    let analyses = Arc::new(tokio::sync::Semaphore::new(config.analyze.max_concurrent));
-    let engine = SharedEngine::new(&config);
-    engine.warm_up();
-    let state = AppState {
-        config,
-        store,
-        writer,
-        metrics,
-        tokens: TokenCache::default(),
-        throttle: LoginThrottle::default(),
-        live: Arc::new(LiveBus::default()),
-        running: RunningSessions::default(),
-        analyses,
-        engine,
-        capture: CaptureManager::default(),
-        seen: Arc::default(),
-        node,
-    };
-    let recovered = crate::sessions::recover_interrupted(&state).await?;
-    if recovered > 0 {
-        tracing::warn!(
-            recovered,
-            "sessions left running by an earlier crash marked interrupted"
-        );
-    }
-    Ok(state)
+    pub seen: Arc<crate::ingest::SeenSamples>,
 }
 
 /// Hourly housekeeping: retention and expired tokens.
@@ -139,8 +78,8 @@ pub async fn maintain_once(state: &Arc<AppState>) {
 
 impl AppState {
     /// The ingest path (writer + live bus) for API samples and the capture pipeline alike.
-    pub fn ingest(&self) -> crate::sessions::Ingest {
-        crate::sessions::Ingest {
+    pub fn ingest(&self) -> crate::ingest::Ingest {
+        crate::ingest::Ingest {
             writer: self.writer.clone(),
             live: self.live.clone(),
             store: self.store.clone(),

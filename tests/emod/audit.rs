@@ -314,8 +314,8 @@ both_backends!(every_admin_access_is_audited_or_refused, |b| {
     assert_eq!(audit_entries(&env).len(), before);
 });
 
-/// Issue 28, item 11: backdated starts are bounded per user (each writes an audit row), and
-/// `/audit` filters by action, user and time, its total counting only what matches.
+// Issue 28, item 11: backdated starts are bounded per user (each writes an audit row), and
+// `/audit` filters by action, user and time, its total counting only what matches.
 both_backends!(
     backdated_starts_are_bounded_and_the_audit_log_filters,
     |b| {

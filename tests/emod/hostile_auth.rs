@@ -992,3 +992,66 @@ fn live_streams_end_when_their_reader_loses_the_right() {
     }
     assert_eq!(last.unwrap()["type"], "stopped");
 }
+
+/// Issue 28, item 8: live streams are bounded per user and in all (before: 1,100 streams by one
+/// agent took every descriptor and `/healthz`, login and posts timed out); a closed stream gives
+/// its place back.
+#[test]
+fn live_streams_are_bounded_per_user_and_in_all() {
+    let env = Env::new(Backend::Sqlite)
+        .unwrap()
+        .with("EMO_SERVER_MAX_LIVE_STREAMS_PER_USER", "2")
+        .with("EMO_SERVER_MAX_LIVE_STREAMS", "3");
+    let srv = env.start();
+    let ann = srv.register("ann");
+    let bob = srv.register("bob");
+    let (a_sid, b_sid) = (srv.start_session(&ann, None), srv.start_session(&bob, None));
+    let open = |token: &str, sid: &str| {
+        srv.client
+            .get(srv.url(&format!("/api/v1/sessions/{sid}/live")))
+            .bearer_auth(token)
+            .send()
+            .unwrap()
+    };
+    let a1 = open(&ann, &a_sid);
+    let a2 = open(&ann, &a_sid);
+    assert_eq!((a1.status().as_u16(), a2.status().as_u16()), (200, 200));
+    let r = open(&ann, &a_sid);
+    let retry = r.headers().get("retry-after").is_some();
+    let (status, body): (u16, Value) = (r.status().as_u16(), r.json().unwrap());
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (429, Some("too_many_attempts")),
+        "{body}"
+    );
+    assert!(
+        retry
+            && body["message"]
+                .as_str()
+                .unwrap()
+                .contains("you have 2 open"),
+        "{body}"
+    );
+    let b1 = open(&bob, &b_sid);
+    assert_eq!(b1.status(), 200);
+    let (status, body) = error_of(open(&bob, &b_sid));
+    assert_eq!(
+        (status, body.as_str()),
+        (429, "too_many_attempts"),
+        "the total is reached"
+    );
+    // The API still answers while the streams are open.
+    assert_eq!(srv.get("/healthz", None).status(), 200);
+    // Closing a stream gives its place back: the daemon notices when a write fails, at the
+    // latest at the second keep-alive comment (15 s apart) after the client left.
+    drop(a1);
+    wait_until(
+        "a closed stream's place is given back",
+        Duration::from_secs(45),
+        || {
+            let r = open(&bob, &b_sid);
+            r.status() == 200
+        },
+    );
+    drop((a2, b1));
+}

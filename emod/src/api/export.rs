@@ -72,7 +72,8 @@ fn render(rows: &[ExportRow], format: Format, first: &mut bool) -> Bytes {
 
 #[utoipa::path(get, path = "/api/v1/export", tag = "export", params(ExportQuery),
     responses((status = 200, description = "`format=csv` (the default): CSV text with a header line; `format=json`: a JSON array of rows",
-        content((String = "text/csv"), (Vec<ExportRow> = "application/json")))),
+        content((String = "text/csv"), (Vec<ExportRow> = "application/json"))),
+        (status = 429, description = "too_many_attempts: too many exports running (server.max_exports_per_user, server.max_exports)", body = emo_api_types::ApiError)),
     security(("bearer" = [])))]
 pub async fn export(
     state: web::Data<AppState>,
@@ -80,6 +81,9 @@ pub async fn export(
     q: web::Query<ExportQuery>,
 ) -> AppResult<HttpResponse> {
     let format = q.format.unwrap_or_default();
+    // Held by the task that writes the pages: given back when the export ends, fails, stalls or
+    // its client leaves.
+    let slot = state.export_slots.take(user.id)?;
     let filter = resolve(&state, &user, &q.filters(), None, "read.export", None).await?;
     crate::sessions::read_your_writes(&state).await?;
     let store = state.store.clone();
@@ -88,7 +92,12 @@ pub async fn export(
     let first_page = web::block(move || store.export_page(&f, None, PAGE)).await??;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, actix_web::Error>>(4);
     let store = state.store.clone();
-    actix_web::rt::spawn(send_pages(store, filter, format, first_page, tx));
+    let stall = std::time::Duration::from_secs(state.config.server.export_stall_secs.max(1));
+    let out = Out { tx, stall };
+    actix_web::rt::spawn(async move {
+        send_pages(store, filter, format, first_page, out).await;
+        drop(slot);
+    });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
@@ -105,7 +114,26 @@ pub async fn export(
         .streaming(stream))
 }
 
-type Chunks = tokio::sync::mpsc::Sender<Result<Bytes, actix_web::Error>>;
+/// Where the pages go: a small channel the response reads from (its capacity is all an export
+/// buffers: back-pressure from the socket), given up when the client reads nothing for `stall`.
+struct Out {
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, actix_web::Error>>,
+    stall: std::time::Duration,
+}
+
+impl Out {
+    /// `Err` when the client left or stalled: the export ends.
+    async fn send(&self, chunk: Result<Bytes, actix_web::Error>) -> Result<(), ()> {
+        match tokio::time::timeout(self.stall, self.tx.send(chunk)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(()),
+            Err(_) => {
+                tracing::info!(stall = ?self.stall, "export ended: its client read nothing");
+                Err(())
+            }
+        }
+    }
+}
 
 /// Writes the export into `tx` page by page: the header, `first_page` (read before answering),
 /// then each next page after the last row's cursor, then the JSON array's end. A client that
@@ -115,7 +143,7 @@ async fn send_pages(
     filter: crate::store::stats::StatsFilter,
     format: Format,
     first_page: Vec<ExportRow>,
-    tx: Chunks,
+    tx: Out,
 ) {
     let mut first = true;
     let mut rows = 0usize;

@@ -63,6 +63,8 @@ fn closed(reason: &str, message: &str) -> Bytes {
 
 /// Where an open stream stands between two events.
 struct Follow {
+    /// This stream's place among the open ones, given back when the stream is dropped.
+    _slot: crate::slots::Slot,
     rx: broadcast::Receiver<LiveEvent>,
     done: bool,
     checked: std::time::Instant,
@@ -77,7 +79,8 @@ fn sse(event: &LiveEvent) -> Bytes {
 }
 
 #[utoipa::path(get, path = "/api/v1/sessions/{id}/live", tag = "sessions", params(("id" = Uuid, Path)),
-    responses((status = 200, description = "text/event-stream of LiveEvent JSON objects. The token and user are re-checked every 3 s: a stream whose token was revoked or expired, or whose user was disabled or lost the right to the session, ends with `{\"type\":\"closed\",\"reason\":\"token_revoked|token_expired|account_disabled|forbidden\",\"message\":...}`", body = LiveEvent)),
+    responses((status = 429, description = "too_many_attempts: too many live streams open (server.max_live_streams_per_user, server.max_live_streams)", body = emo_api_types::ApiError),
+        (status = 200, description = "text/event-stream of LiveEvent JSON objects. The token and user are re-checked every 3 s: a stream whose token was revoked or expired, or whose user was disabled or lost the right to the session, ends with `{\"type\":\"closed\",\"reason\":\"token_revoked|token_expired|account_disabled|forbidden\",\"message\":...}`", body = LiveEvent)),
     security(("bearer" = [])))]
 pub async fn stream(
     state: web::Data<AppState>,
@@ -85,6 +88,7 @@ pub async fn stream(
     path: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let id = Uuid::parse_str(&path).map_err(|_| AppError::not_found("session"))?;
+    let slot = state.live_slots.take(user.id)?;
     let (row, _) = sessions::visible(&state, &user, id, "read.live").await?;
     let (rx, current) = state.live.subscribe_with_state(id);
     let already_over = row.status()? != SessionStatus::Running;
@@ -105,6 +109,7 @@ pub async fn stream(
     let owner = crate::store::parse_uuid(&row.user_id)?;
     let (token_hash, st) = (user.token_hash.clone(), state.clone());
     let start = Follow {
+        _slot: slot,
         rx,
         done: already_over,
         checked: std::time::Instant::now(),

@@ -13,7 +13,8 @@ use emo_api_types::ErrorCode;
 
 use crate::config::Config;
 use crate::error::AppError;
-pub use crate::state::{prepare, AppState};
+pub use crate::startup::prepare;
+pub use crate::state::AppState;
 
 pub mod analyze;
 pub mod audit;
@@ -21,6 +22,7 @@ pub mod auth;
 pub mod deadline;
 pub mod devices;
 pub mod export;
+pub mod extract;
 pub mod health;
 pub mod live;
 pub mod openapi;

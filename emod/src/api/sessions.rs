@@ -10,8 +10,9 @@ use emo_api_types::{
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::extract::Authed;
 use super::{paging, scope, AppState};
-use crate::auth::{AuthUser, Authed};
+use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult};
 use crate::sessions;
 use crate::store::sessions::SessionFilter;

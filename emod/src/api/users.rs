@@ -3,11 +3,12 @@
 use actix_web::{web, HttpResponse};
 use emo_api_types::{CreateUser, ErrorCode, Role, UpdateUser, User};
 
+use super::extract::Authed;
 use super::AppState;
 use crate::audit;
 use crate::auth::{
     hash_password, validate_display_name, validate_new_username, validate_password,
-    validate_username, AuthUser, Authed,
+    validate_username, AuthUser,
 };
 use crate::error::{AppError, AppResult};
 use crate::store::users::UserChanges;

@@ -28,8 +28,8 @@ use emo_inference::tracker::SubjectTracker;
 use super::{camera_options, CaptureRequest, Source, AUDIO_CHUNKS};
 use crate::config::CaptureConfig;
 use crate::engine::SharedEngine;
+use crate::ingest::Ingest;
 use crate::metrics::Metrics;
-use crate::sessions::Ingest;
 
 /// How often the live stream gets a `stats` event.
 const STATS_EVERY: Duration = Duration::from_secs(5);

@@ -229,7 +229,7 @@ fn bench_config(args: &LiveArgs, config: &Config, dir: &Path) -> anyhow::Result<
 /// Starts the daemon's state, runs one capture session for `seconds` and reports on it.
 async fn measure(cfg: Config, seconds: u64, quiet: bool) -> anyhow::Result<LiveReport> {
     let fps_target = cfg.capture.fps;
-    let state = crate::state::prepare(cfg).await?;
+    let state = crate::startup::prepare(cfg).await?;
     // Wait for the models so loading is not measured.
     let engine = state.engine.clone();
     tokio::task::spawn_blocking(move || engine.get())

@@ -3,12 +3,10 @@
 //! sessions, and sample ingest. HTTP handlers and the capture pipeline both call it; nothing
 //! here knows about HTTP.
 
-pub mod ingest;
+pub mod running;
 pub mod validate;
 pub mod watch;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use emo_api_types::{
@@ -18,107 +16,35 @@ use uuid::Uuid;
 
 use crate::audit;
 use crate::auth::AuthUser;
-use crate::capture::{CaptureRequest, Reservation, Source};
+use crate::capture::{CaptureRequest, Reservation};
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
+use crate::source::Source;
 use crate::state::AppState;
 use crate::store::sessions::SessionFilter;
 use crate::store::{now_ms, parse_uuid, SessionRow, StoreError};
-pub use ingest::Ingest;
+pub use running::{RunningInfo, RunningSessions};
 use validate::{EARLIEST_MS, SKEW_MS};
 
-#[derive(Debug, Clone, Copy)]
-pub struct RunningInfo {
-    pub user_id: Uuid,
-    pub started_at: i64,
-    checked: Instant,
-}
-
-/// Sessions known to be running, so sample ingest needs no database round trip and keeps
-/// working while the database is down.
-#[derive(Default)]
-pub struct RunningSessions {
-    map: Mutex<HashMap<Uuid, RunningInfo>>,
-    gates: Mutex<HashMap<Uuid, Gate>>,
-}
-
-/// Posts queuing a batch for a session, and whether it is stopping: a stop waits for the posts
-/// already queuing (their samples are flushed into its summary) and refuses later ones (409),
-/// so a batch answered 201 is always in the summary.
-#[derive(Default)]
-struct Gate {
-    stopping: bool,
-    posting: usize,
-}
-
-/// A post's permission to queue samples for a running session (see [`Gate`]).
-pub struct PostPass<'a> {
-    sessions: &'a RunningSessions,
-    id: Uuid,
-}
-
-impl Drop for PostPass<'_> {
-    fn drop(&mut self) {
-        if let Some(g) = self.sessions.gates().get_mut(&self.id) {
-            g.posting = g.posting.saturating_sub(1);
-        }
-    }
-}
-
-impl RunningSessions {
-    fn gates(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Gate>> {
-        self.gates.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// A pass to queue samples for `id`; `None` when it stops or is no longer running here.
-    fn enter(&self, id: Uuid) -> Option<PostPass<'_>> {
-        let mut gates = self.gates();
-        self.get(id)?;
-        let g = gates.entry(id).or_default();
-        if g.stopping {
-            return None;
-        }
-        g.posting += 1;
-        Some(PostPass { sessions: self, id })
-    }
-
-    /// `id` starts stopping: no new pass is given, and this returns once the posts holding one
-    /// have queued their samples.
-    async fn close_gate(&self, id: Uuid) {
-        self.gates().entry(id).or_default().stopping = true;
-        while self.gates().get(&id).is_some_and(|g| g.posting > 0) {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    }
-
-    /// The stop failed: posts are taken again.
-    fn reopen_gate(&self, id: Uuid) {
-        if let Some(g) = self.gates().get_mut(&id) {
-            g.stopping = false;
-        }
-    }
-
-    fn get(&self, id: Uuid) -> Option<RunningInfo> {
-        self.map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
-            .copied()
-    }
-    fn put(&self, id: Uuid, info: RunningInfo) {
-        self.map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, info);
-    }
-    fn remove(&self, id: Uuid) {
-        let mut gates = self.gates();
-        gates.remove(&id);
-        self.map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
-    }
+/// Each backdated start writes an audit row: bounded per user and hour
+/// (`auth.max_backdated_sessions_per_hour`), checked before anything is opened.
+fn limit_backdated(state: &AppState, user: &AuthUser) -> AppResult<()> {
+    // Each backdated start writes an audit row: bounded per user, before anything is done.
+    state
+        .throttle
+        .backdated_attempt(
+            user.id,
+            state.config.auth.max_backdated_sessions_per_hour,
+            std::time::Duration::from_secs(3600),
+        )
+        .map_err(|retry_after| AppError::Limited {
+            message: format!(
+                "too many backdated session starts in the last hour (auth.max_backdated_sessions_per_hour = {}); try again in {retry_after} s",
+                state.config.auth.max_backdated_sessions_per_hour
+            ),
+            retry_after,
+        })?;
+    Ok(())
 }
 
 /// The sources a start request names, checked; empty = the configured capture sources.
@@ -169,15 +95,7 @@ pub async fn start(state: &AppState, user: &AuthUser, body: StartSession) -> App
         ));
     }
     if body.started_at.is_some() {
-        // Each backdated start writes an audit row: bounded per user, before anything is done.
-        state
-            .throttle
-            .backdated_attempt(
-                user.id,
-                state.config.auth.max_backdated_sessions_per_hour,
-                std::time::Duration::from_secs(3600),
-            )
-            .map_err(|retry_after| AppError::Throttled { retry_after })?;
+        limit_backdated(state, user)?;
     }
     refuse_second_session(state, user).await?;
     let id = Uuid::now_v7();
@@ -491,7 +409,7 @@ pub async fn post_samples(
     user: &AuthUser,
     id: Uuid,
     batch: &SampleBatch,
-) -> AppResult<ingest::Submitted> {
+) -> AppResult<crate::ingest::Submitted> {
     let info = running_info(state, id).await?;
     if info.user_id != user.id {
         return Err(AppError::not_found("session"));
