@@ -93,6 +93,9 @@ pub struct AnalyzeConfig {
     pub timeout_secs: u64,
     /// Analyses that may run at once; more get 429 `too_many_requests`.
     pub max_concurrent: usize,
+    /// Slowest average upload accepted after the first 10 s, in bytes per second; a slower body
+    /// is dropped (its analysis slot freed) with 422 (0 = no minimum).
+    pub min_upload_bytes_per_sec: u64,
 }
 
 impl Default for AnalyzeConfig {
@@ -102,6 +105,7 @@ impl Default for AnalyzeConfig {
             max_image_pixels: 40_000_000,
             timeout_secs: 120,
             max_concurrent: 2,
+            min_upload_bytes_per_sec: 8192,
         }
     }
 }

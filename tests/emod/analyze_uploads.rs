@@ -6,7 +6,7 @@
 //! (`TMPDIR`, owned by the test) holds no `emod-analyze-*` directory.
 use crate::common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -335,4 +335,66 @@ fn every_file_failed_is_422_with_each_error_and_mixed_stays_200() {
     assert!(v["files"][1]["error"].is_string(), "{v}");
     assert!(v["files"][2]["error"].is_null(), "{v}");
     assert_no_uploads(tmp.path(), "the failed and the mixed analyses");
+}
+
+/// Issue 28, item 10: an upload that trickles (a byte a second) is dropped once it is slower
+/// than `analyze.min_upload_bytes_per_sec` after the first 10 s, and its analysis slot is free
+/// again (before: two such uploads held both slots for the whole 60-s body timeout).
+#[test]
+fn a_trickling_upload_is_dropped_and_frees_its_slot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = env(tmp.path(), &models()).with("EMO_SERVER_BODY_TIMEOUT_SECS", "120");
+    env.add_user("ana", "agent");
+    let server = env.start();
+    let token = server.login("ana");
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut s = TcpStream::connect(&addr).unwrap();
+    let head = "--emo-test-boundary\r\nContent-Disposition: form-data; name=\"f\"; \
+                filename=\"slow.wav\"\r\nContent-Type: audio/wav\r\n\r\n";
+    write!(
+        s,
+        "POST /api/v1/analyze HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: multipart/form-data; boundary=emo-test-boundary\r\n\
+         Content-Length: 200000\r\n\r\n{head}"
+    )
+    .unwrap();
+    let t0 = std::time::Instant::now();
+    // While it trickles, the one slot is taken.
+    std::thread::sleep(Duration::from_secs(2));
+    let (status, code) = error_of(post(&server, &token, files(1)));
+    assert_eq!((status, code.as_str()), (429, "too_many_requests"));
+    s.set_read_timeout(Some(Duration::from_millis(900)))
+        .unwrap();
+    let mut answer = Vec::new();
+    while t0.elapsed() < Duration::from_secs(40) {
+        if s.write_all(b"x").is_err() {
+            break;
+        }
+        let mut buf = [0u8; 4096];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+                    break;
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 422"), "{text}");
+    assert!(text.contains("slower than 8192 bytes/s"), "{text}");
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(20), "dropped after {took:?}");
+    // The slot is free again: a quick upload is analysed (every file unsupported: 422 with files).
+    let r = post(&server, &token, files(1));
+    assert_eq!(r.status(), 422);
+    let body: serde_json::Value = r.json().unwrap();
+    assert!(body["files"].is_array(), "{body}");
+    wait_until(
+        "the slow upload's files are removed",
+        Duration::from_secs(10),
+        || uploads(tmp.path()).is_empty(),
+    );
 }

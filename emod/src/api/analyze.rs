@@ -7,7 +7,7 @@
 //! stops (killing its ffmpeg) when the client leaves or the deadline passes.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -103,7 +103,7 @@ pub async fn analyze(
     req: HttpRequest,
     body: web::Payload,
 ) -> AppResult<HttpResponse> {
-    let (mut payload, ended) = multipart_body(req.headers(), body);
+    let (mut payload, ended, received) = counted_multipart_body(req.headers(), body);
     // Taken before the upload is read, so a queue of uploads cannot fill the disk either.
     let permit = state.analyses.clone().try_acquire_owned().map_err(|_| {
         AppError::new(
@@ -116,7 +116,17 @@ pub async fn analyze(
     })?;
     let dir = TempDir::create()?;
     let limit = state.config.server.upload_limit_bytes;
-    let files = save_uploads(req.headers(), &mut payload, &ended, &dir.0, limit).await?;
+    let min_rate = state.config.analyze.min_upload_bytes_per_sec;
+    let files = save_uploads_paced(
+        req.headers(),
+        &mut payload,
+        &ended,
+        &received,
+        &dir.0,
+        limit,
+        min_rate,
+    )
+    .await?;
     let job = Job {
         _permit: permit,
         dir,
@@ -274,6 +284,8 @@ fn answer_when_done(
 pub struct Body<S> {
     inner: S,
     ended: Arc<AtomicBool>,
+    /// Bytes received so far (for the minimum upload rate).
+    received: Arc<AtomicUsize>,
 }
 
 impl<S: Stream<Item = Result<Bytes, PayloadError>> + Unpin> Stream for Body<S> {
@@ -281,8 +293,12 @@ impl<S: Stream<Item = Result<Bytes, PayloadError>> + Unpin> Stream for Body<S> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let r = self.inner.poll_next_unpin(cx);
-        if let Poll::Ready(None) = r {
-            self.ended.store(true, Ordering::Release);
+        match &r {
+            Poll::Ready(None) => self.ended.store(true, Ordering::Release),
+            Poll::Ready(Some(Ok(b))) => {
+                self.received.fetch_add(b.len(), Ordering::Relaxed);
+            }
+            _ => {}
         }
         r
     }
@@ -293,12 +309,70 @@ pub fn multipart_body<S>(headers: &HeaderMap, body: S) -> (Multipart, Arc<Atomic
 where
     S: Stream<Item = Result<Bytes, PayloadError>> + Unpin + 'static,
 {
+    let (m, ended, _) = counted_multipart_body(headers, body);
+    (m, ended)
+}
+
+/// [`multipart_body`], and the count of bytes received so far.
+fn counted_multipart_body<S>(
+    headers: &HeaderMap,
+    body: S,
+) -> (Multipart, Arc<AtomicBool>, Arc<AtomicUsize>)
+where
+    S: Stream<Item = Result<Bytes, PayloadError>> + Unpin + 'static,
+{
     let ended = Arc::new(AtomicBool::new(false));
+    let received = Arc::new(AtomicUsize::new(0));
     let body = Body {
         inner: body,
         ended: ended.clone(),
+        received: received.clone(),
     };
-    (Multipart::new(headers, body), ended)
+    (Multipart::new(headers, body), ended, received)
+}
+
+/// How long an upload may take to reach the minimum rate (slow starts, TLS proxies).
+const UPLOAD_GRACE: Duration = Duration::from_secs(10);
+
+/// Whether an upload that has received `received` bytes after `elapsed` is slower than
+/// `min_rate` bytes/s on average, counting from the end of [`UPLOAD_GRACE`] (0 = no minimum).
+pub fn too_slow(received: usize, elapsed: Duration, min_rate: u64) -> bool {
+    let Some(since) = elapsed.checked_sub(UPLOAD_GRACE) else {
+        return false;
+    };
+    min_rate > 0 && (received as f64) < min_rate as f64 * since.as_secs_f64()
+}
+
+/// [`save_uploads`], refused (422 `invalid_input`) once the body arrives slower than
+/// `analyze.min_upload_bytes_per_sec` (issue 28, item 10: two uploads trickling a byte every 5 s
+/// held both analysis slots for the whole body timeout).
+async fn save_uploads_paced(
+    headers: &HeaderMap,
+    payload: &mut Multipart,
+    ended: &AtomicBool,
+    received: &AtomicUsize,
+    dir: &Path,
+    limit: usize,
+    min_rate: u64,
+) -> AppResult<Vec<(PathBuf, String)>> {
+    let start = std::time::Instant::now();
+    let saving = save_uploads(headers, payload, ended, dir, limit);
+    tokio::pin!(saving);
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            r = &mut saving => return r,
+            _ = tick.tick() => {
+                let got = received.load(Ordering::Relaxed);
+                if too_slow(got, start.elapsed(), min_rate) {
+                    return Err(AppError::new(
+                        ErrorCode::InvalidInput,
+                        format!("the upload arrives slower than {min_rate} bytes/s ({got} bytes in {:.0} s); it was dropped", start.elapsed().as_secs_f64()),
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// The next item of the multipart reader or of one of its fields. actix-multipart 0.7.2 can
@@ -412,5 +486,19 @@ struct CancelOnDrop(Arc<AtomicBool>);
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upload_is_too_slow_only_after_the_grace_and_below_the_rate() {
+        let s = Duration::from_secs;
+        assert!(!too_slow(0, s(9), 8192), "within the grace");
+        assert!(too_slow(3, s(12), 8192), "a byte a second");
+        assert!(!too_slow(8192 * 3, s(12), 8192), "8 KiB/s after the grace");
+        assert!(!too_slow(0, s(600), 0), "0 = no minimum");
     }
 }
