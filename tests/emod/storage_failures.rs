@@ -235,3 +235,59 @@ both_backends!(reads_fail_rather_than_miss_accepted_samples, |b| {
         .unwrap();
     assert_eq!(s["total"], 12);
 });
+
+/// Issue 28, item 4: a read waits only for its own scope's pending samples. While carol's
+/// samples cannot be written (another client holds the samples table), bob's reads of his own
+/// session and his export are served; an admin's export of everyone still waits and then says
+/// 503 rather than serve an export without carol's accepted samples.
+#[test]
+fn a_reader_waits_only_for_its_own_samples() {
+    let Some(env) = Env::new(Backend::Postgres) else {
+        return;
+    };
+    env.add_user("root", "admin");
+    let srv = env.start();
+    let root = srv.login("root");
+    let bob = srv.register("bob");
+    let carol = srv.register("carol");
+    let started = Utc::now() - chrono::Duration::minutes(10);
+    let b_sid = srv.start_session(&bob, Some(&started.to_rfc3339()));
+    let c_sid = srv.start_session(&carol, Some(&started.to_rfc3339()));
+    let t0 = started.timestamp_millis() + 1_000;
+    let post = |token: &str, sid: &str, t: i64, n: usize| {
+        let r = srv.post(
+            &format!("/api/v1/sessions/{sid}/samples"),
+            Some(token),
+            &fused_samples(t, 1, &vec!["happy"; n]),
+        );
+        assert_eq!(r.status(), 201);
+    };
+    post(&bob, &b_sid, t0, 5);
+    let pg = env.pg.as_ref().unwrap();
+    wait_until("bob's samples written", Duration::from_secs(20), || {
+        pg.count("samples") == 5
+    });
+    let lock = pg.lock_table("samples", Duration::from_secs(60));
+    post(&carol, &c_sid, t0, 200);
+    for _ in 0..3 {
+        let r = srv.get(&format!("/api/v1/sessions/{b_sid}/samples"), Some(&bob));
+        assert_eq!(r.status(), 200, "bob's own samples while carol's wait");
+        assert_eq!(r.json::<Value>().unwrap()["total"], 5);
+        let r = srv.get("/api/v1/export?format=json", Some(&bob));
+        assert_eq!(r.status(), 200, "bob's export while carol's wait");
+        assert_eq!(r.json::<Value>().unwrap().as_array().unwrap().len(), 5);
+    }
+    let r = srv.get("/api/v1/export?format=json", Some(&root));
+    assert_eq!(
+        error_of(r),
+        (503, "storage_unavailable".into()),
+        "everyone's export waits for carol's"
+    );
+    lock.release();
+    wait_until("carol's samples written", Duration::from_secs(20), || {
+        pg.count("samples") == 205
+    });
+    let r = srv.get("/api/v1/export?format=json", Some(&root));
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().unwrap().as_array().unwrap().len(), 205);
+}

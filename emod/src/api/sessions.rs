@@ -152,8 +152,9 @@ pub async fn samples(
 ) -> AppResult<HttpResponse> {
     let id = parse_id(&path)?;
     let (limit, offset) = paging::page_bounds_max(Some(q.limit.unwrap_or(1000)), q.offset, 10_000)?;
-    sessions::visible(&state, &user, id, "read.samples").await?;
-    sessions::read_your_writes(&state).await?;
+    let (row, _) = sessions::visible(&state, &user, id, "read.samples").await?;
+    let owner = crate::store::parse_uuid(&row.user_id)?;
+    sessions::read_your_writes(&state, Some(owner)).await?;
     let store = state.store.clone();
     let modality = q.modality.map(modality_code);
     let (rows, total) = crate::blocking(move || {

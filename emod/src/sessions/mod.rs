@@ -391,9 +391,19 @@ pub async fn recover_interrupted(state: &AppState) -> anyhow::Result<usize> {
 /// database is down or refuses the writer, or the writer is still replaying a spool after an
 /// outage), the read fails with 503 `storage_unavailable` instead of silently returning data
 /// without them: an export that looks complete but is not is worse than a retry.
-pub async fn read_your_writes(state: &AppState) -> AppResult<()> {
+///
+/// A read waits only for the samples of its own scope (`Some(user)`: that user's; `None`, an
+/// admin's read of everyone: all): another user posting large batches in a loop does not make
+/// it wait, or fail (issue 28, item 4: before, all 12 of a reader's requests got 503 while
+/// someone else posted 10,000-sample batches).
+pub async fn read_your_writes(state: &AppState, scope: Option<Uuid>) -> AppResult<()> {
     let writer = state.writer.clone();
-    let written = crate::blocking(move || writer.flush(Duration::from_secs(2))).await?;
+    let wait = Duration::from_secs(2);
+    let written = crate::blocking(move || match scope {
+        Some(user) => writer.flush_user(&user.to_string(), wait),
+        None => writer.flush(wait),
+    })
+    .await?;
     if !written {
         return Err(crate::store::StoreError::Unavailable(
             "samples accepted earlier are not written yet; retry shortly".into(),
