@@ -288,10 +288,19 @@ pub struct ExportRow {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Page<T> {
     pub items: Vec<T>,
+    /// Items in the whole listing; when `total_capped`, at least this many (large listings are
+    /// not counted to the end).
     pub total: u64,
     pub offset: u64,
     pub limit: u64,
     pub next_offset: Option<u64>,
+    /// Where the next page starts, for listings that page by cursor (`?after=`): cheaper than a
+    /// deep `offset` on a long listing. `None` on the last page or where unsupported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<String>,
+    /// `total` is a lower bound: counting stopped there.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub total_capped: bool,
 }
 
 filtered_query! {

@@ -202,6 +202,8 @@ fn agent_app() -> App {
         offset: 0,
         limit: 100,
         next_offset: None,
+        next_after: None,
+        total_capped: false,
     })));
     a
 }
@@ -257,6 +259,8 @@ fn admin_app() -> App {
                 offset: 0,
                 limit: 200,
                 next_offset: None,
+                next_after: None,
+                total_capped: false,
             },
         })),
     ));
@@ -611,6 +615,8 @@ fn dashboard_overview_heatmap_sessions_audit() {
         offset: 0,
         limit: 100,
         next_offset: None,
+        next_after: None,
+        total_capped: false,
     })));
     check(
         &a,
@@ -808,6 +814,8 @@ fn every_screen() -> Vec<(&'static str, App)> {
         offset: 0,
         limit: 100,
         next_offset: Some(100),
+        next_after: None,
+        total_capped: false,
     })));
     v.push(("audit", a));
 

@@ -229,6 +229,10 @@ pub struct DatabaseConfig {
     pub pool_size: u32,
     /// Seconds to wait for a connection before reporting the database unreachable.
     pub connect_timeout_secs: u64,
+    /// PostgreSQL: longest any one statement may run before the server cancels it (0 = no
+    /// limit), so a few expensive reads cannot hold the pool's connections for long. The
+    /// retention purge is exempt.
+    pub statement_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -364,6 +368,7 @@ impl Default for DatabaseConfig {
             sqlite_path: String::new(),
             pool_size: 8,
             connect_timeout_secs: 5,
+            statement_timeout_secs: 30,
         }
     }
 }

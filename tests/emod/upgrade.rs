@@ -320,7 +320,7 @@ fn upgrade(backend: Backend) {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("2 migration(s) applied"), "{stdout}");
+    assert!(stdout.contains("3 migration(s) applied"), "{stdout}");
 
     // Every row is kept; only the older duplicate running sessions changed, to interrupted.
     let after = conn.dump();
@@ -390,7 +390,11 @@ fn upgrade(backend: Backend) {
         assert_eq!(rows.as_array().unwrap().len(), 12, "{rows}");
     }
 
-    // Down through every migration but the first, on the populated database.
+    // Down through every migration but the first, on the populated database. The samples'
+    // time-order index (20261208000001) changes no row.
+    let indexed = conn.dump();
+    assert!(conn.revert_last().starts_with("20261208000001"));
+    assert_eq!(conn.dump(), indexed, "down 20261208000001 changed rows");
     let upgraded = conn.dump();
     assert!(conn.revert_last().starts_with("20261126000002"));
     let reverted = conn.dump();
@@ -423,7 +427,7 @@ fn upgrade(backend: Backend) {
 
     // Up again on the populated database.
     let applied = conn.run_pending();
-    assert_eq!(applied.len(), 2, "{applied:?}");
+    assert_eq!(applied.len(), 3, "{applied:?}");
     assert_eq!(conn.status_of(&seed.ann_running[2]), "interrupted");
     assert_eq!(conn.status_of(&newer), "running");
     let again = conn.dump();
@@ -443,7 +447,7 @@ fn upgrade(backend: Backend) {
             "{name} survived the first migration's down.sql"
         );
     }
-    assert_eq!(conn.run_pending().len(), 3);
+    assert_eq!(conn.run_pending().len(), 4);
     for (name, rows) in conn.dump() {
         assert!(rows.is_empty(), "{name} is not empty after down and up");
     }

@@ -197,6 +197,8 @@ fn unbounded_range_refines_the_timeline_bucket() {
         offset: 0,
         limit: 200,
         next_offset: None,
+        next_after: None,
+        total_capped: false,
     };
     let gen = a.dash.gen;
     let cmds = a.on_msg(Msg::Dashboard(
@@ -343,6 +345,8 @@ fn dash_data(total: u64) -> Box<DashData> {
             offset: 0,
             limit: 200,
             next_offset: None,
+            next_after: None,
+            total_capped: false,
         },
     })
 }
@@ -460,6 +464,8 @@ fn a_slow_audit_page_or_session_does_not_replace_the_current_one() {
         offset,
         limit: AUDIT_PAGE,
         next_offset: None,
+        next_after: None,
+        total_capped: false,
     };
     a.on_msg(Msg::Audit(Ok(page(AUDIT_PAGE, "second"))));
     a.on_msg(Msg::Audit(Ok(page(0, "first"))));

@@ -37,6 +37,8 @@ pub fn page<T>(items: Vec<T>, total: i64, limit: u64, offset: u64) -> Page<T> {
         total,
         offset,
         limit,
+        next_after: None,
+        total_capped: false,
     }
 }
 

@@ -137,7 +137,25 @@ pub struct SamplesQuery {
     pub modality: Option<Modality>,
     /// Page size, 1..=10000 (default 1000).
     pub limit: Option<u64>,
+    /// At most 100,000; further pages by `after`.
     pub offset: Option<u64>,
+    /// The previous page's `next_after`: the page after that sample (keyset paging; no offset).
+    pub after: Option<String>,
+}
+
+/// Deepest `offset` for samples: a deep OFFSET makes the database read and skip every row before
+/// it (4.6 s at 10^9 on a 5.8 M-sample session, holding a pooled connection); past it, `after`.
+const MAX_SAMPLES_OFFSET: u64 = 100_000;
+
+/// `t.modality` of the last sample of a page: where the next one starts.
+fn cursor_of(r: &SampleRow) -> String {
+    format!("{}.{}", r.t, r.modality)
+}
+
+fn parse_cursor(s: &str) -> AppResult<(i64, i16)> {
+    s.split_once('.')
+        .and_then(|(t, m)| Some((t.parse().ok()?, m.parse().ok()?)))
+        .ok_or_else(|| AppError::query("`after` must be a page's `next_after`"))
 }
 
 #[utoipa::path(get, path = "/api/v1/sessions/{id}/samples", tag = "sessions",
@@ -152,20 +170,45 @@ pub async fn samples(
 ) -> AppResult<HttpResponse> {
     let id = parse_id(&path)?;
     let (limit, offset) = paging::page_bounds_max(Some(q.limit.unwrap_or(1000)), q.offset, 10_000)?;
+    if offset > MAX_SAMPLES_OFFSET {
+        return Err(AppError::query(format!(
+            "offset must be at most {MAX_SAMPLES_OFFSET}; page further with `after` (each page's `next_after`)"
+        )));
+    }
+    let after = q.after.as_deref().map(parse_cursor).transpose()?;
+    if after.is_some() && offset > 0 {
+        return Err(AppError::query("use either `offset` or `after`, not both"));
+    }
     let (row, _) = sessions::visible(&state, &user, id, "read.samples").await?;
     let owner = crate::store::parse_uuid(&row.user_id)?;
     sessions::read_your_writes(&state, Some(owner)).await?;
     let store = state.store.clone();
     let modality = q.modality.map(modality_code);
     let (rows, total) = crate::blocking(move || {
-        store.list_samples(&id.to_string(), modality, limit as i64, offset as i64)
+        store.list_samples(
+            &id.to_string(),
+            modality,
+            after,
+            limit as i64,
+            offset as i64,
+        )
     })
     .await??;
+    let next_after = (rows.len() as u64 == limit)
+        .then(|| rows.last().map(cursor_of))
+        .flatten();
     let items = rows
         .iter()
         .map(SampleRow::to_api)
         .collect::<Result<Vec<Sample>, _>>()?;
-    Ok(HttpResponse::Ok().json(paging::page(items, total, limit, offset)))
+    let mut page = paging::page(items, total.count, limit, offset);
+    page.total_capped = total.capped;
+    page.next_after = next_after;
+    if after.is_some() {
+        // A cursor page has no position to count from.
+        page.next_offset = None;
+    }
+    Ok(HttpResponse::Ok().json(page))
 }
 
 #[utoipa::path(post, path = "/api/v1/sessions/{id}/samples", tag = "sessions",

@@ -76,6 +76,9 @@ fn looks_like_connection_loss(msg: &str) -> bool {
         "does not allow connections",
         "the database system is",
         "ssl connection has been closed",
+        // `database.statement_timeout_secs` cancelled it: the database is too slow or locked
+        // right now, which a retry may get past (the writer keeps the batch; a read says 503).
+        "canceling statement due to statement timeout",
     ]
     .iter()
     .any(|p| m.contains(p))
@@ -127,6 +130,8 @@ pub struct Store {
 pub struct StoreOptions {
     pub pool_size: u32,
     pub connect_timeout: Duration,
+    /// PostgreSQL `statement_timeout` of every pooled connection (zero = none).
+    pub statement_timeout: Duration,
 }
 
 impl Default for StoreOptions {
@@ -134,6 +139,7 @@ impl Default for StoreOptions {
         StoreOptions {
             pool_size: 8,
             connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -144,6 +150,7 @@ impl Store {
         let opts = StoreOptions {
             pool_size: config.database.pool_size,
             connect_timeout: Duration::from_secs(config.database.connect_timeout_secs.max(1)),
+            statement_timeout: Duration::from_secs(config.database.statement_timeout_secs),
         };
         if config.database.url.is_empty() {
             sqlite::open(&config.sqlite_path()?, &opts)

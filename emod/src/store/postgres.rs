@@ -1,7 +1,8 @@
 //! PostgreSQL backend: pool set-up. Many daemons can share one database.
 
 use anyhow::Context;
-use diesel::r2d2::{ConnectionManager, Pool};
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::PgConnection;
 
 use super::{Db, Store, StoreOptions};
@@ -13,6 +14,7 @@ pub fn open(url: &str, opts: &StoreOptions) -> anyhow::Result<Store> {
         .min_idle(Some(0))
         .connection_timeout(opts.connect_timeout)
         .test_on_check_out(true)
+        .connection_customizer(Box::new(StatementTimeout(opts.statement_timeout)))
         .build_unchecked(manager);
     let describe = redact(url);
     pool.get()
@@ -21,6 +23,19 @@ pub fn open(url: &str, opts: &StoreOptions) -> anyhow::Result<Store> {
         db: Db::Pg(pool),
         describe,
     })
+}
+
+/// Sets `statement_timeout` on each new connection: a read that would run longer (a deep page of
+/// a huge session, an unbounded count) is cancelled by the server and answered 503 instead of
+/// holding a pooled connection (issue 28, item 5).
+#[derive(Debug)]
+struct StatementTimeout(std::time::Duration);
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for StatementTimeout {
+    fn on_acquire(&self, c: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        c.batch_execute(&format!("SET statement_timeout = {}", self.0.as_millis()))
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
 }
 
 /// `postgres://user:secret@host/db?password=x` → `postgres://user:***@host/db?password=***`.

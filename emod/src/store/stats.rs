@@ -371,6 +371,11 @@ impl Store {
         let cutoff = cutoff_ms - cutoff_ms.rem_euclid(HOUR_MS);
         with_conn!(self, |c| {
             c.transaction::<_, super::StoreError, _>(|c| {
+                // Deleting a year of a contact centre may take longer than any request should:
+                // exempt from `database.statement_timeout_secs` (PostgreSQL; a no-op elsewhere).
+                if matches!(&self.db, super::Db::Pg(_)) {
+                    diesel::sql_query("SET LOCAL statement_timeout = 0").execute(c)?;
+                }
                 let samples = diesel::sql_query(format!("DELETE FROM samples WHERE t < {cutoff}"))
                     .execute(c)?;
                 diesel::sql_query(format!(

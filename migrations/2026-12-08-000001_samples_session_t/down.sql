@@ -1,0 +1,1 @@
+DROP INDEX samples_session_t;
