@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use emo_inference::ffmpeg::{last_line, FfChild};
+use emo_ffmpeg::{last_line, FfChild};
 
 use crate::worker::{self, Notifier, Outcome, Retry, Stopper, Worker};
 use crate::{
