@@ -13,6 +13,7 @@ pub mod error;
 pub mod ingest;
 pub mod live;
 pub mod metrics;
+pub mod reads;
 pub mod sessions;
 pub mod slots;
 pub mod source;

@@ -59,6 +59,10 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
     let engine = SharedEngine::new(&config);
     engine.warm_up();
     let (live_slots, export_slots) = Slots::from_config(&config.server);
+    let reads = crate::reads::ReadGate::new(
+        config.database.pool_size,
+        std::time::Duration::from_secs(config.database.connect_timeout_secs.max(1)),
+    );
     let state = AppState {
         config,
         store,
@@ -74,6 +78,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
         seen: Arc::default(),
         live_slots,
         export_slots,
+        reads,
         node,
     };
     let recovered = crate::sessions::recover_interrupted(&state).await?;

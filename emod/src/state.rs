@@ -33,6 +33,8 @@ pub struct AppState {
     pub engine: SharedEngine,
     /// This daemon's camera and microphone (one capturing session at a time).
     pub capture: CaptureManager,
+    /// Permits for listing reads: part of the pool stays for writes and health checks.
+    pub reads: crate::reads::ReadGate,
     /// Open live streams and running exports, bounded per user and in all.
     pub live_slots: crate::slots::Slots,
     pub export_slots: crate::slots::Slots,

@@ -85,13 +85,19 @@ impl Drop for TableLock {
 }
 
 impl PgDb {
-    /// Lock `table` from another connection until the returned guard is released (at most `max`).
+    /// Lock `table` from another connection until the returned guard is released (at most `max`):
+    /// writes wait, reads go on.
     pub fn lock_table(&self, table: &str, max: Duration) -> TableLock {
+        self.lock_table_in(table, "EXCLUSIVE", max)
+    }
+
+    /// [`PgDb::lock_table`] in `mode` (`ACCESS EXCLUSIVE`: reads wait too).
+    pub fn lock_table_in(&self, table: &str, mode: &str, max: Duration) -> TableLock {
         let (locked_tx, locked_rx) = std::sync::mpsc::channel::<()>();
         let (release, release_rx) = std::sync::mpsc::channel::<()>();
         let (url, sql) = (
             self.url.clone(),
-            format!("LOCK TABLE {table} IN EXCLUSIVE MODE"),
+            format!("LOCK TABLE {table} IN {mode} MODE"),
         );
         let holder = std::thread::spawn(move || {
             let mut c = PgConnection::establish(&url).unwrap();

@@ -343,8 +343,9 @@ both_backends!(a_client_leaving_mid_export_stops_it, |b| {
 
 /// Issue 28, item 3: exports are bounded per user and in all, and one whose client reads nothing
 /// is ended after `server.export_stall_secs` (before: 400 stalled exports took RSS from 190 MB to
-/// 4.4 GB). 200,000 rows (~10 MB of CSV) cannot fit into the socket's buffers, so an unread
-/// export stays open until the daemon ends it.
+/// 4.4 GB). 1,000,000 rows (~50 MB of CSV) cannot fit into the sockets' buffers (loopback buffers
+/// grow to several MB: 200,000 rows once fitted), so an unread export stays open until the daemon
+/// ends it.
 #[test]
 fn stalled_exports_are_bounded_and_ended() {
     let env = Env::new(Backend::Sqlite)
@@ -357,11 +358,11 @@ fn stalled_exports_are_bounded_and_ended() {
     let root = srv.login("root");
     let ann = srv.register("ann");
     let bob = srv.register("bob");
-    let t0 = (Utc::now() - chrono::Duration::days(3)).timestamp_millis();
+    let t0 = (Utc::now() - chrono::Duration::days(12)).timestamp_millis();
     let started = chrono::DateTime::from_timestamp_millis(t0).unwrap();
     let sid = srv.start_session(&ann, Some(&started.to_rfc3339()));
     let me: Value = srv.get("/api/v1/me", Some(&ann)).json().unwrap();
-    insert_samples(&env, &sid, me["id"].as_str().unwrap(), t0, 200_000);
+    insert_samples(&env, &sid, me["id"].as_str().unwrap(), t0, 1_000_000);
     let export = |token: &str| {
         srv.client
             .get(srv.url("/api/v1/export?format=csv"))
@@ -394,7 +395,7 @@ fn stalled_exports_are_bounded_and_ended() {
     let mut text = String::new();
     let read = std::io::BufReader::new(stalled).read_to_string(&mut text);
     assert!(
-        read.is_err() || text.lines().count() < 200_001,
+        read.is_err() || text.lines().count() < 1_000_001,
         "a stalled export was ended ({} lines read)",
         text.lines().count()
     );

@@ -291,3 +291,70 @@ fn a_reader_waits_only_for_its_own_samples() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().unwrap().as_array().unwrap().len(), 205);
 }
+
+/// Issue 28, item 5: listing reads cannot take the whole pool. With 4 pooled connections and
+/// the samples table held by another client (reads wait too), six sample reads at once hold at
+/// most 2 connections: `/readyz` and a login still answer at once, and reads that find no
+/// permit within the connect timeout say 503 (before: 16 such reads made `/readyz` 503 and the
+/// writer time out).
+#[test]
+fn listing_reads_leave_connections_for_health_and_logins() {
+    let Some(env) = Env::new(Backend::Postgres) else {
+        return;
+    };
+    let env = env
+        .with("EMO_DATABASE_POOL_SIZE", "4")
+        .with("EMO_DATABASE_CONNECT_TIMEOUT_SECS", "3");
+    let srv = env.start();
+    let ann = srv.register("ann");
+    let started = Utc::now() - chrono::Duration::minutes(10);
+    let sid = srv.start_session(&ann, Some(&started.to_rfc3339()));
+    let r = srv.post(
+        &format!("/api/v1/sessions/{sid}/samples"),
+        Some(&ann),
+        &fused_samples(started.timestamp_millis() + 1_000, 1, &["happy"; 3]),
+    );
+    assert_eq!(r.status(), 201);
+    let pg = env.pg.as_ref().unwrap();
+    wait_until("samples written", Duration::from_secs(20), || {
+        pg.count("samples") == 3
+    });
+    let lock = pg.lock_table_in("samples", "ACCESS EXCLUSIVE", Duration::from_secs(30));
+    let readers: Vec<_> = (0..6)
+        .map(|_| {
+            let (client, url, token) = (
+                srv.client.clone(),
+                srv.url(&format!("/api/v1/sessions/{sid}/samples")),
+                ann.clone(),
+            );
+            std::thread::spawn(move || {
+                let r = client.get(url).bearer_auth(token).send().unwrap();
+                r.status().as_u16()
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(800));
+    let t = std::time::Instant::now();
+    assert_eq!(
+        srv.get("/readyz", None).status(),
+        200,
+        "readyz while reads wait"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "readyz took {:?}",
+        t.elapsed()
+    );
+    srv.login("ann");
+    std::thread::sleep(Duration::from_secs(4));
+    lock.release();
+    let answers: Vec<u16> = readers.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(
+        answers.iter().all(|s| *s == 200 || *s == 503),
+        "{answers:?}"
+    );
+    assert!(
+        answers.contains(&200) && answers.contains(&503),
+        "{answers:?}"
+    );
+}

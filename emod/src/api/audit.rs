@@ -84,8 +84,10 @@ pub async fn list(
     )
     .await?;
     let store = state.store.clone();
-    let (rows, total) =
-        web::block(move || store.list_audit(&filter, limit as i64, offset as i64)).await??;
+    let (rows, total) = (state
+        .reads
+        .run(move || store.list_audit(&filter, limit as i64, offset as i64)))
+    .await??;
     let items = rows
         .iter()
         .map(AuditRow::to_api)

@@ -89,13 +89,17 @@ pub async fn export(
     let store = state.store.clone();
     let f = filter.clone();
     // The first page is read before answering, so an unreachable database is a clean 503.
-    let first_page = web::block(move || store.export_page(&f, None, PAGE)).await??;
+    let first_page = state
+        .reads
+        .run(move || store.export_page(&f, None, PAGE))
+        .await??;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, actix_web::Error>>(4);
     let store = state.store.clone();
     let stall = std::time::Duration::from_secs(state.config.server.export_stall_secs.max(1));
     let out = Out { tx, stall };
+    let reads = state.reads.clone();
     actix_web::rt::spawn(async move {
-        send_pages(store, filter, format, first_page, out).await;
+        send_pages(store, reads, filter, format, first_page, out).await;
         drop(slot);
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -140,6 +144,7 @@ impl Out {
 /// leaves (the stream is dropped, so sending fails) ends it: no further page is read for nobody.
 async fn send_pages(
     store: crate::store::Store,
+    reads: crate::reads::ReadGate,
     filter: crate::store::stats::StatsFilter,
     format: Format,
     first_page: Vec<ExportRow>,
@@ -169,7 +174,7 @@ async fn send_pages(
         if !full {
             break;
         }
-        page = match next_page(&store, &filter, last).await {
+        page = match next_page(&store, &reads, &filter, last).await {
             Ok(p) => p,
             Err(e) => {
                 // The status line is long gone: failing the body stream aborts the chunked
@@ -202,11 +207,15 @@ fn cursor(r: &ExportRow) -> ExportCursor {
 /// The page after `last`, read on the blocking pool.
 async fn next_page(
     store: &crate::store::Store,
+    reads: &crate::reads::ReadGate,
     filter: &crate::store::stats::StatsFilter,
     last: Option<ExportCursor>,
 ) -> Result<Vec<ExportRow>, String> {
     let (s, f) = (store.clone(), filter.clone());
-    match web::block(move || s.export_page(&f, last.as_ref(), PAGE)).await {
+    match reads
+        .run(move || s.export_page(&f, last.as_ref(), PAGE))
+        .await
+    {
         Ok(Ok(p)) => Ok(p),
         Ok(Err(e)) => Err(e.to_string()),
         Err(e) => Err(e.to_string()),

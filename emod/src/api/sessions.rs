@@ -92,7 +92,10 @@ pub async fn list(
         offset: offset as i64,
     };
     let store = state.store.clone();
-    let (rows, total) = crate::blocking(move || store.list_sessions(&filter)).await??;
+    let (rows, total) = state
+        .reads
+        .run(move || store.list_sessions(&filter))
+        .await??;
     let items = rows
         .iter()
         .map(|(r, u)| r.to_api(u))
@@ -184,16 +187,18 @@ pub async fn samples(
     sessions::read_your_writes(&state, Some(owner)).await?;
     let store = state.store.clone();
     let modality = q.modality.map(modality_code);
-    let (rows, total) = crate::blocking(move || {
-        store.list_samples(
-            &id.to_string(),
-            modality,
-            after,
-            limit as i64,
-            offset as i64,
-        )
-    })
-    .await??;
+    let (rows, total) = state
+        .reads
+        .run(move || {
+            store.list_samples(
+                &id.to_string(),
+                modality,
+                after,
+                limit as i64,
+                offset as i64,
+            )
+        })
+        .await??;
     let next_after = (rows.len() as u64 == limit)
         .then(|| rows.last().map(cursor_of))
         .flatten();

@@ -32,7 +32,7 @@ pub async fn distribution(
     )
     .await?;
     let store = state.store.clone();
-    let d = web::block(move || store.distribution(&f)).await??;
+    let d = state.reads.run(move || store.distribution(&f)).await??;
     Ok(HttpResponse::Ok().json(d))
 }
 
@@ -64,7 +64,10 @@ pub async fn timeline(
     )
     .await?;
     let store = state.store.clone();
-    let t = web::block(move || store.timeline(&f, bucket)).await??;
+    let t = state
+        .reads
+        .run(move || store.timeline(&f, bucket))
+        .await??;
     Ok(HttpResponse::Ok().json(t))
 }
 
@@ -86,6 +89,6 @@ pub async fn heatmap(
     )
     .await?;
     let store = state.store.clone();
-    let h = web::block(move || store.heatmap(&f, kind)).await??;
+    let h = state.reads.run(move || store.heatmap(&f, kind)).await??;
     Ok(HttpResponse::Ok().json(h))
 }
