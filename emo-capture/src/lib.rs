@@ -22,7 +22,7 @@
 
 mod alsa;
 mod devices;
-mod ff;
+mod ffmpeg_source;
 mod redact;
 mod slot;
 mod spec;
@@ -296,7 +296,7 @@ pub fn open_camera(
             ))
         }
         SourceSpec::File(_) | SourceSpec::Ffmpeg(_) => {
-            ff::open_video(spec, opts, slot, events, pids.clone())?
+            ffmpeg_source::open_video(spec, opts, slot, events, pids.clone())?
         }
         SourceSpec::Auto | SourceSpec::Index(_) | SourceSpec::Name(_) => {
             v4l::open(spec, opts, slot, events)?
@@ -328,7 +328,7 @@ pub fn open_microphone(
             ))
         }
         SourceSpec::File(_) | SourceSpec::Ffmpeg(_) => {
-            ff::open_audio(spec, chunks, events, overruns.clone(), pids.clone())?
+            ffmpeg_source::open_audio(spec, chunks, events, overruns.clone(), pids.clone())?
         }
         SourceSpec::Auto | SourceSpec::Index(_) | SourceSpec::Name(_) => {
             alsa::open(spec, chunks, events, overruns.clone())?

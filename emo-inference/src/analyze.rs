@@ -16,7 +16,7 @@ use crate::fusion::{self, FusionWeights, Strategy, K};
 use crate::limits::MediaLimits;
 use crate::manifest::Manifest;
 use crate::media::{self, VideoFrames};
-use crate::precision::PrecisionPolicy;
+use crate::model_precision::PrecisionPolicy;
 use crate::runtime::{self, RuntimeConfig, RuntimeInfo};
 use crate::speech::{SpeechModel, WindowResult};
 use crate::stream::{FaceObs, Fuser, VoiceObs};

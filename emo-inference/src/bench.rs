@@ -351,10 +351,10 @@ fn time_precisions(
         intra_threads,
         ..Default::default()
     };
-    let models = crate::precision::variants(&engine.manifest, "expression")?
+    let models = crate::model_precision::variants(&engine.manifest, "expression")?
         .into_iter()
         .map(|v| {
-            let policy = crate::precision::PrecisionPolicy::Fixed(v.precision.clone());
+            let policy = crate::model_precision::PrecisionPolicy::Fixed(v.precision.clone());
             crate::face::ExpressionModel::load_with(&engine.manifest, &rt, &policy, None)
         })
         .collect::<Result<Vec<_>>>()?;

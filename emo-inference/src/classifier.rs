@@ -63,7 +63,7 @@ impl Classifier {
     }
 
     /// The classifier of `[models.NAME]` over a session opened elsewhere (e.g. the precision
-    /// variant [`crate::precision::choose`] picked).
+    /// variant [`crate::model_precision::choose`] picked).
     pub fn with_session(manifest: &Manifest, name: &str, session: Session) -> Result<Self> {
         let e = manifest.entry(name)?.clone();
         let input_name = e.req(name, "input_name", &e.input_name)?.clone();

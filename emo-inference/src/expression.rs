@@ -7,7 +7,7 @@ use emo_api_types::Emotion;
 use crate::classifier::Classifier;
 use crate::face::DEFAULT_CROP_SCALE;
 use crate::manifest::Manifest;
-use crate::precision::{self, PrecisionChoice, PrecisionPolicy, Probe};
+use crate::model_precision::{self as precision, PrecisionChoice, PrecisionPolicy, Probe};
 use crate::runtime::RuntimeConfig;
 use crate::{Error, Result};
 

@@ -29,7 +29,7 @@ pub mod fusion_sessions;
 pub mod limits;
 pub mod manifest;
 pub mod media;
-pub mod precision;
+pub mod model_precision;
 pub mod reliability;
 pub mod runtime;
 pub mod session_trust;
@@ -41,7 +41,7 @@ pub mod voice_domain;
 
 pub use analyze::{Engine, EngineOptions};
 pub use limits::MediaLimits;
-pub use precision::{PrecisionChoice, PrecisionPolicy};
+pub use model_precision::{PrecisionChoice, PrecisionPolicy};
 pub use runtime::{ExecProvider, RuntimeConfig, RuntimeInfo};
 
 /// Errors of the inference engine. Every message is one line and names what to do.

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use common::*;
 use emo_api_types::Emotion;
 use emo_inference::face::ExpressionModel;
-use emo_inference::precision::PrecisionPolicy;
+use emo_inference::model_precision::PrecisionPolicy;
 use serde_json::Value;
 use sha2::Digest;
 
@@ -192,7 +192,7 @@ fn pinned_crops_give_their_pinned_probabilities_in_each_precision() {
     let face: Vec<String> = Emotion::FACE.iter().map(|e| e.to_string()).collect();
     let labels: Vec<String> = serde_json::from_value(want["labels"].clone()).unwrap();
     assert_eq!(labels, face, "pinned label order != Emotion::FACE");
-    let variants = emo_inference::precision::variants(&m, "expression").unwrap();
+    let variants = emo_inference::model_precision::variants(&m, "expression").unwrap();
     let crops = want["crops"].as_array().unwrap();
     assert_eq!(crops.len(), 14, "two crops per class");
     let mut checked = Vec::new();

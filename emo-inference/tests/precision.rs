@@ -7,7 +7,7 @@ use std::path::Path;
 use common::*;
 use emo_inference::face::{aligned_crop, ExpressionModel, FaceDetector};
 use emo_inference::manifest::Manifest;
-use emo_inference::precision::{variants, PrecisionPolicy};
+use emo_inference::model_precision::{variants, PrecisionPolicy};
 
 /// A copy of the models directory the test may alter.
 fn models_copy(dir: &Path, manifest_edit: impl Fn(String) -> String) -> Manifest {

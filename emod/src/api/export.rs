@@ -10,8 +10,8 @@ use super::scope::resolve;
 use super::AppState;
 use crate::auth::AuthUser;
 use crate::error::AppResult;
+use crate::store::export::ExportCursor;
 use crate::store::modality_code;
-use crate::store::stats::ExportCursor;
 
 const PAGE: i64 = 5000;
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use emo_inference::face::ExpressionModel;
 use emo_inference::manifest::{self, Manifest};
-use emo_inference::{precision, runtime, ExecProvider};
+use emo_inference::{model_precision as precision, runtime, ExecProvider};
 
 use crate::config::Config;
 use crate::engine::{engine_options, models_dir, runtime_config};

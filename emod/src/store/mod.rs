@@ -13,7 +13,9 @@ use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 pub mod audit;
+pub mod export;
 pub mod postgres;
+pub mod retention;
 pub mod rows;
 pub mod schema;
 pub mod sessions;

@@ -1,4 +1,5 @@
-//! Dashboard queries: distribution, timeline, heatmaps, export.
+//! Dashboard queries: distribution, timeline, heatmaps (the export is in `export.rs`, the
+//! retention purge in `retention.rs`).
 //!
 //! Each query runs on the hourly roll-up when the requested range and bucket allow it (range
 //! bounds on whole hours, buckets of an hour or more, a whole-hour time-zone offset) and on the raw
@@ -10,16 +11,14 @@ use std::collections::BTreeMap;
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, SmallInt, Text};
-use emo_api_types::{
-    Bucket, Distribution, Emotion, ExportRow, Heatmap, HeatmapKind, Timeline, TimelinePoint,
-};
+use emo_api_types::{Bucket, Distribution, Emotion, Heatmap, HeatmapKind, Timeline, TimelinePoint};
 use uuid::Uuid;
 
-use super::rows::{emotion_from_code, parse_uuid};
-use super::{ms_to_datetime, SampleRow, Store, StoreResult};
+use super::rows::emotion_from_code;
+use super::{ms_to_datetime, Store, StoreResult};
 use crate::with_conn;
 
-const HOUR_MS: i64 = 3_600_000;
+pub(super) const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
 
 /// Stats filters resolved to ids, codes and epoch milliseconds.
@@ -73,7 +72,7 @@ impl StatsFilter {
     }
 
     /// `WHERE` clause over `time_col` (prefixed columns when `alias` is set).
-    fn where_sql(&self, time_col: &str, alias: &str) -> String {
+    pub(super) fn where_sql(&self, time_col: &str, alias: &str) -> String {
         let mut w = vec!["1 = 1".to_string()];
         if let Some(m) = self.modality {
             w.push(format!("{alias}modality = {m}"));
@@ -174,22 +173,6 @@ struct WeekdayHourCount {
     h: i64,
     #[diesel(sql_type = BigInt)]
     n: i64,
-}
-
-#[derive(QueryableByName)]
-struct ExportSql {
-    #[diesel(embed)]
-    sample: SampleRow,
-    #[diesel(sql_type = Text)]
-    username: String,
-}
-
-/// Where an export page ends; the next page starts strictly after it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExportCursor {
-    pub t: i64,
-    pub session_id: String,
-    pub modality: i16,
 }
 
 impl Store {
@@ -324,83 +307,6 @@ impl Store {
         };
         let max = heatmap.cells.iter().flatten().copied().max().unwrap_or(0);
         Ok(Heatmap { max, ..heatmap })
-    }
-
-    /// One page of export rows in (t, session, modality) order, starting after `after`.
-    pub fn export_page(
-        &self,
-        f: &StatsFilter,
-        after: Option<&ExportCursor>,
-        limit: i64,
-    ) -> StoreResult<Vec<ExportRow>> {
-        let mut wheres = f.where_sql("t", "s.");
-        if let Some(c) = after {
-            let sid = parse_uuid(&c.session_id)?.hyphenated().to_string();
-            wheres.push_str(&format!(
-                " AND (s.t > {t} OR (s.t = {t} AND (s.session_id > '{sid}' OR (s.session_id = '{sid}' AND s.modality > {m}))))",
-                t = c.t,
-                m = c.modality
-            ));
-        }
-        // `s.*`: the row is read by column name into `SampleRow`, whose columns (the
-        // probability columns included) are declared once, in `rows.rs`.
-        let sql = format!(
-            "SELECT s.*, u.username FROM samples s JOIN users u ON u.id = s.user_id \
-             WHERE {wheres} ORDER BY s.t, s.session_id, s.modality LIMIT {limit}"
-        );
-        let rows: Vec<ExportSql> = with_conn!(self, |c| diesel::sql_query(&sql).load(c)?);
-        rows.into_iter()
-            .map(|r| {
-                let sample = r.sample.to_api()?;
-                Ok(ExportRow {
-                    session_id: sample.session_id,
-                    username: r.username,
-                    t: sample.t,
-                    modality: sample.modality,
-                    emotion: sample.emotion,
-                    confidence: sample.confidence,
-                    probabilities: sample.probabilities,
-                })
-            })
-            .collect()
-    }
-
-    /// Deletes data older than `cutoff_ms` (aligned down to the hour so the roll-up stays exact).
-    /// Returns (samples, sessions) deleted.
-    pub fn purge_before(&self, cutoff_ms: i64) -> StoreResult<(usize, usize)> {
-        let cutoff = cutoff_ms - cutoff_ms.rem_euclid(HOUR_MS);
-        with_conn!(self, |c| {
-            c.transaction::<_, super::StoreError, _>(|c| {
-                // Deleting a year of a contact centre may take longer than any request should:
-                // exempt from `database.statement_timeout_secs` (PostgreSQL; a no-op elsewhere).
-                if matches!(&self.db, super::Db::Pg(_)) {
-                    diesel::sql_query("SET LOCAL statement_timeout = 0").execute(c)?;
-                }
-                let samples = diesel::sql_query(format!("DELETE FROM samples WHERE t < {cutoff}"))
-                    .execute(c)?;
-                diesel::sql_query(format!(
-                    "DELETE FROM sample_counts_hourly WHERE hour < {cutoff}"
-                ))
-                .execute(c)?;
-                diesel::sql_query(format!(
-                    "DELETE FROM sample_counts_minute WHERE minute < {cutoff}"
-                ))
-                .execute(c)?;
-                let old_sessions = format!(
-                    "SELECT id FROM sessions WHERE status <> 'running' AND ended_at < {cutoff}"
-                );
-                // Samples have no foreign key (ingest speed): delete those of the old sessions
-                // explicitly, as ON DELETE CASCADE used to.
-                diesel::sql_query(format!(
-                    "DELETE FROM samples WHERE session_id IN ({old_sessions})"
-                ))
-                .execute(c)?;
-                let sessions =
-                    diesel::sql_query(format!("DELETE FROM sessions WHERE id IN ({old_sessions})"))
-                        .execute(c)?;
-                Ok((samples, sessions))
-            })
-        })
     }
 }
 
