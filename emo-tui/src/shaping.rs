@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{
     DateTime, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, TimeZone, Utc,
 };
-use emo_api_types::{Bucket, Emotion, Modality, Sample, TimelinePoint};
+use emo_api_types::{Bucket, Emotion, EndReason, Modality, Sample, TimelinePoint};
 
 /// The earliest instant a date field accepts (the API speaks RFC 3339: four-digit years).
 pub fn earliest_time() -> DateTime<Utc> {
@@ -360,6 +360,15 @@ pub fn bar_len(share: f64, width: usize) -> usize {
     ((share.min(1.0) * width as f64).round() as usize).clamp(1, width)
 }
 
+/// Why a session stopped, as the session detail says it.
+pub fn end_reason_text(r: EndReason) -> &'static str {
+    match r {
+        EndReason::Requested => "stopped on request",
+        EndReason::SourcesEnded => "stopped: its sources ended",
+        EndReason::UserDisabled => "stopped: the user was disabled",
+    }
+}
+
 /// `h:mm:ss` / `m:ss`.
 pub fn fmt_duration(secs: f64) -> String {
     let s = if secs.is_finite() && secs > 0.0 {
@@ -408,6 +417,15 @@ pub fn ellipsize(s: &str, width: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn every_end_reason_has_its_own_words() {
+        let words: std::collections::BTreeSet<_> =
+            EndReason::ALL.iter().map(|r| end_reason_text(*r)).collect();
+        assert_eq!(words.len(), EndReason::ALL.len());
+        assert!(end_reason_text(EndReason::SourcesEnded).contains("sources ended"));
+    }
+
     use super::*;
     use chrono::Datelike;
 

@@ -515,7 +515,10 @@ fn session_timeline() {
     key(&mut a, KeyCode::Enter);
     assert_eq!(a.screen, Screen::Detail);
     check(&a, "detail-loading", &["Loading the session"]);
-    let s = session(1, "ann", "2026-03-09T09:00:00Z", 45, SessionStatus::Stopped);
+    let mut s = session(1, "ann", "2026-03-09T09:00:00Z", 45, SessionStatus::Stopped);
+    if let Some(sum) = s.summary.as_mut() {
+        sum.end_reason = Some(emo_api_types::EndReason::SourcesEnded);
+    }
     let sm = samples(s.id, "2026-03-09T09:00:00Z", 120);
     a.on_msg(Msg::SessionDetail(Ok((s, sm))));
     check(
@@ -523,6 +526,7 @@ fn session_timeline() {
         "detail",
         &[
             "ann · stopped",
+            "stopped: its sources ended",
             "dominant happy",
             "coverage face 98%",
             "Timeline (fused, 120 samples)",

@@ -66,6 +66,9 @@ fn info_lines(app: &App, s: &Session) -> Vec<Line<'static>> {
             shaping::fmt_duration(duration_secs(app, s))
         )),
     ];
+    if let Some(r) = s.summary.as_ref().and_then(|sum| sum.end_reason) {
+        l1.push(Span::raw(format!(" · {}", shaping::end_reason_text(r))));
+    }
     if let Some(l) = &s.label {
         l1.push(Span::raw(format!(" · {l}")));
     }
