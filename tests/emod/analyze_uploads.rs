@@ -66,6 +66,25 @@ fn post(server: &Server, token: &str, form: Form) -> reqwest::blocking::Response
         .unwrap()
 }
 
+/// A raw connection that has sent an upload's head and the start of one file part named
+/// `file_name` (200,000 bytes declared); the caller sends the rest, or not.
+fn raw_upload(server: &Server, token: &str, file_name: &str) -> TcpStream {
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut s = TcpStream::connect(&addr).unwrap();
+    let head = format!(
+        "--emo-test-boundary\r\nContent-Disposition: form-data; name=\"f\"; \
+         filename=\"{file_name}\"\r\nContent-Type: audio/wav\r\n\r\n"
+    );
+    write!(
+        s,
+        "POST /api/v1/analyze HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: multipart/form-data; boundary=emo-test-boundary\r\n\
+         Content-Length: 200000\r\n\r\n{head}"
+    )
+    .unwrap();
+    s
+}
+
 /// `n` small text files (each analysed as "unsupported", quickly).
 fn files(n: usize) -> Form {
     (0..n).fold(Form::new(), |f, i| {
@@ -168,17 +187,7 @@ fn clients_leaving_leave_no_files() {
     let token = server.login("ana");
 
     // During the upload: half of a declared body, then the connection closes.
-    let addr = server.base.trim_start_matches("http://").to_string();
-    let mut s = TcpStream::connect(&addr).unwrap();
-    let head = "--emo-test-boundary\r\nContent-Disposition: form-data; name=\"f\"; \
-                filename=\"half.wav\"\r\nContent-Type: audio/wav\r\n\r\n";
-    write!(
-        s,
-        "POST /api/v1/analyze HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: multipart/form-data; boundary=emo-test-boundary\r\n\
-         Content-Length: 200000\r\n\r\n{head}"
-    )
-    .unwrap();
+    let mut s = raw_upload(&server, &token, "half.wav");
     s.write_all(&[1u8; 50_000]).unwrap();
     s.flush().unwrap();
     wait_until(
@@ -347,17 +356,7 @@ fn a_trickling_upload_is_dropped_and_frees_its_slot() {
     env.add_user("ana", "agent");
     let server = env.start();
     let token = server.login("ana");
-    let addr = server.base.trim_start_matches("http://").to_string();
-    let mut s = TcpStream::connect(&addr).unwrap();
-    let head = "--emo-test-boundary\r\nContent-Disposition: form-data; name=\"f\"; \
-                filename=\"slow.wav\"\r\nContent-Type: audio/wav\r\n\r\n";
-    write!(
-        s,
-        "POST /api/v1/analyze HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: multipart/form-data; boundary=emo-test-boundary\r\n\
-         Content-Length: 200000\r\n\r\n{head}"
-    )
-    .unwrap();
+    let mut s = raw_upload(&server, &token, "slow.wav");
     let t0 = std::time::Instant::now();
     // While it trickles, the one slot is taken.
     std::thread::sleep(Duration::from_secs(2));

@@ -163,29 +163,19 @@ impl LoginThrottle {
     /// Counts one registration attempt from `address`: `Err(seconds to wait)` past `limit` in
     /// `window` (0 = no limit).
     pub fn register_attempt(&self, address: &str, limit: u32, window: Duration) -> Result<(), u64> {
-        if limit == 0 {
-            return Ok(());
-        }
-        count_in_window(
-            &self.registrations,
-            &[format!("reg:{address}")],
-            &[limit],
-            window,
-        )
+        self.attempt(format!("reg:{address}"), limit, window)
     }
 
-    /// Counts one backdated session start by `user`: `Err(seconds to wait)` past `limit` in
-    /// `window` (0 = no limit).
+    /// Counts one backdated session start by `user`, likewise.
     pub fn backdated_attempt(&self, user: Uuid, limit: u32, window: Duration) -> Result<(), u64> {
+        self.attempt(format!("backdated:{user}"), limit, window)
+    }
+
+    fn attempt(&self, key: String, limit: u32, window: Duration) -> Result<(), u64> {
         if limit == 0 {
             return Ok(());
         }
-        count_in_window(
-            &self.registrations,
-            &[format!("backdated:{user}")],
-            &[limit],
-            window,
-        )
+        count_in_window(&self.registrations, &[key], &[limit], window)
     }
 
     /// Runs an argon2 computation with a hashing permit, off the async runtime. At most
