@@ -360,12 +360,13 @@ pub fn bar_len(share: f64, width: usize) -> usize {
     ((share.min(1.0) * width as f64).round() as usize).clamp(1, width)
 }
 
-/// Why a session stopped, as the session detail says it.
+/// Why a session stopped, as the session detail says it after "stopped" (short: the detail's
+/// first line has to fit 80 columns with the times and the label).
 pub fn end_reason_text(r: EndReason) -> &'static str {
     match r {
-        EndReason::Requested => "stopped on request",
-        EndReason::SourcesEnded => "stopped: its sources ended",
-        EndReason::UserDisabled => "stopped: the user was disabled",
+        EndReason::Requested => "on request",
+        EndReason::SourcesEnded => "sources ended",
+        EndReason::UserDisabled => "user disabled",
     }
 }
 

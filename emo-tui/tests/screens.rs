@@ -525,8 +525,7 @@ fn session_timeline() {
         &a,
         "detail",
         &[
-            "ann · stopped",
-            "stopped: its sources ended",
+            "ann · stopped (sources ended)",
             "dominant happy",
             "coverage face 98%",
             "Timeline (fused, 120 samples)",

@@ -56,19 +56,20 @@ fn info_lines(app: &App, s: &Session) -> Vec<Line<'static>> {
         .ended_at
         .map(|t| t.with_timezone(tz).format("%H:%M:%S").to_string())
         .unwrap_or_else(|| "now".into());
+    let status = match s.summary.as_ref().and_then(|sum| sum.end_reason) {
+        Some(r) => format!("{} ({})", s.status.as_str(), shaping::end_reason_text(r)),
+        None => s.status.as_str().to_string(),
+    };
     let mut l1 = vec![
         Span::styled(s.username.clone(), theme::accent(app)),
         Span::raw(format!(
             " · {} · {} → {} ({})",
-            s.status.as_str(),
+            status,
             s.started_at.with_timezone(tz).format("%Y-%m-%d %H:%M:%S"),
             end,
             shaping::fmt_duration(duration_secs(app, s))
         )),
     ];
-    if let Some(r) = s.summary.as_ref().and_then(|sum| sum.end_reason) {
-        l1.push(Span::raw(format!(" · {}", shaping::end_reason_text(r))));
-    }
     if let Some(l) = &s.label {
         l1.push(Span::raw(format!(" · {l}")));
     }
