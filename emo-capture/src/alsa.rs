@@ -454,6 +454,11 @@ pub(crate) struct Converter {
     /// Input samples consumed since `origin`.
     n_in: u64,
     origin: Option<SystemTime>,
+    /// The last chunk's capture time: a resync that moves `origin` back (a device that
+    /// delivered a burst late, then on time) must not make capture times go back, which the
+    /// fuser and the stored samples rely on (found by the source contract test,
+    /// `tests/common/compliance.rs`: ALSA's null device went back by 60 ms).
+    last: Option<SystemTime>,
 }
 
 impl Converter {
@@ -479,6 +484,7 @@ impl Converter {
             out_index: 0,
             n_in: 0,
             origin: None,
+            last: None,
         })
     }
 
@@ -533,16 +539,39 @@ impl Converter {
                 .collect();
             let t = Duration::from_secs_f64(self.out_index as f64 / SAMPLE_RATE as f64);
             self.out_index += CHUNK_SAMPLES as u64;
-            emit(AudioChunk {
-                captured: origin + t,
-                samples,
-            });
+            let captured = self.last.map_or(origin + t, |l| l.max(origin + t));
+            self.last = Some(captured);
+            emit(AudioChunk { captured, samples });
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+
+    /// A block that arrives late moves the origin forward, the next one on time moves it back:
+    /// capture times stay in order all the same.
+    #[test]
+    fn capture_times_never_go_back_across_a_resync() {
+        let mut c = Converter::new(SAMPLE_RATE).unwrap();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let block = vec![0.1f32; CHUNK_SAMPLES];
+        let mut out = Vec::new();
+        let step = Duration::from_millis(100);
+        c.push(t0 + step, &block, |k| out.push(k));
+        c.push(t0 + 2 * step + Duration::from_millis(400), &block, |k| {
+            out.push(k)
+        });
+        c.push(t0 + 3 * step, &block, |k| out.push(k));
+        c.push(t0 + 4 * step, &block, |k| out.push(k));
+        assert!(out.len() >= 3);
+        assert!(
+            out.windows(2).all(|w| w[1].captured >= w[0].captured),
+            "{:?}",
+            out.iter().map(|k| k.captured).collect::<Vec<_>>()
+        );
+    }
+
     use super::*;
 
     fn run_converter(rate: u32, secs: f64, freq: f32) -> Vec<AudioChunk> {

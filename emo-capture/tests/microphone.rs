@@ -9,6 +9,9 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+#[path = "common/compliance.rs"]
+mod compliance;
+
 use emo_capture::{
     list_devices, open_microphone, AudioChunk, SourceEvent, SourceKind, SourceSpec, SourceState,
 };
@@ -346,5 +349,17 @@ fn an_unknown_microphone_is_unavailable_and_listing_never_fails() {
             .expect("a default microphone");
         assert_eq!(def.name, "default");
         assert!(def.sample_rates.contains(&16_000), "{def:?}");
+    }
+}
+
+/// The cpal (ALSA) microphone held to the contract every source keeps
+/// (`tests/common/compliance.rs`): ALSA's `null` device on any machine, and the default device
+/// through the PulseAudio test server where it runs.
+#[test]
+fn alsa_microphones_keep_the_source_contract() {
+    let _g = ALSA.lock().unwrap_or_else(|e| e.into_inner());
+    compliance::assert_audio_compliance(&SourceSpec::Name("null".into()), false, Duration::ZERO);
+    if audio_server() {
+        compliance::assert_audio_compliance(&SourceSpec::Auto, false, Duration::ZERO);
     }
 }
