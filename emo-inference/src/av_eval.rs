@@ -18,9 +18,9 @@ use emo_api_types::analyze::FileAnalysis;
 use emo_api_types::Emotion;
 use serde::Serialize;
 
-use crate::analyze::Engine;
 use crate::audio;
 use crate::classifier::argmax;
+use crate::engine::Engine;
 use crate::fusion::K;
 use crate::{Error, Result};
 

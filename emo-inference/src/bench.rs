@@ -11,7 +11,7 @@ use image::imageops::FilterType;
 use image::{Rgb, RgbImage};
 use serde::Serialize;
 
-use crate::analyze::Engine;
+use crate::engine::Engine;
 use crate::face::FaceTimings;
 use crate::features::{Dct, FeatureExtractor};
 use crate::speech::SpeechModel;

@@ -9,9 +9,9 @@ use emo_api_types::Emotion;
 use image::imageops::FilterType;
 use serde::Serialize;
 
-use crate::analyze::Engine;
 use crate::audio;
 use crate::classifier::argmax;
+use crate::engine::Engine;
 use crate::{Error, Result};
 
 /// Per-class figures.

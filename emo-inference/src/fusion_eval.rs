@@ -10,9 +10,9 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use crate::analyze::Engine;
 use crate::audio;
 use crate::classifier::argmax;
+use crate::engine::Engine;
 use crate::eval::{face_files, speech_files_of, SpeechCorpus};
 use crate::fusion::{self, FusionWeights, Pair, Strategy, K};
 use crate::reliability::{FaceEvidence, VoiceEvidence};

@@ -21,9 +21,9 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use crate::analyze::Engine;
 use crate::audio;
 use crate::classifier::argmax;
+use crate::engine::Engine;
 use crate::eval::{face_files, speech_files_of, SpeechCorpus};
 use crate::fusion::{self, FusionWeights, Pair, K};
 use crate::reliability::VoiceEvidence;

@@ -13,11 +13,11 @@
 //! * [`eval`], [`bench`] — the code behind `emod eval` and `emod bench`.
 #![forbid(unsafe_code)]
 
-pub mod analyze;
 pub mod audio;
 pub mod av_eval;
 pub mod bench;
 pub mod classifier;
+pub mod engine;
 pub mod eval;
 pub mod expression;
 pub mod face;
@@ -39,7 +39,7 @@ pub mod stream;
 pub mod tracker;
 pub mod voice_domain;
 
-pub use analyze::{Engine, EngineOptions};
+pub use engine::{Engine, EngineOptions};
 pub use limits::MediaLimits;
 pub use model_precision::{PrecisionChoice, PrecisionPolicy};
 pub use runtime::{ExecProvider, RuntimeConfig, RuntimeInfo};

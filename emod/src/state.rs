@@ -9,10 +9,10 @@ use std::time::Duration;
 use crate::auth::{LoginThrottle, TokenCache};
 use crate::capture::CaptureManager;
 use crate::config::Config;
-use crate::engine::SharedEngine;
 use crate::live::LiveBus;
 use crate::metrics::Metrics;
 use crate::sessions::running::RunningSessions;
+use crate::shared_engine::SharedEngine;
 use crate::store::writer::Writer;
 use crate::store::Store;
 

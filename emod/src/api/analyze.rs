@@ -185,7 +185,7 @@ type Done = tokio::sync::oneshot::Receiver<AnalyzeResponse>;
 /// `Done` carries the result. The thread stops early once `cancel` is set, and removes the
 /// uploads before it reports either way.
 fn spawn_analysis(
-    engine: crate::engine::SharedEngine,
+    engine: crate::shared_engine::SharedEngine,
     job: Job,
     cancel: Arc<AtomicBool>,
 ) -> AppResult<(Ready, Analysed, Done)> {

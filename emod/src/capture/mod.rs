@@ -15,10 +15,10 @@ use emo_capture::{CameraOptions, SourceSpec};
 use uuid::Uuid;
 
 use crate::config::{CaptureConfig, Config};
-use crate::engine::SharedEngine;
 use crate::error::{AppError, AppResult};
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
+use crate::shared_engine::SharedEngine;
 use crate::source::Source;
 
 /// A session asking for this daemon's devices.

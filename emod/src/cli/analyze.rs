@@ -22,12 +22,12 @@ pub struct Args {
     #[arg(long, default_value = "calibrated")]
     pub strategy: String,
     /// Video frames analysed per second.
-    #[arg(long, default_value_t = emo_inference::analyze::DEFAULT_VIDEO_FPS)]
+    #[arg(long, default_value_t = emo_inference::engine::DEFAULT_VIDEO_FPS)]
     pub fps: f64,
 }
 
 pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
-    let mut opts = crate::engine::engine_options(config)?;
+    let mut opts = crate::shared_engine::engine_options(config)?;
     opts.strategy = args
         .strategy
         .parse::<Strategy>()

@@ -42,7 +42,7 @@ pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
         Some(BenchTarget::Live(live_args)) => return super::bench_live::run(live_args, config),
         None => {}
     }
-    let mut opts = crate::engine::engine_options(config)?;
+    let mut opts = crate::shared_engine::engine_options(config)?;
     opts.runtime.intra_threads = args.threads.max(1);
     let engine = Engine::load(&opts)?;
     let quiet = args.json;

@@ -11,7 +11,7 @@ use emo_inference::manifest::{self, Manifest};
 use emo_inference::runtime;
 
 use crate::config::Config;
-use crate::engine::{models_dir, runtime_config};
+use crate::shared_engine::{models_dir, runtime_config};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

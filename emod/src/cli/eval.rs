@@ -95,7 +95,7 @@ fn progress_bar(enabled: bool) -> Option<indicatif::ProgressBar> {
 /// `emod eval …`: one function per target (face, speech, fusion), each loading its data,
 /// running it and printing its report.
 pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
-    let mut opts = crate::engine::engine_options(config)?;
+    let mut opts = crate::shared_engine::engine_options(config)?;
     match args.command {
         EvalCommand::Faces { dir, crops, json } => {
             opts.speech = false;

@@ -8,7 +8,7 @@ use emo_inference::manifest::{self, Manifest};
 use emo_inference::{model_precision as precision, runtime, ExecProvider};
 
 use crate::config::Config;
-use crate::engine::{engine_options, models_dir, runtime_config};
+use crate::shared_engine::{engine_options, models_dir, runtime_config};
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {

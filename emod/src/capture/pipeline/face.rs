@@ -10,8 +10,8 @@ use emo_inference::stream::FaceObs;
 use emo_inference::tracker::SubjectTracker;
 
 use super::shared::{secs, store, Shared};
-use crate::engine::SharedEngine;
 use crate::metrics::Metrics;
+use crate::shared_engine::SharedEngine;
 
 pub(super) fn face_loop(sh: &Shared, engine: &SharedEngine, slot: &FrameSlot, metrics: &Metrics) {
     let engine = match engine.get() {

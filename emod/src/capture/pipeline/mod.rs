@@ -26,9 +26,9 @@ use emo_capture::{FrameSlot, SourceSpec};
 
 use super::{camera_options, CaptureRequest, Source, AUDIO_CHUNKS};
 use crate::config::CaptureConfig;
-use crate::engine::SharedEngine;
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
+use crate::shared_engine::SharedEngine;
 use face::face_loop;
 use fuse::fuse_loop;
 pub use fuse::window_samples;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use emo_inference::stream::{SpeechStream, VoiceObs};
 
 use super::shared::{secs, store, Shared};
-use crate::engine::SharedEngine;
+use crate::shared_engine::SharedEngine;
 
 pub(super) fn voice_loop(
     sh: &Shared,
