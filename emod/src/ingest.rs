@@ -50,7 +50,6 @@ struct SessionKeys {
     loaded: bool,
 }
 
-/// Per running session, the sample keys it holds. Entries go when the session finishes.
 impl SessionKeys {
     /// Remember `keys`; past [`MAX_SESSION_KEYS`] the oldest quarter is forgotten.
     fn remember(&mut self, keys: impl IntoIterator<Item = (i64, i16)>) {
@@ -66,6 +65,7 @@ impl SessionKeys {
     }
 }
 
+/// Per running session, the sample keys it holds. Entries go when the session finishes.
 #[derive(Default)]
 pub struct SeenSamples {
     map: Mutex<HashMap<Uuid, SessionKeys>>,

@@ -9,8 +9,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::AppResult;
-use crate::store::StoreError;
+use emo_api_types::ErrorCode;
+
+use crate::error::{AppError, AppResult};
 
 /// Connections kept free of listing reads: a quarter of the pool, at least 2, and at least one
 /// connection left for reads.
@@ -42,11 +43,13 @@ impl ReadGate {
         let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| {
-                StoreError::Unavailable(
-                    "too many database reads at once; the rest of the pool is kept for writes and health checks".into(),
+                // Its own message: the generic storage_unavailable one says "unreachable".
+                AppError::new(
+                    ErrorCode::StorageUnavailable,
+                    "too many database reads at once (part of the pool is kept for writes and health checks); try again shortly",
                 )
             })?
-            .map_err(|_| StoreError::Unavailable("read permits closed".into()))?;
+            .map_err(|_| AppError::Internal("read permits closed".into()))?;
         crate::blocking(move || {
             let out = f();
             drop(permit);

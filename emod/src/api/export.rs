@@ -1,6 +1,9 @@
 //! `GET /api/v1/export?format=csv|json`: every sample matching the filters, streamed page by page
 //! so a multi-million-row export never sits in memory.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpResponse};
@@ -96,14 +99,34 @@ pub async fn export(
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, actix_web::Error>>(4);
     let store = state.store.clone();
     let stall = std::time::Duration::from_secs(state.config.server.export_stall_secs.max(1));
-    let out = Out { tx, stall };
+    let stalled = Arc::new(AtomicBool::new(false));
+    let out = Out {
+        tx,
+        stall,
+        stalled: stalled.clone(),
+    };
     let reads = state.reads.clone();
     actix_web::rt::spawn(async move {
         send_pages(store, reads, filter, format, first_page, out).await;
         drop(slot);
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+    // A stalled export ends as a broken transfer (no last chunk), like one cut by an outage:
+    // a client that reads on later must not take a cut export for a whole one.
+    let stream = futures_util::stream::unfold(Some(rx), move |rx| {
+        let stalled = stalled.clone();
+        async move {
+            let mut rx = rx?;
+            match rx.recv().await {
+                Some(item) => Some((item, Some(rx))),
+                None if stalled.load(Ordering::Acquire) => Some((
+                    Err(actix_web::error::ErrorRequestTimeout(
+                        "export ended: the client read nothing",
+                    )),
+                    None,
+                )),
+                None => None,
+            }
+        }
     });
     let (ctype, ext) = match format {
         Format::Csv => ("text/csv; charset=utf-8", "csv"),
@@ -123,6 +146,8 @@ pub async fn export(
 struct Out {
     tx: tokio::sync::mpsc::Sender<Result<Bytes, actix_web::Error>>,
     stall: std::time::Duration,
+    /// Set when the export ended because its client read nothing for `stall`.
+    stalled: Arc<AtomicBool>,
 }
 
 impl Out {
@@ -133,6 +158,7 @@ impl Out {
             Ok(Err(_)) => Err(()),
             Err(_) => {
                 tracing::info!(stall = ?self.stall, "export ended: its client read nothing");
+                self.stalled.store(true, Ordering::Release);
                 Err(())
             }
         }
