@@ -161,6 +161,16 @@ pub struct UpdateUser {
     pub password: Option<String>,
 }
 
+wire_enum! {
+    /// What a session's `sources` may name (`StartSession::sources`): this daemon's camera or
+    /// microphone, or `remote`: samples posted over the API by a client that captures elsewhere.
+    pub enum SessionSource ("source") {
+        Camera = "camera",
+        Microphone = "microphone",
+        Remote = "remote",
+    }
+}
+
 /// Body of `POST /api/v1/sessions`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

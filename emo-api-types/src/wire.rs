@@ -53,7 +53,7 @@ macro_rules! wire_enum {
                     _ => Err(format!(
                         "unknown {} `{}` ({})",
                         $what,
-                        s,
+                        $crate::wire::echo(s),
                         $crate::wire::one_of(&[$($wire),+])
                     )),
                 }
@@ -106,6 +106,18 @@ macro_rules! filtered_query {
 
 /// `["a", "b", "c"]` → `"a, b or c"`, for error messages.
 #[doc(hidden)]
+/// What was sent, for an error message: at most 40 characters, escaped, so that an error never
+/// echoes a large or unprintable input back.
+pub fn echo(s: &str) -> String {
+    let head: String = s.chars().take(40).collect();
+    let more = if s.chars().nth(40).is_some() {
+        "…"
+    } else {
+        ""
+    };
+    format!("{}{more}", head.escape_debug())
+}
+
 pub fn one_of(names: &[&str]) -> String {
     match names {
         [] => String::new(),
@@ -148,6 +160,7 @@ mod tests {
         agree(&Role::ALL);
         agree(&SessionStatus::ALL);
         agree(&SourceState::ALL);
+        agree(&SessionSource::ALL);
         agree(&Bucket::ALL);
         agree(&HeatmapKind::ALL);
         agree(&ExportFormat::ALL);
@@ -160,6 +173,19 @@ mod tests {
         assert_eq!("Fearful".parse::<Emotion>().unwrap(), Emotion::Fear);
         assert!(serde_json::from_str::<Emotion>("\"fearful\"").is_err());
         assert_eq!(ExportFormat::default(), ExportFormat::Csv);
+    }
+
+    /// An unknown name is echoed in the error, but never more than 40 characters of it, escaped:
+    /// a 1-MB `sources` entry must not come back in the 400's message.
+    #[test]
+    fn an_unknown_name_is_echoed_short_and_escaped() {
+        let long = format!("x{}", "y".repeat(100_000));
+        let e = long.parse::<SessionSource>().unwrap_err();
+        assert!(e.len() < 120, "{e}");
+        assert!(e.starts_with("unknown source `xyyy"), "{e}");
+        assert!(e.contains("…` (camera, microphone or remote)"), "{e}");
+        let e = "cam\u{1b}[2J".parse::<SessionSource>().unwrap_err();
+        assert!(!e.contains('\u{1b}'), "{e:?}");
     }
 
     #[test]

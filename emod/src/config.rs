@@ -64,17 +64,17 @@ impl CaptureConfig {
 
     /// The sources a session that names none gets: the configured ones that are not `none`,
     /// or `remote` when both are `none`.
-    pub fn default_sources(&self) -> Vec<crate::source::Source> {
-        use crate::source::Source;
+    pub fn default_sources(&self) -> Vec<emo_api_types::SessionSource> {
+        use emo_api_types::SessionSource;
         let mut v = Vec::new();
         if self.camera.trim() != "none" {
-            v.push(Source::Camera);
+            v.push(SessionSource::Camera);
         }
         if self.microphone.trim() != "none" {
-            v.push(Source::Microphone);
+            v.push(SessionSource::Microphone);
         }
         if v.is_empty() {
-            v.push(Source::Remote);
+            v.push(SessionSource::Remote);
         }
         v
     }

@@ -1,9 +1,10 @@
-//! One error type for the whole daemon. Each variant maps to a stable snake_case code
-//! ([`ErrorCode`]) and an HTTP status, so clients can match on `error` and never on prose.
+//! One error type for the daemon's domain (sessions, ingest, auth, storage). Each variant carries
+//! a stable snake_case code ([`ErrorCode`], from the wire types), so clients can match on `error`
+//! and never on prose. Nothing here knows about HTTP: `api/error_response.rs` turns it into a
+//! response (status, `Retry-After`, `WWW-Authenticate`, the JSON body), so the domain can be
+//! called without a web framework (the CLI's benches do).
 
-use actix_web::http::{header, StatusCode};
-use actix_web::{HttpResponse, ResponseError};
-use emo_api_types::{ApiError, ErrorCode};
+use emo_api_types::ErrorCode;
 
 use crate::store::StoreError;
 
@@ -64,44 +65,6 @@ impl From<StoreError> for AppError {
             }
             StoreError::Other(msg) => AppError::Internal(msg),
         }
-    }
-}
-
-impl From<actix_web::error::BlockingError> for AppError {
-    fn from(_: actix_web::error::BlockingError) -> Self {
-        AppError::Internal("blocking task was cancelled".into())
-    }
-}
-
-impl ResponseError for AppError {
-    fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.code().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let message = match self {
-            // Never leak internals to clients; they are logged instead.
-            AppError::Internal(detail) => {
-                tracing::error!("internal error: {detail}");
-                "internal server error".to_string()
-            }
-            other => other.to_string(),
-        };
-        let mut resp = HttpResponse::build(self.status_code());
-        if let AppError::Throttled { retry_after } | AppError::Limited { retry_after, .. } = self {
-            resp.insert_header((header::RETRY_AFTER, retry_after.to_string()));
-        }
-        if self.code() == ErrorCode::TooManyRequests {
-            resp.insert_header((header::RETRY_AFTER, "5"));
-        }
-        if self.code() == ErrorCode::Unauthenticated || self.code() == ErrorCode::InvalidCredentials
-        {
-            resp.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"emo\""));
-        }
-        resp.json(ApiError {
-            error: self.code(),
-            message,
-        })
     }
 }
 

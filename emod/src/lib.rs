@@ -16,7 +16,6 @@ pub mod reads;
 pub mod sessions;
 pub mod shared_engine;
 pub mod slots;
-pub mod source;
 pub mod startup;
 pub mod state;
 pub mod store;

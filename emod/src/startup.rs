@@ -81,7 +81,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
         reads,
         node,
     };
-    let recovered = crate::sessions::recover_interrupted(&state).await?;
+    let recovered = crate::sessions::recover_interrupted(&state.sessions()).await?;
     if recovered > 0 {
         tracing::warn!(
             recovered,

@@ -1,7 +1,8 @@
 //! The daemon's shared state: storage, the writer, the live bus, the session service's running
 //! set, the inference engine and the capture manager (built once at start by
 //! [`crate::startup::prepare`]). HTTP handlers and the capture pipeline both work on it; nothing
-//! here knows about HTTP, and it imports only the types it holds, never the services that take it.
+//! here knows about HTTP. The services take only the parts they use ([`AppState::sessions`],
+//! [`AppState::audit`] borrow them), so none of them imports this module.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,13 +80,29 @@ pub async fn maintain_once(state: &Arc<AppState>) {
 }
 
 impl AppState {
-    /// The ingest path (writer + live bus) for API samples and the capture pipeline alike.
-    pub fn ingest(&self) -> crate::ingest::Ingest {
-        crate::ingest::Ingest {
-            writer: self.writer.clone(),
-            live: self.live.clone(),
-            store: self.store.clone(),
-            seen: self.seen.clone(),
+    /// The parts the session service works with (`crate::sessions`), borrowed for one call.
+    pub fn sessions(&self) -> crate::sessions::Sessions<'_> {
+        crate::sessions::Sessions {
+            config: &self.config,
+            store: &self.store,
+            writer: &self.writer,
+            live: &self.live,
+            running: &self.running,
+            capture: &self.capture,
+            engine: &self.engine,
+            metrics: &self.metrics,
+            seen: &self.seen,
+            throttle: &self.throttle,
+            node: &self.node,
+        }
+    }
+
+    /// The audit trail's writer (`crate::audit`).
+    pub fn audit(&self) -> crate::audit::Audit<'_> {
+        crate::audit::Audit {
+            store: &self.store,
+            metrics: &self.metrics,
+            config: &self.config,
         }
     }
 }

@@ -2,7 +2,6 @@
 //! `POST /users` take, so both check the same name and password rules and hash the same way. The
 //! handlers in `api/` call it; none imports the other's helpers.
 
-use actix_web::web;
 use emo_api_types::Role;
 
 use crate::auth::{hash_password, validate_display_name, validate_new_username, validate_password};
@@ -40,5 +39,5 @@ pub async fn create(
         created_at: now_ms(),
     };
     let store = state.store.clone();
-    Ok(web::block(move || store.create_user(&row)).await??)
+    Ok(crate::blocking(move || store.create_user(&row)).await??)
 }

@@ -75,14 +75,15 @@ pub async fn list(
     user.require_admin()?;
     let (limit, offset) = super::paging::page_bounds(q.limit, q.offset)?;
     let filter = q.filter()?;
-    crate::audit::record(
-        &state,
-        &user,
-        "read.audit",
-        None,
-        format!("limit={limit},offset={offset}{}", filter.describe()),
-    )
-    .await?;
+    state
+        .audit()
+        .record(
+            &user,
+            "read.audit",
+            None,
+            format!("limit={limit},offset={offset}{}", filter.describe()),
+        )
+        .await?;
     let store = state.store.clone();
     let (rows, total) = (state
         .reads

@@ -88,7 +88,7 @@ pub async fn export(
     // its client leaves.
     let slot = state.export_slots.take(user.id)?;
     let filter = resolve(&state, &user, &q.filters(), None, "read.export", None).await?;
-    crate::sessions::read_your_writes(&state, filter.user_id).await?;
+    crate::sessions::read_your_writes(&state.sessions(), filter.user_id).await?;
     let store = state.store.clone();
     let f = filter.clone();
     // The first page is read before answering, so an unreachable database is a clean 503.

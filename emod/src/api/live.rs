@@ -89,7 +89,7 @@ pub async fn stream(
 ) -> AppResult<HttpResponse> {
     let id = Uuid::parse_str(&path).map_err(|_| AppError::not_found("session"))?;
     let slot = state.live_slots.take(user.id)?;
-    let (row, _) = sessions::visible(&state, &user, id, "read.live").await?;
+    let (row, _) = sessions::visible(&state.sessions(), &user, id, "read.live").await?;
     let (rx, current) = state.live.subscribe_with_state(id);
     let already_over = row.status()? != SessionStatus::Running;
     if already_over {

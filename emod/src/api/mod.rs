@@ -21,6 +21,7 @@ pub mod audit;
 pub mod auth;
 pub mod deadline;
 pub mod devices;
+mod error_response;
 pub mod export;
 pub mod extract;
 pub mod health;
@@ -217,9 +218,7 @@ pub async fn serve(config: Config, port_file: Option<std::path::PathBuf>) -> any
         write_port_file(path, addr)?;
     }
     let maint = tokio::spawn(crate::state::maintenance(data.clone().into_inner()));
-    let watch = tokio::spawn(crate::sessions::watch::watch_capture(
-        data.clone().into_inner(),
-    ));
+    let watch = tokio::spawn(watch_capture(data.clone().into_inner()));
     let result = server.await;
     maint.abort();
     watch.abort();
@@ -241,4 +240,14 @@ pub async fn serve(config: Config, port_file: Option<std::path::PathBuf>) -> any
         tracing::warn!("exiting while the inference engine is still loading");
     }
     result.context("HTTP server")
+}
+
+/// The capture watch (`sessions::watch`), once a second for the daemon's life.
+async fn watch_capture(state: std::sync::Arc<crate::state::AppState>) {
+    let mut tick = tokio::time::interval(crate::sessions::watch::CHECK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        crate::sessions::watch::check_once(&state.sessions()).await;
+    }
 }

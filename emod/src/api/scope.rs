@@ -6,7 +6,6 @@ use emo_api_types::{Filters, Modality};
 use uuid::Uuid;
 
 use super::AppState;
-use crate::audit;
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult};
 use crate::store::stats::StatsFilter;
@@ -38,11 +37,14 @@ pub async fn data_scope(
             let row = web::block(move || store.user_by_name(&lookup))
                 .await??
                 .ok_or_else(|| AppError::not_found(&format!("agent `{name}`")))?;
-            audit::record(state, user, action, Some(name.to_string()), detail).await?;
+            state
+                .audit()
+                .record(user, action, Some(name.to_string()), detail)
+                .await?;
             Ok(Some(parse_uuid(&row.id)?))
         }
         None => {
-            audit::record(state, user, action, None, detail).await?;
+            state.audit().record(user, action, None, detail).await?;
             Ok(None)
         }
     }

@@ -50,7 +50,7 @@ pub async fn start(
     state: web::Data<AppState>,
     Authed(user, body): Authed<web::Json<StartSession>>,
 ) -> AppResult<HttpResponse> {
-    let row = sessions::start(&state, &user, body.into_inner()).await?;
+    let row = sessions::start(&state.sessions(), &user, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(row.to_api(&user.username)?))
 }
 
@@ -112,7 +112,7 @@ pub async fn get(
     path: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let id = parse_id(&path)?;
-    let (row, owner) = sessions::visible(&state, &user, id, "read.session").await?;
+    let (row, owner) = sessions::visible(&state.sessions(), &user, id, "read.session").await?;
     Ok(HttpResponse::Ok().json(row.to_api(&owner)?))
 }
 
@@ -128,9 +128,9 @@ pub async fn stop(
 ) -> AppResult<HttpResponse> {
     let id = parse_id(&path)?;
     let body = optional_json::<StopSession>(&body)?;
-    let (row, owner) = sessions::visible(&state, &user, id, "session.stop").await?;
+    let (row, owner) = sessions::visible(&state.sessions(), &user, id, "session.stop").await?;
     let ended_at = body.and_then(|b| b.ended_at).map(|t| t.timestamp_millis());
-    let stopped = sessions::stop(&state, &row, ended_at).await?;
+    let stopped = sessions::stop(&state.sessions(), &row, ended_at).await?;
     Ok(HttpResponse::Ok().json(stopped.to_api(&owner)?))
 }
 
@@ -182,9 +182,9 @@ pub async fn samples(
     if after.is_some() && offset > 0 {
         return Err(AppError::query("use either `offset` or `after`, not both"));
     }
-    let (row, _) = sessions::visible(&state, &user, id, "read.samples").await?;
+    let (row, _) = sessions::visible(&state.sessions(), &user, id, "read.samples").await?;
     let owner = crate::store::parse_uuid(&row.user_id)?;
-    sessions::read_your_writes(&state, Some(owner)).await?;
+    sessions::read_your_writes(&state.sessions(), Some(owner)).await?;
     let store = state.store.clone();
     let modality = q.modality.map(modality_code);
     let (rows, total) = state
@@ -229,7 +229,7 @@ pub async fn post_samples(
     Authed(user, body): Authed<web::Json<SampleBatch>>,
 ) -> AppResult<HttpResponse> {
     let id = parse_id(&path)?;
-    let done = sessions::post_samples(&state, &user, id, &body).await?;
+    let done = sessions::post_samples(&state.sessions(), &user, id, &body).await?;
     Ok(HttpResponse::Created().json(Accepted {
         accepted: done.accepted,
         duplicates: done.duplicates,

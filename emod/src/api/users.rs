@@ -5,7 +5,6 @@ use emo_api_types::{CreateUser, ErrorCode, Role, UpdateUser, User};
 
 use super::extract::Authed;
 use super::AppState;
-use crate::audit;
 use crate::auth::{
     hash_password, validate_display_name, validate_new_username, validate_password,
     validate_username, AuthUser,
@@ -19,7 +18,10 @@ use crate::store::{parse_uuid, UserRow};
     security(("bearer" = [])))]
 pub async fn list(state: web::Data<AppState>, user: AuthUser) -> AppResult<HttpResponse> {
     user.require_admin()?;
-    audit::record(&state, &user, "read.users", None, String::new()).await?;
+    state
+        .audit()
+        .record(&user, "read.users", None, String::new())
+        .await?;
     let store = state.store.clone();
     let rows = web::block(move || store.list_users()).await??;
     let users = rows
@@ -43,14 +45,10 @@ pub async fn get(
     if validate_username(&name).is_err() {
         return Err(AppError::not_found("user"));
     }
-    audit::record(
-        &state,
-        &user,
-        "read.user",
-        Some(name.clone()),
-        String::new(),
-    )
-    .await?;
+    state
+        .audit()
+        .record(&user, "read.user", Some(name.clone()), String::new())
+        .await?;
     let store = state.store.clone();
     let row = web::block(move || store.user_by_name(&name))
         .await??
@@ -77,14 +75,15 @@ pub async fn create(
     if let Some(d) = &body.display_name {
         validate_display_name(d).map_err(AppError::invalid)?;
     }
-    audit::record(
-        &state,
-        &user,
-        "user.create",
-        Some(username.to_string()),
-        format!("role={}", body.role.as_str()),
-    )
-    .await?;
+    state
+        .audit()
+        .record(
+            &user,
+            "user.create",
+            Some(username.to_string()),
+            format!("role={}", body.role.as_str()),
+        )
+        .await?;
     let row = crate::users::create(
         &state,
         username,
@@ -163,7 +162,10 @@ pub async fn update(
     }
     // Written before the change: an account is never changed unaudited (if the audit write
     // fails, nothing changes).
-    audit::record(&state, &user, "user.update", Some(name), what.join(",")).await?;
+    state
+        .audit()
+        .record(&user, "user.update", Some(name), what.join(","))
+        .await?;
     let changes = UserChanges {
         display_name: body.display_name.clone().map(Some),
         role: body.role.map(|r| r.as_str().to_string()),

@@ -19,14 +19,13 @@ use crate::error::{AppError, AppResult};
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::shared_engine::SharedEngine;
-use crate::source::Source;
 
 /// A session asking for this daemon's devices.
 #[derive(Debug, Clone)]
 pub struct CaptureRequest {
     pub session: Uuid,
     pub user: Uuid,
-    pub sources: Vec<Source>,
+    pub sources: Vec<emo_api_types::SessionSource>,
 }
 
 /// Sources opened for a session that is not stored yet. Dropping it closes them and frees the

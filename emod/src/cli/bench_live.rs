@@ -239,7 +239,7 @@ async fn measure(cfg: Config, seconds: u64, quiet: bool) -> anyhow::Result<LiveR
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
     let row = crate::sessions::start(
-        &state,
+        &state.sessions(),
         &who,
         StartSession {
             consent: true,
@@ -256,7 +256,7 @@ async fn measure(cfg: Config, seconds: u64, quiet: bool) -> anyhow::Result<LiveR
         eprintln!("capturing for {seconds} s …");
     }
     let (counts, mut face_lat, mut fused_lat) = collect(rx, seconds).await;
-    crate::sessions::stop(&state, &row, None)
+    crate::sessions::stop(&state.sessions(), &row, None)
         .await
         .map_err(|e| anyhow::anyhow!("stopping the session: {e}"))?;
     let elapsed = t0.elapsed().as_secs_f64();

@@ -1,7 +1,9 @@
 //! The session service: start (with consent, and with capture when the session asks for this
 //! daemon's camera or microphone), stop, finish, recovery after a crash, the set of running
-//! sessions, and sample ingest. HTTP handlers and the capture pipeline both call it; nothing
-//! here knows about HTTP.
+//! sessions, and sample ingest. HTTP handlers and the capture watch both call it; nothing here
+//! knows about HTTP. It works on [`Sessions`], the parts of the daemon it uses (borrowed; built by
+//! `AppState::sessions`), not on the whole state, and it answers with the domain error
+//! [`AppError`] that `api/error_response.rs` maps to HTTP.
 
 pub mod running;
 pub mod validate;
@@ -14,33 +16,76 @@ use emo_api_types::{
 };
 use uuid::Uuid;
 
-use crate::audit;
-use crate::auth::AuthUser;
-use crate::capture::{CaptureRequest, Reservation};
+use std::sync::Arc;
+
+use crate::audit::Audit;
+use crate::auth::{AuthUser, LoginThrottle};
+use crate::capture::{CaptureManager, CaptureRequest, Reservation};
+use crate::config::Config;
 use crate::error::{AppError, AppResult};
+use crate::ingest::{Ingest, SeenSamples};
+use crate::live::LiveBus;
 use crate::metrics::Metrics;
-use crate::source::Source;
-use crate::state::AppState;
+use crate::shared_engine::SharedEngine;
 use crate::store::sessions::SessionFilter;
-use crate::store::{now_ms, parse_uuid, SessionRow, StoreError};
+use crate::store::writer::Writer;
+use crate::store::{now_ms, parse_uuid, SessionRow, Store, StoreError};
+use emo_api_types::SessionSource;
 pub use running::{RunningInfo, RunningSessions};
 use validate::{EARLIEST_MS, SKEW_MS};
 
+/// What the session service uses, borrowed from the daemon's state for one call.
+pub struct Sessions<'a> {
+    pub config: &'a Config,
+    pub store: &'a Store,
+    pub writer: &'a Writer,
+    pub live: &'a Arc<LiveBus>,
+    pub running: &'a RunningSessions,
+    pub capture: &'a CaptureManager,
+    pub engine: &'a SharedEngine,
+    pub metrics: &'a Arc<Metrics>,
+    pub seen: &'a Arc<SeenSamples>,
+    /// For the per-user bound on backdated starts.
+    pub throttle: &'a LoginThrottle,
+    /// This daemon's `server.node_name`: the sessions it recovers after a crash are its own.
+    pub node: &'a String,
+}
+
+impl Sessions<'_> {
+    /// The ingest path (writer + live bus) for posted samples and the capture pipeline alike.
+    pub fn ingest(&self) -> Ingest {
+        Ingest {
+            writer: self.writer.clone(),
+            live: self.live.clone(),
+            store: self.store.clone(),
+            seen: self.seen.clone(),
+        }
+    }
+
+    fn audit(&self) -> Audit<'_> {
+        Audit {
+            store: self.store,
+            metrics: self.metrics,
+            config: self.config,
+        }
+    }
+}
+
 /// Each backdated start writes an audit row: bounded per user and hour
 /// (`auth.max_backdated_sessions_per_hour`), checked before anything is opened.
-fn limit_backdated(state: &AppState, user: &AuthUser) -> AppResult<()> {
+fn limit_backdated(svc: &Sessions<'_>, user: &AuthUser) -> AppResult<()> {
     // Each backdated start writes an audit row: bounded per user, before anything is done.
-    state
+    svc
         .throttle
         .backdated_attempt(
             user.id,
-            state.config.auth.max_backdated_sessions_per_hour,
+            svc.config.auth.max_backdated_sessions_per_hour,
             std::time::Duration::from_secs(3600),
         )
         .map_err(|retry_after| AppError::Limited {
             message: format!(
                 "too many backdated session starts in the last hour (auth.max_backdated_sessions_per_hour = {}); try again in {retry_after} s",
-                state.config.auth.max_backdated_sessions_per_hour
+                svc.config.auth.max_backdated_sessions_per_hour
             ),
             retry_after,
         })?;
@@ -48,24 +93,24 @@ fn limit_backdated(state: &AppState, user: &AuthUser) -> AppResult<()> {
 }
 
 /// The sources a start request names, checked; empty = the configured capture sources.
-fn requested_sources(state: &AppState, sources: &[String]) -> AppResult<Vec<Source>> {
+fn requested_sources(svc: &Sessions<'_>, sources: &[String]) -> AppResult<Vec<SessionSource>> {
     if sources.len() > 16 {
         return Err(AppError::invalid("at most 16 sources"));
     }
-    let mut out: Vec<Source> = Vec::new();
+    let mut out: Vec<SessionSource> = Vec::new();
     for s in sources {
-        let src: Source = s.parse().map_err(AppError::invalid)?;
+        let src: SessionSource = s.parse().map_err(AppError::invalid)?;
         if !out.contains(&src) {
             out.push(src);
         }
     }
-    if out.contains(&Source::Remote) && out.len() > 1 {
+    if out.contains(&SessionSource::Remote) && out.len() > 1 {
         return Err(AppError::invalid(
             "`remote` (samples posted over the API) cannot be combined with camera or microphone",
         ));
     }
     if out.is_empty() {
-        out = state.config.capture.default_sources();
+        out = svc.config.capture.default_sources();
     }
     Ok(out)
 }
@@ -73,7 +118,11 @@ fn requested_sources(state: &AppState, sources: &[String]) -> AppResult<Vec<Sour
 /// Start a session for `user` with consent. Capture sources are opened before the session is
 /// stored, so a source that cannot be opened starts nothing (409 `source_unavailable`), and a
 /// second capturing session on this daemon gets 409 `capture_busy`.
-pub async fn start(state: &AppState, user: &AuthUser, body: StartSession) -> AppResult<SessionRow> {
+pub async fn start(
+    svc: &Sessions<'_>,
+    user: &AuthUser,
+    body: StartSession,
+) -> AppResult<SessionRow> {
     if !body.consent {
         return Err(AppError::new(
             ErrorCode::ConsentRequired,
@@ -81,13 +130,13 @@ pub async fn start(state: &AppState, user: &AuthUser, body: StartSession) -> App
         ));
     }
     let now = now_ms();
-    let started_at = started_at(state, &body, now)?;
+    let started_at = started_at(svc, &body, now)?;
     validate::text("label", body.label.as_deref().unwrap_or(""), 200)?;
-    let sources = requested_sources(state, &body.sources)?;
-    let capture: Vec<Source> = sources
+    let sources = requested_sources(svc, &body.sources)?;
+    let capture: Vec<SessionSource> = sources
         .iter()
         .copied()
-        .filter(|s| *s != Source::Remote)
+        .filter(|s| *s != SessionSource::Remote)
         .collect();
     if !capture.is_empty() && body.started_at.is_some() {
         return Err(AppError::invalid(
@@ -95,9 +144,9 @@ pub async fn start(state: &AppState, user: &AuthUser, body: StartSession) -> App
         ));
     }
     if body.started_at.is_some() {
-        limit_backdated(state, user)?;
+        limit_backdated(svc, user)?;
     }
-    refuse_second_session(state, user).await?;
+    refuse_second_session(svc, user).await?;
     let id = Uuid::now_v7();
     // Devices first: nothing is stored for a session that cannot capture.
     let reservation = if capture.is_empty() {
@@ -108,23 +157,23 @@ pub async fn start(state: &AppState, user: &AuthUser, body: StartSession) -> App
             user: user.id,
             sources: capture,
         };
-        Some(state.capture.open(req, &state.config).await?)
+        Some(svc.capture.open(req, svc.config).await?)
     };
     if let Some(t) = body.started_at {
         // Uploads of earlier recordings are allowed but visible: who dated which session back.
-        audit::record(
-            state,
-            user,
-            "session.backdated",
-            Some(user.username.clone()),
-            format!("session={id} started_at={}", t.to_rfc3339()),
-        )
-        .await?;
+        svc.audit()
+            .record(
+                user,
+                "session.backdated",
+                Some(user.username.clone()),
+                format!("session={id} started_at={}", t.to_rfc3339()),
+            )
+            .await?;
     }
     let row = SessionRow {
         id: id.to_string(),
         user_id: user.id.to_string(),
-        node: state.node.clone(),
+        node: svc.node.clone(),
         status: SessionStatus::Running.as_str().into(),
         started_at,
         ended_at: None,
@@ -135,8 +184,8 @@ pub async fn start(state: &AppState, user: &AuthUser, body: StartSession) -> App
         summary: None,
         dominant: None,
     };
-    insert_running(state, &row).await?;
-    go_live(state, user, id, started_at, reservation);
+    insert_running(svc, &row).await?;
+    go_live(svc, user, id, started_at, reservation);
     tracing::info!(session = %id, user = %user.username, sources = ?sources, "session started with consent");
     Ok(row)
 }
@@ -144,8 +193,8 @@ pub async fn start(state: &AppState, user: &AuthUser, body: StartSession) -> App
 /// When the session began (milliseconds): now, or for an upload of an earlier recording the
 /// `started_at` it names, which may lie neither in the future nor further back than
 /// `privacy.max_backdate_hours`.
-fn started_at(state: &AppState, body: &StartSession, now: i64) -> AppResult<i64> {
-    let max_age_ms = state.config.privacy.max_backdate_hours as i64 * 3_600_000;
+fn started_at(svc: &Sessions<'_>, body: &StartSession, now: i64) -> AppResult<i64> {
+    let max_age_ms = svc.config.privacy.max_backdate_hours as i64 * 3_600_000;
     match body.started_at {
         Some(t) if t.timestamp_millis() > now + SKEW_MS => {
             Err(AppError::invalid("started_at lies in the future"))
@@ -155,7 +204,7 @@ fn started_at(state: &AppState, body: &StartSession, now: i64) -> AppResult<i64>
         }
         Some(t) if t.timestamp_millis() < now - max_age_ms => Err(AppError::invalid(format!(
             "started_at lies more than {} hours in the past (privacy.max_backdate_hours)",
-            state.config.privacy.max_backdate_hours
+            svc.config.privacy.max_backdate_hours
         ))),
         Some(t) => Ok(t.timestamp_millis()),
         None => Ok(now),
@@ -163,8 +212,8 @@ fn started_at(state: &AppState, body: &StartSession, now: i64) -> AppResult<i64>
 }
 
 /// 409 `session_already_running` when `user` has a running session.
-async fn refuse_second_session(state: &AppState, user: &AuthUser) -> AppResult<()> {
-    let store = state.store.clone();
+async fn refuse_second_session(svc: &Sessions<'_>, user: &AuthUser) -> AppResult<()> {
+    let store = svc.store.clone();
     let uid = user.id.to_string();
     let running = crate::blocking(move || {
         store.list_sessions(&SessionFilter {
@@ -186,8 +235,8 @@ async fn refuse_second_session(state: &AppState, user: &AuthUser) -> AppResult<(
 
 /// Store the new running session; a concurrent start of the same user that got there first is
 /// 409 `session_already_running`.
-async fn insert_running(state: &AppState, row: &SessionRow) -> AppResult<()> {
-    let store = state.store.clone();
+async fn insert_running(svc: &Sessions<'_>, row: &SessionRow) -> AppResult<()> {
+    let store = svc.store.clone();
     let insert = row.clone();
     match crate::blocking(move || store.insert_session(&insert)).await? {
         Ok(()) => Ok(()),
@@ -203,13 +252,13 @@ async fn insert_running(state: &AppState, row: &SessionRow) -> AppResult<()> {
 /// A stored session starts taking samples: the running set knows it, and its capture (if any)
 /// starts feeding it.
 fn go_live(
-    state: &AppState,
+    svc: &Sessions<'_>,
     user: &AuthUser,
     id: Uuid,
     started_at: i64,
     reservation: Option<Reservation>,
 ) {
-    state.running.put(
+    svc.running.put(
         id,
         RunningInfo {
             user_id: user.id,
@@ -217,28 +266,28 @@ fn go_live(
             checked: Instant::now(),
         },
     );
-    state.seen.started(id);
+    svc.seen.started(id);
     if let Some(r) = reservation {
-        state.capture.run(
+        svc.capture.run(
             r,
-            state.ingest(),
-            state.engine.clone(),
-            state.metrics.clone(),
-            &state.config,
+            svc.ingest(),
+            svc.engine.clone(),
+            svc.metrics.clone(),
+            svc.config,
         );
     }
-    Metrics::inc(&state.metrics.sessions_started, 1);
+    Metrics::inc(&svc.metrics.sessions_started, 1);
 }
 
 /// Loads a session the caller may see: agents get 404 for sessions that are not theirs; admins
 /// reading another user's session are audited.
 pub async fn visible(
-    state: &AppState,
+    svc: &Sessions<'_>,
     user: &AuthUser,
     id: Uuid,
     action: &str,
 ) -> AppResult<(SessionRow, String)> {
-    let store = state.store.clone();
+    let store = svc.store.clone();
     let (row, owner) = crate::blocking(move || store.session(&id.to_string()))
         .await??
         .ok_or_else(|| AppError::not_found("session"))?;
@@ -246,14 +295,9 @@ pub async fn visible(
         if !user.is_admin() {
             return Err(AppError::not_found("session"));
         }
-        audit::record(
-            state,
-            user,
-            action,
-            Some(owner.clone()),
-            format!("session={id}"),
-        )
-        .await?;
+        svc.audit()
+            .record(user, action, Some(owner.clone()), format!("session={id}"))
+            .await?;
     }
     Ok((row, owner))
 }
@@ -261,16 +305,16 @@ pub async fn visible(
 /// Stop a running session: capture (if any) is drained first, then every pending sample is
 /// flushed and the summary stored.
 pub async fn stop(
-    state: &AppState,
+    svc: &Sessions<'_>,
     row: &SessionRow,
     ended_at: Option<i64>,
 ) -> AppResult<SessionRow> {
-    stop_because(state, row, ended_at, EndReason::Requested).await
+    stop_because(svc, row, ended_at, EndReason::Requested).await
 }
 
 /// [`stop`], recording why the session ended in its summary.
 pub async fn stop_because(
-    state: &AppState,
+    svc: &Sessions<'_>,
     row: &SessionRow,
     ended_at: Option<i64>,
     reason: EndReason,
@@ -293,15 +337,15 @@ pub async fn stop_because(
     }
     // Posts already queuing a batch finish (their samples go into the summary), later ones get
     // 409 `session_not_running`.
-    state.running.close_gate(sid).await;
-    state.capture.stop(sid).await;
+    svc.running.close_gate(sid).await;
+    svc.capture.stop(sid).await;
     // Without an explicit end the session ends once its capture is drained: the last windows
     // the drain emitted lie before it (samples after `ended_at` are never stored).
     let ended_at = ended_at.unwrap_or_else(|| now_ms().max(row.started_at));
-    let summary = match finish(state, row, SessionStatus::Stopped, ended_at, Some(reason)).await {
+    let summary = match finish(svc, row, SessionStatus::Stopped, ended_at, Some(reason)).await {
         Ok(s) => s,
         Err(e) => {
-            state.running.reopen_gate(sid);
+            svc.running.reopen_gate(sid);
             return Err(e);
         }
     };
@@ -315,7 +359,7 @@ pub async fn stop_because(
 
 /// Flushes the session's pending samples, stores the summary and closes the session.
 async fn finish(
-    state: &AppState,
+    svc: &Sessions<'_>,
     row: &SessionRow,
     status: SessionStatus,
     ended_at: i64,
@@ -323,7 +367,7 @@ async fn finish(
 ) -> AppResult<SessionSummary> {
     // Only this session's user's samples are waited for: another user's backlog (bounded by
     // writer.user_quota) must not make this stop time out.
-    let writer = state.writer.clone();
+    let writer = svc.writer.clone();
     let owner = row.user_id.clone();
     let flushed =
         crate::blocking(move || writer.flush_user(&owner, Duration::from_secs(15))).await?;
@@ -333,7 +377,7 @@ async fn finish(
             "samples are still waiting for the database; try stopping again shortly",
         ));
     }
-    let store = state.store.clone();
+    let store = svc.store.clone();
     let (id, started) = (row.id.clone(), row.started_at);
     let (summary, done) = crate::blocking(move || -> Result<_, StoreError> {
         let mut summary = store.compute_summary(&id, started, ended_at)?;
@@ -349,27 +393,26 @@ async fn finish(
         ));
     }
     let sid = parse_uuid(&row.id)?;
-    forget_running(state, sid);
-    Metrics::inc(&state.metrics.sessions_stopped, 1);
+    forget_running(svc, sid);
+    Metrics::inc(&svc.metrics.sessions_stopped, 1);
     Ok(summary)
 }
 
 /// This daemon no longer takes samples for `sid` (stopped here or elsewhere): it leaves the
 /// running set, and its live streams get `stopped` and close.
-fn forget_running(state: &AppState, sid: Uuid) {
-    state.running.remove(sid);
-    state.seen.forget(sid);
-    state
-        .live
+fn forget_running(svc: &Sessions<'_>, sid: Uuid) {
+    svc.running.remove(sid);
+    svc.seen.forget(sid);
+    svc.live
         .publish(sid, LiveEvent::Stopped { session_id: sid });
-    state.live.close(sid);
+    svc.live.close(sid);
 }
 
 /// At start: this node's sessions still marked running were cut off by a crash. Everything
 /// flushed before the crash is kept; the session becomes `interrupted` with a summary.
-pub async fn recover_interrupted(state: &AppState) -> anyhow::Result<usize> {
-    let store = state.store.clone();
-    let node = state.node.clone();
+pub async fn recover_interrupted(svc: &Sessions<'_>) -> anyhow::Result<usize> {
+    let store = svc.store.clone();
+    let node = svc.node.clone();
     let n = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
         let rows = store.running_sessions_of_node(&node)?;
         for row in &rows {
@@ -396,8 +439,8 @@ pub async fn recover_interrupted(state: &AppState) -> anyhow::Result<usize> {
 /// admin's read of everyone: all): another user posting large batches in a loop does not make
 /// it wait, or fail (issue 28, item 4: before, all 12 of a reader's requests got 503 while
 /// someone else posted 10,000-sample batches).
-pub async fn read_your_writes(state: &AppState, scope: Option<Uuid>) -> AppResult<()> {
-    let writer = state.writer.clone();
+pub async fn read_your_writes(svc: &Sessions<'_>, scope: Option<Uuid>) -> AppResult<()> {
+    let writer = svc.writer.clone();
     let wait = Duration::from_secs(2);
     let written = crate::blocking(move || match scope {
         Some(user) => writer.flush_user(&user.to_string(), wait),
@@ -415,26 +458,26 @@ pub async fn read_your_writes(state: &AppState, scope: Option<Uuid>) -> AppResul
 
 /// Validate and ingest a batch posted by the session's owner.
 pub async fn post_samples(
-    state: &AppState,
+    svc: &Sessions<'_>,
     user: &AuthUser,
     id: Uuid,
     batch: &SampleBatch,
 ) -> AppResult<crate::ingest::Submitted> {
-    let info = running_info(state, id).await?;
+    let info = running_info(svc, id).await?;
     if info.user_id != user.id {
         return Err(AppError::not_found("session"));
     }
-    if state.capture.is_capturing(id) {
+    if svc.capture.is_capturing(id) {
         return Err(AppError::new(
             ErrorCode::Conflict,
             "this session's samples come from the daemon's own capture; it takes no posted samples",
         ));
     }
     validate::validate_batch(batch, info.started_at, now_ms()).map_err(AppError::invalid)?;
-    let ingest = state.ingest();
+    let ingest = svc.ingest();
     let loader = ingest.clone();
     crate::blocking(move || loader.load_keys(id)).await?;
-    let Some(_pass) = state.running.enter(id) else {
+    let Some(_pass) = svc.running.enter(id) else {
         return Err(AppError::new(
             ErrorCode::SessionNotRunning,
             "the session is stopping or stopped; nothing was accepted",
@@ -449,16 +492,16 @@ const RUNNING_FRESH: Duration = Duration::from_secs(2);
 
 /// The running session `id`, from the cache when fresh, else the database; when the database is
 /// down a cached entry of any age is used.
-pub async fn running_info(state: &AppState, id: Uuid) -> AppResult<RunningInfo> {
-    let cached = state.running.get(id);
+pub async fn running_info(svc: &Sessions<'_>, id: Uuid) -> AppResult<RunningInfo> {
+    let cached = svc.running.get(id);
     if let Some(c) = cached.filter(|c| c.checked.elapsed() < RUNNING_FRESH) {
         return Ok(c);
     }
-    let store = state.store.clone();
+    let store = svc.store.clone();
     match crate::blocking(move || store.session(&id.to_string())).await? {
         Ok(Some((row, _))) => {
             if row.status()? != SessionStatus::Running {
-                state.running.remove(id);
+                svc.running.remove(id);
                 return Err(AppError::new(
                     ErrorCode::SessionNotRunning,
                     "the session is not running",
@@ -469,7 +512,7 @@ pub async fn running_info(state: &AppState, id: Uuid) -> AppResult<RunningInfo> 
                 started_at: row.started_at,
                 checked: Instant::now(),
             };
-            state.running.put(id, info);
+            svc.running.put(id, info);
             Ok(info)
         }
         Ok(None) => Err(AppError::not_found("session")),

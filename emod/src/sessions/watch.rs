@@ -23,36 +23,25 @@
 //!
 //! Samples the pipeline emits between the stop elsewhere and this daemon noticing it are not
 //! stored: the store refuses every sample after its session's `ended_at`
-//! (`store::sessions::insert_samples`).
+//! (`store::samples::insert_samples`).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use emo_api_types::{EndReason, SessionStatus};
 use uuid::Uuid;
 
-use crate::state::AppState;
+use super::Sessions;
 use crate::store::StoreError;
 
-/// How often the capturing session is checked.
+/// How often the capturing session is checked (by a task `serve` runs for the daemon's life).
 pub const CHECK_EVERY: Duration = Duration::from_secs(1);
 
-/// Runs for the daemon's life (spawned by `serve`).
-pub async fn watch_capture(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(CHECK_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        check_once(&state).await;
-    }
-}
-
 /// One check of the capturing session (nothing to do when this daemon does not capture).
-pub async fn check_once(state: &AppState) {
-    let Some(c) = state.capture.capturing() else {
+pub async fn check_once(svc: &Sessions<'_>) {
+    let Some(c) = svc.capture.capturing() else {
         return;
     };
-    let store = state.store.clone();
+    let store = svc.store.clone();
     let (sid, uid) = (c.session.to_string(), c.user.to_string());
     let read = crate::blocking(move || -> Result<_, StoreError> {
         Ok((store.session(&sid)?, store.user_by_id(&uid)?))
@@ -71,16 +60,16 @@ pub async fn check_once(state: &AppState) {
     };
     let row = match session {
         Some((row, _)) if row.status == SessionStatus::Running.as_str() => row,
-        _ => return ended_elsewhere(state, c.session).await,
+        _ => return ended_elsewhere(svc, c.session).await,
     };
     let reason = if user.is_none_or(|u| u.disabled) {
         EndReason::UserDisabled
-    } else if c.sources_ended && state.config.capture.stop_when_sources_end {
+    } else if c.sources_ended && svc.config.capture.stop_when_sources_end {
         EndReason::SourcesEnded
     } else {
         return;
     };
-    match super::stop_because(state, &row, None, reason).await {
+    match super::stop_because(svc, &row, None, reason).await {
         Ok(_) => {}
         // Stopped meanwhile by a request: its stop did the work.
         Err(e) if e.code() == emo_api_types::ErrorCode::SessionNotRunning => {}
@@ -90,8 +79,8 @@ pub async fn check_once(state: &AppState) {
 
 /// The session was stopped elsewhere: stop its sources here (the drained windows lie after its
 /// end and are not stored) and forget it.
-async fn ended_elsewhere(state: &AppState, sid: Uuid) {
-    state.capture.stop(sid).await;
-    super::forget_running(state, sid);
+async fn ended_elsewhere(svc: &Sessions<'_>, sid: Uuid) {
+    svc.capture.stop(sid).await;
+    super::forget_running(svc, sid);
     tracing::info!(session = %sid, "the session was stopped elsewhere; its capture stopped");
 }

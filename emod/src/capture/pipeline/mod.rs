@@ -24,7 +24,9 @@ use std::thread::JoinHandle;
 
 use emo_capture::{FrameSlot, SourceSpec};
 
-use super::{camera_options, CaptureRequest, Source, AUDIO_CHUNKS};
+use emo_api_types::SessionSource;
+
+use super::{camera_options, CaptureRequest, AUDIO_CHUNKS};
 use crate::config::CaptureConfig;
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
@@ -48,13 +50,13 @@ pub struct Opened {
 
 impl Opened {
     /// Open every requested source or none (the error names the one that failed).
-    pub fn open(sources: &[Source], cfg: &CaptureConfig) -> Result<Self, String> {
+    pub fn open(sources: &[SessionSource], cfg: &CaptureConfig) -> Result<Self, String> {
         let (events_tx, events) = mpsc::channel();
         let mut camera = None;
         let mut microphone = None;
         for s in sources {
             match s {
-                Source::Camera => {
+                SessionSource::Camera => {
                     let spec: SourceSpec = cfg.camera.parse().map_err(|e| {
                         format!("camera `{}`: {e}", emo_capture::redact_secrets(&cfg.camera))
                     })?;
@@ -71,7 +73,7 @@ impl Opened {
                     .map_err(|e| e.to_string())?;
                     camera = Some((cam, slot));
                 }
-                Source::Microphone => {
+                SessionSource::Microphone => {
                     let spec: SourceSpec = cfg.microphone.parse().map_err(|e| {
                         let shown = emo_capture::redact_secrets(&cfg.microphone);
                         format!("microphone `{shown}`: {e}")
@@ -86,7 +88,7 @@ impl Opened {
                         .map_err(|e| e.to_string())?;
                     microphone = Some((mic, rx));
                 }
-                Source::Remote => {}
+                SessionSource::Remote => {}
             }
         }
         Ok(Self {
