@@ -56,10 +56,14 @@ def profile_np(s: np.ndarray, n: float, prior: np.ndarray, prior_frames: float) 
     return (s + prior_frames * prior) / (n + prior_frames)
 
 
-def apply_np(f: np.ndarray, profile: np.ndarray) -> np.ndarray:
+def apply_np(f: np.ndarray, profile: np.ndarray, bands: int = 64) -> np.ndarray:
+    """`bands` < 64 subtracts the profile only from the lowest `bands` mel bands (timbre), so that
+    the upper bands keep their arousal cues (an experiment of issue 26; 64 = every band)."""
     sig, _ = masks_np(f)
     out = f.copy()
-    out[:, sig] -= profile[:, None].astype(out.dtype)
+    prof = profile.astype(out.dtype).copy()
+    prof[bands:] = 0
+    out[:, sig] -= prof[:, None]
     return out
 
 
@@ -83,10 +87,13 @@ def stats_t(f):
     return (f * vs[:, None, :]).sum(dim=2).double(), vs.sum(dim=1).double()
 
 
-def apply_t(f, profile):
-    """f [B, 64, T], profile [B, 64] -> f - profile on the signal frames."""
+def apply_t(f, profile, bands: int = 64):
+    """f [B, 64, T], profile [B, 64] -> f - profile on the signal frames (on the lowest `bands`
+    mel bands only; see apply_np)."""
     sig, _ = masks_t(f)
-    return f - profile.to(f.dtype)[:, :, None] * sig.to(f.dtype)[:, None, :]
+    prof = profile.to(f.dtype).clone()
+    prof[:, bands:] = 0
+    return f - prof[:, :, None] * sig.to(f.dtype)[:, None, :]
 
 
 def selftest(paths):

@@ -98,7 +98,7 @@ def make_hook(C, tr, prior, a):
             s = C.sums[pick].sum(0) + s_self[j] + a.prior_frames * prior_t
             n = C.counts[pick].sum() + n_self[j] + a.prior_frames
             prof.append(s / n)
-        return SN.apply_t(f, torch.stack(prof))
+        return SN.apply_t(f, torch.stack(prof), a.norm_bands)
 
     return hook
 
@@ -113,7 +113,7 @@ def normalised(C, te, prior, a, mode):
         s = torch.stack([C.sums[te][C.spk[te] == C.spk[i]].sum(0) for i in te])
         n = torch.stack([C.counts[te][C.spk[te] == C.spk[i]].sum() for i in te])
     prof = (s + a.prior_frames * torch.from_numpy(prior)) / (n[:, None] + a.prior_frames)
-    return SN.apply_t(f, prof).unsqueeze(1)
+    return SN.apply_t(f, prof, a.norm_bands).unsqueeze(1)
 
 
 def score(logits, y, corpus, scoring):
@@ -137,6 +137,8 @@ def main():
     ap.add_argument("--speaker_norm", action="store_true")
     ap.add_argument("--prior_frames", type=float, default=600.0)
     ap.add_argument("--ctx_max", type=int, default=24)
+    ap.add_argument("--norm_bands", type=int, default=64,
+                    help="subtract the speaker profile from the lowest N mel bands only (64 = all)")
     a = ap.parse_args()
     assert a.emodb, "--emodb is required"
     torch.set_num_threads(a.threads)
