@@ -54,14 +54,19 @@ pub async fn maintenance(state: Arc<AppState>) {
     }
 }
 
-/// One maintenance pass: expired tokens are purged and data older than the retention period is
-/// deleted. `serve` runs one before it accepts requests, so nothing past retention is ever served
-/// by a daemon that has just started (and a test can rely on that instead of racing the task).
+/// One maintenance pass: expired tokens are purged, the coming days' partitions are created
+/// (PostgreSQL) and data older than the retention period is deleted. `serve` runs one before it
+/// accepts requests, so nothing past retention is ever served by a daemon that has just started
+/// (and a test can rely on that instead of racing the task).
 pub async fn maintain_once(state: &Arc<AppState>) {
     let st = state.clone();
     let res = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let now = crate::store::now_ms();
         st.store.purge_tokens(now)?;
+        if let Err(e) = st.store.prepare_partitions(now) {
+            // Nothing is lost meanwhile: rows without a day partition wait in the default one.
+            tracing::warn!("day partitions not prepared: {e}");
+        }
         let days = st.config.privacy.retention_days;
         if days > 0 {
             let (samples, sessions) = st.store.purge_before(now - days as i64 * 86_400_000)?;

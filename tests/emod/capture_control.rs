@@ -100,11 +100,12 @@ fn after_end(env: &Env, id: &str) -> (i64, i64) {
     let n = |q: String| env.sql_lines(&q)[0].parse::<i64>().unwrap();
     (
         n(format!(
-            "SELECT CAST(COUNT(*) AS TEXT) AS r FROM samples s JOIN sessions x ON x.id = s.session_id \
+            "SELECT CAST(COUNT(*) AS TEXT) AS r FROM samples s JOIN sessions x ON x.no = s.session_no \
              WHERE x.id = '{id}' AND s.t > x.ended_at"
         )),
         n(format!(
-            "SELECT CAST(COUNT(*) AS TEXT) AS r FROM samples WHERE session_id = '{id}'"
+            "SELECT CAST(COUNT(*) AS TEXT) AS r FROM samples s JOIN sessions x ON x.no = s.session_no \
+             WHERE x.id = '{id}'"
         )),
     )
 }

@@ -52,8 +52,10 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
 fn insert_samples(env: &Env, session: &str, user: &str, t0: i64, n: i64) {
     env.sql(&format!(
         "WITH RECURSIVE g(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM g WHERE x < {last})
-             INSERT INTO samples (session_id, user_id, t, modality, emotion, confidence, p_happy)
-             SELECT '{session}', '{user}', {t0} + x * 1000, 2, x % 7, 0.5, 0.25 FROM g",
+             INSERT INTO samples (session_no, user_no, t, modality, emotion, confidence,
+                 p_angry, p_disgust, p_fear, p_happy, p_sad, p_surprise, p_neutral, p_calm)
+             SELECT (SELECT no FROM sessions WHERE id = '{session}'), (SELECT no FROM users WHERE id = '{user}'),
+                 {t0} + x * 1000, 2, x % 7, 5000, -1, -1, -1, 2500, -1, -1, -1, -1 FROM g",
         last = n - 1
     ));
 }
@@ -73,9 +75,10 @@ both_backends!(export_pages_through_every_row_once_in_order, |b| {
     let weird_id = uuid::Uuid::now_v7().to_string();
     let weird_sid = uuid::Uuid::now_v7().to_string();
     env.sql(&format!(
-        "INSERT INTO users VALUES ('{weird_id}', '{}', NULL, 'agent', 'x', FALSE, {t0});
+        "INSERT INTO users VALUES ('{weird_id}', '{}', NULL, 'agent', 'x', FALSE, {t0},
+               (SELECT MAX(no) + 1 FROM users));
              INSERT INTO sessions VALUES ('{weird_sid}', '{weird_id}', 'old', 'stopped', {t0}, {t0},
-               {t0}, '[\"remote\"]', NULL, NULL, NULL);",
+               {t0}, '[\"remote\"]', NULL, NULL, NULL, (SELECT MAX(no) + 1 FROM sessions));",
         WEIRD.replace('\'', "''")
     ));
     insert_samples(&env, &weird_sid, &weird_id, t0 + 500, 3);

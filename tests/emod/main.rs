@@ -26,6 +26,7 @@ mod hostile_ingest;
 mod openapi_contract;
 mod ops;
 mod outage;
+mod partitions;
 mod storage_failures;
 mod tokens;
 mod upgrade;

@@ -11,7 +11,7 @@ use diesel::connection::SimpleConnection;
 use diesel::migration::{MigrationConnection, MigrationSource};
 use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
 use diesel_migrations::MigrationHarness;
-use emod::store::MIGRATIONS;
+use emod::store::{MIGRATIONS, POSTGRES_MIGRATIONS};
 use serde_json::Value;
 
 /// Every table of the schema and its columns, as the first migration created them (later
@@ -146,16 +146,52 @@ impl Conn {
         v
     }
 
-    /// Every row of every table, as `col|col|...` text (NULL as `∅`), sorted.
+    /// Whether the samples are in the compact layout (2026-12-09-000001).
+    fn compact(&mut self) -> bool {
+        self.exec("SELECT session_no FROM samples WHERE 1 = 0")
+            .is_ok()
+    }
+
+    /// Every row of every table, as `col|col|...` text (NULL as `∅`), sorted. Samples and the
+    /// roll-ups are dumped as they read in either layout: with their session's and user's ids,
+    /// and probabilities in the compact layout's 1e-4 units (-1: none).
     fn dump(&mut self) -> Vec<(String, Vec<String>)> {
+        let compact = self.compact();
         TABLES
             .iter()
             .map(|(table, cols)| {
-                let expr: Vec<String> = cols
-                    .iter()
-                    .map(|c| format!("COALESCE(CAST({c} AS TEXT), '∅')"))
-                    .collect();
-                let sql = format!("SELECT {} AS r FROM {table}", expr.join(" || '|' || "));
+                let text = |c: &str| format!("COALESCE(CAST({c} AS TEXT), '∅')");
+                let units = |c: &str| {
+                    if compact {
+                        format!("CAST(s.{c} AS TEXT)")
+                    } else {
+                        format!("COALESCE(CAST(CAST(ROUND(s.{c} * 10000) AS INTEGER) AS TEXT), '-1')")
+                    }
+                };
+                let (expr, from): (Vec<String>, String) = match (*table, compact) {
+                    ("samples", _) => {
+                        let mut e = if compact {
+                            vec![text("x.id"), text("u.id")]
+                        } else {
+                            vec![text("s.session_id"), text("s.user_id")]
+                        };
+                        e.extend(["t", "modality", "emotion"].map(|c| text(&format!("s.{c}"))));
+                        e.extend(cols[5..].iter().map(|c| units(c)));
+                        let from = if compact {
+                            "samples s JOIN sessions x ON x.no = s.session_no JOIN users u ON u.no = s.user_no"
+                        } else {
+                            "samples s"
+                        };
+                        (e, from.to_string())
+                    }
+                    ("sample_counts_hourly" | "sample_counts_minute", true) => {
+                        let mut e = vec![text("u.id")];
+                        e.extend(cols[1..].iter().map(|c| text(&format!("s.{c}"))));
+                        (e, format!("{table} s JOIN users u ON u.no = s.user_no"))
+                    }
+                    _ => (cols.iter().map(|c| text(c)).collect(), table.to_string()),
+                };
+                let sql = format!("SELECT {} AS r FROM {from}", expr.join(" || '|' || "));
                 (table.to_string(), self.lines(&sql))
             })
             .collect()
@@ -186,20 +222,57 @@ impl Conn {
         }
     }
 
+    /// Reverts the newest applied migration: PostgreSQL's own (`migrations-postgres/`) when
+    /// it is one of those, else a shared one.
     fn revert_last(&mut self) -> String {
-        on!(self, |c| c
-            .revert_last_migration(MIGRATIONS)
-            .map(|v| v.to_string())
-            .expect("revert"))
+        match self {
+            Conn::Pg(c) => {
+                let newest = c
+                    .applied_migrations()
+                    .unwrap()
+                    .into_iter()
+                    .map(|v| v.to_string())
+                    .max()
+                    .unwrap();
+                let own = MigrationSource::<diesel::pg::Pg>::migrations(&POSTGRES_MIGRATIONS)
+                    .unwrap()
+                    .iter()
+                    .any(|m| m.name().version().to_string() == newest);
+                let source = if own { POSTGRES_MIGRATIONS } else { MIGRATIONS };
+                c.revert_last_migration(source).expect("revert").to_string()
+            }
+            Conn::Sqlite(c) => c
+                .revert_last_migration(MIGRATIONS)
+                .expect("revert")
+                .to_string(),
+        }
     }
 
+    /// As `emod migrate` does: the shared migrations, then PostgreSQL's own.
     fn run_pending(&mut self) -> Vec<String> {
-        on!(self, |c| c
+        let mut applied: Vec<String> = on!(self, |c| c
             .run_pending_migrations(MIGRATIONS)
             .expect("migrate")
             .iter()
             .map(|v| v.to_string())
-            .collect())
+            .collect());
+        if let Conn::Pg(c) = self {
+            applied.extend(
+                c.run_pending_migrations(POSTGRES_MIGRATIONS)
+                    .expect("migrate")
+                    .iter()
+                    .map(|v| v.to_string()),
+            );
+        }
+        applied
+    }
+
+    /// Whether `samples` is partitioned (PostgreSQL's own migrations are applied).
+    fn partitioned(&mut self) -> bool {
+        matches!(self, Conn::Pg(_))
+            && !self
+                .lines("SELECT CAST(relname AS TEXT) AS r FROM pg_class WHERE relname = 'samples' AND relkind = 'p'")
+                .is_empty()
     }
 
     fn status_of(&mut self, session: &str) -> String {
@@ -320,7 +393,17 @@ fn upgrade(backend: Backend) {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("3 migration(s) applied"), "{stdout}");
+    // PostgreSQL has one more of its own: the day partitions.
+    let own = usize::from(backend == Backend::Postgres);
+    assert!(
+        stdout.contains(&format!("{} migration(s) applied", 4 + own)),
+        "{stdout}"
+    );
+    assert!(
+        conn.compact(),
+        "the samples are not compact after the upgrade"
+    );
+    assert_eq!(conn.partitioned(), backend == Backend::Postgres);
 
     // Every row is kept; only the older duplicate running sessions changed, to interrupted.
     let after = conn.dump();
@@ -357,7 +440,7 @@ fn upgrade(backend: Backend) {
 
     // The new schema's rules hold: one running session per user, samples without the key.
     let dup = format!(
-        "INSERT INTO sessions VALUES ('{}', (SELECT user_id FROM sessions WHERE id = '{}'), 'n', 'running', 1, NULL, 1, '[]', NULL, NULL, NULL)",
+        "INSERT INTO sessions VALUES ('{}', (SELECT user_id FROM sessions WHERE id = '{}'), 'n', 'running', 1, NULL, 1, '[]', NULL, NULL, NULL, (SELECT MAX(no) + 1 FROM sessions))",
         uuid::Uuid::now_v7(),
         seed.ann_running[2]
     );
@@ -365,7 +448,8 @@ fn upgrade(backend: Backend) {
         conn.exec(&dup).is_err(),
         "a second running session for ann was accepted"
     );
-    let orphan = "INSERT INTO samples VALUES ('no-such-session', 'u', 1, 2, 6, 1.0, NULL, NULL, NULL, NULL, NULL, NULL, 1.0, NULL)";
+    let orphan = "INSERT INTO samples VALUES (1, 999999, 999999, 2, 6, 10000, -1, -1, -1, -1, -1, -1, 10000, -1)";
+    let orphan_text = "INSERT INTO samples VALUES ('no-such-session', 'u', 1, 2, 6, 1.0, NULL, NULL, NULL, NULL, NULL, NULL, 1.0, NULL)";
     conn.exec(orphan)
         .expect("samples have no foreign key after the upgrade");
 
@@ -390,8 +474,18 @@ fn upgrade(backend: Backend) {
         assert_eq!(rows.as_array().unwrap().len(), 12, "{rows}");
     }
 
-    // Down through every migration but the first, on the populated database. The samples'
-    // time-order index (20261208000001) changes no row.
+    // Down through every migration but the first, on the populated database. The compact
+    // layout's down (20261209000001) gives every readable row back (the orphan has no session
+    // to read it through, and is not carried), as does the samples' time-order index's.
+    let compacted = conn.dump();
+    if backend == Backend::Postgres {
+        assert!(conn.revert_last().starts_with("20261209000002"));
+        assert!(!conn.partitioned());
+        assert_eq!(conn.dump(), compacted, "down 20261209000002 changed rows");
+    }
+    assert!(conn.revert_last().starts_with("20261209000001"));
+    assert!(!conn.compact());
+    assert_eq!(conn.dump(), compacted, "down 20261209000001 changed rows");
     let indexed = conn.dump();
     assert!(conn.revert_last().starts_with("20261208000001"));
     assert_eq!(conn.dump(), indexed, "down 20261208000001 changed rows");
@@ -411,7 +505,7 @@ fn upgrade(backend: Backend) {
         }
     }
     assert!(
-        conn.exec(orphan).is_err(),
+        conn.exec(orphan_text).is_err(),
         "down 000002 did not restore the samples' foreign key"
     );
     assert!(conn.revert_last().starts_with("20261126000001"));
@@ -427,7 +521,8 @@ fn upgrade(backend: Backend) {
 
     // Up again on the populated database.
     let applied = conn.run_pending();
-    assert_eq!(applied.len(), 3, "{applied:?}");
+    assert_eq!(applied.len(), 4 + own, "{applied:?}");
+    assert_eq!(conn.partitioned(), backend == Backend::Postgres);
     assert_eq!(conn.status_of(&seed.ann_running[2]), "interrupted");
     assert_eq!(conn.status_of(&newer), "running");
     let again = conn.dump();
@@ -447,7 +542,7 @@ fn upgrade(backend: Backend) {
             "{name} survived the first migration's down.sql"
         );
     }
-    assert_eq!(conn.run_pending().len(), 4);
+    assert_eq!(conn.run_pending().len(), 5 + own);
     for (name, rows) in conn.dump() {
         assert!(rows.is_empty(), "{name} is not empty after down and up");
     }

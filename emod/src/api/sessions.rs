@@ -16,7 +16,7 @@ use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult};
 use crate::sessions;
 use crate::store::sessions::SessionFilter;
-use crate::store::{emotion_code, modality_code, SampleRow};
+use crate::store::{emotion_code, modality_code, StoredSample};
 
 fn parse_id(raw: &str) -> AppResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| AppError::not_found("session"))
@@ -151,7 +151,7 @@ pub struct SamplesQuery {
 const MAX_SAMPLES_OFFSET: u64 = 100_000;
 
 /// `t.modality` of the last sample of a page: where the next one starts.
-fn cursor_of(r: &SampleRow) -> String {
+fn cursor_of(r: &StoredSample) -> String {
     format!("{}.{}", r.t, r.modality)
 }
 
@@ -204,7 +204,7 @@ pub async fn samples(
         .flatten();
     let items = rows
         .iter()
-        .map(SampleRow::to_api)
+        .map(StoredSample::to_api)
         .collect::<Result<Vec<Sample>, _>>()?;
     let mut page = paging::page(items, total.count, limit, offset);
     page.total_capped = total.capped;

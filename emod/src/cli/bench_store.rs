@@ -7,16 +7,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use diesel::{Connection, PgConnection, RunQueryDsl};
-use emo_api_types::{Bucket, HeatmapKind, SessionStatus};
+use emo_api_types::SessionStatus;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use std::sync::Arc;
 
+use super::bench_queries::{dashboard_queries, Filters};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::store::sessions::SessionFilter;
-use crate::store::stats::StatsFilter;
 use crate::store::writer::{Writer, WriterOptions};
 use crate::store::{SampleRow, SessionRow, Store, UserRow};
 
@@ -38,12 +37,17 @@ pub struct StoreArgs {
     /// Concurrent write transactions (default: writer.connections; SQLite always uses one).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub connections: Option<u64>,
-    /// Timed runs per query (median reported).
-    #[arg(long, default_value_t = 5)]
+    /// Timed runs per query (median and 95th percentile reported).
+    #[arg(long, default_value_t = 20)]
     pub runs: usize,
     /// Keep the seeded database instead of dropping it.
     #[arg(long)]
     pub keep: bool,
+    /// PostgreSQL: also run every query once on a connection with sequential scans turned off,
+    /// and fail when one still reads `samples` sequentially (no index serves it): the test
+    /// suite's check of the query plans, at a size where times mean nothing.
+    #[arg(long)]
+    pub check_plans: bool,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     /// Print JSON.
@@ -61,12 +65,21 @@ pub struct StoreBench {
     pub connections: usize,
     pub ingest_seconds: f64,
     pub ingest_samples_per_second: f64,
-    /// Median milliseconds per dashboard query.
-    pub queries_ms: Vec<(String, f64)>,
+    /// Bytes on disk per stored sample: the samples with their indexes and the roll-ups with
+    /// theirs (PostgreSQL: every partition; SQLite: the whole file).
+    pub bytes_per_sample: f64,
+    /// (query, median ms, 95th percentile ms) per dashboard query.
+    pub queries_ms: Vec<(String, f64, f64)>,
+    /// The retention purge of the oldest seeded day (PostgreSQL: one partition dropped).
+    pub purge_one_day_ms: f64,
+    /// With `--check-plans` on PostgreSQL: the queries that read `samples` sequentially.
+    pub sequential_scans: Option<Vec<String>>,
 }
 
 struct Target {
     store: Store,
+    /// The PostgreSQL database's URL (`None`: SQLite).
+    url: Option<String>,
     backend: String,
     cleanup: Option<Box<dyn FnOnce()>>,
     _dir: Option<tempfile::TempDir>,
@@ -109,6 +122,7 @@ fn open_target(
             let keep = args.keep;
             Ok(Target {
                 store,
+                url: Some(db_url),
                 backend: format!("postgres ({name})"),
                 cleanup: Some(Box::new(move || {
                     if keep {
@@ -131,6 +145,7 @@ fn open_target(
             let store = crate::store::sqlite::open(&path, &opts)?;
             Ok(Target {
                 store,
+                url: None,
                 backend: "sqlite".into(),
                 cleanup: None,
                 _dir: Some(dir),
@@ -164,10 +179,24 @@ pub fn run(args: StoreArgs, config: &Config) -> anyhow::Result<ExitCode> {
             r.connections,
             if r.connections == 1 { "" } else { "s" }
         );
-        println!("{:<44} {:>10}", "dashboard query", "median ms");
-        for (q, ms) in &r.queries_ms {
-            println!("{q:<44} {ms:>10.1}");
+        println!(
+            "bytes per sample (samples, roll-ups, their indexes): {:.1}",
+            r.bytes_per_sample
+        );
+        println!("{:<52} {:>9} {:>9}", "dashboard query", "p50 ms", "p95 ms");
+        for (q, p50, p95) in &r.queries_ms {
+            println!("{q:<52} {p50:>9.1} {p95:>9.1}");
         }
+        println!("retention purge of one day: {:.1} ms", r.purge_one_day_ms);
+        if let Some(scans) = &r.sequential_scans {
+            println!("queries that read samples sequentially: {}", scans.len());
+            for q in scans {
+                println!("  {q}");
+            }
+        }
+    }
+    if r.sequential_scans.as_ref().is_some_and(|s| !s.is_empty()) {
+        return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -189,8 +218,20 @@ fn bench(args: &StoreArgs, target: &Target, connections: usize) -> anyhow::Resul
     }
     let stored = store.count_samples(None)? as u64;
     anyhow::ensure!(stored == n, "seeded {n} samples but {stored} are stored");
+    let bytes_per_sample = store.bytes_on_disk()? as f64 / n.max(1) as f64;
     let agent = crate::store::parse_uuid(&seeded.users[0].id)?;
-    let queries_ms = time_queries(store, agent, seeded.day0, args.runs)?;
+    let busiest = &seeded.plan[0];
+    let queries_ms = time_queries(store, agent, &busiest.0, seeded.day0, args.runs)?;
+    let sequential_scans = match (&target.url, args.check_plans) {
+        (Some(url), true) => Some(check_plans(url, agent, &busiest.0, seeded.day0)?),
+        _ => None,
+    };
+    // Retention of the oldest seeded day (the seeded days end at day0 + 1 day).
+    let oldest = seeded.plan.iter().map(|p| p.2).min().unwrap_or(seeded.day0);
+    let day_end = oldest - oldest.rem_euclid(86_400_000) + 86_400_000;
+    let t = Instant::now();
+    store.purge_before(day_end)?;
+    let purge_one_day_ms = t.elapsed().as_secs_f64() * 1000.0;
     Ok(StoreBench {
         backend: target.backend.clone(),
         samples: n,
@@ -199,7 +240,10 @@ fn bench(args: &StoreArgs, target: &Target, connections: usize) -> anyhow::Resul
         connections: if is_pg { connections } else { 1 },
         ingest_seconds: ingest.as_secs_f64(),
         ingest_samples_per_second: n as f64 / ingest.as_secs_f64().max(1e-9),
+        bytes_per_sample,
         queries_ms,
+        purge_one_day_ms,
+        sequential_scans,
     })
 }
 
@@ -258,6 +302,10 @@ fn seed_sessions(args: &StoreArgs, target: &Target, n: u64) -> anyhow::Result<Se
         })?;
         plan.push((sid, user.id.clone(), start));
     }
+    // The seeded days get their partitions before the first sample, as the daemon's hourly
+    // pass gives the coming days theirs (PostgreSQL; nothing to do on SQLite).
+    let earliest = plan.iter().map(|p| p.2).min().unwrap_or(day0);
+    store.ensure_partitions(earliest, day0 + 2 * 86_400_000)?;
     Ok(Seeded { users, plan, day0 })
 }
 
@@ -371,98 +419,17 @@ fn ingest(
     Ok(ingest)
 }
 
-/// One timed dashboard query.
-enum Query<'a> {
-    Distribution(&'a StatsFilter),
-    Timeline(&'a StatsFilter, Bucket),
-    Heatmap(&'a StatsFilter, HeatmapKind),
-    SessionsFirstPage,
-    ExportFirstPage(&'a StatsFilter),
-}
-
-impl Query<'_> {
-    fn run(&self, store: &Store) -> anyhow::Result<()> {
-        match self {
-            Query::Distribution(f) => drop(store.distribution(f)?),
-            Query::Timeline(f, b) => drop(store.timeline(f, *b)?),
-            Query::Heatmap(f, k) => drop(store.heatmap(f, *k)?),
-            Query::SessionsFirstPage => drop(store.list_sessions(&SessionFilter {
-                limit: 50,
-                ..Default::default()
-            })?),
-            Query::ExportFirstPage(f) => drop(store.export_page(f, None, 5000)?),
-        }
-        Ok(())
-    }
-}
-
-/// Every dashboard query on the seeded data: the median of `runs` timed runs after a warm-up.
+/// Every dashboard query on the seeded data ([`super::bench_queries`]): the median and 95th
+/// percentile of `runs` timed runs after a warm-up.
 fn time_queries(
     store: &Store,
     agent: uuid::Uuid,
+    session: &str,
     day0: i64,
     runs: usize,
-) -> anyhow::Result<Vec<(String, f64)>> {
-    let hour = 3_600_000;
-    let week_from = day0 - 7 * 86_400_000;
-    let fused =
-        |from_ms: Option<i64>, to_ms: Option<i64>, user_id: Option<uuid::Uuid>| StatsFilter {
-            modality: Some(2),
-            from_ms,
-            to_ms,
-            user_id,
-            ..Default::default()
-        };
-    let all = fused(None, None, None);
-    let one = fused(None, None, Some(agent));
-    let week = fused(Some(week_from), Some(day0 + 86_400_000), None);
-    let odd_range = fused(
-        Some(week_from + 1_234_567),
-        Some(day0 + 86_400_000 - 7_654_321),
-        None,
-    );
-    let one_day = fused(Some(day0 + 8 * hour), Some(day0 + 16 * hour), None);
-    let one_hour = fused(Some(day0 + 9 * hour), Some(day0 + 10 * hour), None);
-    let agent_day = fused(Some(day0 + 8 * hour), Some(day0 + 16 * hour), Some(agent));
-    let queries = [
-        ("distribution, all agents", Query::Distribution(&all)),
-        ("distribution, one agent", Query::Distribution(&one)),
-        ("distribution, last week", Query::Distribution(&week)),
-        (
-            "distribution, week, unaligned (raw rows)",
-            Query::Distribution(&odd_range),
-        ),
-        ("timeline by hour, all", Query::Timeline(&all, Bucket::Hour)),
-        (
-            "timeline by day, one agent",
-            Query::Timeline(&one, Bucket::Day),
-        ),
-        (
-            "timeline by minute, one hour, all agents",
-            Query::Timeline(&one_hour, Bucket::Minute),
-        ),
-        (
-            "timeline by minute, one day, one agent",
-            Query::Timeline(&agent_day, Bucket::Minute),
-        ),
-        (
-            "timeline by minute, one day, all agents",
-            Query::Timeline(&one_day, Bucket::Minute),
-        ),
-        (
-            "heatmap agent x emotion, all",
-            Query::Heatmap(&all, HeatmapKind::AgentEmotion),
-        ),
-        (
-            "heatmap weekday x hour, all",
-            Query::Heatmap(&all, HeatmapKind::WeekdayHour),
-        ),
-        ("sessions list, first page", Query::SessionsFirstPage),
-        (
-            "export, first page (5,000 rows)",
-            Query::ExportFirstPage(&one),
-        ),
-    ];
+) -> anyhow::Result<Vec<(String, f64, f64)>> {
+    let filters = Filters::new(agent, day0);
+    let queries = dashboard_queries(&filters, session);
     let mut queries_ms = Vec::new();
     for (name, q) in &queries {
         q.run(store)?; // warm-up
@@ -473,7 +440,36 @@ fn time_queries(
             })
             .collect::<anyhow::Result<_>>()?;
         times.sort_by(|a, b| a.total_cmp(b));
-        queries_ms.push((name.to_string(), times[times.len() / 2]));
+        let p95 = times[((times.len() as f64 * 0.95).ceil() as usize).clamp(1, times.len()) - 1];
+        queries_ms.push((name.to_string(), times[times.len() / 2], p95));
     }
     Ok(queries_ms)
+}
+
+/// Runs every dashboard query once on one connection with sequential scans off; returns those
+/// that still read `samples` sequentially (PostgreSQL's statistics count each scan).
+fn check_plans(
+    url: &str,
+    agent: uuid::Uuid,
+    session: &str,
+    day0: i64,
+) -> anyhow::Result<Vec<String>> {
+    let store = crate::store::postgres::open(
+        url,
+        &crate::store::StoreOptions {
+            pool_size: 1,
+            ..Default::default()
+        },
+    )?;
+    store.disable_seqscan()?;
+    let filters = Filters::new(agent, day0);
+    let mut found = Vec::new();
+    for (name, q) in dashboard_queries(&filters, session) {
+        let before = store.samples_seq_scans()?;
+        q.run(&store)?;
+        if store.samples_seq_scans()? > before {
+            found.push(name.to_string());
+        }
+    }
+    Ok(found)
 }

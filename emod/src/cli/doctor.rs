@@ -107,9 +107,13 @@ fn database(r: &mut Report, config: &Config) {
     }
     let pending = match &store.db {
         crate::store::Db::Pg(pool) => pool.get().map_err(|e| e.to_string()).and_then(|mut c| {
-            c.pending_migrations(crate::store::MIGRATIONS)
-                .map(|v| v.len())
-                .map_err(|e| e.to_string())
+            let shared = c
+                .pending_migrations(crate::store::MIGRATIONS)
+                .map_err(|e| e.to_string())?;
+            let own = c
+                .pending_migrations(crate::store::POSTGRES_MIGRATIONS)
+                .map_err(|e| e.to_string())?;
+            Ok(shared.len() + own.len())
         }),
         crate::store::Db::Sqlite(pool) => {
             pool.get().map_err(|e| e.to_string()).and_then(|mut c| {

@@ -11,6 +11,7 @@ pub mod analyze;
 pub mod backup;
 pub mod bench;
 pub mod bench_live;
+pub mod bench_queries;
 pub mod bench_store;
 pub mod completions;
 pub mod config_cmd;

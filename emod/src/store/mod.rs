@@ -1,6 +1,7 @@
 //! Storage: PostgreSQL or an embedded SQLite file, through diesel.
 //!
-//! Both backends share one schema and one SQL dialect (see `migrations/`). The [`Store`] holds a
+//! Both backends share one schema and one SQL dialect (see `migrations/`); PostgreSQL then
+//! partitions the sample tables by day (`migrations-postgres/`, `partitions.rs`). The [`Store`] holds a
 //! pool of either kind; [`with_conn!`] runs the same diesel code against whichever it is, which
 //! keeps one implementation of every query instead of two drifting copies. Diesel is
 //! synchronous: callers on the async side use `web::block` / `spawn_blocking`.
@@ -14,9 +15,12 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 pub mod audit;
 pub mod export;
+pub mod introspect;
+pub mod partitions;
 pub mod postgres;
 pub mod retention;
 pub mod rows;
+pub mod samples;
 pub mod schema;
 pub mod sessions;
 pub mod sqlite;
@@ -26,7 +30,11 @@ pub mod writer;
 
 pub use rows::*;
 
+/// The schema both backends share.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
+/// PostgreSQL's own steps, applied after [`MIGRATIONS`]: day partitions of the sample tables.
+/// Their versions sort after every shared migration they build on.
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations-postgres");
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -120,6 +128,38 @@ macro_rules! with_conn {
     }};
 }
 
+/// The next compact key (`no`) of `users` or `sessions`, inside the inserting transaction:
+/// MAX(no) + 1. On PostgreSQL a transaction-scoped advisory lock per table serialises the
+/// daemons that insert at once (SQLite's write lock already does); the unique index on `no`
+/// stays the last word.
+macro_rules! next_no {
+    ($c:expr, $table:literal, pg) => {{
+        diesel::sql_query(concat!(
+            "SELECT pg_advisory_xact_lock(hashtext('emo.",
+            $table,
+            ".no'))"
+        ))
+        .execute($c)?;
+        next_no!($c, $table)
+    }};
+    ($c:expr, $table:literal) => {{
+        diesel::sql_query(concat!(
+            "SELECT CAST(COALESCE(MAX(no), 0) + 1 AS INTEGER) AS no FROM ",
+            $table
+        ))
+        .get_result::<$crate::store::NextNo>($c)?
+        .no
+    }};
+}
+pub(crate) use next_no;
+
+/// One `no` column (see [`next_no!`]).
+#[derive(diesel::QueryableByName)]
+pub(crate) struct NextNo {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub no: i32,
+}
+
 /// The storage handle; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -173,11 +213,19 @@ impl Store {
         let applied: Vec<String> = match &self.db {
             Db::Pg(pool) => {
                 let mut c = pool.get()?;
-                c.run_pending_migrations(MIGRATIONS)
+                let mut applied: Vec<String> = c
+                    .run_pending_migrations(MIGRATIONS)
                     .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?
                     .iter()
                     .map(|v| v.to_string())
-                    .collect()
+                    .collect();
+                applied.extend(
+                    c.run_pending_migrations(POSTGRES_MIGRATIONS)
+                        .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?
+                        .iter()
+                        .map(|v| v.to_string()),
+                );
+                applied
             }
             Db::Sqlite(pool) => {
                 let mut c = pool.get()?;

@@ -9,10 +9,13 @@ use crate::with_conn;
 
 impl Store {
     /// Deletes data older than `cutoff_ms` (aligned down to the hour so the roll-up stays exact).
-    /// Returns (samples, sessions) deleted.
+    /// On PostgreSQL whole days go first, as partitions (`partitions.rs`); what is left before
+    /// the cutoff (the boundary day's hours, rows in a default partition; on SQLite, all of it)
+    /// is deleted. Returns (samples, sessions) deleted, the dropped days' samples estimated.
     pub fn purge_before(&self, cutoff_ms: i64) -> StoreResult<(usize, usize)> {
         let cutoff = cutoff_ms - cutoff_ms.rem_euclid(HOUR_MS);
-        with_conn!(self, |c| {
+        let dropped = self.drop_partitions_before(cutoff)? as usize;
+        let (samples, sessions) = with_conn!(self, |c| {
             c.transaction::<_, super::StoreError, _>(|c| {
                 // Deleting a year of a contact centre may take longer than any request should:
                 // exempt from `database.statement_timeout_secs` (PostgreSQL; a no-op elsewhere).
@@ -29,20 +32,20 @@ impl Store {
                     "DELETE FROM sample_counts_minute WHERE minute < {cutoff}"
                 ))
                 .execute(c)?;
-                let old_sessions = format!(
-                    "SELECT id FROM sessions WHERE status <> 'running' AND ended_at < {cutoff}"
-                );
+                let old_sessions =
+                    format!("status <> 'running' AND ended_at < {cutoff}");
                 // Samples have no foreign key (ingest speed): delete those of the old sessions
                 // explicitly, as ON DELETE CASCADE used to.
                 diesel::sql_query(format!(
-                    "DELETE FROM samples WHERE session_id IN ({old_sessions})"
+                    "DELETE FROM samples WHERE session_no IN (SELECT no FROM sessions WHERE {old_sessions})"
                 ))
                 .execute(c)?;
                 let sessions =
-                    diesel::sql_query(format!("DELETE FROM sessions WHERE id IN ({old_sessions})"))
+                    diesel::sql_query(format!("DELETE FROM sessions WHERE {old_sessions}"))
                         .execute(c)?;
                 Ok((samples, sessions))
             })
-        })
+        })?;
+        Ok((samples + dropped, sessions))
     }
 }

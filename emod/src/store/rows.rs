@@ -105,16 +105,11 @@ impl SessionRow {
     }
 }
 
-macro_rules! sample_row {
+macro_rules! sample_rows {
     ($([$column:ident $emotion:ident])*) => {
-        /// A sample as stored. Serializable so the writer can spool it to disk on shutdown.
-        /// `None` binds SQL NULL (not DEFAULT), which lets SQLite take a whole batch as one
-        /// multi-row INSERT.
-        #[derive(
-            Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, Insertable,
-            Serialize, Deserialize,
-        )]
-        #[diesel(table_name = samples, treat_none_as_default_value = false)]
+        /// A sample as submitted: what ingest hands the writer, and what the writer spools to
+        /// disk while the database is away (so its serde shape is a file format: keep it).
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
         pub struct SampleRow {
             pub session_id: String,
             pub user_id: String,
@@ -123,6 +118,41 @@ macro_rules! sample_row {
             pub emotion: i16,
             pub confidence: f32,
             $(pub $column: Option<f32>,)*
+        }
+
+        /// A sample as the `samples` table holds it (`migrations/2026-12-09-000001_compact_samples`):
+        /// the session's and user's compact keys, and confidence and probabilities in units of
+        /// [`PROBABILITY_UNIT`] with [`ABSENT`] for a class the modality has no estimate of.
+        #[derive(Debug, Clone, PartialEq, Insertable)]
+        #[diesel(table_name = samples, treat_none_as_default_value = false)]
+        pub struct CompactSample {
+            pub t: i64,
+            pub session_no: i32,
+            pub user_no: i32,
+            pub modality: i16,
+            pub emotion: i16,
+            pub confidence: i16,
+            $(pub $column: i16,)*
+        }
+
+        /// A stored sample read back, with its session's id joined in (the reads select
+        /// `x.id AS session_id` from `sessions x`).
+        #[derive(Debug, Clone, PartialEq, QueryableByName)]
+        pub struct StoredSample {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            pub session_id: String,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            pub t: i64,
+            #[diesel(sql_type = diesel::sql_types::SmallInt)]
+            pub modality: i16,
+            #[diesel(sql_type = diesel::sql_types::SmallInt)]
+            pub emotion: i16,
+            #[diesel(sql_type = diesel::sql_types::SmallInt)]
+            pub confidence: i16,
+            $(
+                #[diesel(sql_type = diesel::sql_types::SmallInt)]
+                pub $column: i16,
+            )*
         }
 
         /// The probability columns' names with their emotions, in `Emotion::ALL` order.
@@ -143,33 +173,64 @@ macro_rules! sample_row {
                 }
             }
 
+            /// The row to store, once its session's and user's keys are known.
+            pub fn compact(&self, session_no: i32, user_no: i32) -> CompactSample {
+                CompactSample {
+                    t: self.t,
+                    session_no,
+                    user_no,
+                    modality: self.modality,
+                    emotion: self.emotion,
+                    confidence: to_units(Some(self.confidence)),
+                    $($column: to_units(self.$column),)*
+                }
+            }
+        }
+
+        impl StoredSample {
             pub fn probabilities(&self) -> BTreeMap<Emotion, f64> {
                 [$((Emotion::$emotion, self.$column)),*]
                     .into_iter()
-                    .filter_map(|(e, v)| v.map(|v| (e, round6(v))))
+                    .filter_map(|(e, v)| from_units(v).map(|v| (e, v)))
                     .collect()
             }
         }
     };
 }
-probability_columns!(sample_row);
+probability_columns!(sample_rows);
 
-impl SampleRow {
+/// Stored probabilities are integers in units of 1/10,000: four decimals, finer than any
+/// estimate here means, in 2 bytes instead of 4.
+pub const PROBABILITY_UNIT: f64 = 1e-4;
+/// The stored value of a class the modality has no estimate of (a face has no `calm`).
+pub const ABSENT: i16 = -1;
+
+/// A probability in [0, 1] as stored (`None` → [`ABSENT`]; values outside [0, 1] are clamped:
+/// validation refuses them before they get here).
+pub fn to_units(p: Option<f32>) -> i16 {
+    match p {
+        Some(v) if v.is_finite() => ((v as f64).clamp(0.0, 1.0) / PROBABILITY_UNIT).round() as i16,
+        _ => ABSENT,
+    }
+}
+
+/// A stored probability back (`None` for [`ABSENT`] or any other negative value).
+pub fn from_units(u: i16) -> Option<f64> {
+    (u >= 0).then(|| u as f64 / 10_000.0)
+}
+
+impl StoredSample {
     pub fn to_api(&self) -> StoreResult<Sample> {
         Ok(Sample {
             session_id: parse_uuid(&self.session_id)?,
             t: ms_to_datetime(self.t),
             modality: modality_from_code(self.modality)?,
             emotion: emotion_from_code(self.emotion)?,
-            confidence: round6(self.confidence),
+            confidence: from_units(self.confidence)
+                .ok_or_else(|| corrupt("samples.confidence", self.confidence, "negative"))?,
             probabilities: self.probabilities(),
         })
     }
-}
-
-/// f32 → f64 without the noise digits (0.91f32 would print as 0.9100000262260437).
-pub fn round6(v: f32) -> f64 {
-    (v as f64 * 1e6).round() / 1e6
 }
 
 pub fn emotion_code(e: Emotion) -> i16 {
@@ -231,6 +292,35 @@ mod tests {
         assert_eq!(emotions, Emotion::ALL);
         for (column, e) in PROBABILITY_COLUMNS {
             assert_eq!(column, format!("p_{e}"));
+        }
+    }
+
+    /// Stored probabilities keep four decimals (issue 30): every value rounds to its nearest
+    /// 1e-4 step and comes back as that step; absent, negative stored values and non-finite
+    /// inputs never turn into a probability.
+    #[test]
+    fn probabilities_are_stored_in_steps_of_1e4() {
+        for (v, units) in [
+            (0.0, 0),
+            (1.0, 10_000),
+            (0.75, 7_500),
+            (0.12345, 1_235),
+            (0.99996, 10_000),
+        ] {
+            assert_eq!(to_units(Some(v)), units, "{v}");
+            assert_eq!(from_units(units), Some(units as f64 / 10_000.0));
+        }
+        assert_eq!(to_units(None), ABSENT);
+        assert_eq!(to_units(Some(f32::NAN)), ABSENT);
+        assert_eq!(to_units(Some(1.5)), 10_000);
+        assert_eq!(to_units(Some(-0.2)), 0);
+        assert_eq!(from_units(ABSENT), None);
+        assert_eq!(from_units(-7), None);
+        // Within half a step of what was sent, for every f32 step of a grid.
+        for i in 0..=1000 {
+            let v = i as f32 / 1000.0;
+            let back = from_units(to_units(Some(v))).unwrap();
+            assert!((back - v as f64).abs() <= 0.5e-4 + 1e-9, "{v} -> {back}");
         }
     }
 

@@ -9,6 +9,8 @@ diesel::table! {
         password_hash -> Text,
         disabled -> Bool,
         created_at -> BigInt,
+        /// The compact key samples and roll-ups use (`migrations/2026-12-09-000001_compact_samples`).
+        no -> Integer,
     }
 }
 
@@ -35,52 +37,54 @@ diesel::table! {
         label -> Nullable<Text>,
         summary -> Nullable<Text>,
         dominant -> Nullable<SmallInt>,
+        /// The compact key samples use.
+        no -> Integer,
     }
 }
 
 diesel::table! {
-    samples (session_id, modality, t) {
-        session_id -> Text,
-        user_id -> Text,
+    samples (session_no, modality, t) {
         t -> BigInt,
+        session_no -> Integer,
+        user_no -> Integer,
         modality -> SmallInt,
         emotion -> SmallInt,
-        confidence -> Float,
-        p_angry -> Nullable<Float>,
-        p_disgust -> Nullable<Float>,
-        p_fear -> Nullable<Float>,
-        p_happy -> Nullable<Float>,
-        p_sad -> Nullable<Float>,
-        p_surprise -> Nullable<Float>,
-        p_neutral -> Nullable<Float>,
-        p_calm -> Nullable<Float>,
+        confidence -> SmallInt,
+        p_angry -> SmallInt,
+        p_disgust -> SmallInt,
+        p_fear -> SmallInt,
+        p_happy -> SmallInt,
+        p_sad -> SmallInt,
+        p_surprise -> SmallInt,
+        p_neutral -> SmallInt,
+        p_calm -> SmallInt,
     }
 }
 
 diesel::table! {
     /// Per-connection TEMP staging table for PostgreSQL `COPY` ingest (created on demand,
     /// emptied at commit); not part of the migrations.
-    samples_in (session_id, modality, t) {
-        session_id -> Text,
-        user_id -> Text,
+    samples_in (session_no, modality, t) {
         t -> BigInt,
+        session_no -> Integer,
+        user_no -> Integer,
         modality -> SmallInt,
         emotion -> SmallInt,
-        confidence -> Float,
-        p_angry -> Nullable<Float>,
-        p_disgust -> Nullable<Float>,
-        p_fear -> Nullable<Float>,
-        p_happy -> Nullable<Float>,
-        p_sad -> Nullable<Float>,
-        p_surprise -> Nullable<Float>,
-        p_neutral -> Nullable<Float>,
-        p_calm -> Nullable<Float>,
+        confidence -> SmallInt,
+        p_angry -> SmallInt,
+        p_disgust -> SmallInt,
+        p_fear -> SmallInt,
+        p_happy -> SmallInt,
+        p_sad -> SmallInt,
+        p_surprise -> SmallInt,
+        p_neutral -> SmallInt,
+        p_calm -> SmallInt,
     }
 }
 
 diesel::table! {
-    sample_counts_hourly (user_id, hour, modality, emotion) {
-        user_id -> Text,
+    sample_counts_hourly (user_no, hour, modality, emotion) {
+        user_no -> Integer,
         hour -> BigInt,
         modality -> SmallInt,
         emotion -> SmallInt,
@@ -89,8 +93,8 @@ diesel::table! {
 }
 
 diesel::table! {
-    sample_counts_minute (user_id, minute, modality, emotion) {
-        user_id -> Text,
+    sample_counts_minute (user_no, minute, modality, emotion) {
+        user_no -> Integer,
         minute -> BigInt,
         modality -> SmallInt,
         emotion -> SmallInt,
@@ -112,7 +116,6 @@ diesel::table! {
 
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
-diesel::joinable!(samples -> sessions (session_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     api_tokens,

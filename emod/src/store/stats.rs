@@ -78,7 +78,11 @@ impl StatsFilter {
             w.push(format!("{alias}modality = {m}"));
         }
         if let Some(u) = self.user_id {
-            w.push(format!("{alias}user_id = '{}'", u.hyphenated()));
+            // Samples and roll-ups hold the user's compact key (`users.no`).
+            w.push(format!(
+                "{alias}user_no = (SELECT no FROM users WHERE id = '{}')",
+                u.hyphenated()
+            ));
         }
         if let Some(f) = self.from_ms {
             w.push(format!("{alias}{time_col} >= {f}"));
@@ -247,7 +251,7 @@ impl Store {
                     let (table, time_col, count) = source.sql();
                     let sql = format!(
                         "SELECT u.username AS username, x.emotion AS emotion, {} AS n \
-                         FROM {table} x JOIN users u ON u.id = x.user_id WHERE {} \
+                         FROM {table} x JOIN users u ON u.no = x.user_no WHERE {} \
                          GROUP BY u.username, x.emotion",
                         count.replace("SUM(n)", "SUM(x.n)"),
                         part.where_sql(time_col, "x.")
@@ -383,7 +387,8 @@ mod tests {
         };
         assert_eq!(
             f.where_sql("t", "s."),
-            "1 = 1 AND s.modality = 2 AND s.user_id = '00000000-0000-0000-0000-000000000000' \
+            "1 = 1 AND s.modality = 2 \
+             AND s.user_no = (SELECT no FROM users WHERE id = '00000000-0000-0000-0000-000000000000') \
              AND s.t >= 1 AND s.t < 2 AND s.emotion = 3"
         );
     }

@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 
 use super::schema::{api_tokens, users};
-use super::{Store, StoreError, StoreResult, TokenRow, UserRow};
+use super::{next_no, Store, StoreError, StoreResult, TokenRow, UserRow};
 use crate::with_conn;
 
 /// Fields an admin may change; `None` leaves the column alone.
@@ -31,7 +31,7 @@ impl Store {
         let taken = || StoreError::Conflict(format!("username `{}` is taken", row.username));
         let lower_name = row.username.to_ascii_lowercase();
         macro_rules! insert {
-            ($c:ident) => {{
+            ($c:ident $(, $pg:ident)?) => {{
                 let same: i64 = users::table
                     .filter(lower(users::username).eq(&lower_name))
                     .count()
@@ -39,8 +39,9 @@ impl Store {
                 if same > 0 {
                     return Err(taken());
                 }
+                let no = next_no!($c, "users" $(, $pg)?);
                 diesel::insert_into(users::table)
-                    .values(row)
+                    .values((row, users::no.eq(no)))
                     .execute($c)
                     .map_err(|e| match StoreError::from(e) {
                         StoreError::Conflict(_) => taken(),
@@ -57,7 +58,7 @@ impl Store {
                     diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
                         .bind::<diesel::sql_types::Text, _>(&lower_name)
                         .execute(c)?;
-                    insert!(c)
+                    insert!(c, pg)
                 })
             }
             super::Db::Sqlite(pool) => {
