@@ -35,7 +35,9 @@ ALTER INDEX IF EXISTS samples_pkey RENAME TO samples_flat_pkey;
 ALTER INDEX samples_t RENAME TO samples_flat_t;
 CREATE TABLE samples (LIKE samples_flat) PARTITION BY RANGE (t);
 ALTER TABLE samples ADD PRIMARY KEY (session_no, modality, t);
-CREATE INDEX samples_t ON samples USING brin (t);
+-- autosummarize: each block range is summarised (by autovacuum) once it fills; until then a
+-- BRIN index must read it whole.
+CREATE INDEX samples_t ON samples USING brin (t) WITH (autosummarize = on);
 SELECT emo_day_partitions('samples', 'samples_flat', 't');
 
 ALTER TABLE sample_counts_hourly RENAME TO sample_counts_hourly_flat;

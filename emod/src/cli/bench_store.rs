@@ -101,10 +101,12 @@ fn open_target(
     postgres: Option<&String>,
     connections: usize,
 ) -> anyhow::Result<Target> {
-    // One pool connection per writer thread, plus the ones the seeding and queries use.
+    // One pool connection per writer thread, plus the ones the seeding and queries use. No
+    // statement timeout: counting 100 M seeded rows takes longer than any request may.
     let defaults = crate::store::StoreOptions::default();
     let opts = crate::store::StoreOptions {
         pool_size: defaults.pool_size.max(connections as u32 + 2),
+        statement_timeout: Duration::ZERO,
         ..defaults
     };
     match postgres {
@@ -218,6 +220,11 @@ fn bench(args: &StoreArgs, target: &Target, connections: usize) -> anyhow::Resul
         .unwrap_or(if is_pg { 10_000_000 } else { 1_000_000 });
     let seeded = seed_sessions(args, target, n)?;
     let ingest = ingest(args, store, &seeded.plan, n, connections)?;
+    eprintln!(
+        "ingest: {n} samples in {:.1} s, {:.0} samples/s",
+        ingest.as_secs_f64(),
+        n as f64 / ingest.as_secs_f64().max(1e-9)
+    );
     if is_pg {
         store.analyze()?;
     }
@@ -401,7 +408,8 @@ fn ingest(
             }
         }
         seeded += count;
-        if !args.json && s % 200 == 0 && s > 0 {
+        // Progress goes to stderr, also with --json (stdout stays the one JSON document).
+        if s % 200 == 0 && s > 0 {
             eprintln!(
                 "  {seeded} samples, {:.0}/s",
                 seeded as f64 / started.elapsed().as_secs_f64().max(1e-9)
@@ -464,6 +472,7 @@ fn check_plans(
         url,
         &crate::store::StoreOptions {
             pool_size: 1,
+            statement_timeout: Duration::ZERO,
             ..Default::default()
         },
     )?;

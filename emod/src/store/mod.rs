@@ -239,12 +239,25 @@ impl Store {
         Ok(applied)
     }
 
-    /// Refreshes planner statistics (after bulk loads).
+    /// Refreshes planner statistics (after bulk loads). On PostgreSQL also summarises the BRIN
+    /// ranges not summarised yet, as autovacuum does for the daemon's tables in time
+    /// (`autosummarize`): until then a time-range read scans those ranges whole.
     pub fn analyze(&self) -> StoreResult<()> {
         with_conn!(self, |c| {
             c.batch_execute("ANALYZE")?;
-            Ok(())
-        })
+            Ok::<_, StoreError>(())
+        })?;
+        if let Db::Pg(_) = self.db {
+            with_conn!(self, |c| {
+                c.batch_execute(
+                    "SELECT brin_summarize_new_values(i.indexrelid) FROM pg_index i \
+                     JOIN pg_class k ON k.oid = i.indexrelid JOIN pg_am a ON a.oid = k.relam \
+                     WHERE a.amname = 'brin' AND k.relkind = 'i'",
+                )?;
+                Ok::<_, StoreError>(())
+            })?;
+        }
+        Ok(())
     }
 
     /// Whether this is the PostgreSQL backend (which takes concurrent writers).

@@ -32,14 +32,11 @@ impl Store {
                     "DELETE FROM sample_counts_minute WHERE minute < {cutoff}"
                 ))
                 .execute(c)?;
-                let old_sessions =
-                    format!("status <> 'running' AND ended_at < {cutoff}");
-                // Samples have no foreign key (ingest speed): delete those of the old sessions
-                // explicitly, as ON DELETE CASCADE used to.
-                diesel::sql_query(format!(
-                    "DELETE FROM samples WHERE session_no IN (SELECT no FROM sessions WHERE {old_sessions})"
-                ))
-                .execute(c)?;
+                // A session's samples lie between its start and its end (none is stored after
+                // `ended_at`), so those of a session that ended before the cutoff went with the
+                // rows above: deleting them by session as well read every partition's primary
+                // key (20 s a purge at 100 M samples).
+                let old_sessions = format!("status <> 'running' AND ended_at < {cutoff}");
                 let sessions =
                     diesel::sql_query(format!("DELETE FROM sessions WHERE {old_sessions}"))
                         .execute(c)?;
